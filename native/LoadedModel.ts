@@ -1,0 +1,250 @@
+import {readGgufFileInfo, resolveChatWrapper, SpecialTokensText} from "node-llama-cpp";
+import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import {chatWrapperTypeFor} from "./chatTemplates.js";
+import {toChatHistory} from "./chatHistory.js";
+import {ContextOverflowError, InvalidRequestError} from "./errors.js";
+import {toGrammarSchema} from "./grammarSchema.js";
+import {generateOnSlot} from "./generateOnSlot.js";
+import type {PreparedGeneration} from "./generateOnSlot.js";
+import {SlotScheduler} from "./SlotScheduler.js";
+import type {SlotLease} from "./SlotScheduler.js";
+import {callableTools, toolCallSchema} from "./toolCalls.js";
+import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, ToolDefinition} from "./types.js";
+
+export type LoadModelOptions = {
+    names: readonly string[],
+    path: string,
+    /** Slots (context sequences). */
+    parallel: number,
+    /** Context size of each slot, in tokens. */
+    ctxSize: number,
+    threads: number,
+    gpuLayers: "auto" | "max" | number,
+    maxQueue: number,
+    /** A `--chat-template` name overriding the template in the GGUF file. */
+    chatTemplate?: string
+};
+
+/** A prompt ready to run: its tokens and the stop strings its template implies. */
+export type Prompt = {tokens: Token[], stops: string[], tools?: readonly ToolDefinition[]};
+
+/** A generation that holds a slot. Iterate `events` to run it; `events` returns the slot when it ends. */
+export type Generation = {
+    readonly events: AsyncGenerator<GenerationEvent>,
+    /** Returns the slot of a generation that was never iterated; does nothing once it runs. Idempotent. */
+    release(): void
+};
+
+const grammarCacheSize = 32;
+
+/** One model in memory: its context, whose sequences are the slots, and the scheduler that hands them out. */
+export class LoadedModel {
+    readonly names: readonly string[];
+    readonly path: string;
+    /** Unix seconds when it finished loading. */
+    readonly createdAt: number;
+    readonly model: LlamaModel;
+    readonly context: LlamaContext;
+    readonly scheduler: SlotScheduler;
+    readonly chatWrapper: ChatWrapper;
+    readonly ctxSizePerSlot: number;
+    readonly #threads: number;
+    readonly #vocabularySize: number;
+    readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
+    #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
+    #embeddingQueue: Promise<unknown> = Promise.resolve();
+
+    private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatWrapper: ChatWrapper) {
+        this.names = options.names;
+        this.path = options.path;
+        this.createdAt = Math.floor(Date.now() / 1000);
+        this.model = model;
+        this.context = context;
+        this.chatWrapper = chatWrapper;
+        this.ctxSizePerSlot = options.ctxSize;
+        this.#threads = options.threads;
+        this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
+        const sequences = Array.from({length: options.parallel}, () => context.getSequence());
+        this.scheduler = new SlotScheduler(sequences, options.maxQueue);
+    }
+
+    static async load(llama: Llama, options: LoadModelOptions): Promise<LoadedModel> {
+        const model = await llama.loadModel({modelPath: options.path, gpuLayers: options.gpuLayers});
+        try {
+            // Every slot may hold a full --ctx-size; requests are bounded to it so slots never crowd each other out.
+            const context = await model.createContext({
+                contextSize: options.ctxSize * options.parallel,
+                sequences: options.parallel,
+                threads: options.threads,
+                batchSize: Math.min(512, options.ctxSize * options.parallel)
+            });
+            const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
+            const chatWrapper = resolveChatWrapper(model, chatWrapperType != null ? {type: chatWrapperType} : {});
+            return new LoadedModel(options, model, context, chatWrapper);
+        } catch (error) {
+            await model.dispose();
+            throw error;
+        }
+    }
+
+    /** Reads the GGUF header only, to fail fast on a file that is not a model before anything is loaded. */
+    static async checkFile(path: string): Promise<void> {
+        await readGgufFileInfo(path, {readTensorInfo: false});
+    }
+
+    get name(): string {
+        return this.names[0]!;
+    }
+
+    chatPrompt(messages: readonly ChatMessage[], tools?: GenerationOptions["tools"]): Prompt {
+        const offered = tools != null ? callableTools(tools.definitions, tools.choice) : [];
+        const state = this.chatWrapper.generateContextState({chatHistory: toChatHistory(messages, offered)});
+        const stops = state.stopGenerationTriggers
+            .filter((trigger) => trigger.values.every((value) => typeof value === "string" || value instanceof SpecialTokensText))
+            .map((trigger) => trigger.values.map((value) => typeof value === "string" ? value : value.value).join(""))
+            .filter((stop) => stop.length > 0);
+        return {tokens: state.contextText.tokenize(this.model.tokenizer), stops, tools: offered};
+    }
+
+    /** A raw prompt: text, or token ids (checked against the vocabulary). */
+    textPrompt(prompt: string | readonly number[]): Prompt {
+        const tokens = typeof prompt === "string" ? this.model.tokenize(prompt, false) : this.#checkTokenIds(prompt, "prompt");
+        const bos = this.model.tokens.bos;
+        if (bos != null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos)
+            tokens.unshift(bos);
+        return {tokens, stops: []};
+    }
+
+    #checkTokenIds(ids: readonly number[], param: string): Token[] {
+        const vocabularySize = this.#vocabularySize;
+        if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= vocabularySize))
+            throw new InvalidRequestError(`Token ids must be whole numbers from 0 to ${vocabularySize - 1}`, param);
+        return [...ids] as Token[];
+    }
+
+    detokenize(ids: readonly number[]): string {
+        return this.model.detokenize(this.#checkTokenIds(ids, "prompt"));
+    }
+
+    /**
+     * Checks a request against the prompt and builds its grammars, then waits for a slot.
+     * Rejects with a 4xx error for a request that cannot run, or {@link QueueFullError} when the queue is full.
+     */
+    async start(prompt: Prompt, options: GenerationOptions, promptParam = "messages"): Promise<Generation> {
+        const job = await this.#prepare(prompt, options, promptParam);
+        const queuedAt = performance.now();
+        const lease = await this.scheduler.acquire(prompt.tokens, options.signal);
+        job.queueMs = performance.now() - queuedAt;
+        return this.#run(lease, job);
+    }
+
+    async #prepare(prompt: Prompt, options: GenerationOptions, promptParam: string): Promise<PreparedGeneration> {
+        const room = this.ctxSizePerSlot - prompt.tokens.length;
+        if (room < 1)
+            throw new ContextOverflowError(prompt.tokens.length, this.ctxSizePerSlot, promptParam);
+        if (prompt.tokens.length === 0)
+            throw new InvalidRequestError("The prompt is empty", promptParam);
+
+        const job: PreparedGeneration = {
+            promptTokens: prompt.tokens,
+            maxNewTokens: Math.min(options.maxTokens ?? room, room),
+            sampling: options.sampling,
+            stops: [...prompt.stops, ...options.stop],
+            logprobsTop: options.logprobs?.top,
+            signal: options.signal,
+            queueMs: 0
+        };
+        const format = await this.#formatGrammar(options.responseFormat);
+        if (format != null) {
+            job.grammar = format;
+            job.stops = [...job.stops, ...format.stopGenerationTriggers.filter((trigger) => typeof trigger === "string")];
+        }
+        const tools = prompt.tools ?? [];
+        if (options.tools != null && tools.length > 0) {
+            const grammar = await this.#jsonSchemaGrammar(toolCallSchema(tools.map((tool) => ({
+                ...tool,
+                parameters: tool.parameters != null ? toGrammarSchema(tool.parameters, "tools") : undefined
+            }))), "tools");
+            job.toolCall = {mode: options.tools.choice === "auto" ? "auto" : "forced", grammar};
+        }
+        return job;
+    }
+
+    #run(lease: SlotLease, job: PreparedGeneration): Generation {
+        const model = this.model;
+        let started = false;
+        async function* events(): AsyncGenerator<GenerationEvent> {
+            started = true;
+            try {
+                yield* generateOnSlot(model, lease, job);
+            } finally {
+                lease.release();
+            }
+        }
+        return {
+            events: events(),
+            // Once running, the slot is returned when the generator finishes, never while it evaluates.
+            release: () => {
+                if (!started)
+                    lease.release();
+            }
+        };
+    }
+
+    #formatGrammar(format: ResponseFormat | undefined): Promise<LlamaGrammar> | undefined {
+        if (format == null || format.type === "text")
+            return undefined;
+        if (format.type === "json_object")
+            return this.#cachedGrammar("json", () => this.model.llama.getGrammarFor("json"));
+        return this.#jsonSchemaGrammar(toGrammarSchema(format.schema, "response_format"), "response_format");
+    }
+
+    #jsonSchemaGrammar(schema: Record<string, unknown>, param: string): Promise<LlamaGrammar> {
+        return this.#cachedGrammar(JSON.stringify(schema), async () => {
+            try {
+                // The schema comes from a client; node-llama-cpp checks its shape at run time.
+                return await this.model.llama.createGrammarForJsonSchema(schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+            } catch (error) {
+                throw new InvalidRequestError(`This JSON schema cannot be turned into a grammar: ${(error as Error).message}`, param);
+            }
+        });
+    }
+
+    #cachedGrammar(key: string, create: () => Promise<LlamaGrammar>): Promise<LlamaGrammar> {
+        let grammar = this.#grammars.get(key);
+        if (grammar == null) {
+            grammar = create();
+            grammar.catch(() => this.#grammars.delete(key));
+            this.#grammars.set(key, grammar);
+            if (this.#grammars.size > grammarCacheSize)
+                this.#grammars.delete(this.#grammars.keys().next().value!);
+        }
+        return grammar;
+    }
+
+    /** Embeds inputs one after another on a context of its own, so embedding never takes a chat slot. */
+    embed(input: string | readonly number[], param = "input"): Promise<{vector: readonly number[], tokens: number}> {
+        const run = async () => {
+            this.#embeddingContext ??= this.model.createEmbeddingContext({contextSize: this.ctxSizePerSlot, threads: this.#threads});
+            const context = await this.#embeddingContext;
+            const tokens = typeof input === "string" ? this.model.tokenize(input, false) : this.#checkTokenIds(input, param);
+            if (tokens.length > this.ctxSizePerSlot)
+                throw new ContextOverflowError(tokens.length, this.ctxSizePerSlot, param);
+            if (tokens.length === 0)
+                throw new InvalidRequestError("Cannot embed an empty input", param);
+            const embedding = await context.getEmbeddingFor(tokens);
+            return {vector: embedding.vector, tokens: tokens.length};
+        };
+        const result = this.#embeddingQueue.then(run, run);
+        this.#embeddingQueue = result.catch(() => undefined);
+        return result;
+    }
+
+    async dispose(): Promise<void> {
+        const embeddingContext = this.#embeddingContext;
+        this.#embeddingContext = undefined;
+        await (await embeddingContext?.catch(() => undefined))?.dispose();
+        await this.context.dispose();
+        await this.model.dispose();
+    }
+}

@@ -1,0 +1,139 @@
+import type {LlamaContextSequence, Token} from "node-llama-cpp";
+import {QueueFullError, RequestAbortedError} from "./errors.js";
+
+export type Slot = {
+    readonly index: number,
+    readonly sequence: LlamaContextSequence,
+    busy: boolean,
+    /** Monotonic counter of the last admission, for least-recently-used tie breaks. */
+    lastUsed: number
+};
+
+export type SlotLease = {
+    readonly slot: Slot,
+    /** Prompt tokens already in the slot's KV cache when it was handed out. */
+    readonly cachedPrefixTokens: number,
+    /** Returns the slot; idempotent. */
+    release(): void
+};
+
+type Waiter = {
+    promptTokens: readonly Token[],
+    resolve(lease: SlotLease): void,
+    reject(error: Error): void,
+    cleanup(): void
+};
+
+export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
+    const max = Math.min(a.length, b.length);
+    let index = 0;
+    while (index < max && a[index] === b[index])
+        index++;
+    return index;
+}
+
+/**
+ * Hands the slots (context sequences) of one loaded model to requests.
+ * A request gets the free slot whose cached tokens share the longest prefix with its prompt, so a
+ * repeated system prompt or a growing chat is not evaluated again; when none is free it waits in a
+ * bounded FIFO queue, and a full queue refuses at once with {@link QueueFullError}.
+ */
+export class SlotScheduler {
+    readonly slots: readonly Slot[];
+    readonly maxQueue: number;
+    readonly #queue: Waiter[] = [];
+    #clock = 0;
+
+    constructor(sequences: readonly LlamaContextSequence[], maxQueue: number) {
+        this.slots = sequences.map((sequence, index) => ({index, sequence, busy: false, lastUsed: 0}));
+        this.maxQueue = maxQueue;
+    }
+
+    get busySlots(): number {
+        return this.slots.filter((slot) => slot.busy).length;
+    }
+
+    get queuedRequests(): number {
+        return this.#queue.length;
+    }
+
+    acquire(promptTokens: readonly Token[], signal?: AbortSignal): Promise<SlotLease> {
+        if (signal?.aborted)
+            return Promise.reject(new RequestAbortedError());
+
+        const free = this.#bestFreeSlot(promptTokens);
+        if (free != null)
+            return Promise.resolve(this.#lease(free.slot, free.prefixLength));
+
+        if (this.#queue.length >= this.maxQueue)
+            return Promise.reject(new QueueFullError(this.#queue.length));
+
+        return new Promise<SlotLease>((resolve, reject) => {
+            const onAbort = () => {
+                const index = this.#queue.indexOf(waiter);
+                if (index >= 0)
+                    this.#queue.splice(index, 1);
+                reject(new RequestAbortedError());
+            };
+            const waiter: Waiter = {
+                promptTokens,
+                resolve,
+                reject,
+                cleanup: () => signal?.removeEventListener("abort", onAbort)
+            };
+            signal?.addEventListener("abort", onAbort, {once: true});
+            this.#queue.push(waiter);
+        });
+    }
+
+    /** Rejects every waiting request, for shutdown. */
+    rejectWaiting(error: Error): void {
+        for (const waiter of this.#queue.splice(0)) {
+            waiter.cleanup();
+            waiter.reject(error);
+        }
+    }
+
+    #bestFreeSlot(promptTokens: readonly Token[]): {slot: Slot, prefixLength: number} | undefined {
+        let best: {slot: Slot, prefixLength: number} | undefined;
+        for (const slot of this.slots) {
+            if (slot.busy)
+                continue;
+            const prefixLength = commonPrefixLength(slot.sequence.contextTokens, promptTokens);
+            if (best == null || prefixLength > best.prefixLength ||
+                (prefixLength === best.prefixLength && slot.lastUsed < best.slot.lastUsed))
+                best = {slot, prefixLength};
+        }
+        return best;
+    }
+
+    #lease(slot: Slot, prefixLength: number): SlotLease {
+        slot.busy = true;
+        slot.lastUsed = ++this.#clock;
+        let released = false;
+        return {
+            slot,
+            cachedPrefixTokens: prefixLength,
+            release: () => {
+                if (released)
+                    return;
+                released = true;
+                slot.busy = false;
+                this.#dispatch();
+            }
+        };
+    }
+
+    #dispatch(): void {
+        const waiter = this.#queue.shift();
+        if (waiter == null)
+            return;
+        const free = this.#bestFreeSlot(waiter.promptTokens);
+        if (free == null) {
+            this.#queue.unshift(waiter);
+            return;
+        }
+        waiter.cleanup();
+        waiter.resolve(this.#lease(free.slot, free.prefixLength));
+    }
+}

@@ -1,0 +1,83 @@
+/**
+ * Errors a client can cause or must wait out. Each carries the HTTP status and the OpenAI error
+ * `type`/`code` it maps to, so one handler in `server/` turns any of them into the API's error shape.
+ */
+export class HearthError extends Error {
+    override readonly name: string = "HearthError";
+    readonly statusCode: number;
+    readonly type: string;
+    readonly code: string | null;
+    readonly param: string | null;
+
+    constructor(message: string, options: {statusCode: number, type?: string, code?: string | null, param?: string | null}) {
+        super(message);
+        this.statusCode = options.statusCode;
+        this.type = options.type ?? (options.statusCode >= 500 ? "server_error" : "invalid_request_error");
+        this.code = options.code ?? null;
+        this.param = options.param ?? null;
+    }
+}
+
+export class InvalidRequestError extends HearthError {
+    override readonly name = "InvalidRequestError";
+
+    constructor(message: string, param: string | null = null, code: string | null = null) {
+        super(message, {statusCode: 400, param, code});
+    }
+}
+
+export class ModelNotFoundError extends HearthError {
+    override readonly name = "ModelNotFoundError";
+
+    constructor(model: string, available: readonly string[]) {
+        super(
+            `The model "${model}" does not exist. ` +
+            (available.length === 0 ? "No models are loaded; start the server with --model FILE.gguf" : `Available models: ${available.join(", ")}`),
+            {statusCode: 404, param: "model", code: "model_not_found"}
+        );
+    }
+}
+
+export class ModelNotReadyError extends HearthError {
+    override readonly name = "ModelNotReadyError";
+    readonly retryAfterSeconds: number;
+
+    constructor(message: string, retryAfterSeconds = 1) {
+        super(message, {statusCode: 503, type: "server_error", code: "model_not_ready"});
+        this.retryAfterSeconds = retryAfterSeconds;
+    }
+}
+
+export class ContextOverflowError extends HearthError {
+    override readonly name = "ContextOverflowError";
+
+    constructor(promptTokens: number, contextSize: number, param = "messages") {
+        super(
+            `This prompt is ${promptTokens} tokens long, but the model's context is ${contextSize} tokens per slot ` +
+            "(and at least one token must be left to generate). Shorten the prompt, or start the server with a larger --ctx-size.",
+            {statusCode: 400, param, code: "context_length_exceeded"}
+        );
+    }
+}
+
+export class QueueFullError extends HearthError {
+    override readonly name = "QueueFullError";
+    readonly retryAfterSeconds: number;
+
+    constructor(queued: number, retryAfterSeconds = 1) {
+        super(
+            `The server is busy: all slots are generating and ${queued} requests are already waiting. Retry shortly.`,
+            {statusCode: 503, type: "server_error", code: "queue_full"}
+        );
+        this.retryAfterSeconds = retryAfterSeconds;
+    }
+}
+
+/** Thrown into a waiting or running request whose client went away. */
+export class RequestAbortedError extends Error {
+    override readonly name = "RequestAbortedError";
+
+    constructor() {
+        super("The request was aborted");
+    }
+}

@@ -1,0 +1,76 @@
+/** The engine's own request and event shapes. Routes translate OpenAI or Ollama shapes to and from these. */
+
+export type SamplingOptions = {
+    /** `0` is greedy. Defaults to `0.8`. */
+    temperature?: number,
+    topP?: number,
+    topK?: number,
+    minP?: number,
+    /** The same seed with the same request gives the same output. Defaults to a random seed. */
+    seed?: number,
+    /** Multiplicative penalty on recently seen tokens; `1` disables it. Defaults to `1`. */
+    repeatPenalty?: number,
+    presencePenalty?: number,
+    frequencyPenalty?: number
+};
+
+export type ToolDefinition = {
+    name: string,
+    description?: string,
+    /** JSON schema of the arguments object. */
+    parameters?: Record<string, unknown>
+};
+
+export type ToolChoice = "auto" | "none" | "required" | {name: string};
+
+export type ToolCall = {id: string, name: string, arguments: string};
+
+export type ChatMessage =
+    | {role: "system" | "user", content: string}
+    | {role: "assistant", content: string, toolCalls?: readonly ToolCall[]}
+    | {role: "tool", content: string, toolCallId?: string};
+
+export type ResponseFormat =
+    | {type: "text"}
+    | {type: "json_object"}
+    | {type: "json_schema", schema: Record<string, unknown>};
+
+export type GenerationOptions = {
+    /** Tokens to generate at most; generation also ends where the slot's context ends. */
+    maxTokens?: number,
+    sampling: SamplingOptions,
+    /** Strings that end generation; they are never part of the output. */
+    stop: readonly string[],
+    responseFormat?: ResponseFormat,
+    tools?: {definitions: readonly ToolDefinition[], choice: ToolChoice},
+    /** Report log probabilities of each generated token and of the `top` likeliest alternatives. */
+    logprobs?: {top: number},
+    signal?: AbortSignal
+};
+
+export type TopLogprob = {token: string, logprob: number, bytes: number[]};
+export type TokenLogprob = TopLogprob & {topLogprobs: TopLogprob[]};
+
+export type FinishReason = "stop" | "length" | "tool_calls";
+
+export type Usage = {
+    promptTokens: number,
+    completionTokens: number,
+    /** Prompt tokens that were already in the slot's cache and were not evaluated again. */
+    cachedPromptTokens: number
+};
+
+export type Timings = {
+    /** From admission to a slot until the first generated token. */
+    promptMs: number,
+    /** From the first generated token to the last. */
+    generationMs: number,
+    /** Time spent waiting for a free slot. */
+    queueMs: number
+};
+
+export type GenerationEvent =
+    | {type: "text", text: string, logprobs?: TokenLogprob[]}
+    | {type: "toolCall", index: number, id: string, name: string}
+    | {type: "toolCallArguments", index: number, text: string}
+    | {type: "done", finishReason: FinishReason, usage: Usage, timings: Timings};

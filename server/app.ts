@@ -1,0 +1,39 @@
+import Fastify, {LogController} from "fastify";
+import type {FastifyInstance, FastifyServerOptions} from "fastify";
+import type {Engine} from "../native/Engine.js";
+import {errorBody, errorHandler} from "./errors.js";
+import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
+import {completionsRoutes} from "./openai/completions.js";
+import {embeddingsRoutes} from "./openai/embeddings.js";
+import {modelsRoutes} from "./openai/models.js";
+
+export type AppOptions = {
+    engine: Engine,
+    logger?: FastifyServerOptions["logger"],
+    /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
+    bodyLimitBytes?: number
+};
+
+/** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
+export async function buildApp({engine, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+    const app = Fastify({
+        logger,
+        logController: new LogController({disableRequestLogging: true}),
+        bodyLimit: bodyLimitBytes,
+        // Types are not coerced and unknown fields are kept: OpenAI clients send fields this server ignores.
+        ajv: {customOptions: {coerceTypes: false, removeAdditional: false, useDefaults: false}}
+    });
+    app.setErrorHandler(errorHandler);
+    app.setNotFoundHandler((request, reply) => {
+        void reply.status(404).send(errorBody(`There is no ${request.method} ${request.url.split("?")[0]} on this server`, "invalid_request_error", null, "not_found"));
+    });
+
+    app.get("/health", async () => ({status: engine.status}));
+
+    const options = {engine};
+    await app.register(modelsRoutes, options);
+    await app.register(chatCompletionsRoutes, options);
+    await app.register(completionsRoutes, options);
+    await app.register(embeddingsRoutes, options);
+    return app;
+}

@@ -1,0 +1,100 @@
+import {readFileSync} from "node:fs";
+import {access} from "node:fs/promises";
+import {LoadedModel} from "../native/LoadedModel.js";
+import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.js";
+import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
+import type {ServeConfig} from "./config.js";
+import {startServer} from "./startServer.js";
+
+const USAGE = `Usage: hearth <command> [options]
+
+Commands:
+  serve       run the OpenAI-compatible server (hearth serve --help for its options)
+  --version   print the version`;
+
+function version(): string {
+    const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {version: string};
+    return packageJson.version;
+}
+
+function fail(message: string, exitCode = 1): never {
+    console.error(`hearth: ${message}`);
+    process.exit(exitCode);
+}
+
+/** Checks what can be checked before listening, so a typo fails at once and not after a load. */
+async function checkModels(config: ServeConfig): Promise<void> {
+    if (config.chatTemplate != null && chatWrapperTypeFor(config.chatTemplate) == null)
+        throw new ConfigError(`--chat-template must be one of ${CHAT_TEMPLATE_NAMES.join(", ")}, got "${config.chatTemplate}"`);
+    for (const model of config.models) {
+        try {
+            await access(model.path);
+        } catch {
+            throw new ConfigError(`no model file at ${model.path}`);
+        }
+        try {
+            await LoadedModel.checkFile(model.path);
+        } catch (error) {
+            throw new ConfigError(`${model.path} is not a GGUF model file (${(error as Error).message})`);
+        }
+    }
+}
+
+async function serve(argv: string[]): Promise<void> {
+    const {config, help} = parseServeArgs(argv);
+    if (help) {
+        console.log(SERVE_USAGE);
+        return;
+    }
+    await checkModels(config);
+    const server = await startServer(config, {logger: {level: process.env.HEARTH_LOG_LEVEL ?? "info"}});
+    console.log(`Hearth is listening on ${server.url} (OpenAI base_url: ${server.url}/v1)`);
+    if (config.models.length === 0)
+        console.log("No model given: start with --model FILE.gguf to serve one.");
+
+    let stopping = false;
+    const stop = (signal: string) => {
+        if (stopping)
+            process.exit(1);
+        stopping = true;
+        server.app.log.info(`${signal}: shutting down`);
+        server.close().then(() => process.exit(0), () => process.exit(1));
+    };
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGTERM", () => stop("SIGTERM"));
+
+    try {
+        await server.ready;
+        const names = server.engine.models.flatMap((model) => model.names);
+        console.log(names.length > 0 ? `Ready: ${names.join(", ")}` : "Ready");
+    } catch (error) {
+        await server.close().catch(() => undefined);
+        fail((error as Error).message);
+    }
+}
+
+async function main(argv: string[]): Promise<void> {
+    const [command, ...rest] = argv;
+    switch (command) {
+        case "serve":
+            return serve(rest);
+        case "--version":
+        case "-v":
+            console.log(version());
+            return;
+        case undefined:
+        case "--help":
+        case "-h":
+        case "help":
+            console.log(USAGE);
+            return;
+        default:
+            fail(`unknown command "${command}"\n${USAGE}`, 2);
+    }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+    if (error instanceof ConfigError)
+        fail(error.message, 2);
+    fail((error as Error).stack ?? String(error));
+});

@@ -1,0 +1,174 @@
+import os from "node:os";
+import path from "node:path";
+import {parseArgs} from "node:util";
+
+/** The one place where Hearth reads its settings: CLI flags first, then `HEARTH_*` variables, then defaults. */
+
+export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
+export type GpuLayers = "auto" | "max" | number;
+
+export type ModelSpec = {
+    /** Absolute path of the GGUF file. */
+    path: string,
+    /** Names the model is served under: its file name without `.gguf`, then any alias. */
+    names: string[]
+};
+
+export type ServeConfig = {
+    models: ModelSpec[],
+    /** Defaults to `127.0.0.1`. */
+    host: string,
+    /** Defaults to {@link DEFAULT_PORT}. `0` picks a free port. */
+    port: number,
+    /** Slots (context sequences) per model. Defaults to `4`. */
+    parallel: number,
+    /** Context size of each slot, in tokens. Defaults to `2048`. */
+    ctxSize: number,
+    /** Threads for token evaluation. Defaults to `"auto"`: see `defaultThreadCount` in `native/`. */
+    threads: "auto" | number,
+    /** Defaults to `"auto"`. */
+    gpu: GpuChoice,
+    /** Defaults to `"auto"`. */
+    gpuLayers: GpuLayers,
+    /** Requests that may wait for a slot, per model, before new ones get 503. Defaults to `64`. */
+    maxQueue: number,
+    /** Overrides the chat template read from the GGUF file (`chatml`, `llama2`, `llama3`, …). */
+    chatTemplate: string | undefined,
+    /** The data folder. Defaults to a per-OS location, see {@link defaultHome}. */
+    home: string
+};
+
+/** 4327 spells HEAR on a phone keypad; no other local LLM tool listens there (Ollama 11434, LM Studio 1234, llama.cpp 8080, Jan 1337). */
+export const DEFAULT_PORT = 4327;
+export const GPU_CHOICES: readonly GpuChoice[] = ["auto", "cuda", "metal", "vulkan", "cpu"];
+
+export class ConfigError extends Error {
+    override readonly name = "ConfigError";
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function defaultHome(env: Env = process.env, platform: NodeJS.Platform = process.platform, homeDir = os.homedir()): string {
+    if (platform === "win32")
+        return path.join(env.APPDATA ?? path.join(homeDir, "AppData", "Roaming"), "Hearth");
+    if (platform === "darwin")
+        return path.join(homeDir, "Library", "Application Support", "Hearth");
+    return path.join(env.XDG_DATA_HOME || path.join(homeDir, ".local", "share"), "hearth");
+}
+
+function parseInteger(name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    if (!/^\d+$/.test(value.trim()))
+        throw new ConfigError(`${name} must be a whole number, got "${value}"`);
+    const parsed = Number(value);
+    if (parsed < min || parsed > max)
+        throw new ConfigError(`${name} must be between ${min} and ${max}, got ${parsed}`);
+    return parsed;
+}
+
+function parseGpu(value: string): GpuChoice {
+    if ((GPU_CHOICES as readonly string[]).includes(value))
+        return value as GpuChoice;
+    throw new ConfigError(`--gpu must be one of ${GPU_CHOICES.join(", ")}, got "${value}"`);
+}
+
+function parseGpuLayers(value: string): GpuLayers {
+    if (value === "auto" || value === "max")
+        return value;
+    return parseInteger("--gpu-layers", value, 0, 100_000);
+}
+
+/** `models/a/Llama-3-8B.Q4_K_M.gguf` is served as `Llama-3-8B.Q4_K_M`. */
+export function modelNameFromPath(filePath: string): string {
+    return path.basename(filePath).replace(/\.gguf$/i, "");
+}
+
+const serveOptions = {
+    model: {type: "string", short: "m", multiple: true},
+    alias: {type: "string", short: "a", multiple: true},
+    host: {type: "string"},
+    port: {type: "string", short: "p"},
+    parallel: {type: "string"},
+    "ctx-size": {type: "string", short: "c"},
+    threads: {type: "string", short: "t"},
+    gpu: {type: "string"},
+    "gpu-layers": {type: "string"},
+    "max-queue": {type: "string"},
+    "chat-template": {type: "string"},
+    home: {type: "string"},
+    help: {type: "boolean", short: "h"}
+} as const;
+
+export const SERVE_USAGE = `Usage: hearth serve [options]
+
+  -m, --model FILE        GGUF file to serve (repeatable); served under its file name without .gguf
+  -a, --alias NAME        another name for the model given at the same position (repeatable)
+      --host ADDR         address to listen on (default 127.0.0.1)             HEARTH_HOST
+  -p, --port N            port, 0 for any free one (default ${DEFAULT_PORT})              HEARTH_PORT
+      --parallel N        slots per model: requests generated at once (default 4) HEARTH_PARALLEL
+  -c, --ctx-size N        context size of each slot in tokens (default 2048)    HEARTH_CTX_SIZE
+  -t, --threads N         CPU threads for evaluation (default: see README)      HEARTH_THREADS
+      --gpu BACKEND       auto|cuda|metal|vulkan|cpu (default auto)             HEARTH_GPU
+      --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
+      --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
+      --chat-template T   override the model's template: chatml, llama2, llama3, mistral, gemma, general
+      --home DIR          data folder                                           HEARTH_HOME
+
+Environment: HEARTH_MODEL takes model paths separated by "${path.delimiter}".`;
+
+export type ServeArgs = {config: ServeConfig, help: boolean};
+
+/** Parses `hearth serve` flags over the `HEARTH_*` environment. Throws {@link ConfigError} with a message for a person. */
+export function parseServeArgs(argv: readonly string[], env: Env = process.env, cwd = process.cwd()): ServeArgs {
+    let values;
+    try {
+        ({values} = parseArgs({args: [...argv], options: serveOptions, allowPositionals: false, strict: true}));
+    } catch (error) {
+        throw new ConfigError((error as Error).message);
+    }
+
+    const modelPaths = values.model ?? (env.HEARTH_MODEL ? env.HEARTH_MODEL.split(path.delimiter).filter(Boolean) : []);
+    const aliases = values.alias ?? (env.HEARTH_ALIAS ? env.HEARTH_ALIAS.split(",").filter(Boolean) : []);
+    if (aliases.length > modelPaths.length)
+        throw new ConfigError(`--alias was given ${aliases.length} times but --model only ${modelPaths.length}; each alias names the model at the same position`);
+
+    const models: ModelSpec[] = modelPaths.map((modelPath, index) => {
+        const names = [modelNameFromPath(modelPath)];
+        const alias = aliases[index];
+        if (alias != null && !names.includes(alias))
+            names.push(alias);
+        return {path: path.resolve(cwd, modelPath), names};
+    });
+    const seen = new Set<string>();
+    for (const name of models.flatMap((model) => model.names)) {
+        if (seen.has(name))
+            throw new ConfigError(`two models are served under the name "${name}"; give one of them an --alias`);
+        seen.add(name);
+    }
+
+    const pick = (flag: string | undefined, envName: string) => flag ?? env[envName];
+    const port = pick(values.port, "HEARTH_PORT");
+    const parallel = pick(values.parallel, "HEARTH_PARALLEL");
+    const ctxSize = pick(values["ctx-size"], "HEARTH_CTX_SIZE");
+    const threads = pick(values.threads, "HEARTH_THREADS");
+    const gpu = pick(values.gpu, "HEARTH_GPU");
+    const gpuLayers = pick(values["gpu-layers"], "HEARTH_GPU_LAYERS");
+    const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
+    const home = pick(values.home, "HEARTH_HOME");
+
+    return {
+        help: values.help === true,
+        config: {
+            models,
+            host: pick(values.host, "HEARTH_HOST") || "127.0.0.1",
+            port: port != null ? parseInteger("--port", port, 0, 65535) : DEFAULT_PORT,
+            parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,
+            ctxSize: ctxSize != null ? parseInteger("--ctx-size", ctxSize, 64, 1 << 20) : 2048,
+            threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
+            gpu: gpu != null ? parseGpu(gpu) : "auto",
+            gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
+            maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
+            chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
+            home: path.resolve(cwd, home || defaultHome(env))
+        }
+    };
+}

@@ -1,0 +1,39 @@
+import type {FastifyInstance} from "fastify";
+import type {Engine} from "../../native/Engine.js";
+import {InvalidRequestError} from "../../native/errors.js";
+import {EmbeddingRequest} from "./schemas.js";
+
+/** Unit length, as OpenAI's embeddings are, so a dot product is the cosine similarity. */
+function normalize(vector: readonly number[]): number[] {
+    const norm = Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0));
+    return norm > 0 ? vector.map((value) => value / norm) : [...vector];
+}
+
+function toBase64(vector: readonly number[]): string {
+    return Buffer.from(new Float32Array(vector).buffer).toString("base64");
+}
+
+export async function embeddingsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
+    app.post<{Body: EmbeddingRequest}>("/v1/embeddings", {schema: {body: EmbeddingRequest}}, async (request) => {
+        const body = request.body;
+        const model = engine.get(body.model);
+        const input = body.input;
+        const inputs: (string | number[])[] = typeof input === "string" ? [input]
+            : input.every((item) => typeof item === "number") ? [input as number[]]
+            : input as (string | number[])[];
+        if (inputs.length > 2048)
+            throw new InvalidRequestError(`input has ${inputs.length} items; at most 2048 can be embedded in one request`, "input");
+
+        const data = [];
+        let promptTokens = 0;
+        for (const [index, item] of inputs.entries()) {
+            const {vector, tokens} = await model.embed(item, inputs.length > 1 ? `input.${index}` : "input");
+            if (body.dimensions != null && body.dimensions !== vector.length)
+                throw new InvalidRequestError(`This model's embeddings have ${vector.length} dimensions; dimensions=${body.dimensions} cannot be given`, "dimensions");
+            promptTokens += tokens;
+            const embedding = normalize(vector);
+            data.push({object: "embedding", index, embedding: body.encoding_format === "base64" ? toBase64(embedding) : embedding});
+        }
+        return {object: "list", data, model: body.model, usage: {prompt_tokens: promptTokens, total_tokens: promptTokens}};
+    });
+}

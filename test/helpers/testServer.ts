@@ -1,0 +1,38 @@
+import OpenAI from "openai";
+import type {ServeConfig} from "../../server/config.js";
+import {startServer} from "../../server/startServer.js";
+import type {RunningServer} from "../../server/startServer.js";
+import {modelNameFromPath} from "../../server/config.js";
+import {testModel} from "./testModels.js";
+
+export type TestServer = RunningServer & {
+    /** `…/v1`, the OpenAI base URL. */
+    baseURL: string,
+    client: OpenAI
+};
+
+/** Starts the real server on a free loopback port with real models, and waits until they have loaded. */
+export async function startTestServer(options: Partial<ServeConfig> & {modelFiles?: string[]} = {}): Promise<TestServer> {
+    const modelFiles = options.modelFiles ?? ["stories260K.gguf"];
+    const models = await Promise.all(modelFiles.map(async (file) => {
+        const modelPath = await testModel(file);
+        return {path: modelPath, names: [modelNameFromPath(modelPath)]};
+    }));
+    const server = await startServer({
+        host: "127.0.0.1",
+        port: 0,
+        parallel: 4,
+        ctxSize: 2048,
+        threads: 1,
+        gpu: "cpu",
+        gpuLayers: 0,
+        maxQueue: 64,
+        chatTemplate: undefined,
+        home: "",
+        ...options,
+        models: options.models ?? models
+    });
+    await server.ready;
+    const baseURL = `${server.url}/v1`;
+    return {...server, baseURL, client: new OpenAI({baseURL, apiKey: "not-needed", maxRetries: 0})};
+}
