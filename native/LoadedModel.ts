@@ -1,4 +1,4 @@
-import {readGgufFileInfo, resolveChatWrapper, SpecialTokensText} from "node-llama-cpp";
+import {readGgufFileInfo, resolveChatWrapper} from "node-llama-cpp";
 import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {toChatHistory} from "./chatHistory.js";
@@ -7,6 +7,7 @@ import {toGrammarSchema} from "./grammarSchema.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration} from "./generateOnSlot.js";
 import {SlotScheduler} from "./SlotScheduler.js";
+import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {callableTools, toolCallSchema} from "./toolCalls.js";
 import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, ToolDefinition} from "./types.js";
@@ -99,11 +100,7 @@ export class LoadedModel {
     chatPrompt(messages: readonly ChatMessage[], tools?: GenerationOptions["tools"]): Prompt {
         const offered = tools != null ? callableTools(tools.definitions, tools.choice) : [];
         const state = this.chatWrapper.generateContextState({chatHistory: toChatHistory(messages, offered)});
-        const stops = state.stopGenerationTriggers
-            .filter((trigger) => trigger.values.every((value) => typeof value === "string" || value instanceof SpecialTokensText))
-            .map((trigger) => trigger.values.map((value) => typeof value === "string" ? value : value.value).join(""))
-            .filter((stop) => stop.length > 0);
-        return {tokens: state.contextText.tokenize(this.model.tokenizer), stops, tools: offered};
+        return {tokens: state.contextText.tokenize(this.model.tokenizer), stops: stopTriggerStrings(state.stopGenerationTriggers), tools: offered};
     }
 
     /** A raw prompt: text, or token ids (checked against the vocabulary). */
@@ -157,7 +154,7 @@ export class LoadedModel {
         const format = await this.#formatGrammar(options.responseFormat);
         if (format != null) {
             job.grammar = format;
-            job.stops = [...job.stops, ...format.stopGenerationTriggers.filter((trigger) => typeof trigger === "string")];
+            job.stops = [...job.stops, ...stopTriggerStrings(format.stopGenerationTriggers)];
         }
         const tools = prompt.tools ?? [];
         if (options.tools != null && tools.length > 0) {

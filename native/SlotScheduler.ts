@@ -24,6 +24,8 @@ type Waiter = {
     cleanup(): void
 };
 
+const minReusedPrefixTokens = 32;
+
 export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
     const max = Math.min(a.length, b.length);
     let index = 0;
@@ -94,17 +96,26 @@ export class SlotScheduler {
         }
     }
 
+    /**
+     * The free slot with the longest cached prefix of the prompt, when that prefix is worth keeping
+     * (32 tokens or half the prompt); otherwise the least recently used free slot, so a shared BOS
+     * token or a few common words never evict a cache that a later request could reuse.
+     */
     #bestFreeSlot(promptTokens: readonly Token[]): {slot: Slot, prefixLength: number} | undefined {
-        let best: {slot: Slot, prefixLength: number} | undefined;
+        let longest: {slot: Slot, prefixLength: number} | undefined;
+        let leastRecent: {slot: Slot, prefixLength: number} | undefined;
         for (const slot of this.slots) {
             if (slot.busy)
                 continue;
             const prefixLength = commonPrefixLength(slot.sequence.contextTokens, promptTokens);
-            if (best == null || prefixLength > best.prefixLength ||
-                (prefixLength === best.prefixLength && slot.lastUsed < best.slot.lastUsed))
-                best = {slot, prefixLength};
+            if (longest == null || prefixLength > longest.prefixLength ||
+                (prefixLength === longest.prefixLength && slot.lastUsed < longest.slot.lastUsed))
+                longest = {slot, prefixLength};
+            if (leastRecent == null || slot.lastUsed < leastRecent.slot.lastUsed)
+                leastRecent = {slot, prefixLength};
         }
-        return best;
+        const worthKeeping = Math.min(minReusedPrefixTokens, Math.ceil(promptTokens.length / 2));
+        return longest != null && longest.prefixLength >= worthKeeping ? longest : leastRecent;
     }
 
     #lease(slot: Slot, prefixLength: number): SlotLease {

@@ -4,6 +4,7 @@ import type {LlamaGrammar, LlamaModel, SequenceEvaluateOptions, Token} from "nod
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {StopDetector} from "./StopDetector.js";
+import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import {TOOL_CALL_OPEN, ToolCallStreamParser, newToolCallId} from "./toolCalls.js";
 import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob} from "./types.js";
@@ -112,7 +113,7 @@ export async function* generateOnSlot(model: LlamaModel, lease: SlotLease, job: 
         const parser = new ToolCallStreamParser();
         const id = newToolCallId();
         // The grammar ends a call with its own stop text (blank lines); the call is complete there.
-        const end = new StopDetector(grammar.stopGenerationTriggers.filter((trigger) => typeof trigger === "string"));
+        const end = new StopDetector(stopTriggerStrings(grammar.stopGenerationTriggers));
         yield* sample(input, grammar, (piece) => {
             const {text, stop} = end.push(piece);
             const update = parser.push(text);

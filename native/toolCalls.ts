@@ -73,7 +73,7 @@ export function toolCallSchema(tools: readonly ToolDefinition[]): Record<string,
     return variants.length === 1 ? variants[0]! : {oneOf: variants};
 }
 
-const callHeader = /^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*/;
+const callHeader = /^\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*(?=\S)/;
 const callTail = /\s*\}?\s*$/;
 
 /**
