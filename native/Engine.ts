@@ -118,6 +118,12 @@ export class Engine {
                 : (error as Error).message;
             throw new BackendUnavailableError(gpu, reason);
         }
+        if (gpu !== "auto" && this.backend !== gpu) {
+            const fallback = this.backend;
+            await this.#llama.dispose();
+            this.#llama = undefined;
+            throw new BackendUnavailableError(gpu, `node-llama-cpp offered ${fallback} instead`);
+        }
         this.#threads = this.options.threads === "auto" ? defaultThreadCount(this.#llama.cpuMathCores) : this.options.threads;
         log("info", `backend ${this.backend}, ${this.#threads} threads`);
         if (gpu === "auto" && this.#llama.gpu === false)

@@ -98,21 +98,24 @@ export class SlotScheduler {
 
     /**
      * The free slot with the longest cached prefix of the prompt, when that prefix is worth keeping
-     * (32 tokens or half the prompt); otherwise the least recently used free slot, so a shared BOS
+     * (32 tokens or half the prompt); otherwise the least recently used free slot (an empty one
+     * first among equals), so a shared BOS
      * token or a few common words never evict a cache that a later request could reuse.
      */
     #bestFreeSlot(promptTokens: readonly Token[]): {slot: Slot, prefixLength: number} | undefined {
         let longest: {slot: Slot, prefixLength: number} | undefined;
-        let leastRecent: {slot: Slot, prefixLength: number} | undefined;
+        let leastRecent: {slot: Slot, prefixLength: number, cachedTokens: number} | undefined;
         for (const slot of this.slots) {
             if (slot.busy)
                 continue;
-            const prefixLength = commonPrefixLength(slot.sequence.contextTokens, promptTokens);
+            const cached = slot.sequence.contextTokens;
+            const prefixLength = commonPrefixLength(cached, promptTokens);
             if (longest == null || prefixLength > longest.prefixLength ||
                 (prefixLength === longest.prefixLength && slot.lastUsed < longest.slot.lastUsed))
                 longest = {slot, prefixLength};
-            if (leastRecent == null || slot.lastUsed < leastRecent.slot.lastUsed)
-                leastRecent = {slot, prefixLength};
+            if (leastRecent == null || slot.lastUsed < leastRecent.slot.lastUsed ||
+                (slot.lastUsed === leastRecent.slot.lastUsed && cached.length < leastRecent.cachedTokens))
+                leastRecent = {slot, prefixLength, cachedTokens: cached.length};
         }
         const worthKeeping = Math.min(minReusedPrefixTokens, Math.ceil(promptTokens.length / 2));
         return longest != null && longest.prefixLength >= worthKeeping ? longest : leastRecent;

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import {describe, it} from "node:test";
+import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/config.js";
+
+describe("serve configuration", () => {
+    it("has safe defaults: loopback only, its own port", () => {
+        const {config} = parseServeArgs([], {}, "/work");
+        assert.equal(config.host, "127.0.0.1");
+        assert.equal(config.port, DEFAULT_PORT);
+        assert.equal(config.parallel, 4);
+        assert.equal(config.ctxSize, 2048);
+        assert.equal(config.threads, "auto");
+        assert.equal(config.gpu, "auto");
+        assert.equal(config.gpuLayers, "auto");
+        assert.deepEqual(config.models, []);
+    });
+
+    it("reads flags over HEARTH_* variables", () => {
+        const env = {HEARTH_PORT: "9000", HEARTH_THREADS: "3", HEARTH_MODEL: "/m/a.gguf:/m/b.gguf", HEARTH_HOME: "/data", HEARTH_GPU_LAYERS: "max"};
+        const {config} = parseServeArgs(["--port", "9100", "--gpu", "cpu", "--ctx-size", "4096"], env, "/work");
+        assert.equal(config.port, 9100);
+        assert.equal(config.threads, 3);
+        assert.equal(config.gpu, "cpu");
+        assert.equal(config.gpuLayers, "max");
+        assert.equal(config.ctxSize, 4096);
+        assert.equal(config.home, "/data");
+        assert.deepEqual(config.models.map((model) => model.names), [["a"], ["b"]]);
+    });
+
+    it("names a model after its file and adds aliases by position", () => {
+        const {config} = parseServeArgs(["-m", "models/Llama-3.Q4_K_M.gguf", "-m", "x.GGUF", "--alias", "llama", "--gpu-layers", "12"], {}, "/work");
+        assert.deepEqual(config.models, [
+            {path: "/work/models/Llama-3.Q4_K_M.gguf", names: ["Llama-3.Q4_K_M", "llama"]},
+            {path: "/work/x.GGUF", names: ["x"]}
+        ]);
+        assert.equal(config.gpuLayers, 12);
+    });
+
+    it("refuses bad values with messages a person can act on", () => {
+        const cases: [string[], RegExp][] = [
+            [["--port", "99999"], /--port must be between 0 and 65535/],
+            [["--parallel", "0"], /--parallel must be between 1/],
+            [["--threads", "two"], /--threads must be a whole number/],
+            [["--gpu", "tpu"], /--gpu must be one of auto, cuda, metal, vulkan, cpu/],
+            [["--gpu-layers", "most"], /--gpu-layers must be a whole number/],
+            [["--alias", "x"], /--alias was given 1 times but --model only 0/],
+            [["-m", "a/x.gguf", "-m", "b/x.gguf"], /two models are served under the name "x"/],
+            [["--bogus"], /Unknown option '--bogus'/]
+        ];
+        for (const [argv, pattern] of cases)
+            assert.throws(() => parseServeArgs(argv, {}, "/work"), (error: unknown) => error instanceof ConfigError && pattern.test(error.message), argv.join(" "));
+    });
+
+    it("puts the data folder where each OS expects it", () => {
+        assert.equal(defaultHome({}, "linux", "/home/ada"), "/home/ada/.local/share/hearth");
+        assert.equal(defaultHome({XDG_DATA_HOME: "/xdg"}, "linux", "/home/ada"), "/xdg/hearth");
+        assert.equal(defaultHome({}, "darwin", "/Users/ada"), "/Users/ada/Library/Application Support/Hearth");
+        assert.match(defaultHome({APPDATA: "C:\\Users\\ada\\AppData\\Roaming"}, "win32", "C:\\Users\\ada"), /Roaming.Hearth$/);
+    });
+});

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import {describe, it} from "node:test";
+import {StopDetector} from "../native/StopDetector.js";
+import {SlotScheduler} from "../native/SlotScheduler.js";
+import {ToolCallStreamParser, toolCallSchema} from "../native/toolCalls.js";
+import {toGrammarSchema} from "../native/grammarSchema.js";
+import type {LlamaContextSequence} from "node-llama-cpp";
+
+describe("StopDetector", () => {
+    it("holds back a possible stop string and drops it when it completes", () => {
+        const detector = new StopDetector(["\nUser:", "END"]);
+        assert.deepEqual(detector.push("Hello"), {text: "Hello", stop: undefined});
+        assert.deepEqual(detector.push(" there\nUs"), {text: " there", stop: undefined});
+        assert.deepEqual(detector.push("er: more"), {text: "", stop: "\nUser:"});
+    });
+
+    it("releases held-back text that did not become a stop string", () => {
+        const detector = new StopDetector(["END"]);
+        assert.deepEqual(detector.push("THE EN"), {text: "THE ", stop: undefined});
+        // "ENGINE" ends in "E", which may still start "END".
+        assert.deepEqual(detector.push("GINE"), {text: "ENGIN", stop: undefined});
+        assert.deepEqual(detector.push(" E"), {text: "E ", stop: undefined});
+        assert.equal(detector.flush(), "E");
+    });
+
+    it("stops at the earliest of several stop strings", () => {
+        const detector = new StopDetector(["b", "a"]);
+        assert.deepEqual(detector.push("xxabc"), {text: "xx", stop: "a"});
+    });
+});
+
+describe("ToolCallStreamParser", () => {
+    it("reports the name once, then the arguments piece by piece, without the closing brace", () => {
+        const parser = new ToolCallStreamParser();
+        const pieces = ["{\"na", "me\": \"get_", "weather\", \"arguments\":", " {\"city\"", ": \"Paris\"", "}", " }", "\n"];
+        let args = "";
+        const names: string[] = [];
+        for (const piece of pieces) {
+            const update = parser.push(piece);
+            if (update.name != null)
+                names.push(update.name);
+            args += update.arguments ?? "";
+        }
+        assert.deepEqual(names, ["get_weather"]);
+        assert.equal(args, "{\"city\": \"Paris\"}");
+        assert.deepEqual(parser.finish(), {name: "get_weather", arguments: "{\"city\": \"Paris\"}"});
+    });
+
+    it("builds a schema that allows only the offered tools", () => {
+        const one = toolCallSchema([{name: "f", parameters: {type: "object", properties: {x: {type: "integer"}}}}]);
+        assert.deepEqual(one, {type: "object", properties: {name: {const: "f"}, arguments: {type: "object", properties: {x: {type: "integer"}}}}});
+        const two = toolCallSchema([{name: "f"}, {name: "g"}]) as {oneOf: unknown[]};
+        assert.equal(two.oneOf.length, 2);
+    });
+});
+
+describe("toGrammarSchema", () => {
+    it("keeps what the grammar enforces, drops annotations and maps anyOf and definitions", () => {
+        const schema = toGrammarSchema({
+            title: "T", type: "object", required: ["a"],
+            properties: {a: {anyOf: [{type: "string"}, {type: "null"}], description: "d"}, b: {$ref: "#/definitions/B"}},
+            definitions: {B: {type: "integer"}}
+        }, "response_format");
+        assert.deepEqual(schema, {
+            type: "object",
+            properties: {a: {oneOf: [{type: "string"}, {type: "null"}]}, b: {$ref: "#/$defs/B"}},
+            $defs: {B: {type: "integer"}}
+        });
+    });
+
+    it("refuses keywords it cannot enforce, by name, even on a property called like one", () => {
+        assert.throws(() => toGrammarSchema({type: "integer", minimum: 3}, "p"), /"minimum"/);
+        assert.deepEqual(toGrammarSchema({type: "object", properties: {pattern: {type: "string"}}}, "p"),
+            {type: "object", properties: {pattern: {type: "string"}}});
+    });
+});
+
+describe("SlotScheduler", () => {
+    const fakeSequence = (tokens: number[]) => ({contextTokens: tokens}) as unknown as LlamaContextSequence;
+
+    it("prefers a slot whose cache holds the prompt, else the least recently used one", async () => {
+        const scheduler = new SlotScheduler([fakeSequence([1, 5, 6, 7, 8]), fakeSequence([]), fakeSequence([1, 9, 9, 9])], 4);
+        const a = await scheduler.acquire([1, 9, 9, 9, 4] as never);
+        assert.equal(a.slot.index, 2);
+        assert.equal(a.cachedPrefixTokens, 4);
+        // Only the BOS token is shared: not worth evicting slot 0's cache for, so the empty slot is used.
+        const b = await scheduler.acquire([1, 2, 3, 4, 5, 6] as never);
+        assert.equal(b.slot.index, 1);
+        a.release();
+        b.release();
+    });
+
+    it("queues in order, refuses past the bound and hands slots over on release", async () => {
+        const scheduler = new SlotScheduler([fakeSequence([])], 1);
+        const first = await scheduler.acquire([1] as never);
+        const second = scheduler.acquire([1] as never);
+        await assert.rejects(scheduler.acquire([1] as never), /busy/);
+        first.release();
+        first.release();
+        const lease = await second;
+        assert.equal(scheduler.busySlots, 1);
+        lease.release();
+        assert.equal(scheduler.busySlots, 0);
+    });
+});
