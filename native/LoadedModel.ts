@@ -6,6 +6,7 @@ import {ContextOverflowError, InvalidRequestError} from "./errors.js";
 import {toGrammarSchema} from "./grammarSchema.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration} from "./generateOnSlot.js";
+import {prefetch} from "./prefetch.js";
 import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
@@ -71,17 +72,30 @@ export class LoadedModel {
 
     static async load(llama: Llama, options: LoadModelOptions): Promise<LoadedModel> {
         const model = await llama.loadModel({modelPath: options.path, gpuLayers: options.gpuLayers});
+        let loaded: LoadedModel | undefined;
         try {
             // Every slot may hold a full --ctx-size; requests are bounded to it so slots never crowd each other out.
             const context = await model.createContext({
                 contextSize: options.ctxSize * options.parallel,
                 sequences: options.parallel,
                 threads: options.threads,
-                batchSize: Math.min(512, options.ctxSize * options.parallel)
+                batchSize: Math.min(512, options.ctxSize * options.parallel),
+                batching: {
+                    // node-llama-cpp waits a turn of the event loop so other sequences can join a batch.
+                    // With one busy slot there is nobody to wait for: dispatching at once lets the
+                    // decode run while the last token is encoded and written to the client.
+                    dispatchSchedule: (dispatch) => {
+                        if ((loaded?.scheduler.busySlots ?? 0) <= 1)
+                            queueMicrotask(dispatch);
+                        else
+                            setImmediate(dispatch);
+                    }
+                }
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
             const chatWrapper = resolveChatWrapper(model, chatWrapperType != null ? {type: chatWrapperType} : {});
-            return new LoadedModel(options, model, context, chatWrapper);
+            loaded = new LoadedModel(options, model, context, chatWrapper);
+            return loaded;
         } catch (error) {
             await model.dispose();
             throw error;
@@ -168,19 +182,14 @@ export class LoadedModel {
     }
 
     #run(lease: SlotLease, job: PreparedGeneration): Generation {
-        const model = this.model;
         let started = false;
-        async function* events(): AsyncGenerator<GenerationEvent> {
+        const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
-            try {
-                yield* generateOnSlot(model, lease, job);
-            } finally {
-                lease.release();
-            }
-        }
+            yield* prefetch(generateOnSlot(model, lease, job), lease.release);
+        };
         return {
-            events: events(),
-            // Once running, the slot is returned when the generator finishes, never while it evaluates.
+            events: events(this.model),
+            // Once running, the slot is returned when generation has stopped, never while it evaluates.
             release: () => {
                 if (!started)
                     lease.release();

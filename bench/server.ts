@@ -1,0 +1,216 @@
+/**
+ * `npm run bench:server`: the server's overhead and its batching, measured against node-llama-cpp in-process.
+ *
+ *   node dist/bench/server.js [--model FILE] [--threads N] [--tokens N] [--runs N]
+ *
+ * Prints a table and writes JSON to bench/results/. Decode tokens/s is (tokens - 1) / (last token time -
+ * first token time), so it leaves prompt evaluation out; each figure is the best of --runs.
+ */
+import {spawn} from "node:child_process";
+import {once} from "node:events";
+import {mkdir, writeFile} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {parseArgs} from "node:util";
+import {fileURLToPath} from "node:url";
+import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
+import type {LlamaContextSequence, LlamaModel} from "node-llama-cpp";
+import {testModel} from "../test/helpers/testModels.js";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const {values: args} = parseArgs({options: {
+    model: {type: "string"},
+    threads: {type: "string", default: "1"},
+    tokens: {type: "string", default: "300"},
+    runs: {type: "string", default: "3"},
+    parallel: {type: "string", default: "4"}
+}});
+const threads = Number(args.threads);
+const tokens = Number(args.tokens);
+const runs = Number(args.runs);
+const parallel = Number(args.parallel);
+const prompt = "Once upon a time";
+
+type StreamResult = {tokens: number, ttftMs: number, decodeTokensPerSecond: number, wallMs: number};
+
+const best = <T>(items: T[], key: (item: T) => number) => items.reduce((a, b) => key(b) > key(a) ? b : a);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function decodeInProcess(model: LlamaModel, sequences: LlamaContextSequence[]): Promise<{aggregate: number, perStream: StreamResult[]}> {
+    await Promise.all(sequences.map((sequence) => sequence.clearHistory()));
+    const start = performance.now();
+    const perStream = await Promise.all(sequences.map(async (sequence) => {
+        const input = [model.tokens.bos!, ...model.tokenize(prompt)];
+        let count = 0;
+        let first = 0;
+        let last = 0;
+        for await (const _ of sequence.evaluate(input, {temperature: 0})) {
+            last = performance.now();
+            if (count++ === 0)
+                first = last;
+            if (count >= tokens)
+                break;
+        }
+        return {tokens: count, ttftMs: first - start, decodeTokensPerSecond: (count - 1) / ((last - first) / 1000), wallMs: last - start};
+    }));
+    const wall = Math.max(...perStream.map((stream) => stream.wallMs));
+    return {aggregate: perStream.reduce((sum, stream) => sum + stream.tokens, 0) / (wall / 1000), perStream};
+}
+
+async function inProcess(modelPath: string) {
+    const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
+    const model = await llama.loadModel({modelPath});
+    const results: Record<number, {aggregate: number, perStream: StreamResult[]}> = {};
+    for (const streams of [1, 4]) {
+        const context = await model.createContext({contextSize: 2048 * streams, sequences: streams, threads});
+        const sequences = Array.from({length: streams}, () => context.getSequence());
+        await decodeInProcess(model, sequences);
+        const measured = [];
+        for (let run = 0; run < runs; run++)
+            measured.push(await decodeInProcess(model, sequences));
+        results[streams] = best(measured, (result) => result.aggregate);
+        await context.dispose();
+    }
+    await model.dispose();
+    await llama.dispose();
+    return results;
+}
+
+/** One streamed request, read as raw SSE so the client costs as little as possible. */
+async function stream(url: string, body: object): Promise<StreamResult> {
+    const start = performance.now();
+    const response = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: {"content-type": "application/json"},
+        body: JSON.stringify({...body, stream: true, stream_options: {include_usage: true}})
+    });
+    if (!response.ok || response.body == null)
+        throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+    let first = 0;
+    let last = 0;
+    let completionTokens = 0;
+    let buffer = "";
+    const decoder = new TextDecoder();
+    for await (const bytes of response.body) {
+        buffer += decoder.decode(bytes as Uint8Array, {stream: true});
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const line = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (!line.startsWith("data: ") || line === "data: [DONE]")
+                continue;
+            const chunk = JSON.parse(line.slice(6)) as {choices: {text: string}[], usage?: {completion_tokens: number} | null};
+            if (chunk.usage != null)
+                completionTokens = chunk.usage.completion_tokens;
+            if (chunk.choices[0]?.text) {
+                last = performance.now();
+                if (first === 0)
+                    first = last;
+            }
+        }
+    }
+    return {tokens: completionTokens, ttftMs: first - start, decodeTokensPerSecond: (completionTokens - 1) / ((last - first) / 1000), wallMs: last - start};
+}
+
+async function concurrent(url: string, streams: number): Promise<{aggregate: number, perStream: StreamResult[]}> {
+    const start = performance.now();
+    const perStream = await Promise.all(Array.from({length: streams}, () =>
+        stream(url, {model: "bench", prompt, max_tokens: tokens, temperature: 0})));
+    const wall = performance.now() - start;
+    return {aggregate: perStream.reduce((sum, result) => sum + result.tokens, 0) / (wall / 1000), perStream};
+}
+
+/** About 1,000 tokens of story text, with a unique head when `cold` so no slot has any of it cached. */
+function longPrefix(cold: boolean): string {
+    const head = cold ? `${Math.random().toString(36).slice(2)} ${Date.now()} ` : "";
+    return head + "Once upon a time there was a little girl named Lily who loved to play in the park with her red ball. ".repeat(14);
+}
+
+async function prefixTtft(url: string) {
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let run = 0; run < runs; run++) {
+        cold.push((await stream(url, {model: "bench", prompt: longPrefix(true), max_tokens: 2, temperature: 0})).ttftMs);
+        const shared = longPrefix(false);
+        await stream(url, {model: "bench", prompt: shared + "The end.", max_tokens: 2, temperature: 0});
+        warm.push((await stream(url, {model: "bench", prompt: shared + "She smiled.", max_tokens: 2, temperature: 0})).ttftMs);
+    }
+    return {coldTtftMs: median(cold), warmTtftMs: median(warm)};
+}
+
+async function startServer(modelPath: string): Promise<{url: string, stop(): Promise<void>}> {
+    const child = spawn(path.join(repoRoot, "bin", "hearth"), [
+        "serve", "--model", modelPath, "--alias", "bench", "--port", "0", "--threads", String(threads),
+        "--parallel", String(parallel), "--ctx-size", "2048", "--gpu", "cpu"
+    ], {stdio: ["ignore", "pipe", "inherit"], env: {...process.env, HEARTH_LOG_LEVEL: "warn"}});
+    let output = "";
+    while (!/Ready/.test(output)) {
+        const [data] = await once(child.stdout, "data") as [Buffer];
+        output += data;
+    }
+    const url = /listening on (\S+) /.exec(output)![1]!;
+    return {url, stop: async () => {
+        child.kill("SIGTERM");
+        await once(child, "exit");
+    }};
+}
+
+async function main() {
+    const modelPath = args.model != null ? path.resolve(args.model) : await testModel("stories260K.gguf");
+    console.log(`model ${path.basename(modelPath)}, ${threads} thread(s), ${tokens} tokens, best of ${runs}, server --parallel ${parallel}`);
+
+    const direct = await inProcess(modelPath);
+    const server = await startServer(modelPath);
+    const http: Record<number, {aggregate: number, perStream: StreamResult[]}> = {};
+    let prefix;
+    try {
+        await concurrent(server.url, 1);
+        for (const streams of [1, 2, 4, 8]) {
+            const measured = [];
+            for (let run = 0; run < runs; run++)
+                measured.push(await concurrent(server.url, streams));
+            http[streams] = best(measured, (result) => result.aggregate);
+        }
+        prefix = await prefixTtft(server.url);
+    } finally {
+        await server.stop();
+    }
+
+    const single = http[1]!.perStream[0]!;
+    const directSingle = direct[1]!.perStream[0]!;
+    const rows: [string, string, string][] = [
+        ["decode tok/s, 1 stream", `${directSingle.decodeTokensPerSecond.toFixed(0)} in-process`, `${single.decodeTokensPerSecond.toFixed(0)} HTTP/SSE (${(100 * single.decodeTokensPerSecond / directSingle.decodeTokensPerSecond).toFixed(1)}%)`],
+        ["time to first token, 1 stream", `${directSingle.ttftMs.toFixed(1)} ms in-process`, `${single.ttftMs.toFixed(1)} ms HTTP/SSE`],
+        ...[1, 2, 4, 8].map((streams): [string, string, string] => [
+            `aggregate tok/s, ${streams} streams`,
+            direct[streams] != null ? `${direct[streams]!.aggregate.toFixed(0)} in-process` : "",
+            `${http[streams]!.aggregate.toFixed(0)} HTTP/SSE` + (direct[streams] != null ? ` (${(100 * http[streams]!.aggregate / direct[streams]!.aggregate).toFixed(1)}%)` : "")
+        ]),
+        ["TTFT, 1,000-token prompt", `${prefix.coldTtftMs.toFixed(1)} ms cold`, `${prefix.warmTtftMs.toFixed(1)} ms with shared prefix (${(100 * prefix.warmTtftMs / prefix.coldTtftMs).toFixed(1)}% of cold)`]
+    ];
+    const width = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
+    for (const row of rows)
+        console.log(row.map((cell, column) => cell.padEnd(width[column]!)).join("  |  "));
+
+    const machine = {cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryBytes: os.totalmem(), platform: `${os.platform()} ${os.arch()}`,
+        node: process.version, nodeLlamaCpp: await getModuleVersion()};
+    const result = {
+        date: new Date().toISOString(), machine, model: path.basename(modelPath), threads, tokens, runs, parallel,
+        inProcess: {single: directSingle, aggregate: {1: direct[1]!.aggregate, 4: direct[4]!.aggregate}},
+        http: {single, aggregate: Object.fromEntries(Object.entries(http).map(([streams, value]) => [streams, value.aggregate]))},
+        ratios: {
+            singleStreamDecode: single.decodeTokensPerSecond / directSingle.decodeTokensPerSecond,
+            fourStreamsAggregate: http[4]!.aggregate / direct[4]!.aggregate,
+            fourStreamsVsOne: http[4]!.aggregate / http[1]!.aggregate,
+            warmVsColdTtft: prefix.warmTtftMs / prefix.coldTtftMs
+        },
+        prefix
+    };
+    const outDir = path.join(repoRoot, "bench", "results");
+    await mkdir(outDir, {recursive: true});
+    const file = path.join(outDir, `server-${result.date.replace(/[:.]/g, "-")}.json`);
+    await writeFile(file, JSON.stringify(result, null, 2) + "\n");
+    console.log(`wrote ${path.relative(repoRoot, file)}`);
+}
+
+await main();

@@ -1,0 +1,52 @@
+/**
+ * Runs an async generator ahead of its reader: items are pulled as soon as they are ready and
+ * queued until read. For generation this means the next token's decode is dispatched while the
+ * previous one is still being encoded and written to the socket, instead of after it.
+ * When the reader stops early, the source is stopped after the item in flight and `onEnd` runs.
+ */
+export function prefetch<T>(source: AsyncGenerator<T>, onEnd: () => void): AsyncGenerator<T> {
+    const queue: IteratorResult<T>[] = [];
+    let failure: {error: unknown} | undefined;
+    let wake: (() => void) | undefined;
+    let stopped = false;
+
+    const pump = (async () => {
+        try {
+            while (!stopped) {
+                const result = await source.next();
+                queue.push(result);
+                wake?.();
+                if (result.done)
+                    return;
+            }
+            await source.return(undefined);
+        } catch (error) {
+            failure = {error};
+            wake?.();
+        } finally {
+            onEnd();
+        }
+    })();
+
+    async function* read(): AsyncGenerator<T> {
+        try {
+            for (;;) {
+                const next = queue.shift();
+                if (next != null) {
+                    if (next.done)
+                        return;
+                    yield next.value;
+                    continue;
+                }
+                if (failure != null)
+                    throw failure.error;
+                await new Promise<void>((resolve) => wake = resolve);
+                wake = undefined;
+            }
+        } finally {
+            stopped = true;
+            await pump;
+        }
+    }
+    return read();
+}
