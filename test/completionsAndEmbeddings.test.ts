@@ -1,17 +1,9 @@
 import assert from "node:assert/strict";
-import {after, before, describe, it} from "node:test";
-import {startTestServer} from "./helpers/testServer.js";
-import type {TestServer} from "./helpers/testServer.js";
+import {describe, it} from "node:test";
+import {useTestServer} from "./helpers/testServer.js";
 
 const model = "stories260K";
-let server: TestServer;
-
-before(async () => {
-    server = await startTestServer();
-});
-after(async () => {
-    await server.close();
-});
+const server = useTestServer();
 
 describe("POST /v1/completions", () => {
     it("continues a prompt: Once upon a time, there was a little girl named Lily", async () => {

@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
-import {after, before, describe, it} from "node:test";
+import {describe, it} from "node:test";
 import OpenAI from "openai";
-import {startTestServer} from "./helpers/testServer.js";
-import type {TestServer} from "./helpers/testServer.js";
+import {useTestServer} from "./helpers/testServer.js";
 
 const model = "stories260K";
-let server: TestServer;
-
-before(async () => {
-    server = await startTestServer({ctxSize: 256, parallel: 1});
-});
-after(async () => {
-    await server.close();
-});
+const server = useTestServer({ctxSize: 256, parallel: 1});
 
 async function post(path: string, body: string | object): Promise<{status: number, body: {error: {message: string, type: string, param: string | null, code: string | null}}}> {
     const response = await fetch(`${server.url}${path}`, {

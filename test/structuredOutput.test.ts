@@ -1,18 +1,10 @@
 import assert from "node:assert/strict";
-import {after, before, describe, it} from "node:test";
+import {describe, it} from "node:test";
 import type OpenAI from "openai";
-import {startTestServer} from "./helpers/testServer.js";
-import type {TestServer} from "./helpers/testServer.js";
+import {useTestServer} from "./helpers/testServer.js";
 
 const model = "stories260K";
-let server: TestServer;
-
-before(async () => {
-    server = await startTestServer();
-});
-after(async () => {
-    await server.close();
-});
+const server = useTestServer();
 
 const personSchema = {
     type: "object",

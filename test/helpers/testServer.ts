@@ -1,3 +1,4 @@
+import {after, before} from "node:test";
 import OpenAI from "openai";
 import type {ServeConfig} from "../../server/config.js";
 import {startServer} from "../../server/startServer.js";
@@ -35,4 +36,19 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
     await server.ready;
     const baseURL = `${server.url}/v1`;
     return {...server, baseURL, client: new OpenAI({baseURL, apiKey: "not-needed", maxRetries: 0})};
+}
+
+/**
+ * Starts a server before the tests of the calling file and closes it after them. The returned object
+ * is filled in when the server is up, so tests use it directly.
+ */
+export function useTestServer(options: Parameters<typeof startTestServer>[0] = {}): TestServer {
+    const server = {} as TestServer;
+    before(async () => {
+        Object.assign(server, await startTestServer(options));
+    });
+    after(async () => {
+        await server.close?.();
+    });
+    return server;
 }
