@@ -99,8 +99,8 @@ export class SlotScheduler {
     /**
      * The free slot with the longest cached prefix of the prompt, when that prefix is worth keeping
      * (32 tokens or half the prompt); otherwise the least recently used free slot (an empty one
-     * first among equals), so a shared BOS
-     * token or a few common words never evict a cache that a later request could reuse.
+     * first among equals), so a shared BOS token or a few common words never evict a cache that a
+     * later request could reuse.
      */
     #bestFreeSlot(promptTokens: readonly Token[]): {slot: Slot, prefixLength: number} | undefined {
         let longest: {slot: Slot, prefixLength: number} | undefined;
