@@ -6,8 +6,6 @@
  * Prints a table and writes JSON to bench/results/. Decode tokens/s is (tokens - 1) / (last token time -
  * first token time), so it leaves prompt evaluation out; each figure is the best of --runs.
  */
-import {spawn} from "node:child_process";
-import {once} from "node:events";
 import {mkdir, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -15,6 +13,7 @@ import {parseArgs} from "node:util";
 import {fileURLToPath} from "node:url";
 import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
 import type {LlamaContextSequence, LlamaModel} from "node-llama-cpp";
+import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -139,19 +138,15 @@ async function prefixTtft(url: string) {
 }
 
 async function startServer(modelPath: string): Promise<{url: string, stop(): Promise<void>}> {
-    const child = spawn(path.join(repoRoot, "bin", "hearth"), [
+    const server = spawnHearth([
         "serve", "--model", modelPath, "--alias", "bench", "--port", "0", "--threads", String(threads),
         "--parallel", String(parallel), "--ctx-size", "2048", "--gpu", "cpu"
-    ], {stdio: ["ignore", "pipe", "inherit"], env: {...process.env, HEARTH_LOG_LEVEL: "warn"}});
-    let output = "";
-    while (!/Ready/.test(output)) {
-        const [data] = await once(child.stdout, "data") as [Buffer];
-        output += data;
-    }
-    const url = /listening on (\S+) /.exec(output)![1]!;
-    return {url, stop: async () => {
-        child.kill("SIGTERM");
-        await once(child, "exit");
+    ]);
+    const [, url] = await server.waitForOutput(/listening on (\S+) /);
+    await server.waitForOutput(/Ready/);
+    return {url: url!, stop: async () => {
+        server.child.kill("SIGTERM");
+        await server.exited;
     }};
 }
 

@@ -1,31 +1,8 @@
 import assert from "node:assert/strict";
-import {spawn} from "node:child_process";
-import {once} from "node:events";
-import path from "node:path";
 import {describe, it} from "node:test";
-import {fileURLToPath} from "node:url";
 import OpenAI from "openai";
+import {hearthBin, spawnHearth as run} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
-
-const hearth = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "hearth");
-
-function run(args: string[]) {
-    const child = spawn(hearth, args, {env: {...process.env, HEARTH_LOG_LEVEL: "warn"}, stdio: ["ignore", "pipe", "pipe"]});
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (data: Buffer) => stdout += data);
-    child.stderr.on("data", (data: Buffer) => stderr += data);
-    const waitForOutput = async (pattern: RegExp) => {
-        while (!pattern.test(stdout)) {
-            if (child.exitCode != null)
-                throw new Error(`hearth exited: ${stderr}`);
-            await once(child.stdout, "data");
-        }
-        return pattern.exec(stdout)!;
-    };
-    const exited = once(child, "exit").then(([code]) => ({code: code as number | null, stdout, stderr}));
-    return {child, waitForOutput, exited};
-}
 
 describe("hearth serve", () => {
     it("prints its URL, answers /health at once, serves the model under its file name and alias, and exits 0 on SIGTERM", async () => {
@@ -65,7 +42,7 @@ describe("hearth serve", () => {
         assert.equal(missing.code, 2);
         assert.match(missing.stderr, /no model file at \/nonexistent\/model\.gguf/);
 
-        const notGguf = await run(["serve", "--model", hearth, "--port", "0"]).exited;
+        const notGguf = await run(["serve", "--model", hearthBin, "--port", "0"]).exited;
         assert.equal(notGguf.code, 2);
         assert.match(notGguf.stderr, /not a GGUF model file/);
 

@@ -1,0 +1,28 @@
+import {spawn} from "node:child_process";
+import {once} from "node:events";
+import path from "node:path";
+import {fileURLToPath} from "node:url";
+
+export const hearthBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "hearth");
+
+/** Runs `./bin/hearth` as a user would, collecting its output. */
+export function spawnHearth(args: readonly string[]) {
+    const child = spawn(hearthBin, args, {env: {...process.env, HEARTH_LOG_LEVEL: "warn"}, stdio: ["ignore", "pipe", "pipe"]});
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (data: Buffer) => stdout += data);
+    child.stderr.on("data", (data: Buffer) => stderr += data);
+    const exited = once(child, "exit").then(([code]) => ({code: code as number | null, stdout, stderr}));
+    /** Resolves with the match once stdout matches; rejects if hearth exits first. */
+    const waitForOutput = async (pattern: RegExp): Promise<RegExpExecArray> => {
+        for (;;) {
+            const match = pattern.exec(stdout);
+            if (match != null)
+                return match;
+            const outcome = await Promise.race([once(child.stdout, "data").then(() => "data" as const), exited]);
+            if (outcome !== "data")
+                throw new Error(`hearth exited with code ${outcome.code}: ${stderr}`);
+        }
+    };
+    return {child, waitForOutput, exited};
+}
