@@ -32,7 +32,7 @@ export class ModelNotFoundError extends HearthError {
     constructor(model: string, available: readonly string[]) {
         super(
             `The model "${model}" does not exist. ` +
-            (available.length === 0 ? "No models are loaded; start the server with --model FILE.gguf" : `Available models: ${available.join(", ")}`),
+            (available.length === 0 ? "No models are available: pull one (hearth pull hf.co/{owner}/{repo}:{QUANT}) or start the server with --model FILE.gguf" : `Available models: ${available.join(", ")}`),
             {statusCode: 404, param: "model", code: "model_not_found"}
         );
     }

@@ -1,21 +1,25 @@
 import Fastify, {LogController} from "fastify";
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
+import type {Library} from "../models/index.js";
 import type {Engine} from "../native/Engine.js";
 import {errorBody, errorHandler} from "./errors.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
 import {embeddingsRoutes} from "./openai/embeddings.js";
 import {modelsRoutes} from "./openai/models.js";
+import {ollamaChatRoutes} from "./ollama/chat.js";
+import {ollamaLibraryRoutes} from "./ollama/library.js";
 
 export type AppOptions = {
     engine: Engine,
+    library: Library,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
     bodyLimitBytes?: number
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         logController: new LogController({disableRequestLogging: true}),
@@ -30,10 +34,12 @@ export async function buildApp({engine, logger = false, bodyLimitBytes = 16 * 10
 
     app.get("/health", async () => ({status: engine.status}));
 
-    const options = {engine};
+    const options = {engine, library};
     await app.register(modelsRoutes, options);
     await app.register(chatCompletionsRoutes, options);
     await app.register(completionsRoutes, options);
     await app.register(embeddingsRoutes, options);
+    await app.register(ollamaLibraryRoutes, options);
+    await app.register(ollamaChatRoutes, options);
     return app;
 }

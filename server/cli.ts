@@ -4,13 +4,17 @@ import {LoadedModel} from "../native/LoadedModel.js";
 import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.js";
 import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
+import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
 import {startServer} from "./startServer.js";
+import {HearthError} from "../native/errors.js";
 
 const USAGE = `Usage: hearth <command> [options]
 
 Commands:
   serve       run the OpenAI-compatible server (hearth serve --help for its options)
-  --version   print the version`;
+  --version   print the version
+
+${LIBRARY_USAGE}`;
 
 function version(): string {
     const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {version: string};
@@ -49,8 +53,12 @@ async function serve(argv: string[]): Promise<void> {
     await checkModels(config);
     const server = await startServer(config, {logger: {level: process.env.HEARTH_LOG_LEVEL ?? "info"}});
     console.log(`Hearth is listening on ${server.url} (OpenAI base_url: ${server.url}/v1)`);
-    if (config.models.length === 0)
-        console.log("No model given: start with --model FILE.gguf to serve one.");
+    if (config.models.length === 0) {
+        const names = server.library.list().map((model) => model.name);
+        console.log(names.length > 0
+            ? `Serving the library (${config.home}): ${names.join(", ")}`
+            : `The library (${config.home}) is empty: hearth pull hf.co/{owner}/{repo}:{QUANT} adds a model, or start with --model FILE.gguf.`);
+    }
 
     let stopping = false;
     const stop = (signal: string) => {
@@ -78,6 +86,13 @@ async function main(argv: string[]): Promise<void> {
     switch (command) {
         case "serve":
             return serve(rest);
+        case "pull":
+        case "ls":
+        case "list":
+        case "rm":
+        case "show":
+        case "import":
+            return runLibraryCommand(command, rest);
         case "--version":
         case "-v":
             console.log(version());
@@ -96,5 +111,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
     if (error instanceof ConfigError)
         fail(error.message, 2);
+    if (error instanceof HearthError)
+        fail(error.message, error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 499 ? 2 : 1);
     fail((error as Error).stack ?? String(error));
 });

@@ -35,8 +35,45 @@ export type ServeConfig = {
     /** Overrides the chat template read from the GGUF file (`chatml`, `llama2`, `llama3`, …). */
     chatTemplate: string | undefined,
     /** The data folder. Defaults to a per-OS location, see {@link defaultHome}. */
-    home: string
+    home: string,
+    /** How long a library model stays loaded after its last request; negative keeps it. Defaults to 5 minutes. */
+    keepAliveMs: number,
+    /** Library models loaded at once. Defaults to `3`. */
+    maxLoadedModels: number,
+    hub: HubConfig
 };
+
+export type HubConfig = {
+    /** `HF_ENDPOINT`, defaulting to `https://huggingface.co`. */
+    endpoint: string,
+    /** `HF_TOKEN`, for gated and private repos. */
+    token: string | undefined
+};
+
+export function hubConfig(env: Env = process.env): HubConfig {
+    return {endpoint: env.HF_ENDPOINT || "https://huggingface.co", token: env.HF_TOKEN || undefined};
+}
+
+/**
+ * A duration as Ollama's `keep_alive` takes it, in milliseconds: a number of seconds, or a string like
+ * `30s`, `5m`, `1h30m`, `0` (at once) or `-1` (forever). Undefined when it cannot be read.
+ */
+export function parseDuration(value: string | number): number | undefined {
+    if (typeof value === "number")
+        return Number.isFinite(value) ? (value < 0 ? -1 : Math.round(value * 1000)) : undefined;
+    const text = value.trim();
+    if (/^-?\d+(\.\d+)?$/.test(text))
+        return parseDuration(Number(text));
+    if (text.startsWith("-") && /^-(\d+(\.\d+)?(ms|s|m|h))+$/.test(text))
+        return -1;
+    if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(text))
+        return undefined;
+    const unitMs: Record<string, number> = {ms: 1, s: 1000, m: 60_000, h: 3_600_000};
+    let total = 0;
+    for (const match of text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g))
+        total += Number(match[1]) * unitMs[match[2]!]!;
+    return Math.round(total);
+}
 
 /** 4327 spells HEAR on a phone keypad; no other local LLM tool listens there (Ollama 11434, LM Studio 1234, llama.cpp 8080, Jan 1337). */
 export const DEFAULT_PORT = 4327;
@@ -95,6 +132,8 @@ const serveOptions = {
     "max-queue": {type: "string"},
     "chat-template": {type: "string"},
     home: {type: "string"},
+    "keep-alive": {type: "string"},
+    "max-loaded-models": {type: "string"},
     help: {type: "boolean", short: "h"}
 } as const;
 
@@ -111,7 +150,14 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
       --chat-template T   override the model's template: chatml, llama2, llama3, mistral, gemma, general
-      --home DIR          data folder                                           HEARTH_HOME
+      --home DIR          data folder (default ${defaultHome()})
+                                                                            HEARTH_HOME
+      --keep-alive D      how long a library model stays loaded when idle: 30s, 5m, 1h,
+                          0 unloads at once, -1 never (default 5m)             HEARTH_KEEP_ALIVE
+      --max-loaded-models N  library models loaded at once (default 3)      HEARTH_MAX_LOADED_MODELS
+
+Without --model, every model in the library is served by name (hearth ls lists them) and loads on
+first use. HF_ENDPOINT and HF_TOKEN set the Hugging Face Hub and its access token.
 
 Environment: HEARTH_MODEL takes model paths separated by "${path.delimiter}".`;
 
@@ -154,6 +200,11 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const gpuLayers = pick(values["gpu-layers"], "HEARTH_GPU_LAYERS");
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
     const home = pick(values.home, "HEARTH_HOME");
+    const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
+    const keepAliveMs = keepAlive != null ? parseDuration(keepAlive) : 5 * 60 * 1000;
+    if (keepAliveMs == null)
+        throw new ConfigError(`--keep-alive must be a duration such as 30s, 5m or 1h (0 unloads at once, -1 never), got "${keepAlive}"`);
+    const maxLoadedModels = pick(values["max-loaded-models"], "HEARTH_MAX_LOADED_MODELS");
 
     return {
         help: values.help === true,
@@ -168,7 +219,15 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
-            home: path.resolve(cwd, home || defaultHome(env))
+            home: path.resolve(cwd, home || defaultHome(env)),
+            keepAliveMs,
+            maxLoadedModels: maxLoadedModels != null ? parseInteger("--max-loaded-models", maxLoadedModels, 1, 1000) : 3,
+            hub: hubConfig(env)
         }
     };
+}
+
+/** The data folder for commands that only touch the library (`pull`, `ls`, `rm`, `show`, `import`). */
+export function resolveHome(flag: string | undefined, env: Env = process.env, cwd = process.cwd()): string {
+    return path.resolve(cwd, flag || env.HEARTH_HOME || defaultHome(env));
 }

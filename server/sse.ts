@@ -1,3 +1,4 @@
+import type {ServerResponse} from "node:http";
 import type {FastifyReply} from "fastify";
 
 /**
@@ -27,16 +28,7 @@ export class SseStream {
     async send(data: unknown): Promise<void> {
         if (this.closed)
             return;
-        if (!this.#reply.raw.write(`data: ${JSON.stringify(data)}\n\n`))
-            await new Promise<void>((resolve) => {
-                const done = () => {
-                    this.#reply.raw.off("drain", done);
-                    this.#reply.raw.off("close", done);
-                    resolve();
-                };
-                this.#reply.raw.on("drain", done);
-                this.#reply.raw.on("close", done);
-            });
+        await writeDrained(this.#reply.raw, `data: ${JSON.stringify(data)}\n\n`);
     }
 
     end(): void {
@@ -54,4 +46,19 @@ export function clientAbortSignal(reply: FastifyReply): AbortSignal {
             controller.abort();
     });
     return controller.signal;
+}
+
+/** Writes to a response and, when its buffer is full, waits until it drains or closes. */
+export async function writeDrained(raw: ServerResponse, chunk: string): Promise<void> {
+    if (raw.write(chunk))
+        return;
+    await new Promise<void>((resolve) => {
+        const done = () => {
+            raw.off("drain", done);
+            raw.off("close", done);
+            resolve();
+        };
+        raw.on("drain", done);
+        raw.on("close", done);
+    });
 }

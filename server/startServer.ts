@@ -1,11 +1,14 @@
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
+import {HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
+import type {ModelCatalog} from "../native/Engine.js";
 import {buildApp} from "./app.js";
 import type {ServeConfig} from "./config.js";
 
 export type RunningServer = {
     app: FastifyInstance,
     engine: Engine,
+    library: Library,
     /** `http://host:port`, with the port actually bound. */
     url: string,
     /** Resolves when every model has loaded or failed; rejects when the backend cannot start. */
@@ -13,8 +16,20 @@ export type RunningServer = {
     close(): Promise<void>
 };
 
+/** The library as the engine sees it: names to verified file paths. */
+export function libraryCatalog(library: Library): ModelCatalog {
+    return {
+        find: (name) => {
+            const model = library.find(name);
+            return model != null ? {path: library.filePaths(model)[0]!, names: [model.name], sizeBytes: model.sizeBytes} : undefined;
+        },
+        names: () => library.list().map((model) => model.name)
+    };
+}
+
 /** Listens first, then starts the engine, so `/health` answers `loading` while models load. */
 export async function startServer(config: ServeConfig, options: {logger?: FastifyServerOptions["logger"]} = {}): Promise<RunningServer> {
+    const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
     const engine = new Engine({
         gpu: config.gpu === "cpu" ? "cpu" : config.gpu,
         gpuLayers: config.gpuLayers,
@@ -23,10 +38,18 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         ctxSize: config.ctxSize,
         maxQueue: config.maxQueue,
         chatTemplate: config.chatTemplate,
+        keepAliveMs: config.keepAliveMs,
+        maxLoadedModels: config.maxLoadedModels,
+        catalog: libraryCatalog(library),
         log: (level, message) => app.log[level](message)
     }, config.models);
-    const app = await buildApp({engine, logger: options.logger});
-    await app.listen({host: config.host, port: config.port});
+    const app = await buildApp({engine, library, logger: options.logger});
+    try {
+        await app.listen({host: config.host, port: config.port});
+    } catch (error) {
+        library.close();
+        throw error;
+    }
     const address = app.server.address();
     const port = typeof address === "object" && address != null ? address.port : config.port;
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
@@ -37,12 +60,14 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     return {
         app,
         engine,
+        library,
         url: `http://${host}:${port}`,
         ready,
         close: () => {
             closing ??= (async () => {
                 await app.close();
                 await engine.dispose();
+                library.close();
             })();
             return closing;
         }

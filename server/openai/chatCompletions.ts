@@ -1,5 +1,6 @@
 import type {FastifyInstance, FastifyReply} from "fastify";
 import type {Engine} from "../../native/Engine.js";
+import {acquireModel} from "../acquireModel.js";
 import type {Generation} from "../../native/LoadedModel.js";
 import type {FinishReason, GenerationOptions, TokenLogprob, Usage, Timings} from "../../native/types.js";
 import {mergeGenerations, startAll} from "../mergeGenerations.js";
@@ -62,7 +63,7 @@ async function collect(generations: readonly Generation[]): Promise<Choice[]> {
 export async function chatCompletionsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
     app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}}, async (request, reply: FastifyReply) => {
         const body = request.body;
-        const model = engine.get(body.model);
+        const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);
         const options = chatGenerationOptions(body, signal);
         const prompt = model.chatPrompt(toChatMessages(body.messages), options.tools);

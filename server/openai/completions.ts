@@ -1,5 +1,6 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
+import {acquireModel} from "../acquireModel.js";
 import type {Generation, Prompt} from "../../native/LoadedModel.js";
 import type {FinishReason, TokenLogprob, Usage} from "../../native/types.js";
 import {mergeGenerations, startAll} from "../mergeGenerations.js";
@@ -36,7 +37,7 @@ function promptList(prompt: CompletionRequest["prompt"]): (string | number[])[] 
 export async function completionsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
     app.post<{Body: CompletionRequest}>("/v1/completions", {schema: {body: CompletionRequest}}, async (request, reply) => {
         const body = request.body;
-        const model = engine.get(body.model);
+        const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);
         const options = completionGenerationOptions(body, signal);
         const inputs = promptList(body.prompt);

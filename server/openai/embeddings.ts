@@ -1,5 +1,6 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
+import {acquireModel} from "../acquireModel.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {EmbeddingRequest} from "./schemas.js";
 
@@ -14,9 +15,9 @@ function toBase64(vector: readonly number[]): string {
 }
 
 export async function embeddingsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
-    app.post<{Body: EmbeddingRequest}>("/v1/embeddings", {schema: {body: EmbeddingRequest}}, async (request) => {
+    app.post<{Body: EmbeddingRequest}>("/v1/embeddings", {schema: {body: EmbeddingRequest}}, async (request, reply) => {
         const body = request.body;
-        const model = engine.get(body.model);
+        const model = await acquireModel(engine, reply, body.model);
         const input = body.input;
         const inputs: (string | number[])[] = typeof input === "string" ? [input]
             : input.every((item) => typeof item === "number") ? [input as number[]]

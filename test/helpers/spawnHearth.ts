@@ -1,13 +1,19 @@
 import {spawn} from "node:child_process";
 import {once} from "node:events";
+import {mkdtempSync} from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
 
 export const hearthBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "bin", "hearth");
 
-/** Runs `./bin/hearth` as a user would, collecting its output. */
-export function spawnHearth(args: readonly string[]) {
-    const child = spawn(hearthBin, args, {env: {...process.env, HEARTH_LOG_LEVEL: "warn"}, stdio: ["ignore", "pipe", "pipe"]});
+/**
+ * Runs `./bin/hearth` as a user would, collecting its output. Its data folder is a new temporary
+ * one unless `env` names one, so tests never touch the user's library.
+ */
+export function spawnHearth(args: readonly string[], env: Record<string, string> = {}) {
+    const home = env.HEARTH_HOME ?? mkdtempSync(path.join(os.tmpdir(), "hearth-cli-home-"));
+    const child = spawn(hearthBin, args, {env: {...process.env, HEARTH_LOG_LEVEL: "warn", ...env, HEARTH_HOME: home}, stdio: ["ignore", "pipe", "pipe"]});
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (data: Buffer) => stdout += data);

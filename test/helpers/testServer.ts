@@ -1,3 +1,6 @@
+import {mkdtemp} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import {after, before} from "node:test";
 import OpenAI from "openai";
 import type {ServeConfig} from "../../server/config.js";
@@ -29,7 +32,10 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         gpuLayers: 0,
         maxQueue: 64,
         chatTemplate: undefined,
-        home: "",
+        home: options.home ?? await mkdtemp(path.join(os.tmpdir(), "hearth-test-home-")),
+        keepAliveMs: 5 * 60 * 1000,
+        maxLoadedModels: 3,
+        hub: {endpoint: "http://127.0.0.1:9", token: undefined},
         ...options,
         models: options.models ?? models
     });

@@ -1,0 +1,346 @@
+import {createHash} from "node:crypto";
+import {createReadStream} from "node:fs";
+import {copyFile, link, mkdir, readdir, rm, rmdir, stat, statfs} from "node:fs/promises";
+import path from "node:path";
+import {downloadFile} from "./downloadFile.js";
+import {InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError} from "./errors.js";
+import {HearthError} from "../native/errors.js";
+import type {HubClient} from "./HubClient.js";
+import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
+import {defaultQuantization} from "./quantization.js";
+import type {QuantEntry} from "./quantization.js";
+import {readGgufSummary} from "./readGgufSummary.js";
+import {Registry} from "./Registry.js";
+import type {LibraryFile, LibraryModel} from "./Registry.js";
+
+export type PullProgress =
+    | {status: "resolving", name: string}
+    | {status: "queued", name: string}
+    | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number,
+        totalBytes: number, completedBytes: number, bytesPerSecond: number, etaSeconds: number | undefined}
+    | {status: "verifying", name: string}
+    | {status: "success", name: string, model: LibraryModel};
+
+export type PullOptions = {signal?: AbortSignal, onProgress?: (progress: PullProgress) => void};
+
+export type LibraryOptions = {
+    /** The data folder: the registry and every model file live under it. */
+    home: string,
+    hub: HubClient,
+    /** Downloads running at once; more wait their turn. Defaults to 2. */
+    maxConcurrentDownloads?: number,
+    /** Download retry delay, first attempt; see {@link downloadFile}. */
+    retryDelayMs?: number
+};
+
+/** Bytes kept free beyond what a download needs, so a pull never fills the disk to the last byte. */
+const DISK_MARGIN_BYTES = 256 * 1024 * 1024;
+const PROGRESS_INTERVAL_MS = 100;
+
+/**
+ * The model library: what is on disk, in the data folder, and how it got there. Pulls from the Hub are
+ * resolved to a commit, checked against free disk space, downloaded resumably and verified before a row
+ * is written; imports copy a local file in. Nothing outside the data folder is ever written or deleted.
+ */
+export class Library {
+    readonly home: string;
+    readonly modelsDir: string;
+    readonly hub: HubClient;
+    readonly #registry: Registry;
+    readonly #maxConcurrentDownloads: number;
+    readonly #retryDelayMs: number | undefined;
+    readonly #pulls = new Map<string, Promise<LibraryModel>>();
+    #activeDownloads = 0;
+    readonly #waiting: (() => void)[] = [];
+
+    private constructor(options: LibraryOptions, registry: Registry) {
+        this.home = path.resolve(options.home);
+        this.modelsDir = path.join(this.home, "models");
+        this.hub = options.hub;
+        this.#registry = registry;
+        this.#maxConcurrentDownloads = options.maxConcurrentDownloads ?? 2;
+        this.#retryDelayMs = options.retryDelayMs;
+    }
+
+    static async open(options: LibraryOptions): Promise<Library> {
+        const home = path.resolve(options.home);
+        await mkdir(path.join(home, "models"), {recursive: true, mode: 0o700});
+        return new Library(options, new Registry(path.join(home, "library.db")));
+    }
+
+    list(): LibraryModel[] {
+        return this.#registry.list();
+    }
+
+    /**
+     * The library model a name refers to: `hf.co/o/r:Q4_K_M` exactly, `hf.co/o/r` the repo's default
+     * quantization among those pulled, a local name exactly. Undefined when it is not in the library.
+     */
+    find(input: string): LibraryModel | undefined {
+        let name;
+        try {
+            name = parseModelName(input);
+        } catch {
+            return undefined;
+        }
+        if (name.kind === "local" || name.quantization != null)
+            return this.#registry.get(formatModelName(name));
+        const repo = `${name.owner}/${name.repo}`.toLowerCase();
+        const pulled = this.list().filter((model) => model.repo?.toLowerCase() === repo);
+        const entries: QuantEntry[] = pulled.map((model) => ({quantization: model.quantization ?? "", path: model.files[0]!.path, files: [], sizeBytes: model.sizeBytes}));
+        const chosen = defaultQuantization(entries);
+        return chosen != null ? pulled[entries.indexOf(chosen)] : undefined;
+    }
+
+    get(input: string): LibraryModel {
+        const model = this.find(input);
+        if (model == null) {
+            parseModelName(input);
+            throw new ModelNotInLibraryError(input);
+        }
+        return model;
+    }
+
+    /** Absolute paths of a model's files, the first one being what the engine loads. */
+    filePaths(model: LibraryModel): string[] {
+        return model.files.map((file) => this.#inside(file.path));
+    }
+
+    /** Pulls a Hub model into the library; a second pull of the same name joins the first. */
+    pull(input: string, options: PullOptions = {}): Promise<LibraryModel> {
+        const name = parseModelName(input);
+        if (name.kind !== "hub")
+            throw new InvalidModelNameError(input, "only Hub models can be pulled; they are named hf.co/{owner}/{repo}:{QUANT}");
+        const key = formatModelName(name).toLowerCase();
+        const running = this.#pulls.get(key);
+        if (running != null)
+            return running;
+        const pull = this.#pull(name, options).finally(() => this.#pulls.delete(key));
+        this.#pulls.set(key, pull);
+        return pull;
+    }
+
+    async #pull(name: {owner: string, repo: string, quantization?: string}, {signal, onProgress}: PullOptions): Promise<LibraryModel> {
+        const requested = formatModelName({kind: "hub", ...name});
+        onProgress?.({status: "resolving", name: requested});
+        const listing = await this.hub.repoFiles(`${name.owner}/${name.repo}`);
+        const entry = name.quantization != null
+            ? listing.quantizations.find((candidate) => candidate.quantization === name.quantization)
+            : defaultQuantization(listing.quantizations);
+        if (entry == null)
+            throw new QuantizationNotFoundError(listing.repo, name.quantization ?? "", listing.quantizations.map((candidate) => candidate.quantization));
+        const canonical = formatModelName({kind: "hub", owner: name.owner, repo: name.repo, quantization: entry.quantization});
+
+        const existing = this.#registry.get(canonical);
+        if (existing != null && existing.commit === listing.commit && await this.#filesPresent(existing)) {
+            onProgress?.({status: "success", name: canonical, model: existing});
+            return existing;
+        }
+
+        const files: LibraryFile[] = entry.files.map((file) => ({
+            path: path.posix.join("hf.co", name.owner, name.repo, file.path),
+            sizeBytes: file.sizeBytes,
+            sha256: file.sha256
+        }));
+        await this.#checkDiskSpace(canonical, files);
+
+        signal?.throwIfAborted();
+        onProgress?.({status: "queued", name: canonical});
+        await this.#downloadSlot(signal);
+        try {
+            await this.#download(canonical, listing.repo, listing.commit, entry, files, {signal, onProgress});
+        } finally {
+            this.#releaseDownloadSlot();
+        }
+        onProgress?.({status: "verifying", name: canonical});
+        const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
+            throw new HearthError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {statusCode: 422, code: "invalid_gguf"});
+        });
+        const model: LibraryModel = {
+            name: canonical,
+            source: "hub",
+            repo: listing.repo,
+            commit: listing.commit,
+            quantization: entry.quantization,
+            files,
+            sizeBytes: entry.sizeBytes,
+            sha256: files[0]!.sha256,
+            gguf,
+            createdAt: new Date().toISOString()
+        };
+        this.#registry.put(model);
+        onProgress?.({status: "success", name: canonical, model});
+        return model;
+    }
+
+    async #download(name: string, repo: string, commit: string, entry: QuantEntry, files: LibraryFile[], {signal, onProgress}: PullOptions): Promise<void> {
+        for (const [index, file] of files.entries()) {
+            const destination = this.#inside(file.path);
+            if (await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false) && await sha256Of(destination) === file.sha256)
+                continue;
+            await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
+            const meter = new ProgressMeter();
+            let lastReport = 0;
+            const report = (completedBytes: number, force = false) => {
+                const now = performance.now();
+                const bytesPerSecond = meter.add(now, completedBytes);
+                if (!force && now - lastReport < PROGRESS_INTERVAL_MS)
+                    return;
+                lastReport = now;
+                onProgress?.({
+                    status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length,
+                    totalBytes: file.sizeBytes, completedBytes, bytesPerSecond,
+                    etaSeconds: bytesPerSecond > 0 ? (file.sizeBytes - completedBytes) / bytesPerSecond : undefined
+                });
+            };
+            await downloadFile({
+                url: this.hub.fileUrl(repo, commit, entry.files[index]!.path),
+                headersFor: (url) => this.hub.headersFor(url),
+                destination,
+                sizeBytes: file.sizeBytes,
+                sha256: file.sha256,
+                signal,
+                onProgress: report,
+                retryDelayMs: this.#retryDelayMs
+            });
+            report(file.sizeBytes, true);
+        }
+    }
+
+    async #checkDiskSpace(name: string, files: readonly LibraryFile[]): Promise<void> {
+        let neededBytes = 0;
+        for (const file of files) {
+            const destination = this.#inside(file.path);
+            const done = await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false);
+            const partialBytes = await stat(`${destination}.partial`).then((stats) => stats.size, () => 0);
+            neededBytes += done ? 0 : Math.max(0, file.sizeBytes - partialBytes);
+        }
+        const stats = await statfs(this.modelsDir);
+        const freeBytes = stats.bavail * stats.bsize;
+        if (neededBytes + DISK_MARGIN_BYTES > freeBytes)
+            throw new NotEnoughDiskSpaceError(name, neededBytes, freeBytes, this.modelsDir);
+    }
+
+    async #downloadSlot(signal: AbortSignal | undefined): Promise<void> {
+        if (this.#activeDownloads < this.#maxConcurrentDownloads) {
+            this.#activeDownloads++;
+            return;
+        }
+        await new Promise<void>((resolve, reject) => {
+            const onAbort = () => {
+                this.#waiting.splice(this.#waiting.indexOf(admit), 1);
+                reject(signal!.reason);
+            };
+            const admit = () => {
+                signal?.removeEventListener("abort", onAbort);
+                this.#activeDownloads++;
+                resolve();
+            };
+            this.#waiting.push(admit);
+            signal?.addEventListener("abort", onAbort, {once: true});
+        });
+    }
+
+    #releaseDownloadSlot(): void {
+        this.#activeDownloads--;
+        this.#waiting.shift()?.();
+    }
+
+    /** Imports a local GGUF file under a short name: hard-linked when it can be, else copied into the data folder. */
+    async import(file: string, nameInput?: string): Promise<LibraryModel> {
+        const source = path.resolve(file);
+        const gguf = await readGgufSummary(source).catch((error: Error) => {
+            throw new HearthError(`${source} is not a GGUF model file: ${error.message}`, {statusCode: 400, code: "invalid_gguf"});
+        });
+        const parsed = parseModelName(nameInput ?? localNameFor(source));
+        if (parsed.kind !== "local")
+            throw new InvalidModelNameError(nameInput ?? source, "an imported model gets a local name, not an hf.co name");
+        if (this.#registry.get(parsed.name) != null)
+            throw new ModelExistsError(parsed.name);
+        const relative = path.posix.join("local", `${parsed.name}.gguf`);
+        const destination = this.#inside(relative);
+        await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
+        await rm(destination, {force: true});
+        await link(source, destination).catch(() => copyFile(source, destination));
+        const sizeBytes = (await stat(destination)).size;
+        const sha256 = await sha256Of(destination);
+        const model: LibraryModel = {
+            name: parsed.name,
+            source: "local",
+            quantization: undefined,
+            files: [{path: relative, sizeBytes, sha256}],
+            sizeBytes,
+            sha256,
+            gguf,
+            createdAt: new Date().toISOString()
+        };
+        this.#registry.put(model);
+        return model;
+    }
+
+    /** Deletes a model's row and its files. The caller unloads it first. */
+    async remove(input: string): Promise<LibraryModel> {
+        const model = this.get(input);
+        if (this.#pulls.has(model.name.toLowerCase()))
+            throw new ModelBusyError(model.name, "is being pulled");
+        this.#registry.remove(model.name);
+        const stillUsed = new Set(this.list().flatMap((other) => other.files.map((file) => file.path)));
+        for (const file of model.files) {
+            if (stillUsed.has(file.path))
+                continue;
+            const absolute = this.#inside(file.path);
+            await rm(absolute, {force: true});
+            await this.#removeEmptyParents(path.dirname(absolute));
+        }
+        return model;
+    }
+
+    async #filesPresent(model: LibraryModel): Promise<boolean> {
+        for (const file of model.files) {
+            if (!await stat(this.#inside(file.path)).then((stats) => stats.size === file.sizeBytes, () => false))
+                return false;
+        }
+        return true;
+    }
+
+    async #removeEmptyParents(folder: string): Promise<void> {
+        let current = folder;
+        while (current.startsWith(this.modelsDir + path.sep) && (await readdir(current).catch(() => ["?"])).length === 0) {
+            await rmdir(current).catch(() => undefined);
+            current = path.dirname(current);
+        }
+    }
+
+    /** A stored relative path made absolute, refusing anything that would land outside the models folder. */
+    #inside(relative: string): string {
+        const absolute = path.resolve(this.modelsDir, ...relative.split("/"));
+        if (!absolute.startsWith(this.modelsDir + path.sep))
+            throw new HearthError(`Refusing a path outside the data folder: ${relative}`, {statusCode: 400, code: "unsafe_path"});
+        return absolute;
+    }
+
+    close(): void {
+        this.#registry.close();
+    }
+}
+
+/** Download speed over the last few seconds. */
+class ProgressMeter {
+    readonly #samples: {timeMs: number, bytes: number}[] = [];
+
+    add(timeMs: number, bytes: number): number {
+        this.#samples.push({timeMs, bytes});
+        while (this.#samples.length > 2 && timeMs - this.#samples[0]!.timeMs > 3000)
+            this.#samples.shift();
+        const first = this.#samples[0]!;
+        const seconds = (timeMs - first.timeMs) / 1000;
+        return seconds > 0.05 ? (bytes - first.bytes) / seconds : 0;
+    }
+}
+
+async function sha256Of(file: string): Promise<string> {
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20}))
+        hash.update(chunk as Buffer);
+    return hash.digest("hex");
+}

@@ -1,0 +1,136 @@
+import Database from "better-sqlite3";
+import type {GgufSummary} from "./readGgufSummary.js";
+
+/** A file of a library model, with its path relative to the data folder. */
+export type LibraryFile = {path: string, sizeBytes: number, sha256: string};
+
+export type LibraryModel = {
+    /** `hf.co/owner/repo:Q4_K_M`, or a local name. */
+    name: string,
+    source: "hub" | "local",
+    repo?: string,
+    commit?: string,
+    quantization?: string,
+    /** In part order for a split model. */
+    files: LibraryFile[],
+    sizeBytes: number,
+    /** The first file's sha256. */
+    sha256: string,
+    gguf: GgufSummary,
+    /** ISO time it entered the library. */
+    createdAt: string
+};
+
+type Row = {
+    name: string, source: "hub" | "local", repo: string | null, commit_sha: string | null, quantization: string | null,
+    files_json: string, size_bytes: number, sha256: string, architecture: string | null, parameter_count: number,
+    context_length: number | null, layer_count: number | null, chat_template: string | null, model_info_json: string, created_at: string
+};
+
+const MIGRATIONS = [
+    `CREATE TABLE models (
+        name TEXT PRIMARY KEY,
+        source TEXT NOT NULL CHECK (source IN ('hub', 'local')),
+        repo TEXT,
+        commit_sha TEXT,
+        quantization TEXT,
+        files_json TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        architecture TEXT,
+        parameter_count INTEGER NOT NULL,
+        context_length INTEGER,
+        layer_count INTEGER,
+        chat_template TEXT,
+        model_info_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) STRICT`
+];
+
+/** The library's rows, in SQLite (WAL, so a CLI and a running server can share it). */
+export class Registry {
+    readonly #db: Database.Database;
+
+    constructor(path: string) {
+        this.#db = new Database(path);
+        this.#db.pragma("journal_mode = WAL");
+        this.#db.pragma("busy_timeout = 5000");
+        this.#db.pragma("synchronous = NORMAL");
+        const version = this.#db.pragma("user_version", {simple: true}) as number;
+        if (version > MIGRATIONS.length)
+            throw new Error(`The library at ${path} was written by a newer Hearth (schema ${version}); update Hearth to use it.`);
+        this.#db.transaction(() => {
+            for (const migration of MIGRATIONS.slice(version))
+                this.#db.exec(migration);
+            this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
+        })();
+    }
+
+    list(): LibraryModel[] {
+        return (this.#db.prepare("SELECT * FROM models ORDER BY name").all() as Row[]).map(fromRow);
+    }
+
+    get(name: string): LibraryModel | undefined {
+        const row = this.#db.prepare("SELECT * FROM models WHERE name = ? COLLATE NOCASE").get(name) as Row | undefined;
+        return row != null ? fromRow(row) : undefined;
+    }
+
+    /** Inserts a model, or replaces the row of the same name (a pull of a newer commit). */
+    put(model: LibraryModel): void {
+        this.#db.prepare(`INSERT OR REPLACE INTO models (name, source, repo, commit_sha, quantization, files_json, size_bytes, sha256,
+            architecture, parameter_count, context_length, layer_count, chat_template, model_info_json, created_at)
+            VALUES (@name, @source, @repo, @commit_sha, @quantization, @files_json, @size_bytes, @sha256,
+            @architecture, @parameter_count, @context_length, @layer_count, @chat_template, @model_info_json, @created_at)`).run(toRow(model));
+    }
+
+    remove(name: string): boolean {
+        return this.#db.prepare("DELETE FROM models WHERE name = ? COLLATE NOCASE").run(name).changes > 0;
+    }
+
+    close(): void {
+        if (this.#db.open)
+            this.#db.close();
+    }
+}
+
+function toRow(model: LibraryModel): Row {
+    return {
+        name: model.name,
+        source: model.source,
+        repo: model.repo ?? null,
+        commit_sha: model.commit ?? null,
+        quantization: model.quantization ?? null,
+        files_json: JSON.stringify(model.files),
+        size_bytes: model.sizeBytes,
+        sha256: model.sha256,
+        architecture: model.gguf.architecture ?? null,
+        parameter_count: model.gguf.parameterCount,
+        context_length: model.gguf.contextLength ?? null,
+        layer_count: model.gguf.layerCount ?? null,
+        chat_template: model.gguf.chatTemplate ?? null,
+        model_info_json: JSON.stringify(model.gguf.modelInfo),
+        created_at: model.createdAt
+    };
+}
+
+function fromRow(row: Row): LibraryModel {
+    return {
+        name: row.name,
+        source: row.source,
+        repo: row.repo ?? undefined,
+        commit: row.commit_sha ?? undefined,
+        quantization: row.quantization ?? undefined,
+        files: JSON.parse(row.files_json) as LibraryFile[],
+        sizeBytes: row.size_bytes,
+        sha256: row.sha256,
+        gguf: {
+            architecture: row.architecture ?? undefined,
+            parameterCount: row.parameter_count,
+            contextLength: row.context_length ?? undefined,
+            layerCount: row.layer_count ?? undefined,
+            chatTemplate: row.chat_template ?? undefined,
+            modelInfo: JSON.parse(row.model_info_json) as GgufSummary["modelInfo"]
+        },
+        createdAt: row.created_at
+    };
+}

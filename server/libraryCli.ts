@@ -1,0 +1,154 @@
+import {parseArgs} from "node:util";
+import {HubClient, Library, formatBytes, formatParameterCount} from "../models/index.js";
+import type {PullProgress} from "../models/index.js";
+import {ConfigError, hubConfig, resolveHome} from "./config.js";
+import {modelDetails} from "./ollama/library.js";
+
+/** `hearth pull | ls | rm | show | import`: the library from a terminal, without a server. */
+
+export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME):
+  pull NAME           download a model from the Hugging Face Hub: hf.co/{owner}/{repo}:{QUANT},
+                      or hf.co/{owner}/{repo} for its default quantization (HF_ENDPOINT, HF_TOKEN)
+  ls                  list the library
+  show NAME           what a model's GGUF header says
+  rm NAME             delete a model and its files
+  import FILE [NAME]  add a local .gguf file to the library`;
+
+async function openLibrary(home: string | undefined): Promise<Library> {
+    const hub = hubConfig();
+    return Library.open({home: resolveHome(home), hub: new HubClient({endpoint: hub.endpoint, token: hub.token})});
+}
+
+function parse(argv: readonly string[], positionals: number) {
+    let parsed;
+    try {
+        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}}, allowPositionals: true, strict: true});
+    } catch (error) {
+        throw new ConfigError((error as Error).message);
+    }
+    if (parsed.positionals.length < positionals)
+        throw new ConfigError(`missing argument\n${LIBRARY_USAGE}`);
+    return {home: parsed.values.home, args: parsed.positionals};
+}
+
+function table(rows: string[][]): string {
+    const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+    return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
+}
+
+function formatSeconds(seconds: number): string {
+    if (seconds < 60)
+        return `${Math.ceil(seconds)}s`;
+    if (seconds < 3600)
+        return `${Math.floor(seconds / 60)}m${String(Math.ceil(seconds % 60)).padStart(2, "0")}s`;
+    return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** A progress bar on a terminal; a line every few seconds when the output is a file or a pipe. */
+function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) => void {
+    let lastLineAt = 0;
+    return (progress) => {
+        if (progress.status !== "downloading") {
+            if (stream.isTTY)
+                stream.write("\r\x1b[2K");
+            stream.write(progress.status === "success" ? `pulled ${progress.name}\n` : `${progress.status} ${progress.name}\n`);
+            return;
+        }
+        const fraction = progress.totalBytes > 0 ? progress.completedBytes / progress.totalBytes : 1;
+        const part = progress.fileCount > 1 ? ` part ${progress.fileIndex + 1}/${progress.fileCount}` : "";
+        const speed = progress.bytesPerSecond > 0 ? `${formatBytes(progress.bytesPerSecond)}/s` : "";
+        const eta = progress.etaSeconds != null ? `ETA ${formatSeconds(progress.etaSeconds)}` : "";
+        const numbers = `${(fraction * 100).toFixed(0).padStart(3)}%  ${formatBytes(progress.completedBytes)}/${formatBytes(progress.totalBytes)}  ${speed}  ${eta}`;
+        if (stream.isTTY) {
+            const width = 30;
+            const filled = Math.round(fraction * width);
+            stream.write(`\r\x1b[2Kpulling${part} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${numbers}`);
+            if (progress.completedBytes === progress.totalBytes)
+                stream.write("\n");
+        } else if (performance.now() - lastLineAt > 2000 || progress.completedBytes === progress.totalBytes) {
+            lastLineAt = performance.now();
+            stream.write(`pulling${part} ${numbers}\n`);
+        }
+    };
+}
+
+export async function runLibraryCommand(command: string, argv: readonly string[]): Promise<void> {
+    switch (command) {
+        case "pull": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            const controller = new AbortController();
+            process.once("SIGINT", () => controller.abort());
+            try {
+                await library.pull(args[0]!, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        case "ls":
+        case "list": {
+            const {home} = parse(argv, 0);
+            const library = await openLibrary(home);
+            const models = library.list();
+            library.close();
+            if (models.length === 0) {
+                console.log("The library is empty. Pull a model with: hearth pull hf.co/{owner}/{repo}:{QUANT}");
+                return;
+            }
+            console.log(table([["NAME", "SIZE", "PARAMS", "QUANT", "ARCH", "ADDED"], ...models.map((model) => {
+                const details = modelDetails(model);
+                return [model.name, formatBytes(model.sizeBytes), details.parameter_size, details.quantization_level, details.family, model.createdAt.slice(0, 10)];
+            })]));
+            return;
+        }
+        case "show": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            try {
+                const model = library.get(args[0]!);
+                const lines = [
+                    ["name", model.name],
+                    ["source", model.source === "hub" ? `hf.co/${model.repo} at ${model.commit}` : "imported file"],
+                    ["architecture", model.gguf.architecture ?? "unknown"],
+                    ["parameters", formatParameterCount(model.gguf.parameterCount)],
+                    ["quantization", modelDetails(model).quantization_level],
+                    ["context length", String(model.gguf.contextLength ?? "unknown")],
+                    ["layers", String(model.gguf.layerCount ?? "unknown")],
+                    ["chat template", model.gguf.chatTemplate != null ? "yes" : "no"],
+                    ["size", formatBytes(model.sizeBytes)],
+                    ["sha256", model.sha256],
+                    ...library.filePaths(model).map((file) => ["file", file])
+                ];
+                console.log(table(lines.map(([key, value]) => [key!, value!])));
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        case "rm": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            try {
+                const model = await library.remove(args[0]!);
+                console.log(`deleted ${model.name}`);
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        case "import": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            try {
+                const model = await library.import(args[0]!, args[1]);
+                console.log(`imported ${args[0]} as ${model.name}`);
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        default:
+            throw new ConfigError(`unknown command "${command}"`);
+    }
+}
