@@ -1,4 +1,4 @@
-import {GgufFileType, readGgufFileInfo} from "node-llama-cpp";
+import {GgmlType, GgufFileType, readGgufFileInfo} from "node-llama-cpp";
 
 /** What a model's GGUF header says, as the registry keeps it. */
 export type GgufSummary = {
@@ -15,6 +15,12 @@ export type GgufSummary = {
 
 const MAX_ARRAY_IN_INFO = 16;
 
+const FILE_TYPE_OF_GGML_TYPE: Record<string, number | undefined> = {
+    F32: GgufFileType.ALL_F32, F16: GgufFileType.MOSTLY_F16, BF16: GgufFileType.MOSTLY_BF16,
+    Q4_0: GgufFileType.MOSTLY_Q4_0, Q4_1: GgufFileType.MOSTLY_Q4_1, Q5_0: GgufFileType.MOSTLY_Q5_0,
+    Q5_1: GgufFileType.MOSTLY_Q5_1, Q8_0: GgufFileType.MOSTLY_Q8_0, Q6_K: GgufFileType.MOSTLY_Q6_K
+};
+
 /** Reads the header of a local GGUF file (all parts of a split model); never touches the network. */
 export async function readGgufSummary(path: string): Promise<GgufSummary> {
     const info = await readGgufFileInfo(path, {sourceType: "filesystem", logWarnings: false, ignoreKeys: ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]});
@@ -22,12 +28,24 @@ export async function readGgufSummary(path: string): Promise<GgufSummary> {
     flatten(info.metadata as unknown as Record<string, unknown>, "", modelInfo);
     const architecture = typeof modelInfo["general.architecture"] === "string" ? modelInfo["general.architecture"] : undefined;
     const numberAt = (key: string) => typeof modelInfo[key] === "number" ? modelInfo[key] : undefined;
+    const tensors = info.fullTensorInfo ?? info.tensorInfo ?? [];
     let parameterCount = numberAt("general.parameter_count");
     if (parameterCount == null) {
         parameterCount = 0;
-        for (const tensor of info.fullTensorInfo ?? info.tensorInfo ?? [])
+        for (const tensor of tensors)
             parameterCount += tensor.dimensions.reduce<number>((product, dimension) => product * Number(dimension), 1);
         modelInfo["general.parameter_count"] = parameterCount;
+    }
+    if (modelInfo["general.file_type"] == null) {
+        // Old files do not say: the type most of the weights (matrices) are stored in says it for them.
+        const matrixTypes = tensors.filter((tensor) => tensor.dimensions.length >= 2).map((tensor) => tensor.ggmlType);
+        const counts = new Map<number, number>();
+        for (const type of matrixTypes)
+            counts.set(type, (counts.get(type) ?? 0) + 1);
+        const common = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+        const fileType = common != null ? FILE_TYPE_OF_GGML_TYPE[(GgmlType as unknown as Record<number, string>)[common] ?? ""] : undefined;
+        if (fileType != null)
+            modelInfo["general.file_type"] = fileType;
     }
     const chatTemplate = typeof modelInfo["tokenizer.chat_template"] === "string" ? modelInfo["tokenizer.chat_template"] : undefined;
     delete modelInfo["tokenizer.chat_template"];

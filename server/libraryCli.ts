@@ -48,6 +48,8 @@ function formatSeconds(seconds: number): string {
 function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) => void {
     let lastLineAt = 0;
     return (progress) => {
+        if (progress.status === "queued")
+            return;
         if (progress.status !== "downloading") {
             if (stream.isTTY)
                 stream.write("\r\x1b[2K");

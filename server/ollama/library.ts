@@ -8,7 +8,7 @@ import {defaultQuantization} from "../../models/quantization.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {clientAbortSignal} from "../sse.js";
-import {NdjsonStream, ollamaErrorHandler} from "./ollamaErrors.js";
+import {NdjsonStream, useOllamaConventions} from "./ollamaErrors.js";
 
 /** Ollama's model-management API over the library, and the Hub lookups the UI uses. */
 
@@ -66,7 +66,7 @@ function toOllamaProgress(progress: PullProgress): object | undefined {
 }
 
 export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library}: {engine: Engine, library: Library}): Promise<void> {
-    app.setErrorHandler(ollamaErrorHandler);
+    useOllamaConventions(app);
 
     app.get("/api/version", async () => ({version: VERSION}));
 

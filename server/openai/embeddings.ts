@@ -1,14 +1,10 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
+import {normalizeVector} from "../normalizeVector.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {EmbeddingRequest} from "./schemas.js";
 
-/** Unit length, as OpenAI's embeddings are, so a dot product is the cosine similarity. */
-function normalize(vector: readonly number[]): number[] {
-    const norm = Math.sqrt(vector.reduce((sum, value) => sum + value * value, 0));
-    return norm > 0 ? vector.map((value) => value / norm) : [...vector];
-}
 
 function toBase64(vector: readonly number[]): string {
     return Buffer.from(new Float32Array(vector).buffer).toString("base64");
@@ -32,7 +28,7 @@ export async function embeddingsRoutes(app: FastifyInstance, {engine}: {engine: 
             if (body.dimensions != null && body.dimensions !== vector.length)
                 throw new InvalidRequestError(`This model's embeddings have ${vector.length} dimensions; dimensions=${body.dimensions} cannot be given`, "dimensions");
             promptTokens += tokens;
-            const embedding = normalize(vector);
+            const embedding = normalizeVector(vector);
             data.push({object: "embedding", index, embedding: body.encoding_format === "base64" ? toBase64(embedding) : embedding});
         }
         return {object: "list", data, model: body.model, usage: {prompt_tokens: promptTokens, total_tokens: promptTokens}};

@@ -1,0 +1,136 @@
+import {InvalidRequestError} from "../../native/errors.js";
+import {newToolCallId} from "../../native/toolCalls.js";
+import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat} from "../../native/types.js";
+import {parseDuration} from "../config.js";
+import type {OllamaChatRequest, OllamaMessage, OllamaOptions} from "./ollamaSchemas.js";
+
+/** Ollama request fields -> the engine's options, and engine results -> Ollama fields. */
+
+export type OllamaToolCall = {id: string, function: {index: number, name: string, arguments: unknown}};
+
+/** `keep_alive` in milliseconds, as the engine takes it; undefined keeps the engine's default. */
+export function keepAliveMs(value: string | number | null | undefined): number | undefined {
+    if (value == null)
+        return undefined;
+    const ms = parseDuration(value);
+    if (ms == null)
+        throw new InvalidRequestError(`keep_alive must be a number of seconds or a duration such as "5m" or "1h", got ${JSON.stringify(value)}`, "keep_alive");
+    return ms;
+}
+
+function noImages(images: readonly string[] | null | undefined, param: string): void {
+    if (images != null && images.length > 0)
+        throw new InvalidRequestError(`${param}: this server runs text models, which cannot read images`, param);
+}
+
+export function toChatMessages(messages: readonly OllamaMessage[]): ChatMessage[] {
+    return messages.map((message, index): ChatMessage => {
+        noImages(message.images, `messages[${index}].images`);
+        const content = message.content ?? "";
+        switch (message.role) {
+            case "system":
+            case "user":
+                return {role: message.role, content};
+            case "assistant":
+                return {
+                    role: "assistant",
+                    content,
+                    // Ollama's calls carry arguments as an object and often no id.
+                    toolCalls: message.tool_calls?.map((call) => ({
+                        id: call.id ?? newToolCallId(),
+                        name: call.function.name,
+                        arguments: typeof call.function.arguments === "string" ? call.function.arguments : JSON.stringify(call.function.arguments ?? {})
+                    }))
+                };
+            case "tool":
+                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined};
+        }
+    });
+}
+
+export function checkGenerateInput(body: {suffix?: string | null, images?: string[] | null}): void {
+    if (body.suffix)
+        throw new InvalidRequestError("suffix (fill-in-the-middle) is not supported", "suffix");
+    noImages(body.images, "images");
+}
+
+function responseFormat(format: string | Record<string, unknown> | null | undefined): ResponseFormat | undefined {
+    if (format == null || format === "")
+        return undefined;
+    if (format === "json")
+        return {type: "json_object"};
+    if (typeof format === "string")
+        throw new InvalidRequestError(`format must be "json" or a JSON schema object, got ${JSON.stringify(format)}`, "format");
+    return {type: "json_schema", schema: format};
+}
+
+export function generationOptions(
+    body: {format?: string | Record<string, unknown> | null, options?: OllamaOptions | null, tools?: OllamaChatRequest["tools"]},
+    signal: AbortSignal
+): GenerationOptions {
+    const options = body.options ?? {};
+    const stop = options.stop == null ? [] : typeof options.stop === "string" ? [options.stop] : options.stop;
+    const format = responseFormat(body.format);
+    const tools = body.tools ?? [];
+    if (tools.length > 0 && format != null)
+        throw new InvalidRequestError("format cannot be combined with tools; drop one of them", "format");
+    return {
+        maxTokens: options.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined,
+        sampling: {
+            // The engine's default temperature is Ollama's, 0.8.
+            temperature: options.temperature ?? undefined,
+            topP: options.top_p ?? undefined,
+            topK: options.top_k ?? undefined,
+            minP: options.min_p ?? undefined,
+            seed: options.seed != null && options.seed >= 0 ? options.seed : undefined,
+            repeatPenalty: options.repeat_penalty ?? undefined,
+            presencePenalty: options.presence_penalty ?? undefined,
+            frequencyPenalty: options.frequency_penalty ?? undefined
+        },
+        stop: stop.filter((item) => item.length > 0),
+        responseFormat: format,
+        tools: tools.length > 0 ? {
+            definitions: tools.map((tool) => ({
+                name: tool.function.name,
+                description: tool.function.description ?? undefined,
+                parameters: tool.function.parameters ?? undefined
+            })),
+            choice: "auto"
+        } : undefined,
+        signal
+    };
+}
+
+/** A tool call as Ollama returns it: complete, with its arguments parsed. */
+export function toOllamaToolCall(call: {id: string, name: string, arguments: string}, index: number): OllamaToolCall {
+    let args: unknown;
+    try {
+        args = JSON.parse(call.arguments);
+    } catch {
+        // The grammar makes this unreachable unless generation was cut short; keep what the model wrote.
+        args = call.arguments;
+    }
+    return {id: call.id, function: {index, name: call.name, arguments: args}};
+}
+
+const nanoseconds = (ms: number) => Math.round(ms * 1e6);
+
+/** Where a request's time went: from its arrival, and the part spent getting the model loaded. */
+export type RequestClock = {startedMs: number, loadMs: number};
+
+/** The final line's `done_reason` and statistics, durations in nanoseconds as Ollama gives them. */
+export function doneFields(done: Extract<GenerationEvent, {type: "done"}>, clock: RequestClock) {
+    return {
+        done_reason: done.finishReason === "length" ? "length" : "stop",
+        total_duration: nanoseconds(performance.now() - clock.startedMs),
+        load_duration: nanoseconds(clock.loadMs),
+        prompt_eval_count: done.usage.promptTokens,
+        prompt_eval_duration: nanoseconds(done.timings.promptMs),
+        eval_count: done.usage.completionTokens,
+        eval_duration: nanoseconds(done.timings.generationMs)
+    };
+}
+
+export function embedFields(clock: RequestClock, promptTokens: number) {
+    return {total_duration: nanoseconds(performance.now() - clock.startedMs), load_duration: nanoseconds(clock.loadMs), prompt_eval_count: promptTokens};
+}
