@@ -7,7 +7,7 @@ import {InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibra
 import {HearthError} from "../native/errors.js";
 import type {HubClient} from "./HubClient.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
-import {defaultQuantization} from "./quantization.js";
+import {defaultQuantization, parseSplitPart} from "./quantization.js";
 import type {QuantEntry} from "./quantization.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {Registry} from "./Registry.js";
@@ -246,31 +246,42 @@ export class Library {
         this.#waiting.shift()?.();
     }
 
-    /** Imports a local GGUF file under a short name: hard-linked when it can be, else copied into the data folder. */
+    /**
+     * Imports a local GGUF file under a short name: hard-linked when it can be, else copied into the data
+     * folder. For a split model, give its first part; every part comes along, keeping llama.cpp's part names.
+     */
     async import(file: string, nameInput?: string): Promise<LibraryModel> {
         const source = path.resolve(file);
+        const split = parseSplitPart(source);
+        if (split != null && split.part !== 1)
+            throw new HearthError(`${source} is part ${split.part} of a split model; import its first part (-00001-of-${String(split.of).padStart(5, "0")}.gguf)`, {statusCode: 400, code: "invalid_gguf"});
+        const sources = split == null ? [source]
+            : Array.from({length: split.of}, (_, index) => source.replace(/-00001-of-(\d{5})\.gguf$/i, `-${String(index + 1).padStart(5, "0")}-of-$1.gguf`));
         const gguf = await readGgufSummary(source).catch((error: Error) => {
-            throw new HearthError(`${source} is not a GGUF model file: ${error.message}`, {statusCode: 400, code: "invalid_gguf"});
+            throw new HearthError(`${source} is not a GGUF model file (or a part of it is missing): ${error.message}`, {statusCode: 400, code: "invalid_gguf"});
         });
-        const parsed = parseModelName(nameInput ?? localNameFor(source));
+        const parsed = parseModelName(nameInput ?? localNameFor(split == null ? source : source.replace(/-00001-of-\d{5}(\.gguf)$/i, "$1")));
         if (parsed.kind !== "local")
             throw new InvalidModelNameError(nameInput ?? source, "an imported model gets a local name, not an hf.co name");
         if (this.#registry.get(parsed.name) != null)
             throw new ModelExistsError(parsed.name);
-        const relative = path.posix.join("local", `${parsed.name}.gguf`);
-        const destination = this.#inside(relative);
-        await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
-        await rm(destination, {force: true});
-        await link(source, destination).catch(() => copyFile(source, destination));
-        const sizeBytes = (await stat(destination)).size;
-        const sha256 = await sha256Of(destination);
+        const files: LibraryFile[] = [];
+        for (const [index, from] of sources.entries()) {
+            const relative = path.posix.join("local", split == null ? `${parsed.name}.gguf`
+                : `${parsed.name}-${String(index + 1).padStart(5, "0")}-of-${String(split.of).padStart(5, "0")}.gguf`);
+            const destination = this.#inside(relative);
+            await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
+            await rm(destination, {force: true});
+            await link(from, destination).catch(() => copyFile(from, destination));
+            files.push({path: relative, sizeBytes: (await stat(destination)).size, sha256: await sha256Of(destination)});
+        }
         const model: LibraryModel = {
             name: parsed.name,
             source: "local",
             quantization: undefined,
-            files: [{path: relative, sizeBytes, sha256}],
-            sizeBytes,
-            sha256,
+            files,
+            sizeBytes: files.reduce((sum, part) => sum + part.sizeBytes, 0),
+            sha256: files[0]!.sha256,
             gguf,
             createdAt: new Date().toISOString()
         };

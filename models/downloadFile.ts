@@ -1,8 +1,11 @@
 import {createHash} from "node:crypto";
 import type {Hash} from "node:crypto";
-import {createReadStream} from "node:fs";
-import {open, readFile, rename, rm, stat, writeFile} from "node:fs/promises";
-import type {FileHandle} from "node:fs/promises";
+import {once} from "node:events";
+import http from "node:http";
+import type {IncomingHttpHeaders, IncomingMessage} from "node:http";
+import https from "node:https";
+import {createReadStream, createWriteStream} from "node:fs";
+import {readFile, rename, rm, stat, truncate, writeFile} from "node:fs/promises";
 import {setTimeout as sleep} from "node:timers/promises";
 import {HearthError} from "../native/errors.js";
 import {DownloadCancelledError, HubError, IntegrityError, ModelBusyError} from "./errors.js";
@@ -21,8 +24,7 @@ export type DownloadFileOptions = {
     /** Attempts after a network error or a 5xx without any progress in between. Defaults to 6. */
     retries?: number,
     /** First retry delay; it doubles on each attempt, up to 15 s. Defaults to 500 ms. */
-    retryDelayMs?: number,
-    fetch?: typeof fetch
+    retryDelayMs?: number
 };
 
 type PartialMeta = {url: string, sha256: string, sizeBytes: number, etag?: string};
@@ -44,71 +46,31 @@ export async function downloadFile(options: DownloadFileOptions): Promise<void> 
     const partial = `${destination}.partial`;
     const metaPath = `${partial}.json`;
     const release = await lock(`${destination}.lock`, destination);
+    const progress: Progress = {hash: createHash("sha256"), written: 0};
     try {
         const meta = await readMeta(metaPath);
         if (meta == null || meta.sha256 !== sha256 || meta.sizeBytes !== sizeBytes)
             await rm(partial, {force: true});
-        let etag = meta?.sha256 === sha256 ? meta.etag : undefined;
-        const saveMeta = () => writeFile(metaPath, JSON.stringify({url: options.url, sha256, sizeBytes, etag} satisfies PartialMeta));
-        await saveMeta();
+        const state: PartialMeta = {url: options.url, sha256, sizeBytes, etag: meta?.sha256 === sha256 ? meta.etag : undefined};
+        await writeFile(metaPath, JSON.stringify(state));
 
-        // `written` is what is on disk and in `hash`; it stays right when a body breaks off half-way.
-        const progress = {hash: createHash("sha256"), written: 0};
         progress.written = await hashExisting(partial, progress.hash, sizeBytes);
         if (progress.written < 0) {
             await rm(partial, {force: true});
+                progress.hash = createHash("sha256");
             progress.written = 0;
         }
         options.onProgress?.(progress.written);
-
-        const file = await open(partial, "a");
-        try {
-            let failures = 0;
-            while (progress.written < sizeBytes) {
-                const before = progress.written;
-                try {
-                    signal?.throwIfAborted();
-                    const response = await request(options, progress.written, etag);
-                    if (response.status === 200 && progress.written > 0) {
-                        // The server sent the whole file (no Range support, or the file changed): start over.
-                        await file.truncate(0);
-                        progress.hash = createHash("sha256");
-                        progress.written = 0;
-                    }
-                    const responseEtag = response.headers.get("etag") ?? undefined;
-                    if (responseEtag != null && responseEtag !== etag) {
-                        etag = responseEtag;
-                        await saveMeta();
-                    }
-                    await appendBody(response, file, progress, sizeBytes, options);
-                } catch (error) {
-                    if (progress.written > before)
-                        failures = 0;
-                    if (signal?.aborted)
-                        throw new DownloadCancelledError(destination.split("/").at(-1)!);
-                    if ((error as NodeJS.ErrnoException).code === "ENOSPC")
-                        throw new HearthError(`The disk filled up while downloading ${destination.split("/").at(-1)!}. Free some space and pull again: it resumes where it stopped.`,
-                            {statusCode: 507, type: "server_error", code: "insufficient_storage"});
-                    if (!(error instanceof RetryableError) && !isNetworkError(error))
-                        throw error;
-                    if (++failures > (options.retries ?? 6))
-                        throw new HubError(`Downloading ${options.url} failed after ${failures} attempts: ${(error as Error).message}`);
-                    const delay = Math.min((options.retryDelayMs ?? 500) * 2 ** (failures - 1), 15_000);
-                    await sleep(delay * (0.75 + Math.random() / 2), undefined, {signal}).catch(() => undefined);
-                }
-            }
-        } finally {
-            await file.close();
-        }
+        await receive(options, partial, progress, state, () => writeFile(metaPath, JSON.stringify(state)));
         if (signal?.aborted)
-            throw new DownloadCancelledError(destination.split("/").at(-1)!);
+            throw new DownloadCancelledError(fileName(destination));
 
         const actualSize = (await stat(partial)).size;
         const digest = progress.hash.digest("hex");
         if (actualSize !== sizeBytes || digest !== sha256) {
             await rm(partial, {force: true});
             await rm(metaPath, {force: true});
-            throw new IntegrityError(destination.split("/").at(-1)!, actualSize !== sizeBytes
+            throw new IntegrityError(fileName(destination), actualSize !== sizeBytes
                 ? `it is ${actualSize} bytes, the Hub lists ${sizeBytes}`
                 : `its sha256 is ${digest}, the Hub lists ${sha256}`);
         }
@@ -119,60 +81,129 @@ export async function downloadFile(options: DownloadFileOptions): Promise<void> 
     }
 }
 
-async function request(options: DownloadFileOptions, offset: number, etag: string | undefined): Promise<Response> {
-    const fetchImpl = options.fetch ?? fetch;
+/** What is on disk in the partial file and fed to `hash`; it stays right when a body breaks off half-way. */
+type Progress = {hash: Hash, written: number};
+
+const fileName = (filePath: string) => filePath.split(/[\\/]/).at(-1)!;
+
+/** Requests the rest of the file until it is all on disk, retrying network errors and 5xx with backoff. */
+async function receive(options: DownloadFileOptions, partial: string, progress: Progress, state: PartialMeta, saveState: () => Promise<void>): Promise<void> {
+    const {sizeBytes, signal} = options;
+    let failures = 0;
+    while (progress.written < sizeBytes) {
+        const before = progress.written;
+        try {
+            signal?.throwIfAborted();
+            const response = await request(options, progress.written, state.etag);
+            if (response.status === 200 && progress.written > 0) {
+                // The server sent the whole file (no Range support, or the file changed): start over.
+                await truncate(partial, 0);
+                    progress.hash = createHash("sha256");
+                progress.written = 0;
+            }
+            const etag = response.headers.etag;
+            if (etag != null && etag !== state.etag) {
+                state.etag = etag;
+                await saveState();
+            }
+            await appendBody(response, partial, progress, sizeBytes, options);
+        } catch (error) {
+            if (signal?.aborted)
+                throw new DownloadCancelledError(fileName(options.destination));
+            if ((error as NodeJS.ErrnoException).code === "ENOSPC")
+                throw new HearthError(`The disk filled up while downloading ${fileName(options.destination)}. Free some space and pull again: it resumes where it stopped.`,
+                    {statusCode: 507, type: "server_error", code: "insufficient_storage"});
+            if (!(error instanceof RetryableError) && !isNetworkError(error))
+                throw error;
+            if (progress.written > before)
+                failures = 0;
+            if (++failures > (options.retries ?? 6))
+                throw new HubError(`Downloading ${options.url} failed after ${failures} attempts: ${(error as Error).message}`);
+            const delay = Math.min((options.retryDelayMs ?? 500) * 2 ** (failures - 1), 15_000);
+            await sleep(delay * (0.75 + Math.random() / 2), undefined, {signal}).catch(() => undefined);
+        }
+    }
+}
+
+type Answer = {status: number, headers: IncomingHttpHeaders, body: IncomingMessage};
+
+function get(url: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<Answer> {
+    const client = new URL(url).protocol === "https:" ? https : http;
+    return new Promise((resolve, reject) => {
+        const sent = client.get(url, {headers, signal}, (body) => resolve({status: body.statusCode ?? 0, headers: body.headers, body}));
+        sent.once("error", reject);
+    });
+}
+
+/** Asks for the file from `offset`, following redirects; resolves with a 200 or a 206 that starts at `offset`. */
+async function request(options: DownloadFileOptions, offset: number, etag: string | undefined): Promise<Answer> {
     let url = options.url;
     for (let redirects = 0; ; redirects++) {
-        const headers: Record<string, string> = {...options.headersFor?.(url) ?? {}};
+        const headers: Record<string, string> = {...options.headersFor?.(url) ?? {}, "user-agent": "hearth"};
         if (offset > 0) {
             headers.range = `bytes=${offset}-`;
             if (etag != null && !etag.startsWith("W/"))
                 headers["if-range"] = etag;
         }
-        const response = await fetchImpl(url, {headers, redirect: "manual", signal: options.signal});
-        if (response.status >= 300 && response.status < 400 && response.headers.has("location")) {
-            await response.body?.cancel();
+        const answer = await get(url, headers, options.signal);
+        const {status} = answer;
+        if (status >= 300 && status < 400 && answer.headers.location != null) {
+            answer.body.resume();
             if (redirects >= MAX_REDIRECTS)
                 throw new HubError(`Downloading ${options.url} failed: more than ${MAX_REDIRECTS} redirects`);
-            url = new URL(response.headers.get("location")!, url).href;
+            url = new URL(answer.headers.location, url).href;
             continue;
         }
-        if (response.status === 206) {
-            const start = /^bytes (\d+)-/.exec(response.headers.get("content-range") ?? "")?.[1];
+        if (status === 206) {
+            const start = /^bytes (\d+)-/.exec(answer.headers["content-range"] ?? "")?.[1];
             if (Number(start) !== offset) {
-                await response.body?.cancel();
+                answer.body.destroy();
                 throw new RetryableError(`the server resumed at byte ${start ?? "?"} instead of ${offset}`);
             }
-            return response;
+            return answer;
         }
-        if (response.status === 200)
-            return response;
-        await response.body?.cancel();
-        if (response.status === 416)
+        if (status === 200)
+            return answer;
+        answer.body.resume();
+        if (status === 416)
             throw new RetryableError("the server refused the resume range");
-        if (response.status >= 500 || response.status === 429 || response.status === 408)
-            throw new RetryableError(`HTTP ${response.status}`);
-        if (response.status === 401 || response.status === 403)
-            throw new HubError(`Downloading ${options.url} was refused (HTTP ${response.status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
-        throw new HubError(`Downloading ${options.url} failed: HTTP ${response.status}`, response.status === 404 ? 404 : 502);
+        if (status >= 500 || status === 429 || status === 408)
+            throw new RetryableError(`HTTP ${status}`);
+        if (status === 401 || status === 403)
+            throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
+        throw new HubError(`Downloading ${options.url} failed: HTTP ${status}`, status === 404 ? 404 : 502);
     }
 }
 
-/** Appends a response body to the partial file, hashing as it goes; `progress` is updated after every chunk. */
-async function appendBody(response: Response, file: FileHandle, progress: {hash: Hash, written: number}, sizeBytes: number,
-    options: DownloadFileOptions): Promise<void> {
-    if (response.body == null)
-        throw new RetryableError("the response had no body");
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-        if (progress.written + chunk.byteLength > sizeBytes) {
-            await response.body.cancel().catch(() => undefined);
-            throw new IntegrityError(options.destination.split("/").at(-1)!, `the server sent more than the ${sizeBytes} bytes the Hub lists`);
+/**
+ * Appends a response body to the partial file, hashing as it goes; `progress` is updated after every chunk.
+ * Writes are buffered (waiting only when the buffer is full) and flushed before it returns or throws.
+ */
+async function appendBody(answer: Answer, partial: string, progress: Progress, sizeBytes: number, options: DownloadFileOptions): Promise<void> {
+    const out = createWriteStream(partial, {flags: "a", highWaterMark: 4 << 20});
+    let writeError: Error | undefined;
+    out.on("error", (error) => writeError = error);
+    try {
+        for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+            if (progress.written + chunk.byteLength > sizeBytes) {
+                answer.body.destroy();
+                throw new IntegrityError(fileName(options.destination), `the server sent more than the ${sizeBytes} bytes the Hub lists`);
+            }
+            if (writeError != null)
+                throw writeError;
+            progress.hash.update(chunk);
+            progress.written += chunk.byteLength;
+            if (!out.write(chunk))
+                await once(out, "drain");
+            options.onProgress?.(progress.written);
         }
-        await file.write(chunk);
-        progress.hash.update(chunk);
-        progress.written += chunk.byteLength;
-        options.onProgress?.(progress.written);
+    } finally {
+        answer.body.destroy();
+        out.end();
+        await once(out, "close").catch(() => undefined);
     }
+    if (writeError != null)
+        throw writeError;
     if (progress.written < sizeBytes)
         throw new RetryableError(`the connection ended at byte ${progress.written} of ${sizeBytes}`);
 }
@@ -199,10 +230,8 @@ async function readMeta(path: string): Promise<PartialMeta | undefined> {
 }
 
 function isNetworkError(error: unknown): boolean {
-    if (error instanceof TypeError)
-        return true; // fetch() rejects with "fetch failed" and the socket error as its cause
     const code = (error as {code?: unknown}).code;
-    return typeof code === "string" && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|UND_ERR_.*)$/.test(code);
+    return typeof code === "string" && /^(ECONNRESET|ECONNREFUSED|ECONNABORTED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
 }
 
 const heldLocks = new Set<string>();
@@ -210,7 +239,7 @@ const heldLocks = new Set<string>();
 /** One download per file across processes: a lock file holding the owner's pid; a dead owner's lock is taken over. */
 async function lock(path: string, destination: string): Promise<() => Promise<void>> {
     if (heldLocks.has(path))
-        throw new ModelBusyError(destination.split("/").at(-1)!, "is already being downloaded");
+        throw new ModelBusyError(fileName(destination), "is already being downloaded");
     for (let attempt = 0; attempt < 2; attempt++) {
         try {
             await writeFile(path, String(process.pid), {flag: "wx"});
@@ -224,11 +253,11 @@ async function lock(path: string, destination: string): Promise<() => Promise<vo
                 throw error;
             const owner = Number(await readFile(path, "utf8").catch(() => ""));
             if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner))
-                throw new ModelBusyError(destination.split("/").at(-1)!, `is being downloaded by another Hearth process (pid ${owner})`);
+                throw new ModelBusyError(fileName(destination), `is being downloaded by another Hearth process (pid ${owner})`);
             await rm(path, {force: true});
         }
     }
-    throw new ModelBusyError(destination.split("/").at(-1)!, "is being downloaded by another Hearth process");
+    throw new ModelBusyError(fileName(destination), "is being downloaded by another Hearth process");
 }
 
 function isAlive(pid: number): boolean {

@@ -1,4 +1,7 @@
-import {GgmlType, GgufFileType, readGgufFileInfo} from "node-llama-cpp";
+import {GgmlType, GgufFileType} from "node-llama-cpp";
+import {readGgufHeader} from "./readGgufHeader.js";
+import type {GgufValue} from "./readGgufHeader.js";
+import {parseSplitPart} from "./quantization.js";
 
 /** What a model's GGUF header says, as the registry keeps it. */
 export type GgufSummary = {
@@ -13,35 +16,40 @@ export type GgufSummary = {
     modelInfo: Record<string, string | number | boolean | null>
 };
 
-const MAX_ARRAY_IN_INFO = 16;
-
 const FILE_TYPE_OF_GGML_TYPE: Record<string, number | undefined> = {
     F32: GgufFileType.ALL_F32, F16: GgufFileType.MOSTLY_F16, BF16: GgufFileType.MOSTLY_BF16,
     Q4_0: GgufFileType.MOSTLY_Q4_0, Q4_1: GgufFileType.MOSTLY_Q4_1, Q5_0: GgufFileType.MOSTLY_Q5_0,
     Q5_1: GgufFileType.MOSTLY_Q5_1, Q8_0: GgufFileType.MOSTLY_Q8_0, Q6_K: GgufFileType.MOSTLY_Q6_K
 };
 
-/** Reads the header of a local GGUF file (all parts of a split model); never touches the network. */
+/** Reads the header of a local GGUF file (and the tensor lists of the other parts of a split model); never touches the network. */
 export async function readGgufSummary(path: string): Promise<GgufSummary> {
-    const info = await readGgufFileInfo(path, {sourceType: "filesystem", logWarnings: false, ignoreKeys: ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"]});
+    const header = await readGgufHeader(path);
+    const tensors = [...header.tensors];
+    const partCount = Number(header.metadata.get("split.count") ?? 1);
+    const split = parseSplitPart(path);
+    if (partCount > 1 && split != null) {
+        for (let part = 2; part <= partCount; part++) {
+            const partPath = path.replace(/-\d{5}-of-(\d{5})\.gguf$/i, `-${String(part).padStart(5, "0")}-of-$1.gguf`);
+            tensors.push(...(await readGgufHeader(partPath)).tensors);
+        }
+    }
+
     const modelInfo: GgufSummary["modelInfo"] = {};
-    flatten(info.metadata as unknown as Record<string, unknown>, "", modelInfo);
+    for (const [key, value] of header.metadata)
+        modelInfo[key] = toInfoValue(value);
     const architecture = typeof modelInfo["general.architecture"] === "string" ? modelInfo["general.architecture"] : undefined;
     const numberAt = (key: string) => typeof modelInfo[key] === "number" ? modelInfo[key] : undefined;
-    const tensors = info.fullTensorInfo ?? info.tensorInfo ?? [];
     let parameterCount = numberAt("general.parameter_count");
     if (parameterCount == null) {
-        parameterCount = 0;
-        for (const tensor of tensors)
-            parameterCount += tensor.dimensions.reduce<number>((product, dimension) => product * Number(dimension), 1);
+        parameterCount = tensors.reduce((sum, tensor) => sum + tensor.dimensions.reduce((product, dimension) => product * dimension, 1), 0);
         modelInfo["general.parameter_count"] = parameterCount;
     }
     if (modelInfo["general.file_type"] == null) {
         // Old files do not say: the type most of the weights (matrices) are stored in says it for them.
-        const matrixTypes = tensors.filter((tensor) => tensor.dimensions.length >= 2).map((tensor) => tensor.ggmlType);
         const counts = new Map<number, number>();
-        for (const type of matrixTypes)
-            counts.set(type, (counts.get(type) ?? 0) + 1);
+        for (const tensor of tensors.filter((candidate) => candidate.dimensions.length >= 2))
+            counts.set(tensor.type, (counts.get(tensor.type) ?? 0) + 1);
         const common = [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
         const fileType = common != null ? FILE_TYPE_OF_GGML_TYPE[(GgmlType as unknown as Record<number, string>)[common] ?? ""] : undefined;
         if (fileType != null)
@@ -59,18 +67,15 @@ export async function readGgufSummary(path: string): Promise<GgufSummary> {
     };
 }
 
-function flatten(value: Record<string, unknown>, prefix: string, into: GgufSummary["modelInfo"]): void {
-    for (const [key, child] of Object.entries(value)) {
-        const path = prefix === "" ? key : `${prefix}.${key}`;
-        if (typeof child === "bigint")
-            into[path] = Number(child);
-        else if (typeof child === "string" || typeof child === "number" || typeof child === "boolean")
-            into[path] = child;
-        else if (Array.isArray(child))
-            into[path] = child.length <= MAX_ARRAY_IN_INFO ? JSON.stringify(child.map((item) => typeof item === "bigint" ? Number(item) : item)) : null;
-        else if (child != null && typeof child === "object")
-            flatten(child as Record<string, unknown>, path, into);
-    }
+/** A header value as `model_info` shows it: short arrays as JSON, long ones (the vocabulary) as null. */
+function toInfoValue(value: GgufValue): string | number | boolean | null {
+    if (typeof value === "bigint")
+        return Number(value);
+    if (Array.isArray(value))
+        return JSON.stringify(value, (_, item: unknown) => typeof item === "bigint" ? Number(item) : item);
+    if (typeof value === "object")
+        return null;
+    return value;
 }
 
 /** `7.2B`, `260K`: parameter counts as Ollama shows them. */
