@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import {after, before, describe, it} from "node:test";
 import {Ollama} from "ollama";
+import {HubClient} from "../models/index.js";
 import {startFakeHub} from "./helpers/fakeHub.js";
 import type {FakeHub} from "./helpers/fakeHub.js";
 import {startTestServer} from "./helpers/testServer.js";
@@ -191,6 +192,34 @@ describe("model library over /api", () => {
         const resumedFrom = Number(/bytes=(\d+)-/.exec(hub.requests.find((request) => request.range != null)?.range ?? "")?.[1]);
         assert.ok(resumedFrom >= partialBytes, `resumed from ${resumedFrom}, partial had ${partialBytes}`);
         await ollama.delete({model: `hf.co/${REPO}:F16`});
+    });
+});
+
+describe("gated repos", () => {
+    it("asks for HF_TOKEN without one, and pulls with it; the token goes to the Hub's own origin only", async () => {
+        const hub = await startFakeHub([{id: "meta-llama/Gated-GGUF", gated: true, files: [
+            {path: "gated-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")}
+        ]}]);
+        const anonymous = await startWithHub(hub);
+        const withToken = await startWithHub(hub, undefined, {hub: {endpoint: hub.url, token: hub.token}});
+        try {
+            const refused = await postJson(`${anonymous.url}/api/pull`, {model: "hf.co/meta-llama/Gated-GGUF:Q8_0"});
+            assert.equal(refused.status, 403);
+            assert.match(JSON.parse(refused.text).error, /refused access .* set HF_TOKEN/);
+
+            hub.requests.length = 0;
+            const pulled = await postJson(`${withToken.url}/api/pull`, {model: "hf.co/meta-llama/Gated-GGUF:Q8_0", stream: false});
+            assert.equal(pulled.status, 200, pulled.text);
+            assert.ok(hub.requests.length > 0 && hub.requests.every((request) => request.authorization === `Bearer ${hub.token}`));
+            // The real Hub redirects downloads to a storage host of another origin: it never sees the token.
+            const client = new HubClient({endpoint: hub.url, token: hub.token});
+            assert.deepEqual(client.headersFor(`${hub.url}/x/y/resolve/main/f.gguf`), {authorization: `Bearer ${hub.token}`});
+            assert.deepEqual(client.headersFor("https://cas-bridge.xethub.hf.co/f.gguf"), {});
+        } finally {
+            await anonymous.close();
+            await withToken.close();
+            await hub.close();
+        }
     });
 });
 

@@ -1,4 +1,4 @@
-import {mkdtemp} from "node:fs/promises";
+import {mkdtemp, rm} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {after, before} from "node:test";
@@ -22,6 +22,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         const modelPath = await testModel(file);
         return {path: modelPath, names: [modelNameFromPath(modelPath)]};
     }));
+    const temporaryHome = options.home == null ? await mkdtemp(path.join(os.tmpdir(), "hearth-test-home-")) : undefined;
     const server = await startServer({
         host: "127.0.0.1",
         port: 0,
@@ -32,7 +33,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         gpuLayers: 0,
         maxQueue: 64,
         chatTemplate: undefined,
-        home: options.home ?? await mkdtemp(path.join(os.tmpdir(), "hearth-test-home-")),
+        home: options.home ?? temporaryHome!,
         keepAliveMs: 5 * 60 * 1000,
         maxLoadedModels: 3,
         hub: {endpoint: "http://127.0.0.1:9", token: undefined},
@@ -41,7 +42,12 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
     });
     await server.ready;
     const baseURL = `${server.url}/v1`;
-    return {...server, baseURL, client: new OpenAI({baseURL, apiKey: "not-needed", maxRetries: 0})};
+    const close = async () => {
+        await server.close();
+        if (temporaryHome != null)
+            await rm(temporaryHome, {recursive: true, force: true});
+    };
+    return {...server, close, baseURL, client: new OpenAI({baseURL, apiKey: "not-needed", maxRetries: 0})};
 }
 
 /**
