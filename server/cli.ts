@@ -86,6 +86,9 @@ async function main(argv: string[]): Promise<void> {
     switch (command) {
         case "serve":
             return serve(rest);
+        case "search":
+        case "files":
+        case "run":
         case "pull":
         case "ls":
         case "list":

@@ -2,17 +2,23 @@ import {parseArgs} from "node:util";
 import {HubClient, Library, formatBytes, formatParameterCount} from "../models/index.js";
 import type {PullProgress} from "../models/index.js";
 import {ConfigError, hubConfig, resolveHome} from "./config.js";
+import {defaultQuantization} from "../models/quantization.js";
+import {runChat} from "./chatCli.js";
 import {modelDetails} from "./ollama/library.js";
 
 /** `hearth pull | ls | rm | show | import`: the library from a terminal, without a server. */
 
 export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME):
+  search QUERY        find GGUF model repos on the Hugging Face Hub (HF_ENDPOINT, HF_TOKEN)
+  files OWNER/REPO    list a Hub repo's quantizations, with their sizes and the names to pull them by
   pull NAME           download a model from the Hugging Face Hub: hf.co/{owner}/{repo}:{QUANT},
                       or hf.co/{owner}/{repo} for its default quantization (HF_ENDPOINT, HF_TOKEN)
   ls                  list the library
   show NAME           what a model's GGUF header says
   rm NAME             delete a model and its files
-  import FILE [NAME]  add a local .gguf file to the library`;
+  import FILE [NAME]  add a local .gguf file to the library (for a split model, its first part)
+  run NAME [PROMPT]   chat with a model in the terminal: one answer to PROMPT, or a conversation
+                      read line by line until an empty line`;
 
 async function openLibrary(home: string | undefined): Promise<Library> {
     const hub = hubConfig();
@@ -22,13 +28,16 @@ async function openLibrary(home: string | undefined): Promise<Library> {
 function parse(argv: readonly string[], positionals: number) {
     let parsed;
     try {
-        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}}, allowPositionals: true, strict: true});
+        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}, threads: {type: "string"}}, allowPositionals: true, strict: true});
     } catch (error) {
         throw new ConfigError((error as Error).message);
     }
     if (parsed.positionals.length < positionals)
         throw new ConfigError(`missing argument\n${LIBRARY_USAGE}`);
-    return {home: parsed.values.home, args: parsed.positionals};
+    const threads = parsed.values.threads != null ? Number(parsed.values.threads) : undefined;
+    if (threads != null && !(Number.isInteger(threads) && threads > 0))
+        throw new ConfigError(`--threads must be a whole number above 0, got "${parsed.values.threads}"`);
+    return {home: parsed.values.home, threads, args: parsed.positionals};
 }
 
 function table(rows: string[][]): string {
@@ -76,6 +85,43 @@ function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) =
 
 export async function runLibraryCommand(command: string, argv: readonly string[]): Promise<void> {
     switch (command) {
+        case "search": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            try {
+                const models = await library.hub.search(args.join(" "));
+                if (models.length === 0) {
+                    console.log(`No GGUF repos on the Hub match "${args.join(" ")}".`);
+                    return;
+                }
+                console.log(table([["REPO", "DOWNLOADS", "LIKES", "UPDATED"], ...models.map((model) =>
+                    [`hf.co/${model.id}${model.gated ? " (gated)" : ""}`, String(model.downloads), String(model.likes), model.updatedAt.slice(0, 10)])]));
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        case "files": {
+            const {home, args} = parse(argv, 1);
+            const library = await openLibrary(home);
+            try {
+                const repo = args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, "");
+                const listing = await library.hub.repoFiles(repo);
+                const chosen = defaultQuantization(listing.quantizations);
+                console.log(table([["NAME", "QUANT", "SIZE", "FILES"], ...listing.quantizations.map((entry) => [
+                    `hf.co/${listing.repo}:${entry.quantization}${entry === chosen ? " (default)" : ""}`, entry.quantization,
+                    formatBytes(entry.sizeBytes), String(entry.files.length)
+                ])]));
+            } finally {
+                library.close();
+            }
+            return;
+        }
+        case "run": {
+            const {home, threads, args} = parse(argv, 1);
+            await runChat(args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {home, threads});
+            return;
+        }
         case "pull": {
             const {home, args} = parse(argv, 1);
             const library = await openLibrary(home);

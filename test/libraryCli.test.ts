@@ -69,13 +69,27 @@ describe("hearth pull", () => {
         await hub.close();
     });
 
-    it("pulls a Hub model with progress, and names what is wrong when it cannot", async () => {
+    it("searches the Hub, lists a repo's quantizations, pulls one with progress, and chats with it", async () => {
         const env = {HEARTH_HOME: await mkdtemp(path.join(os.tmpdir(), "hearth-cli-")), HF_ENDPOINT: hub.url};
+        const found = await spawnHearth(["search", "stories"], env).exited;
+        assert.equal(found.code, 0, found.stderr);
+        assert.match(found.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF\s+\d+/m);
+        const files = await spawnHearth(["files", REPO], env).exited;
+        assert.match(files.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF:Q8_0 \(default\)\s+Q8_0\s+379 KB\s+1$/m);
+        assert.match(files.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF:F16\s+F16\s+/m);
+
         const pulled = await spawnHearth(["pull", `hf.co/${REPO}:Q8_0`], env).exited;
         assert.equal(pulled.code, 0, pulled.stderr);
         assert.match(pulled.stderr, /pulling +100% {2}379 KB\/379 KB/);
         assert.match(pulled.stderr, new RegExp(`pulled hf\\.co/${REPO}:Q8_0`));
         assert.match((await spawnHearth(["ls"], env).exited).stdout, /hf\.co\/ggml-org\/stories260K-GGUF:Q8_0\s+379 KB\s+\d+K\s+Q8_0\s+llama/);
+        const answered = await spawnHearth(["run", `hf.co/${REPO}:Q8_0`, "Tell me a story", "--threads", "1"], env).exited;
+        assert.equal(answered.code, 0, answered.stderr);
+        assert.ok(answered.stdout.trim().length > 0, "it answers");
+    });
+
+    it("names what is wrong when a pull cannot work", async () => {
+        const env = {HEARTH_HOME: await mkdtemp(path.join(os.tmpdir(), "hearth-cli-")), HF_ENDPOINT: hub.url};
 
         const unknown = await spawnHearth(["pull", `hf.co/${REPO}:Q2_K`], env).exited;
         assert.equal(unknown.code, 2);
