@@ -30,11 +30,17 @@ export function toErrorReply(error: unknown): {statusCode: number, body: ErrorBo
     return {statusCode: 500, body: errorBody("The server hit an internal error; see its log for details", "server_error")};
 }
 
-export function errorHandler(error: unknown, request: FastifyRequest, reply: FastifyReply): void {
-    const {statusCode, body, retryAfterSeconds} = toErrorReply(error);
-    if (statusCode >= 500 && !(error instanceof HearthError))
-        request.log.error({err: error}, "request failed");
-    if (retryAfterSeconds != null)
-        reply.header("retry-after", String(retryAfterSeconds));
-    void reply.status(statusCode).send(body);
+/** A Fastify error handler that sends {@link toErrorReply}'s status with the body `shape` makes of it. */
+export function errorHandlerFor(shape: (body: ErrorBody) => unknown) {
+    return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+        const {statusCode, body, retryAfterSeconds} = toErrorReply(error);
+        if (statusCode >= 500 && !(error instanceof HearthError))
+            request.log.error({err: error}, "request failed");
+        if (retryAfterSeconds != null)
+            reply.header("retry-after", String(retryAfterSeconds));
+        void reply.status(statusCode).send(shape(body));
+    };
 }
+
+/** OpenAI's error shape, for `/v1` and everything outside `/api`. */
+export const errorHandler = errorHandlerFor((body) => body);

@@ -20,9 +20,15 @@ export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME
   run NAME [PROMPT]   chat with a model in the terminal: one answer to PROMPT, or a conversation
                       read line by line until an empty line`;
 
-async function openLibrary(home: string | undefined): Promise<Library> {
+/** Runs `use` on the library in the data folder, and closes it after. */
+async function withLibrary<T>(home: string | undefined, use: (library: Library) => Promise<T> | T): Promise<T> {
     const hub = hubConfig();
-    return Library.open({home: resolveHome(home), hub: new HubClient({endpoint: hub.endpoint, token: hub.token})});
+    const library = await Library.open({home: resolveHome(home), hub: new HubClient({endpoint: hub.endpoint, token: hub.token})});
+    try {
+        return await use(library);
+    } finally {
+        library.close();
+    }
 }
 
 function parse(argv: readonly string[], positionals: number) {
@@ -83,120 +89,74 @@ function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) =
     };
 }
 
+/** The library commands, each with its number of required arguments. */
+const COMMANDS: Record<string, {required: number, run(library: Library, args: string[]): Promise<void> | void}> = {
+    search: {required: 1, run: async (library, args) => {
+        const models = await library.hub.search(args.join(" "));
+        if (models.length === 0) {
+            console.log(`No GGUF repos on the Hub match "${args.join(" ")}".`);
+            return;
+        }
+        console.log(table([["REPO", "DOWNLOADS", "LIKES", "UPDATED"], ...models.map((model) =>
+            [`hf.co/${model.id}${model.gated ? " (gated)" : ""}`, String(model.downloads), String(model.likes), model.updatedAt.slice(0, 10)])]));
+    }},
+    files: {required: 1, run: async (library, args) => {
+        const listing = await library.hub.repoFiles(args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, ""));
+        const chosen = defaultQuantization(listing.quantizations);
+        console.log(table([["NAME", "QUANT", "SIZE", "FILES"], ...listing.quantizations.map((entry) => [
+            `hf.co/${listing.repo}:${entry.quantization}${entry === chosen ? " (default)" : ""}`, entry.quantization,
+            formatBytes(entry.sizeBytes), String(entry.files.length)
+        ])]));
+    }},
+    pull: {required: 1, run: async (library, args) => {
+        const controller = new AbortController();
+        process.once("SIGINT", () => controller.abort());
+        await library.pull(args[0]!, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
+    }},
+    ls: {required: 0, run: (library) => {
+        const models = library.list();
+        if (models.length === 0) {
+            console.log("The library is empty. Pull a model with: hearth pull hf.co/{owner}/{repo}:{QUANT}");
+            return;
+        }
+        console.log(table([["NAME", "SIZE", "PARAMS", "QUANT", "ARCH", "ADDED"], ...models.map((model) => {
+            const details = modelDetails(model);
+            return [model.name, formatBytes(model.sizeBytes), details.parameter_size, details.quantization_level, details.family, model.createdAt.slice(0, 10)];
+        })]));
+    }},
+    show: {required: 1, run: (library, args) => {
+        const model = library.get(args[0]!);
+        console.log(table([
+            ["name", model.name],
+            ["source", model.source === "hub" ? `hf.co/${model.repo} at ${model.commit}` : "imported file"],
+            ["architecture", model.gguf.architecture ?? "unknown"],
+            ["parameters", formatParameterCount(model.gguf.parameterCount)],
+            ["quantization", modelDetails(model).quantization_level],
+            ["context length", String(model.gguf.contextLength ?? "unknown")],
+            ["layers", String(model.gguf.layerCount ?? "unknown")],
+            ["chat template", model.gguf.chatTemplate != null ? "yes" : "no"],
+            ["size", formatBytes(model.sizeBytes)],
+            ["sha256", model.sha256],
+            ...library.filePaths(model).map((file) => ["file", file])
+        ]));
+    }},
+    rm: {required: 1, run: async (library, args) => {
+        console.log(`deleted ${(await library.remove(args[0]!)).name}`);
+    }},
+    import: {required: 1, run: async (library, args) => {
+        console.log(`imported ${args[0]} as ${(await library.import(args[0]!, args[1])).name}`);
+    }}
+};
+
 export async function runLibraryCommand(command: string, argv: readonly string[]): Promise<void> {
-    switch (command) {
-        case "search": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            try {
-                const models = await library.hub.search(args.join(" "));
-                if (models.length === 0) {
-                    console.log(`No GGUF repos on the Hub match "${args.join(" ")}".`);
-                    return;
-                }
-                console.log(table([["REPO", "DOWNLOADS", "LIKES", "UPDATED"], ...models.map((model) =>
-                    [`hf.co/${model.id}${model.gated ? " (gated)" : ""}`, String(model.downloads), String(model.likes), model.updatedAt.slice(0, 10)])]));
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        case "files": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            try {
-                const repo = args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, "");
-                const listing = await library.hub.repoFiles(repo);
-                const chosen = defaultQuantization(listing.quantizations);
-                console.log(table([["NAME", "QUANT", "SIZE", "FILES"], ...listing.quantizations.map((entry) => [
-                    `hf.co/${listing.repo}:${entry.quantization}${entry === chosen ? " (default)" : ""}`, entry.quantization,
-                    formatBytes(entry.sizeBytes), String(entry.files.length)
-                ])]));
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        case "run": {
-            const {home, threads, args} = parse(argv, 1);
-            await runChat(args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {home, threads});
-            return;
-        }
-        case "pull": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            const controller = new AbortController();
-            process.once("SIGINT", () => controller.abort());
-            try {
-                await library.pull(args[0]!, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        case "ls":
-        case "list": {
-            const {home} = parse(argv, 0);
-            const library = await openLibrary(home);
-            const models = library.list();
-            library.close();
-            if (models.length === 0) {
-                console.log("The library is empty. Pull a model with: hearth pull hf.co/{owner}/{repo}:{QUANT}");
-                return;
-            }
-            console.log(table([["NAME", "SIZE", "PARAMS", "QUANT", "ARCH", "ADDED"], ...models.map((model) => {
-                const details = modelDetails(model);
-                return [model.name, formatBytes(model.sizeBytes), details.parameter_size, details.quantization_level, details.family, model.createdAt.slice(0, 10)];
-            })]));
-            return;
-        }
-        case "show": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            try {
-                const model = library.get(args[0]!);
-                const lines = [
-                    ["name", model.name],
-                    ["source", model.source === "hub" ? `hf.co/${model.repo} at ${model.commit}` : "imported file"],
-                    ["architecture", model.gguf.architecture ?? "unknown"],
-                    ["parameters", formatParameterCount(model.gguf.parameterCount)],
-                    ["quantization", modelDetails(model).quantization_level],
-                    ["context length", String(model.gguf.contextLength ?? "unknown")],
-                    ["layers", String(model.gguf.layerCount ?? "unknown")],
-                    ["chat template", model.gguf.chatTemplate != null ? "yes" : "no"],
-                    ["size", formatBytes(model.sizeBytes)],
-                    ["sha256", model.sha256],
-                    ...library.filePaths(model).map((file) => ["file", file])
-                ];
-                console.log(table(lines.map(([key, value]) => [key!, value!])));
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        case "rm": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            try {
-                const model = await library.remove(args[0]!);
-                console.log(`deleted ${model.name}`);
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        case "import": {
-            const {home, args} = parse(argv, 1);
-            const library = await openLibrary(home);
-            try {
-                const model = await library.import(args[0]!, args[1]);
-                console.log(`imported ${args[0]} as ${model.name}`);
-            } finally {
-                library.close();
-            }
-            return;
-        }
-        default:
-            throw new ConfigError(`unknown command "${command}"`);
+    if (command === "run") {
+        const {home, threads, args} = parse(argv, 1);
+        await runChat(args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {home, threads});
+        return;
     }
+    const spec = COMMANDS[command === "list" ? "ls" : command];
+    if (spec == null)
+        throw new ConfigError(`unknown command "${command}"`);
+    const {home, args} = parse(argv, spec.required);
+    await withLibrary(home, (library) => spec.run(library, args));
 }

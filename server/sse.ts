@@ -2,17 +2,21 @@ import type {ServerResponse} from "node:http";
 import type {FastifyReply} from "fastify";
 
 /**
- * A server-sent events stream on a hijacked reply: `data: {json}` lines, ending in `data: [DONE]`.
+ * A stream of JSON events on a hijacked reply, one `frame` per event: SSE for `/v1`, NDJSON for `/api`.
  * Writes wait for the socket to drain, so a slow client slows only its own stream.
  */
-export class SseStream {
+export class EventStream {
     readonly #reply: FastifyReply;
+    readonly #frame: (json: string) => string;
+    readonly #trailer: string;
 
-    constructor(reply: FastifyReply, headers: Record<string, string> = {}) {
+    constructor(reply: FastifyReply, format: {contentType: string, frame(json: string): string, trailer?: string}, headers: Record<string, string> = {}) {
         this.#reply = reply;
+        this.#frame = format.frame;
+        this.#trailer = format.trailer ?? "";
         reply.hijack();
         reply.raw.writeHead(200, {
-            "content-type": "text/event-stream; charset=utf-8",
+            "content-type": format.contentType,
             "cache-control": "no-cache",
             "connection": "keep-alive",
             "x-accel-buffering": "no",
@@ -28,13 +32,26 @@ export class SseStream {
     async send(data: unknown): Promise<void> {
         if (this.closed)
             return;
-        await writeDrained(this.#reply.raw, `data: ${JSON.stringify(data)}\n\n`);
+        await writeDrained(this.#reply.raw, this.#frame(JSON.stringify(data)));
     }
 
     end(): void {
-        if (this.closed)
-            return;
-        this.#reply.raw.end("data: [DONE]\n\n");
+        if (!this.closed)
+            this.#reply.raw.end(this.#trailer);
+    }
+}
+
+/** Server-sent events, `data: {json}` per event, ending in `data: [DONE]`, as OpenAI streams. */
+export class SseStream extends EventStream {
+    constructor(reply: FastifyReply, headers: Record<string, string> = {}) {
+        super(reply, {contentType: "text/event-stream; charset=utf-8", frame: (json) => `data: ${json}\n\n`, trailer: "data: [DONE]\n\n"}, headers);
+    }
+}
+
+/** One JSON object per line, as Ollama streams. */
+export class NdjsonStream extends EventStream {
+    constructor(reply: FastifyReply) {
+        super(reply, {contentType: "application/x-ndjson", frame: (json) => `${json}\n`});
     }
 }
 

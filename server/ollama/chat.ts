@@ -7,8 +7,8 @@ import {acquireModel} from "../acquireModel.js";
 import {normalizeVector} from "../normalizeVector.js";
 import {toErrorReply} from "../errors.js";
 import {mergeGenerations} from "../mergeGenerations.js";
-import {clientAbortSignal} from "../sse.js";
-import {NdjsonStream, useOllamaConventions} from "./ollamaErrors.js";
+import {NdjsonStream, clientAbortSignal} from "../sse.js";
+import {useOllamaConventions} from "./ollamaConventions.js";
 import {OllamaChatRequest, OllamaEmbedRequest, OllamaEmbeddingsRequest, OllamaGenerateRequest} from "./ollamaSchemas.js";
 import {
     checkGenerateInput, doneFields, embedFields, generationOptions, keepAliveMs, toChatMessages, toOllamaToolCall

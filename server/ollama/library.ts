@@ -7,8 +7,8 @@ import type {Library, LibraryModel, PullProgress} from "../../models/index.js";
 import {defaultQuantization} from "../../models/quantization.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
-import {clientAbortSignal} from "../sse.js";
-import {NdjsonStream, useOllamaConventions} from "./ollamaErrors.js";
+import {NdjsonStream, clientAbortSignal} from "../sse.js";
+import {useOllamaConventions} from "./ollamaConventions.js";
 
 /** Ollama's model-management API over the library, and the Hub lookups the UI uses. */
 
