@@ -3,7 +3,7 @@ import {createReadStream} from "node:fs";
 import {copyFile, link, mkdir, readdir, rm, rmdir, stat, statfs} from "node:fs/promises";
 import path from "node:path";
 import {downloadFile} from "./downloadFile.js";
-import {InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError} from "./errors.js";
+import {DownloadCancelledError, InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError} from "./errors.js";
 import {HearthError} from "../native/errors.js";
 import type {HubClient} from "./HubClient.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
@@ -144,9 +144,10 @@ export class Library {
         }));
         await this.#checkDiskSpace(canonical, files);
 
-        signal?.throwIfAborted();
+        if (signal?.aborted)
+            throw new DownloadCancelledError(canonical);
         onProgress?.({status: "queued", name: canonical});
-        await this.#downloadSlot(signal);
+        await this.#downloadSlot(canonical, signal);
         try {
             await this.#download(canonical, listing.repo, listing.commit, entry, files, {signal, onProgress});
         } finally {
@@ -221,7 +222,7 @@ export class Library {
             throw new NotEnoughDiskSpaceError(name, neededBytes, freeBytes, this.modelsDir);
     }
 
-    async #downloadSlot(signal: AbortSignal | undefined): Promise<void> {
+    async #downloadSlot(name: string, signal: AbortSignal | undefined): Promise<void> {
         if (this.#activeDownloads < this.#maxConcurrentDownloads) {
             this.#activeDownloads++;
             return;
@@ -229,7 +230,7 @@ export class Library {
         await new Promise<void>((resolve, reject) => {
             const onAbort = () => {
                 this.#waiting.splice(this.#waiting.indexOf(admit), 1);
-                reject(signal!.reason);
+                reject(new DownloadCancelledError(name));
             };
             const admit = () => {
                 signal?.removeEventListener("abort", onAbort);
