@@ -49,7 +49,8 @@ export class Library {
     readonly #registry: Registry;
     readonly #maxConcurrentDownloads: number;
     readonly #retryDelayMs: number | undefined;
-    readonly #pulls = new Map<string, Promise<LibraryModel>>();
+    /** Running pulls by name, with everyone following their progress. */
+    readonly #pulls = new Map<string, {result: Promise<LibraryModel>, listeners: Set<(progress: PullProgress) => void>}>();
     #activeDownloads = 0;
     readonly #waiting: (() => void)[] = [];
 
@@ -106,18 +107,31 @@ export class Library {
         return model.files.map((file) => this.#inside(file.path));
     }
 
-    /** Pulls a Hub model into the library; a second pull of the same name joins the first. */
-    pull(input: string, options: PullOptions = {}): Promise<LibraryModel> {
+    /**
+     * Pulls a Hub model into the library. A second pull of the same name joins the first and gets its
+     * progress from then on; only the first one's signal cancels it.
+     */
+    async pull(input: string, {signal, onProgress}: PullOptions = {}): Promise<LibraryModel> {
         const name = parseModelName(input);
         if (name.kind !== "hub")
             throw new InvalidModelNameError(input, "only Hub models can be pulled; they are named hf.co/{owner}/{repo}:{QUANT}");
         const key = formatModelName(name).toLowerCase();
-        const running = this.#pulls.get(key);
-        if (running != null)
-            return running;
-        const pull = this.#pull(name, options).finally(() => this.#pulls.delete(key));
-        this.#pulls.set(key, pull);
-        return pull;
+        let running = this.#pulls.get(key);
+        if (running == null) {
+            const listeners = new Set<(progress: PullProgress) => void>();
+            const result = this.#pull(name, {signal, onProgress: (progress) => listeners.forEach((listener) => listener(progress))})
+                .finally(() => this.#pulls.delete(key));
+            running = {result, listeners};
+            this.#pulls.set(key, running);
+        }
+        if (onProgress != null)
+            running.listeners.add(onProgress);
+        try {
+            return await running.result;
+        } finally {
+            if (onProgress != null)
+                running.listeners.delete(onProgress);
+        }
     }
 
     async #pull(name: {owner: string, repo: string, quantization?: string}, {signal, onProgress}: PullOptions): Promise<LibraryModel> {

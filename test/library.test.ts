@@ -140,6 +140,25 @@ describe("model library over /api", () => {
         await ollama.delete({model: `hf.co/${REPO}:Q4_0`});
     });
 
+    it("joins a second pull of the same model to the first: one download, progress for both", async () => {
+        hub.faults.bytesPerSecond = 1_000_000;
+        hub.requests.length = 0;
+        const follow = async () => {
+            const statuses = [];
+            for await (const part of await ollama.pull({model: `hf.co/${REPO}:Q4_0`, stream: true}))
+                statuses.push(part);
+            return statuses;
+        };
+        const [first, second] = await Promise.all([follow(), follow()]);
+        hub.faults.bytesPerSecond = undefined;
+        for (const statuses of [first, second]) {
+            assert.equal(statuses.at(-1)!.status, "success");
+            assert.ok(statuses.some((part) => part.completed > 0), "progress while downloading");
+        }
+        assert.equal(hub.requests.filter((request) => request.path.startsWith("/cdn/")).length, 1);
+        await ollama.delete({model: `hf.co/${REPO}:Q4_0`});
+    });
+
     it("rejects a file whose bytes do not match its sha256, and leaves nothing behind", async () => {
         const failed = await ollama.pull({model: "hf.co/someone/broken-GGUF:Q8_0", stream: false}).then(() => "pulled", (error: Error) => error.message);
         assert.match(failed, /sha256/);

@@ -127,7 +127,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             await stream.send({error: (error as Error).message});
         }
         if (stream == null) {
-            // A joined pull reports nothing of its own: answer once it is done.
+            // It joined a pull that finished before reporting anything more.
             stream = new NdjsonStream(reply);
             await stream.send({status: "success"});
         }
