@@ -9,7 +9,7 @@
  */
 import {spawn} from "node:child_process";
 import {createWriteStream} from "node:fs";
-import {mkdir, mkdtemp, rm, stat, writeFile} from "node:fs/promises";
+import {mkdtemp, rm, stat} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {Readable} from "node:stream";
@@ -19,9 +19,9 @@ import {fileURLToPath} from "node:url";
 import {parseArgs} from "node:util";
 import {HubClient, Library} from "../models/index.js";
 import {testModel} from "../test/helpers/testModels.js";
+import {describeMachine, printTable, writeResult} from "./report.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, "..", "..");
 const {values: args} = parseArgs({options: {model: {type: "string"}, runs: {type: "string", default: "3"}}});
 const runs = Number(args.runs);
 const REPO = "bench/synthetic-GGUF";
@@ -84,21 +84,15 @@ async function main() {
         ["hearth pull (verified, registered)", `${mbPerSecond(bestPull).toFixed(0)} MB/s`, `${(bestPull * 1000).toFixed(0)} ms  (${(ratio * 100).toFixed(1)}% of fetch)`]
     ];
     console.log(`${path.basename(file)}, ${(sizeBytes / 1e6).toFixed(1)} MB from a Hub on loopback, best of ${runs}`);
-    const width = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
-    for (const row of rows)
-        console.log(row.map((cell, column) => cell.padEnd(width[column]!)).join("  |  "));
+    printTable(rows);
 
     const result = {
         date: new Date().toISOString(),
-        machine: {cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryBytes: os.totalmem(), platform: `${os.platform()} ${os.arch()}`, node: process.version},
+        machine: describeMachine(),
         file: path.basename(file), sizeBytes, runs, fetchSeconds, pullSeconds,
         fetchBytesPerSecond: sizeBytes / bestFetch, pullBytesPerSecond: sizeBytes / bestPull, ratio
     };
-    const outDir = path.join(repoRoot, "bench", "results");
-    await mkdir(outDir, {recursive: true});
-    const out = path.join(outDir, `pull-${result.date.replace(/[:.]/g, "-")}.json`);
-    await writeFile(out, JSON.stringify(result, null, 2) + "\n");
-    console.log(`wrote ${path.relative(repoRoot, out)}`);
+    await writeResult("pull", result);
 }
 
 await main();

@@ -6,17 +6,14 @@
  * Prints a table and writes JSON to bench/results/. Decode tokens/s is (tokens - 1) / (last token time -
  * first token time), so it leaves prompt evaluation out; each figure is the best of --runs.
  */
-import {mkdir, writeFile} from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
-import {fileURLToPath} from "node:url";
 import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
 import type {LlamaContextSequence, LlamaModel} from "node-llama-cpp";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
+import {describeMachine, printTable, writeResult} from "./report.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const {values: args} = parseArgs({options: {
     model: {type: "string"},
     threads: {type: "string", default: "1"},
@@ -183,12 +180,9 @@ async function main() {
         ]),
         ["TTFT, 1,000-token prompt", `${prefix.coldTtftMs.toFixed(1)} ms cold`, `${prefix.warmTtftMs.toFixed(1)} ms with shared prefix (${(100 * prefix.warmTtftMs / prefix.coldTtftMs).toFixed(1)}% of cold)`]
     ];
-    const width = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length)));
-    for (const row of rows)
-        console.log(row.map((cell, column) => cell.padEnd(width[column]!)).join("  |  "));
+    printTable(rows);
 
-    const machine = {cpu: os.cpus()[0]?.model, cores: os.cpus().length, memoryBytes: os.totalmem(), platform: `${os.platform()} ${os.arch()}`,
-        node: process.version, nodeLlamaCpp: await getModuleVersion()};
+    const machine = {...describeMachine(), nodeLlamaCpp: await getModuleVersion()};
     const result = {
         date: new Date().toISOString(), machine, model: path.basename(modelPath), threads, tokens, runs, parallel,
         inProcess: {single: directSingle, aggregate: {1: direct[1]!.aggregate, 4: direct[4]!.aggregate}},
@@ -201,11 +195,7 @@ async function main() {
         },
         prefix
     };
-    const outDir = path.join(repoRoot, "bench", "results");
-    await mkdir(outDir, {recursive: true});
-    const file = path.join(outDir, `server-${result.date.replace(/[:.]/g, "-")}.json`);
-    await writeFile(file, JSON.stringify(result, null, 2) + "\n");
-    console.log(`wrote ${path.relative(repoRoot, file)}`);
+    await writeResult("server", result);
 }
 
 await main();

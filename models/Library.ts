@@ -7,7 +7,7 @@ import {DownloadCancelledError, InvalidModelNameError, ModelBusyError, ModelExis
 import {HearthError} from "../native/errors.js";
 import type {HubClient} from "./HubClient.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
-import {defaultQuantization, parseSplitPart} from "./quantization.js";
+import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry} from "./quantization.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {Registry} from "./Registry.js";
@@ -87,10 +87,7 @@ export class Library {
         if (name.kind === "local" || name.quantization != null)
             return this.#registry.get(formatModelName(name));
         const repo = `${name.owner}/${name.repo}`.toLowerCase();
-        const pulled = this.list().filter((model) => model.repo?.toLowerCase() === repo);
-        const entries: QuantEntry[] = pulled.map((model) => ({quantization: model.quantization ?? "", path: model.files[0]!.path, files: [], sizeBytes: model.sizeBytes}));
-        const chosen = defaultQuantization(entries);
-        return chosen != null ? pulled[entries.indexOf(chosen)] : undefined;
+        return defaultQuantization(this.list().filter((model) => model.repo?.toLowerCase() === repo));
     }
 
     get(input: string): LibraryModel {
@@ -269,21 +266,19 @@ export class Library {
         const source = path.resolve(file);
         const split = parseSplitPart(source);
         if (split != null && split.part !== 1)
-            throw new HearthError(`${source} is part ${split.part} of a split model; import its first part (-00001-of-${String(split.of).padStart(5, "0")}.gguf)`, {statusCode: 400, code: "invalid_gguf"});
-        const sources = split == null ? [source]
-            : Array.from({length: split.of}, (_, index) => source.replace(/-00001-of-(\d{5})\.gguf$/i, `-${String(index + 1).padStart(5, "0")}-of-$1.gguf`));
+            throw new HearthError(`${source} is part ${split.part} of a split model; import its first part (${path.basename(splitPartPath(source, 1, split.of))})`, {statusCode: 400, code: "invalid_gguf"});
+        const sources = split == null ? [source] : Array.from({length: split.of}, (_, index) => splitPartPath(source, index + 1, split.of));
         const gguf = await readGgufSummary(source).catch((error: Error) => {
             throw new HearthError(`${source} is not a GGUF model file (or a part of it is missing): ${error.message}`, {statusCode: 400, code: "invalid_gguf"});
         });
-        const parsed = parseModelName(nameInput ?? localNameFor(split == null ? source : source.replace(/-00001-of-\d{5}(\.gguf)$/i, "$1")));
+        const parsed = parseModelName(nameInput ?? localNameFor(withoutSplitPart(source)));
         if (parsed.kind !== "local")
             throw new InvalidModelNameError(nameInput ?? source, "an imported model gets a local name, not an hf.co name");
         if (this.#registry.get(parsed.name) != null)
             throw new ModelExistsError(parsed.name);
         const files: LibraryFile[] = [];
         for (const [index, from] of sources.entries()) {
-            const relative = path.posix.join("local", split == null ? `${parsed.name}.gguf`
-                : `${parsed.name}-${String(index + 1).padStart(5, "0")}-of-${String(split.of).padStart(5, "0")}.gguf`);
+            const relative = split == null ? `local/${parsed.name}.gguf` : splitPartPath(`local/${parsed.name}.gguf`, index + 1, split.of);
             const destination = this.#inside(relative);
             await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
             await rm(destination, {force: true});

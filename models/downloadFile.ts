@@ -4,6 +4,7 @@ import {once} from "node:events";
 import http from "node:http";
 import type {IncomingHttpHeaders, IncomingMessage} from "node:http";
 import https from "node:https";
+import path from "node:path";
 import {createReadStream, createWriteStream} from "node:fs";
 import {readFile, rename, rm, stat, truncate, writeFile} from "node:fs/promises";
 import {setTimeout as sleep} from "node:timers/promises";
@@ -27,7 +28,8 @@ export type DownloadFileOptions = {
     retryDelayMs?: number
 };
 
-type PartialMeta = {url: string, sha256: string, sizeBytes: number, etag?: string};
+/** What the partial file was for, kept beside it so a later call resumes only the same file. */
+type PartialMeta = {sha256: string, sizeBytes: number, etag?: string};
 
 class RetryableError extends Error {
     override readonly name = "RetryableError";
@@ -49,28 +51,24 @@ export async function downloadFile(options: DownloadFileOptions): Promise<void> 
     const progress: Progress = {hash: createHash("sha256"), written: 0};
     try {
         const meta = await readMeta(metaPath);
-        if (meta == null || meta.sha256 !== sha256 || meta.sizeBytes !== sizeBytes)
+        const sameFile = meta?.sha256 === sha256 && meta.sizeBytes === sizeBytes;
+        if (!sameFile || await stat(partial).then((stats) => stats.size > sizeBytes, () => false))
             await rm(partial, {force: true});
-        const state: PartialMeta = {url: options.url, sha256, sizeBytes, etag: meta?.sha256 === sha256 ? meta.etag : undefined};
+        const state: PartialMeta = {sha256, sizeBytes, etag: sameFile ? meta.etag : undefined};
         await writeFile(metaPath, JSON.stringify(state));
 
-        progress.written = await hashExisting(partial, progress.hash, sizeBytes);
-        if (progress.written < 0) {
-            await rm(partial, {force: true});
-                progress.hash = createHash("sha256");
-            progress.written = 0;
-        }
+        progress.written = await hashExisting(partial, progress.hash);
         options.onProgress?.(progress.written);
         await receive(options, partial, progress, state, () => writeFile(metaPath, JSON.stringify(state)));
         if (signal?.aborted)
-            throw new DownloadCancelledError(fileName(destination));
+            throw new DownloadCancelledError(path.basename(destination));
 
         const actualSize = (await stat(partial)).size;
         const digest = progress.hash.digest("hex");
         if (actualSize !== sizeBytes || digest !== sha256) {
             await rm(partial, {force: true});
             await rm(metaPath, {force: true});
-            throw new IntegrityError(fileName(destination), actualSize !== sizeBytes
+            throw new IntegrityError(path.basename(destination), actualSize !== sizeBytes
                 ? `it is ${actualSize} bytes, the Hub lists ${sizeBytes}`
                 : `its sha256 is ${digest}, the Hub lists ${sha256}`);
         }
@@ -84,8 +82,6 @@ export async function downloadFile(options: DownloadFileOptions): Promise<void> 
 /** What is on disk in the partial file and fed to `hash`; it stays right when a body breaks off half-way. */
 type Progress = {hash: Hash, written: number};
 
-const fileName = (filePath: string) => filePath.split(/[\\/]/).at(-1)!;
-
 /** Requests the rest of the file until it is all on disk, retrying network errors and 5xx with backoff. */
 async function receive(options: DownloadFileOptions, partial: string, progress: Progress, state: PartialMeta, saveState: () => Promise<void>): Promise<void> {
     const {sizeBytes, signal} = options;
@@ -98,7 +94,7 @@ async function receive(options: DownloadFileOptions, partial: string, progress: 
             if (response.status === 200 && progress.written > 0) {
                 // The server sent the whole file (no Range support, or the file changed): start over.
                 await truncate(partial, 0);
-                    progress.hash = createHash("sha256");
+                progress.hash = createHash("sha256");
                 progress.written = 0;
             }
             const etag = response.headers.etag;
@@ -109,9 +105,9 @@ async function receive(options: DownloadFileOptions, partial: string, progress: 
             await appendBody(response, partial, progress, sizeBytes, options);
         } catch (error) {
             if (signal?.aborted)
-                throw new DownloadCancelledError(fileName(options.destination));
+                throw new DownloadCancelledError(path.basename(options.destination));
             if ((error as NodeJS.ErrnoException).code === "ENOSPC")
-                throw new HearthError(`The disk filled up while downloading ${fileName(options.destination)}. Free some space and pull again: it resumes where it stopped.`,
+                throw new HearthError(`The disk filled up while downloading ${path.basename(options.destination)}. Free some space and pull again: it resumes where it stopped.`,
                     {statusCode: 507, type: "server_error", code: "insufficient_storage"});
             if (!(error instanceof RetryableError) && !isNetworkError(error))
                 throw error;
@@ -187,7 +183,7 @@ async function appendBody(answer: Answer, partial: string, progress: Progress, s
         for await (const chunk of answer.body as AsyncIterable<Buffer>) {
             if (progress.written + chunk.byteLength > sizeBytes) {
                 answer.body.destroy();
-                throw new IntegrityError(fileName(options.destination), `the server sent more than the ${sizeBytes} bytes the Hub lists`);
+                throw new IntegrityError(path.basename(options.destination), `the server sent more than the ${sizeBytes} bytes the Hub lists`);
             }
             if (writeError != null)
                 throw writeError;
@@ -208,11 +204,9 @@ async function appendBody(answer: Answer, partial: string, progress: Progress, s
         throw new RetryableError(`the connection ended at byte ${progress.written} of ${sizeBytes}`);
 }
 
-/** Feeds a partial file's bytes to `hash`; returns its size, or -1 when it is larger than the file can be. */
-async function hashExisting(partial: string, hash: Hash, sizeBytes: number): Promise<number> {
+/** Feeds a partial file's bytes to `hash`; returns its size (0 when there is none). */
+async function hashExisting(partial: string, hash: Hash): Promise<number> {
     const size = await stat(partial).then((stats) => stats.size, () => 0);
-    if (size > sizeBytes)
-        return -1;
     if (size > 0) {
         for await (const chunk of createReadStream(partial, {end: size - 1, highWaterMark: 1 << 20}))
             hash.update(chunk as Buffer);
@@ -220,9 +214,9 @@ async function hashExisting(partial: string, hash: Hash, sizeBytes: number): Pro
     return size;
 }
 
-async function readMeta(path: string): Promise<PartialMeta | undefined> {
+async function readMeta(file: string): Promise<PartialMeta | undefined> {
     try {
-        const meta = JSON.parse(await readFile(path, "utf8")) as Partial<PartialMeta>;
+        const meta = JSON.parse(await readFile(file, "utf8")) as Partial<PartialMeta>;
         return typeof meta.sha256 === "string" && typeof meta.sizeBytes === "number" ? meta as PartialMeta : undefined;
     } catch {
         return undefined;
@@ -237,27 +231,27 @@ function isNetworkError(error: unknown): boolean {
 const heldLocks = new Set<string>();
 
 /** One download per file across processes: a lock file holding the owner's pid; a dead owner's lock is taken over. */
-async function lock(path: string, destination: string): Promise<() => Promise<void>> {
-    if (heldLocks.has(path))
-        throw new ModelBusyError(fileName(destination), "is already being downloaded");
+async function lock(lockPath: string, destination: string): Promise<() => Promise<void>> {
+    if (heldLocks.has(lockPath))
+        throw new ModelBusyError(path.basename(destination), "is already being downloaded");
     for (let attempt = 0; attempt < 2; attempt++) {
         try {
-            await writeFile(path, String(process.pid), {flag: "wx"});
-            heldLocks.add(path);
+            await writeFile(lockPath, String(process.pid), {flag: "wx"});
+            heldLocks.add(lockPath);
             return async () => {
-                heldLocks.delete(path);
-                await rm(path, {force: true});
+                heldLocks.delete(lockPath);
+                await rm(lockPath, {force: true});
             };
         } catch (error) {
             if ((error as NodeJS.ErrnoException).code !== "EEXIST")
                 throw error;
-            const owner = Number(await readFile(path, "utf8").catch(() => ""));
+            const owner = Number(await readFile(lockPath, "utf8").catch(() => ""));
             if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner))
-                throw new ModelBusyError(fileName(destination), `is being downloaded by another Hearth process (pid ${owner})`);
-            await rm(path, {force: true});
+                throw new ModelBusyError(path.basename(destination), `is being downloaded by another Hearth process (pid ${owner})`);
+            await rm(lockPath, {force: true});
         }
     }
-    throw new ModelBusyError(fileName(destination), "is being downloaded by another Hearth process");
+    throw new ModelBusyError(path.basename(destination), "is being downloaded by another Hearth process");
 }
 
 function isAlive(pid: number): boolean {

@@ -24,7 +24,7 @@ const SPLIT_PATTERN = /-(\d{5})-of-(\d{5})\.gguf$/i;
 
 /** The quantization in a GGUF file name, upper-cased (`Q4_K_M`), or undefined when the name has none. */
 export function parseQuantization(fileName: string): string | undefined {
-    const base = fileName.replace(SPLIT_PATTERN, ".gguf").replace(/\.gguf$/i, "");
+    const base = withoutSplitPart(fileName).replace(/\.gguf$/i, "");
     // The last match wins: `Q8_0-imatrix-Q4_K_M` is unlikely, but a repo name with `F16` before the quant is not.
     let found: string | undefined;
     let rest = base;
@@ -46,6 +46,17 @@ export function parseQuantization(fileName: string): string | undefined {
 export function parseSplitPart(fileName: string): {part: number, of: number} | undefined {
     const match = SPLIT_PATTERN.exec(fileName);
     return match == null ? undefined : {part: Number(match[1]), of: Number(match[2])};
+}
+
+/** The path a split model's parts share: `m-00002-of-00003.gguf` -> `m.gguf`; other paths as they are. */
+export function withoutSplitPart(path: string): string {
+    return path.replace(SPLIT_PATTERN, ".gguf");
+}
+
+/** The path of part `part` of `of`, as llama.cpp names split models: `m.gguf` or `m-00001-of-00003.gguf` -> `m-0000{part}-of-00003.gguf`. */
+export function splitPartPath(path: string, part: number, of: number): string {
+    const pad = (count: number) => String(count).padStart(5, "0");
+    return withoutSplitPart(path).replace(/\.gguf$/i, `-${pad(part)}-of-${pad(of)}.gguf`);
 }
 
 /** Every file of a quantization, with its LFS hash; `files` are in part order. */
@@ -99,7 +110,7 @@ export function groupQuantizations(files: readonly QuantFile[]): QuantEntry[] {
 /** What `hf.co/owner/repo` without a tag pulls: a good quality-for-size default, as Ollama picks `Q4_K_M`. */
 const DEFAULT_PREFERENCE = ["Q4_K_M", "Q4_K_S", "IQ4_XS", "Q4_0", "Q5_K_M", "Q4_1", "Q5_K_S", "Q5_0", "Q6_K", "Q8_0", "BF16", "F16", "F32"];
 
-export function defaultQuantization(entries: readonly QuantEntry[]): QuantEntry | undefined {
+export function defaultQuantization<T extends {quantization?: string}>(entries: readonly T[]): T | undefined {
     for (const label of DEFAULT_PREFERENCE) {
         const entry = entries.find((candidate) => candidate.quantization === label);
         if (entry != null)

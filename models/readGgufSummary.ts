@@ -1,7 +1,7 @@
 import {GgmlType, GgufFileType} from "node-llama-cpp";
 import {readGgufHeader} from "./readGgufHeader.js";
 import type {GgufValue} from "./readGgufHeader.js";
-import {parseSplitPart} from "./quantization.js";
+import {parseSplitPart, splitPartPath} from "./quantization.js";
 
 /** What a model's GGUF header says, as the registry keeps it. */
 export type GgufSummary = {
@@ -30,8 +30,7 @@ export async function readGgufSummary(path: string): Promise<GgufSummary> {
     const split = parseSplitPart(path);
     if (partCount > 1 && split != null) {
         for (let part = 2; part <= partCount; part++) {
-            const partPath = path.replace(/-\d{5}-of-(\d{5})\.gguf$/i, `-${String(part).padStart(5, "0")}-of-$1.gguf`);
-            tensors.push(...(await readGgufHeader(partPath)).tensors);
+            tensors.push(...(await readGgufHeader(splitPartPath(path, part, partCount))).tensors);
         }
     }
 

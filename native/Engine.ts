@@ -354,7 +354,6 @@ export class Engine {
                 return;
             try {
                 entry.model = await LoadedModel.load(this.#llama, this.#loadOptions(entry.spec));
-                entry.loading = Promise.resolve(entry.model);
                 entry.state = "ready";
                 log("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path}`);
             } catch (error) {

@@ -1,17 +1,14 @@
 import {createInterface} from "node:readline/promises";
-import {HubClient, Library} from "../models/index.js";
+import type {Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
 import type {ChatMessage} from "../native/types.js";
-import {hubConfig, resolveHome} from "./config.js";
 import {libraryCatalog} from "./startServer.js";
 
 /**
  * `hearth run NAME [PROMPT]`: chat with a library model in the terminal, without a server. With a prompt it
  * answers once; without one it reads messages line by line, keeping the conversation, until an empty line or EOF.
  */
-export async function runChat(name: string, prompt: string | undefined, options: {home?: string, threads?: number} = {}): Promise<void> {
-    const hub = hubConfig();
-    const library = await Library.open({home: resolveHome(options.home), hub: new HubClient({endpoint: hub.endpoint, token: hub.token})});
+export async function runChat(library: Library, name: string, prompt: string | undefined, options: {threads?: number} = {}): Promise<void> {
     const engine = new Engine({
         gpu: "auto", gpuLayers: "auto", threads: options.threads ?? "auto", parallel: 1, ctxSize: 4096, maxQueue: 1,
         catalog: libraryCatalog(library)
@@ -50,6 +47,5 @@ export async function runChat(name: string, prompt: string | undefined, options:
         lease.release();
     } finally {
         await engine.dispose();
-        library.close();
     }
 }

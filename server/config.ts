@@ -199,7 +199,6 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const gpu = pick(values.gpu, "HEARTH_GPU");
     const gpuLayers = pick(values["gpu-layers"], "HEARTH_GPU_LAYERS");
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
-    const home = pick(values.home, "HEARTH_HOME");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
     const keepAliveMs = keepAlive != null ? parseDuration(keepAlive) : 5 * 60 * 1000;
     if (keepAliveMs == null)
@@ -219,7 +218,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
-            home: path.resolve(cwd, home || defaultHome(env)),
+            home: resolveHome(values.home, env, cwd),
             keepAliveMs,
             maxLoadedModels: maxLoadedModels != null ? parseInteger("--max-loaded-models", maxLoadedModels, 1, 1000) : 3,
             hub: hubConfig(env)
@@ -227,7 +226,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     };
 }
 
-/** The data folder for commands that only touch the library (`pull`, `ls`, `rm`, `show`, `import`). */
+/** The data folder: `--home`, else `HEARTH_HOME`, else {@link defaultHome}. */
 export function resolveHome(flag: string | undefined, env: Env = process.env, cwd = process.cwd()): string {
     return path.resolve(cwd, flag || env.HEARTH_HOME || defaultHome(env));
 }

@@ -20,10 +20,9 @@ export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME
   run NAME [PROMPT]   chat with a model in the terminal: one answer to PROMPT, or a conversation
                       read line by line until an empty line`;
 
-/** Runs `use` on the library in the data folder, and closes it after. */
+/** Runs `use` on the library in the data folder, talking to the Hub `HF_ENDPOINT` names, and closes it after. */
 async function withLibrary<T>(home: string | undefined, use: (library: Library) => Promise<T> | T): Promise<T> {
-    const hub = hubConfig();
-    const library = await Library.open({home: resolveHome(home), hub: new HubClient({endpoint: hub.endpoint, token: hub.token})});
+    const library = await Library.open({home: resolveHome(home), hub: new HubClient(hubConfig())});
     try {
         return await use(library);
     } finally {
@@ -151,7 +150,7 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
 export async function runLibraryCommand(command: string, argv: readonly string[]): Promise<void> {
     if (command === "run") {
         const {home, threads, args} = parse(argv, 1);
-        await runChat(args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {home, threads});
+        await withLibrary(home, (library) => runChat(library, args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {threads}));
         return;
     }
     const spec = COMMANDS[command === "list" ? "ls" : command];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import {formatModelName, parseModelName} from "../models/modelNames.js";
-import {defaultQuantization, groupQuantizations, parseQuantization} from "../models/quantization.js";
+import {defaultQuantization, groupQuantizations, parseQuantization, splitPartPath, withoutSplitPart} from "../models/quantization.js";
 import {parseDuration} from "../server/config.js";
 
 describe("quantization labels", () => {
@@ -37,6 +37,9 @@ describe("quantization labels", () => {
             ["Q8_0", 15, ["m-Q8_0-00001-of-00002.gguf", "m-Q8_0-00002-of-00002.gguf"]]
         ]);
         assert.equal(defaultQuantization(entries)?.quantization, "Q4_K_M");
+        assert.equal(splitPartPath("a/m-Q8_0-00001-of-00003.gguf", 2, 3), "a/m-Q8_0-00002-of-00003.gguf");
+        assert.equal(splitPartPath("local/m.gguf", 1, 12), "local/m-00001-of-00012.gguf");
+        assert.equal(withoutSplitPart("m-Q8_0-00003-of-00003.gguf"), "m-Q8_0.gguf");
     });
 });
 
