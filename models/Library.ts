@@ -5,11 +5,14 @@ import path from "node:path";
 import {downloadFile} from "./downloadFile.js";
 import {DownloadCancelledError, InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError} from "./errors.js";
 import {HearthError} from "../native/errors.js";
-import type {HubClient} from "./HubClient.js";
+import type {HubClient, HubRepoFiles} from "./HubClient.js";
+import {rescaleShape, weightBytes} from "./modelShape.js";
+import type {ModelShape} from "./modelShape.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry} from "./quantization.js";
 import {readGgufSummary} from "./readGgufSummary.js";
+import {readRemoteModelShape} from "./readModelShape.js";
 import {Registry} from "./Registry.js";
 import type {LibraryFile, LibraryModel} from "./Registry.js";
 
@@ -102,6 +105,24 @@ export class Library {
     /** Absolute paths of a model's files, the first one being what the engine loads. */
     filePaths(model: LibraryModel): string[] {
         return model.files.map((file) => this.#inside(file.path));
+    }
+
+    /**
+     * The shape of each quantization in a Hub listing, before anything is downloaded. One header, the
+     * reference quantization's, is read from the Hub with `Range` requests (and kept by its sha256); the
+     * others are the same model, so their shapes are that one's rescaled to their exact sizes, rather
+     * than megabytes of vocabulary fetched again for each.
+     */
+    async hubShapes(listing: HubRepoFiles, reference: QuantEntry, signal?: AbortSignal): Promise<Map<QuantEntry, ModelShape>> {
+        const key = reference.files.map((file) => file.sha256).join(",");
+        let shape = this.#registry.shape(key);
+        if (shape == null) {
+            const files = reference.files.map((file) => ({url: this.hub.fileUrl(listing.repo, listing.commit, file.path), sizeBytes: file.sizeBytes}));
+            shape = await readRemoteModelShape(files, (url) => this.hub.headersFor(url), signal);
+            this.#registry.putShape(key, shape);
+        }
+        const headerBytes = reference.sizeBytes - weightBytes(shape);
+        return new Map(listing.quantizations.map((entry) => [entry, entry === reference ? shape : rescaleShape(shape, entry.sizeBytes - headerBytes)]));
     }
 
     /**

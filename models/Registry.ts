@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import type {ModelShape} from "./modelShape.js";
 import type {GgufSummary} from "./readGgufSummary.js";
 
 /** A file of a library model, with its path relative to the data folder. */
@@ -44,6 +45,11 @@ const MIGRATIONS = [
         chat_template TEXT,
         model_info_json TEXT NOT NULL,
         created_at TEXT NOT NULL
+    ) STRICT`,
+    // Shapes of Hub files read from their headers, by the file's sha256: a file's bytes never change.
+    `CREATE TABLE gguf_shapes (
+        sha256 TEXT PRIMARY KEY,
+        shape_json TEXT NOT NULL
     ) STRICT`
 ];
 
@@ -85,6 +91,15 @@ export class Registry {
 
     remove(name: string): boolean {
         return this.#db.prepare("DELETE FROM models WHERE name = ? COLLATE NOCASE").run(name).changes > 0;
+    }
+
+    shape(sha256: string): ModelShape | undefined {
+        const row = this.#db.prepare("SELECT shape_json FROM gguf_shapes WHERE sha256 = ?").get(sha256) as {shape_json: string} | undefined;
+        return row != null ? JSON.parse(row.shape_json) as ModelShape : undefined;
+    }
+
+    putShape(sha256: string, shape: ModelShape): void {
+        this.#db.prepare("INSERT OR REPLACE INTO gguf_shapes (sha256, shape_json) VALUES (?, ?)").run(sha256, JSON.stringify(shape));
     }
 
     close(): void {

@@ -1,15 +1,14 @@
 import {createHash} from "node:crypto";
 import type {Hash} from "node:crypto";
 import {once} from "node:events";
-import http from "node:http";
-import type {IncomingHttpHeaders, IncomingMessage} from "node:http";
-import https from "node:https";
 import path from "node:path";
 import {createReadStream, createWriteStream} from "node:fs";
 import {readFile, rename, rm, stat, truncate, writeFile} from "node:fs/promises";
 import {setTimeout as sleep} from "node:timers/promises";
 import {HearthError} from "../native/errors.js";
 import {DownloadCancelledError, HubError, IntegrityError, ModelBusyError} from "./errors.js";
+import {getFollowingRedirects} from "./getFollowingRedirects.js";
+import type {HttpAnswer} from "./getFollowingRedirects.js";
 
 export type DownloadFileOptions = {
     url: string,
@@ -34,8 +33,6 @@ type PartialMeta = {sha256: string, sizeBytes: number, etag?: string};
 class RetryableError extends Error {
     override readonly name = "RetryableError";
 }
-
-const MAX_REDIRECTS = 10;
 
 /**
  * Downloads one file to `destination`, surviving the real world: bytes go to a partial file that a later
@@ -121,61 +118,43 @@ async function receive(options: DownloadFileOptions, partial: string, progress: 
     }
 }
 
-type Answer = {status: number, headers: IncomingHttpHeaders, body: IncomingMessage};
-
-function get(url: string, headers: Record<string, string>, signal: AbortSignal | undefined): Promise<Answer> {
-    const client = new URL(url).protocol === "https:" ? https : http;
-    return new Promise((resolve, reject) => {
-        const sent = client.get(url, {headers, signal}, (body) => resolve({status: body.statusCode ?? 0, headers: body.headers, body}));
-        sent.once("error", reject);
-    });
-}
-
 /** Asks for the file from `offset`, following redirects; resolves with a 200 or a 206 that starts at `offset`. */
-async function request(options: DownloadFileOptions, offset: number, etag: string | undefined): Promise<Answer> {
-    let url = options.url;
-    for (let redirects = 0; ; redirects++) {
-        const headers: Record<string, string> = {...options.headersFor?.(url) ?? {}, "user-agent": "hearth"};
+async function request(options: DownloadFileOptions, offset: number, etag: string | undefined): Promise<HttpAnswer> {
+    const answer = await getFollowingRedirects(options.url, (url) => {
+        const headers: Record<string, string> = {...options.headersFor?.(url) ?? {}};
         if (offset > 0) {
             headers.range = `bytes=${offset}-`;
             if (etag != null && !etag.startsWith("W/"))
                 headers["if-range"] = etag;
         }
-        const answer = await get(url, headers, options.signal);
-        const {status} = answer;
-        if (status >= 300 && status < 400 && answer.headers.location != null) {
-            answer.body.resume();
-            if (redirects >= MAX_REDIRECTS)
-                throw new HubError(`Downloading ${options.url} failed: more than ${MAX_REDIRECTS} redirects`);
-            url = new URL(answer.headers.location, url).href;
-            continue;
+        return headers;
+    }, options.signal);
+    const {status} = answer;
+    if (status === 206) {
+        const start = /^bytes (\d+)-/.exec(answer.headers["content-range"] ?? "")?.[1];
+        if (Number(start) !== offset) {
+            answer.body.destroy();
+            throw new RetryableError(`the server resumed at byte ${start ?? "?"} instead of ${offset}`);
         }
-        if (status === 206) {
-            const start = /^bytes (\d+)-/.exec(answer.headers["content-range"] ?? "")?.[1];
-            if (Number(start) !== offset) {
-                answer.body.destroy();
-                throw new RetryableError(`the server resumed at byte ${start ?? "?"} instead of ${offset}`);
-            }
-            return answer;
-        }
-        if (status === 200)
-            return answer;
-        answer.body.resume();
-        if (status === 416)
-            throw new RetryableError("the server refused the resume range");
-        if (status >= 500 || status === 429 || status === 408)
-            throw new RetryableError(`HTTP ${status}`);
-        if (status === 401 || status === 403)
-            throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
-        throw new HubError(`Downloading ${options.url} failed: HTTP ${status}`, status === 404 ? 404 : 502);
+        return answer;
     }
+    if (status === 200)
+        return answer;
+    answer.body.resume();
+    if (status === 416)
+        throw new RetryableError("the server refused the resume range");
+    if (status >= 500 || status === 429 || status === 408)
+        throw new RetryableError(`HTTP ${status}`);
+    if (status === 401 || status === 403)
+        throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
+    throw new HubError(`Downloading ${options.url} failed: HTTP ${status}`, status === 404 ? 404 : 502);
 }
 
 /**
  * Appends a response body to the partial file, hashing as it goes; `progress` is updated after every chunk.
  * Writes are buffered (waiting only when the buffer is full) and flushed before it returns or throws.
  */
-async function appendBody(answer: Answer, partial: string, progress: Progress, sizeBytes: number, options: DownloadFileOptions): Promise<void> {
+async function appendBody(answer: HttpAnswer, partial: string, progress: Progress, sizeBytes: number, options: DownloadFileOptions): Promise<void> {
     const out = createWriteStream(partial, {flags: "a", highWaterMark: 4 << 20});
     let writeError: Error | undefined;
     out.on("error", (error) => writeError = error);

@@ -6,3 +6,6 @@ export type {LibraryFile, LibraryModel} from "./Registry.js";
 export {formatModelName, parseModelName} from "./modelNames.js";
 export {fileTypeName, formatParameterCount} from "./readGgufSummary.js";
 export {formatBytes} from "./errors.js";
+export {modelShapeOf} from "./modelShape.js";
+export type {ModelShape} from "./modelShape.js";
+export {readModelShape} from "./readModelShape.js";

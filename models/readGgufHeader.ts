@@ -8,7 +8,10 @@ import {open} from "node:fs/promises";
 export type GgufHeader = {
     version: number,
     metadata: Map<string, GgufValue>,
-    tensors: {name: string, dimensions: number[], type: number}[]
+    /** Each tensor's shape, type, and where its data starts, counted from {@link GgufHeader.dataOffsetBytes}. */
+    tensors: {name: string, dimensions: number[], type: number, offsetBytes: number}[],
+    /** Where tensor data starts in the file: the header's end, aligned to `general.alignment`. */
+    dataOffsetBytes: number
 };
 export type GgufValue = number | bigint | boolean | string | GgufValue[] | {skippedArrayOf: number};
 
@@ -22,6 +25,9 @@ export class GgufFormatError extends Error {
 }
 
 class NeedMoreBytes extends Error {}
+
+/** Bytes read first: enough for most headers (a 32k vocabulary takes about 1 MB); more is read when needed. */
+export const GGUF_HEADER_FIRST_READ_BYTES = 2 << 20;
 
 /** Reads a header from the start of a file that is in `buffer`; throws {@link NeedMoreBytes} past its end. */
 class Parser {
@@ -122,10 +128,25 @@ class Parser {
             const dimensions: number[] = [];
             for (let dimension = 0; dimension < dimensionCount; dimension++)
                 dimensions.push(this.u64());
-            tensors.push({name, dimensions, type: this.u32()});
-            this.u64(); // where its data starts
+            const type = this.u32();
+            tensors.push({name, dimensions, type, offsetBytes: this.u64()});
         }
-        return {version, metadata, tensors};
+        const alignment = Number(metadata.get("general.alignment") ?? 32) || 32;
+        return {version, metadata, tensors, dataOffsetBytes: Math.ceil(this.position / alignment) * alignment};
+    }
+}
+
+/**
+ * Parses a header from the first bytes of a file; undefined when the header goes on past `bytes` (read more
+ * and call again). `isWholeFile` says `bytes` is the whole file, so running out of it is an error instead.
+ */
+export function parseGgufHeader(bytes: Buffer, isWholeFile: boolean): GgufHeader | undefined {
+    try {
+        return new Parser(bytes, isWholeFile).header();
+    } catch (error) {
+        if (error instanceof NeedMoreBytes)
+            return undefined;
+        throw error;
     }
 }
 
@@ -134,15 +155,12 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     const file = await open(path, "r");
     try {
         const fileSize = (await file.stat()).size;
-        for (let length = Math.min(2 << 20, fileSize); ; length = Math.min(length * 4, fileSize)) {
+        for (let length = Math.min(GGUF_HEADER_FIRST_READ_BYTES, fileSize); ; length = Math.min(length * 4, fileSize)) {
             const buffer = Buffer.allocUnsafe(length);
             const {bytesRead} = await file.read(buffer, 0, length, 0);
-            try {
-                return new Parser(buffer.subarray(0, bytesRead), bytesRead >= fileSize).header();
-            } catch (error) {
-                if (!(error instanceof NeedMoreBytes))
-                    throw error;
-            }
+            const header = parseGgufHeader(buffer.subarray(0, bytesRead), bytesRead >= fileSize);
+            if (header != null)
+                return header;
         }
     } finally {
         await file.close();

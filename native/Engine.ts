@@ -1,11 +1,17 @@
-import os from "node:os";
-import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+import {InsufficientMemoryError, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
+import type {ModelShape} from "../models/modelShape.js";
+import {readModelShape} from "../models/readModelShape.js";
 import {defaultThreadCount} from "./defaultThreadCount.js";
-import {HearthError, ModelNotFoundError, ModelNotReadyError} from "./errors.js";
+import {HearthError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError, ModelTooLargeError} from "./errors.js";
 import {LoadedModel} from "./LoadedModel.js";
+import {loadBackend} from "./loadBackend.js";
+import type {Backend, BackendReport} from "./loadBackend.js";
+import {planOffload} from "./planOffload.js";
+import type {LoadSettings, MemoryAvailable, OffloadPlan} from "./planOffload.js";
+import {memoryAvailable} from "./systemReport.js";
 
-export type Backend = "cuda" | "metal" | "vulkan" | "cpu";
+export type {Backend} from "./loadBackend.js";
 
 export type EngineOptions = {
     /** Defaults to `"auto"`: CUDA, Metal or Vulkan when usable, else the CPU. */
@@ -45,11 +51,15 @@ export type LoadedModelInfo = {
     sizeBytes: number,
     pinned: boolean,
     /** When it unloads if nothing uses it; undefined while in use or for a model kept loaded. */
-    expiresAt: Date | undefined
+    expiresAt: Date | undefined,
+    /** The settings it was loaded with and the memory planned for them. */
+    plan: OffloadPlan
 };
 
 type Entry = {
     spec: ModelToLoad,
+    settings: LoadSettings,
+    plan?: OffloadPlan,
     /** Loaded at start from --model, and never unloaded by keep-alive. */
     pinned: boolean,
     state: "pending" | "ready" | "failed",
@@ -65,20 +75,13 @@ type Entry = {
 
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60 * 1000;
 
-export class BackendUnavailableError extends HearthError {
-    override readonly name = "BackendUnavailableError";
-
-    constructor(backend: string, reason: string) {
-        super(`The ${backend} backend is not available on this machine (${reason}). Use --gpu auto to pick the best available one, or --gpu cpu.`,
-            {statusCode: 400, code: "backend_unavailable"});
-    }
-}
-
 /**
  * Owns node-llama-cpp and every loaded model: it loads, keeps alive, evicts and unloads them; routes only
  * acquire and release. It is created before the server listens and loads the pinned models (`--model`)
  * in the background, so `/health` can answer `loading` at once; requests for a model still loading get
- * 503 with `Retry-After`. Library models load on first use and unload after their keep-alive.
+ * 503 with `Retry-After`. Library models load on first use (or on an explicit {@link load}) and unload
+ * after their keep-alive. Every load is planned first: layers go to the GPU as far as they fit, and a
+ * model that cannot fit in free memory is refused with 422 instead of being loaded to crash the process.
  */
 export class Engine {
     readonly options: EngineOptions;
@@ -87,14 +90,16 @@ export class Engine {
     /** Library models by path, loaded or loading. */
     readonly #onDemand = new Map<string, Entry>();
     #llama: Llama | undefined;
+    #backendReport: BackendReport | undefined;
     #threads: number | undefined;
+    #backendStarted: Promise<Llama> | undefined;
     #started: Promise<void> | undefined;
     #disposed = false;
 
     constructor(options: EngineOptions, models: readonly ModelToLoad[]) {
         this.options = options;
         for (const spec of models) {
-            const entry: Entry = {spec, pinned: true, state: "pending", users: 0, lastUsedMs: 0, keepAliveMs: -1};
+            const entry: Entry = {spec, settings: this.defaultSettings, pinned: true, state: "pending", users: 0, lastUsedMs: 0, keepAliveMs: -1};
             for (const name of spec.names)
                 this.#pinned.set(name, entry);
         }
@@ -106,6 +111,21 @@ export class Engine {
         return this.#started;
     }
 
+    /** The backend, started if it was not (without waiting for pinned models to load). */
+    startBackend(): Promise<Llama> {
+        this.#backendStarted ??= this.#startBackend();
+        return this.#backendStarted;
+    }
+
+    /** The settings a model loads with unless a load asks for others: the server's flags. */
+    get defaultSettings(): LoadSettings {
+        return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers};
+    }
+
+    /** Which backend was chosen and why; known once the backend has started. */
+    get backendReport(): BackendReport | undefined {
+        return this.#backendReport;
+    }
     get status(): "loading" | "ok" {
         return [...this.#pinned.values()].some((entry) => entry.state === "pending") || this.#llama == null ? "loading" : "ok";
     }
@@ -135,13 +155,19 @@ export class Engine {
             path: entry.spec.path,
             sizeBytes: entry.spec.sizeBytes ?? 0,
             pinned: entry.pinned,
-            expiresAt: entry.expiresAt
+            expiresAt: entry.expiresAt,
+            plan: entry.plan!
         }));
     }
 
     /** Every name a model is served under, loaded or not. */
     get servedNames(): string[] {
         return [...new Set([...this.#pinned.keys(), ...this.options.catalog?.names() ?? []])];
+    }
+
+    /** The file a served name loads from, pinned or in the library. */
+    pathOf(name: string): string | undefined {
+        return this.#pinned.get(name)?.spec.path ?? this.options.catalog?.find(name)?.path;
     }
 
     #entries(): Entry[] {
@@ -159,6 +185,8 @@ export class Engine {
     #readyModel(name: string, entry: Entry): LoadedModel {
         if (entry.state === "pending")
             throw new ModelNotReadyError(`The model "${name}" is still loading. Retry in a moment.`);
+        if (entry.state === "failed" && entry.error instanceof HearthError)
+            throw entry.error;
         if (entry.state === "failed")
             throw new ModelNotReadyError(`The model "${name}" failed to load: ${entry.error?.message ?? "unknown error"}`, 60);
         return entry.model!;
@@ -172,17 +200,52 @@ export class Engine {
         const pinned = this.#pinned.get(name);
         if (pinned != null)
             return this.#lease(pinned, this.#readyModel(name, pinned), keepAliveMs);
+        const entry = this.#onDemandEntry(this.#find(name), undefined);
+        return this.#leaseWhenLoaded(entry, keepAliveMs);
+    }
 
+    /**
+     * Loads a library model with these settings now (`POST /api/load`), reloading it if it is loaded with
+     * others and idle. It stays loaded for `keepAliveMs` after its last request; by default until unloaded.
+     */
+    async load(name: string, settings: Partial<LoadSettings> = {}, {keepAliveMs = -1}: {keepAliveMs?: number} = {}): Promise<LoadedModelInfo> {
+        const pinned = this.#pinned.get(name);
+        if (pinned != null) {
+            this.#readyModel(name, pinned);
+            return this.loadedModels.find((loaded) => loaded.path === pinned.spec.path)!;
+        }
+        const spec = this.#find(name);
+        const wanted = {...this.defaultSettings, ...settings};
+        const current = this.#onDemand.get(spec.path);
+        if (current != null && !sameSettings(current.settings, wanted)) {
+            if (current.users > 0 || (current.model?.scheduler.busySlots ?? 0) > 0)
+                throw new ModelNotReadyError(`The model "${name}" is in use with other settings; it can be reloaded when its requests finish.`, 5);
+            await this.#unload(current);
+        }
+        const lease = await this.#leaseWhenLoaded(this.#onDemandEntry(spec, wanted), keepAliveMs);
+        lease.release();
+        return this.loadedModels.find((loaded) => loaded.path === spec.path)!;
+    }
+
+    #find(name: string): ModelToLoad {
         const spec = this.options.catalog?.find(name);
         if (spec == null)
             throw new ModelNotFoundError(name, this.servedNames);
         if (this.#llama == null)
             throw new ModelNotReadyError("The server is still starting. Retry in a moment.");
+        return spec;
+    }
+
+    #onDemandEntry(spec: ModelToLoad, settings: LoadSettings | undefined): Entry {
         let entry = this.#onDemand.get(spec.path);
         if (entry == null) {
-            entry = {spec, pinned: false, state: "pending", users: 0, lastUsedMs: 0, keepAliveMs: this.options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS};
+            entry = {spec, settings: settings ?? this.defaultSettings, pinned: false, state: "pending", users: 0, lastUsedMs: 0, keepAliveMs: this.options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS};
             this.#onDemand.set(spec.path, entry);
         }
+        return entry;
+    }
+
+    async #leaseWhenLoaded(entry: Entry, keepAliveMs: number | undefined): Promise<ModelLease> {
         entry.users++;
         this.#clearTimer(entry);
         try {
@@ -237,16 +300,16 @@ export class Engine {
 
     async #loadOnDemand(entry: Entry): Promise<LoadedModel> {
         const log = this.options.log ?? (() => undefined);
-        await this.#makeRoomFor(entry);
         try {
-            const model = await LoadedModel.load(this.#llama!, this.#loadOptions(entry.spec));
+            entry.plan = await this.#makeRoomFor(entry);
+            const model = await this.#loadModel(entry, entry.plan);
             if (this.#disposed) {
                 await model.dispose();
                 throw new ModelNotReadyError("The server is shutting down");
             }
             entry.model = model;
             entry.state = "ready";
-            log("info", `loaded ${entry.spec.names[0]} from ${entry.spec.path}`);
+            log("info", `loaded ${entry.spec.names[0]} from ${entry.spec.path} (${describePlan(entry.plan)})`);
             return model;
         } catch (error) {
             this.#onDemand.delete(entry.spec.path);
@@ -257,23 +320,76 @@ export class Engine {
         }
     }
 
-    /** Unloads least recently used idle library models while too many are loaded or memory is short. */
-    async #makeRoomFor(entry: Entry): Promise<void> {
+    /**
+     * Unloads least recently used idle library models while too many are loaded or the new one does not
+     * fit in free memory; returns the plan it loads with, or refuses it if it cannot fit even then.
+     */
+    async #makeRoomFor(entry: Entry): Promise<OffloadPlan> {
         const maxLoaded = this.options.maxLoadedModels ?? 3;
-        const neededBytes = entry.spec.sizeBytes ?? 0;
+        const shape = await this.#shapeOf(entry);
         for (;;) {
             const loaded = [...this.#onDemand.values()].filter((other) => other !== entry && other.model != null);
             const tooMany = loaded.length >= maxLoaded;
-            const memoryShort = neededBytes > os.freemem();
-            if (!tooMany && !memoryShort)
-                return;
+            const plan = planOffload(shape, entry.settings, await this.memoryAvailable());
+            if (!tooMany && plan.fits)
+                return plan;
             const idle = loaded.filter((other) => other.users === 0 && other.model!.scheduler.busySlots === 0).sort((a, b) => a.lastUsedMs - b.lastUsedMs)[0];
             if (idle == null) {
                 if (tooMany)
                     throw new ModelNotReadyError(`${loaded.length} models are loaded and all of them are in use; "${entry.spec.names[0]}" can load when one is free.`, 5);
-                return; // Memory is short but nothing can be freed: try anyway; node-llama-cpp refuses what cannot fit.
+                throw new ModelTooLargeError(entry.spec.names[0]!, plan.message! + (loaded.length > 0 ? ` ${loaded.length} other models are loaded and in use.` : ""));
             }
             await this.#unload(idle);
+        }
+    }
+
+    async #shapeOf(entry: Entry): Promise<ModelShape> {
+        try {
+            return await readModelShape(entry.spec.path);
+        } catch (error) {
+            throw new InvalidRequestError(`The model "${entry.spec.names[0]}" cannot be loaded: its GGUF header could not be read (${(error as Error).message}).`, "model", "invalid_model_file");
+        }
+    }
+
+    /**
+     * Memory free for another model now. Weights of loaded models are mapped from their files, and the
+     * OS counts such pages as reclaimable; they are not, while the model is in use, so they are taken off.
+     */
+    async memoryAvailable(): Promise<MemoryAvailable> {
+        const llama = await this.startBackend();
+        const ram = memoryAvailable();
+        const mappedBytes = this.#entries().reduce((sum, entry) => sum + (entry.model != null ? entry.plan?.ramWeightsBytes ?? 0 : 0), 0);
+        const vram = llama.gpu !== false ? await llama.getVramState() : {total: 0, free: 0, unifiedSize: 0};
+        return {
+            ramFreeBytes: Math.max(0, ram.freeBytes - mappedBytes),
+            ramTotalBytes: ram.totalBytes,
+            vramFreeBytes: vram.free,
+            vramTotalBytes: vram.total,
+            unifiedMemory: vram.unifiedSize > 0
+        };
+    }
+
+    /** How a model would load on this machine now, with the server's settings unless others are given. */
+    async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}): Promise<OffloadPlan> {
+        return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable());
+    }
+
+    async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
+        try {
+            return await LoadedModel.load(this.#llama!, {
+                names: entry.spec.names,
+                path: entry.spec.path,
+                parallel: entry.settings.parallel,
+                ctxSize: entry.settings.ctxSize,
+                threads: this.#threads!,
+                gpuLayers: plan.gpuLayers,
+                maxQueue: this.options.maxQueue,
+                chatTemplate: this.options.chatTemplate
+            });
+        } catch (error) {
+            if (error instanceof InsufficientMemoryError)
+                throw new ModelTooLargeError(entry.spec.names[0]!, `${error.message}. Try a smaller context (ctx_size), fewer parallel slots or a smaller quantization.`);
+            throw error;
         }
     }
 
@@ -306,56 +422,34 @@ export class Engine {
         }
     }
 
-    #loadOptions(spec: ModelToLoad) {
-        return {
-            names: spec.names,
-            path: spec.path,
-            parallel: this.options.parallel,
-            ctxSize: this.options.ctxSize,
-            threads: this.#threads!,
-            gpuLayers: this.options.gpuLayers,
-            maxQueue: this.options.maxQueue,
-            chatTemplate: this.options.chatTemplate
-        };
+    async #startBackend(): Promise<Llama> {
+        const log = this.options.log ?? (() => undefined);
+        const {llama, report} = await loadBackend(this.options.gpu, {
+            logger: (level, message) => {
+                if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
+                    log("error", message.trim());
+            }
+        });
+        this.#llama = llama;
+        this.#backendReport = report;
+        this.#threads = this.options.threads === "auto" ? defaultThreadCount(llama.cpuMathCores) : this.options.threads;
+        log("info", `backend ${report.selected}, ${this.#threads} threads` + (report.reason != null && this.options.gpu === "auto" ? ` (${report.reason})` : ""));
+        return llama;
     }
 
     async #start(): Promise<void> {
-        const {gpu} = this.options;
         const log = this.options.log ?? (() => undefined);
-        try {
-            this.#llama = await getLlama({
-                gpu: gpu === "cpu" ? false : gpu,
-                build: "never",
-                logLevel: LlamaLogLevel.error,
-                logger: (level, message) => {
-                    if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
-                        log("error", message.trim());
-                }
-            });
-        } catch (error) {
-            const reason = (error as Error).name === "NoBinaryFoundError"
-                ? "no node-llama-cpp build for it runs here; its driver or runtime is missing"
-                : (error as Error).message;
-            throw new BackendUnavailableError(gpu, reason);
-        }
-        if (gpu !== "auto" && this.backend !== gpu) {
-            const fallback = this.backend;
-            await this.#llama.dispose();
-            this.#llama = undefined;
-            throw new BackendUnavailableError(gpu, `node-llama-cpp offered ${fallback} instead`);
-        }
-        this.#threads = this.options.threads === "auto" ? defaultThreadCount(this.#llama.cpuMathCores) : this.options.threads;
-        log("info", `backend ${this.backend}, ${this.#threads} threads`);
-        if (gpu === "auto" && this.#llama.gpu === false)
-            log("info", "no usable GPU backend (CUDA, Metal, Vulkan) was found; running on the CPU");
-
+        await this.startBackend();
         for (const entry of new Set(this.#pinned.values())) {
             if (this.#disposed)
                 return;
             try {
-                entry.model = await LoadedModel.load(this.#llama, this.#loadOptions(entry.spec));
+                entry.plan = planOffload(await this.#shapeOf(entry), entry.settings, await this.memoryAvailable());
+                if (!entry.plan.fits)
+                    throw new ModelTooLargeError(entry.spec.names[0]!, entry.plan.message!);
+                entry.model = await this.#loadModel(entry, entry.plan);
                 entry.state = "ready";
-                log("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path}`);
+                log("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path} (${describePlan(entry.plan)})`);
             } catch (error) {
                 entry.state = "failed";
                 entry.error = error as Error;
@@ -369,6 +463,7 @@ export class Engine {
             return;
         this.#disposed = true;
         await this.#started?.catch(() => undefined);
+        await this.#backendStarted?.catch(() => undefined);
         for (const entry of this.#entries())
             this.#clearTimer(entry);
         await Promise.all([...this.#onDemand.values()].map((entry) => entry.loading?.catch(() => undefined)));
@@ -378,4 +473,12 @@ export class Engine {
         }
         await this.#llama?.dispose();
     }
+}
+
+function sameSettings(a: LoadSettings, b: LoadSettings): boolean {
+    return a.ctxSize === b.ctxSize && a.parallel === b.parallel && a.gpuLayers === b.gpuLayers;
+}
+
+function describePlan(plan: OffloadPlan): string {
+    return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots`;
 }

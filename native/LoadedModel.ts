@@ -74,9 +74,9 @@ export class LoadedModel {
         const model = await llama.loadModel({modelPath: options.path, gpuLayers: options.gpuLayers});
         let loaded: LoadedModel | undefined;
         try {
-            // Every slot may hold a full --ctx-size; requests are bounded to it so slots never crowd each other out.
+            // node-llama-cpp gives each sequence (slot) its own contextSize of KV cache; requests are bounded to it.
             const context = await model.createContext({
-                contextSize: options.ctxSize * options.parallel,
+                contextSize: options.ctxSize,
                 sequences: options.parallel,
                 threads: options.threads,
                 batchSize: Math.min(512, options.ctxSize * options.parallel),

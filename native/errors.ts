@@ -81,3 +81,21 @@ export class RequestAbortedError extends Error {
         super("The request was aborted");
     }
 }
+
+export class BackendUnavailableError extends HearthError {
+    override readonly name = "BackendUnavailableError";
+
+    constructor(backend: string, reason: string) {
+        super(`The ${backend} backend is not available on this machine: ${reason}. Use --gpu auto to pick the best available one, or --gpu cpu.`,
+            {statusCode: 400, code: "backend_unavailable"});
+    }
+}
+
+/** A model that cannot fit in this machine's free memory with the settings asked for; loading it is refused. */
+export class ModelTooLargeError extends HearthError {
+    override readonly name = "ModelTooLargeError";
+
+    constructor(model: string, detail: string) {
+        super(`"${model}" does not fit in memory. ${detail}`, {statusCode: 422, code: "model_too_large"});
+    }
+}

@@ -8,6 +8,7 @@ import {completionsRoutes} from "./openai/completions.js";
 import {embeddingsRoutes} from "./openai/embeddings.js";
 import {modelsRoutes} from "./openai/models.js";
 import {ollamaChatRoutes} from "./ollama/chat.js";
+import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
 
 export type AppOptions = {
@@ -41,5 +42,6 @@ export async function buildApp({engine, library, logger = false, bodyLimitBytes 
     await app.register(embeddingsRoutes, options);
     await app.register(ollamaLibraryRoutes, options);
     await app.register(ollamaChatRoutes, options);
+    await app.register(engineRoutes, options);
     return app;
 }

@@ -4,6 +4,7 @@ import {LoadedModel} from "../native/LoadedModel.js";
 import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.js";
 import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
+import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
 import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
 import {startServer} from "./startServer.js";
 import {HearthError} from "../native/errors.js";
@@ -14,7 +15,9 @@ Commands:
   serve       run the OpenAI-compatible server (hearth serve --help for its options)
   --version   print the version
 
-${LIBRARY_USAGE}`;
+${LIBRARY_USAGE}
+
+${HARDWARE_USAGE}`;
 
 function version(): string {
     const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {version: string};
@@ -96,6 +99,9 @@ async function main(argv: string[]): Promise<void> {
         case "show":
         case "import":
             return runLibraryCommand(command, rest);
+        case "system":
+        case "estimate":
+            return runHardwareCommand(command, rest);
         case "--version":
         case "-v":
             console.log(version());

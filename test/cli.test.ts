@@ -54,7 +54,7 @@ describe("hearth serve", () => {
         if (process.platform !== "darwin") {
             const metal = await run(["serve", "--gpu", "metal", "--port", "0"]).exited;
             assert.equal(metal.code, 1);
-            assert.match(metal.stderr, /metal backend is not available/);
+            assert.match(metal.stderr, /The Metal backend is not available on this machine: .*Use --gpu auto/);
         }
     });
 });

@@ -4,9 +4,12 @@ import Type from "typebox";
 import type {Static} from "typebox";
 import {fileTypeName, formatModelName, formatParameterCount, parseModelName} from "../../models/index.js";
 import type {Library, LibraryModel, PullProgress} from "../../models/index.js";
+import type {ModelShape} from "../../models/index.js";
 import {defaultQuantization} from "../../models/quantization.js";
+import type {QuantEntry} from "../../models/quantization.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
+import {offloadPlanJson} from "../offloadPlanJson.js";
 import {NdjsonStream, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
 
@@ -139,10 +142,13 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         models: engine.loadedModels.flatMap((loaded) => {
             const model = library.find(loaded.names[0]!);
             const expiresAt = loaded.pinned || loaded.expiresAt == null ? NEVER : loaded.expiresAt.toISOString();
-            const common = {name: loaded.names[0]!, model: loaded.names[0]!, expires_at: expiresAt, size_vram: 0};
+            const common = {
+                name: loaded.names[0]!, model: loaded.names[0]!, expires_at: expiresAt,
+                size: loaded.plan.ramBytes + loaded.plan.vramBytes, size_vram: loaded.plan.vramBytes, context_length: loaded.plan.contextSize
+            };
             return model != null
-                ? [{...common, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model)}]
-                : [{...common, size: loaded.sizeBytes, digest: "", details: {parent_model: "", format: "gguf", family: "", families: [], parameter_size: "", quantization_level: ""}}];
+                ? [{...common, digest: model.sha256, details: modelDetails(model)}]
+                : [{...common, digest: "", details: {parent_model: "", format: "gguf", family: "", families: [], parameter_size: "", quantization_level: ""}}];
         })
     }));
 
@@ -153,27 +159,54 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         return {models: models.map((model) => ({id: model.id, name: `hf.co/${model.id}`, downloads: model.downloads, likes: model.likes, updated_at: model.updatedAt, gated: model.gated}))};
     });
 
-    app.get<{Querystring: {repo?: string}}>("/api/hub/files", async (request) => {
+    /**
+     * A repo's quantizations, each with whether it fits this machine (on the GPU, partly, on the CPU, or
+     * not at all) at the server's context size, or the `ctx_size` and `parallel` asked for.
+     */
+    app.get<{Querystring: {repo?: string, ctx_size?: string, parallel?: string}}>("/api/hub/files", async (request) => {
         const repo = request.query.repo?.trim() ?? "";
         const parsed = parseModelName(`hf.co/${repo}`);
         if (parsed.kind !== "hub")
             throw new InvalidRequestError("repo must look like owner/name", "repo");
+        const settings = {
+            ctxSize: positiveInteger(request.query.ctx_size, "ctx_size") ?? engine.defaultSettings.ctxSize,
+            parallel: positiveInteger(request.query.parallel, "parallel") ?? engine.defaultSettings.parallel
+        };
         const listing = await library.hub.repoFiles(`${parsed.owner}/${parsed.repo}`);
         const chosen = defaultQuantization(listing.quantizations);
-        return {
-            repo: listing.repo,
-            commit: listing.commit,
-            quantizations: listing.quantizations.map((entry) => {
-                const name = formatModelName({...parsed, quantization: entry.quantization});
-                return {
-                    name,
-                    quantization: entry.quantization,
-                    size: entry.sizeBytes,
-                    files: entry.files.map((file) => ({path: file.path, size: file.sizeBytes, sha256: file.sha256})),
-                    default: entry === chosen,
-                    in_library: library.find(name) != null
-                };
-            })
-        };
+        let shapes: Map<QuantEntry, ModelShape> | undefined;
+        let fitError: string | undefined;
+        if (chosen != null) {
+            try {
+                shapes = await library.hubShapes(listing, chosen, AbortSignal.timeout(30_000));
+            } catch (error) {
+                // The listing is still worth showing; only whether each quantization fits is unknown.
+                fitError = `Could not read the model's header from the Hub: ${(error as Error).message}`;
+            }
+        }
+        const quantizations = [];
+        for (const entry of listing.quantizations) {
+            const name = formatModelName({...parsed, quantization: entry.quantization});
+            const shape = shapes?.get(entry);
+            quantizations.push({
+                name,
+                quantization: entry.quantization,
+                size: entry.sizeBytes,
+                files: entry.files.map((file) => ({path: file.path, size: file.sizeBytes, sha256: file.sha256})),
+                default: entry === chosen,
+                in_library: library.find(name) != null,
+                fit: shape != null ? offloadPlanJson(await engine.plan(shape, settings)) : null,
+                ...fitError != null ? {fit_error: fitError} : {}
+            });
+        }
+        return {repo: listing.repo, commit: listing.commit, quantizations};
     });
+}
+
+function positiveInteger(value: string | undefined, param: string): number | undefined {
+    if (value == null)
+        return undefined;
+    if (!/^[1-9][0-9]{0,7}$/.test(value))
+        throw new InvalidRequestError(`${param} must be a whole number above 0, got "${value}"`, param);
+    return Number(value);
 }

@@ -1,0 +1,16 @@
+import type {OffloadPlan} from "../native/planOffload.js";
+
+/** An offload plan as the API and `hearth estimate --json` give it. */
+export function offloadPlanJson(plan: OffloadPlan) {
+    return {
+        fits: plan.fits,
+        placement: plan.placement,
+        layers_total: plan.layersTotal,
+        gpu_layers: plan.gpuLayers,
+        vram_bytes: plan.vramBytes,
+        ram_bytes: plan.ramBytes,
+        context_size: plan.contextSize,
+        parallel: plan.parallel,
+        ...plan.message != null ? {message: plan.message} : {}
+    };
+}
