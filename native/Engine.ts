@@ -1,4 +1,4 @@
-import {InsufficientMemoryError, LlamaLogLevel} from "node-llama-cpp";
+import {LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import type {ModelShape} from "../models/modelShape.js";
 import {readModelShape} from "../models/readModelShape.js";
@@ -11,50 +11,11 @@ import {planOffload} from "./planOffload.js";
 import type {LoadSettings, MemoryAvailable, OffloadPlan} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
 
+import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
+import {loadPlannedModel} from "./loadPlannedModel.js";
+
 export type {Backend} from "./loadBackend.js";
-
-export type EngineOptions = {
-    /** Defaults to `"auto"`: CUDA, Metal or Vulkan when usable, else the CPU. */
-    gpu: "auto" | Backend,
-    gpuLayers: "auto" | "max" | number,
-    /** Defaults to `"auto"`: {@link defaultThreadCount} of the machine's math cores. */
-    threads: "auto" | number,
-    parallel: number,
-    ctxSize: number,
-    maxQueue: number,
-    chatTemplate?: string,
-    /** How long a library model stays loaded after its last request; negative keeps it loaded. Defaults to 5 minutes. */
-    keepAliveMs?: number,
-    /** Library models loaded at once; loading one more unloads the least recently used idle one. Defaults to 3. */
-    maxLoadedModels?: number,
-    /** The models that load on first use (the library). */
-    catalog?: ModelCatalog,
-    log?: (level: "info" | "warn" | "error", message: string) => void
-};
-
-export type ModelToLoad = {path: string, names: readonly string[], sizeBytes?: number};
-
-/** Where models that are not pinned at start come from: the library, which hands over verified paths only. */
-export type ModelCatalog = {
-    /** The model a name refers to, with its canonical name first in `names`, or undefined. */
-    find(name: string): ModelToLoad | undefined,
-    /** Every name it can serve. */
-    names(): string[]
-};
-
-/** A loaded model held by a request; `release` starts its keep-alive once no request holds it. */
-export type ModelLease = {readonly model: LoadedModel, release(): void};
-
-export type LoadedModelInfo = {
-    names: readonly string[],
-    path: string,
-    sizeBytes: number,
-    pinned: boolean,
-    /** When it unloads if nothing uses it; undefined while in use or for a model kept loaded. */
-    expiresAt: Date | undefined,
-    /** The settings it was loaded with and the memory planned for them. */
-    plan: OffloadPlan
-};
+export type {EngineOptions, LoadedModelInfo, ModelCatalog, ModelLease, ModelToLoad} from "./engineTypes.js";
 
 type Entry = {
     spec: ModelToLoad,
@@ -374,23 +335,8 @@ export class Engine {
         return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable());
     }
 
-    async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
-        try {
-            return await LoadedModel.load(this.#llama!, {
-                names: entry.spec.names,
-                path: entry.spec.path,
-                parallel: entry.settings.parallel,
-                ctxSize: entry.settings.ctxSize,
-                threads: this.#threads!,
-                gpuLayers: plan.gpuLayers,
-                maxQueue: this.options.maxQueue,
-                chatTemplate: this.options.chatTemplate
-            });
-        } catch (error) {
-            if (error instanceof InsufficientMemoryError)
-                throw new ModelTooLargeError(entry.spec.names[0]!, `${error.message}. Try a smaller context (ctx_size), fewer parallel slots or a smaller quantization.`);
-            throw error;
-        }
+    #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
+        return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {threads: this.#threads!, maxQueue: this.options.maxQueue, chatTemplate: this.options.chatTemplate});
     }
 
     /** Unloads a library model now, unless a request holds it. */

@@ -146,7 +146,7 @@ function notFitMessage(shape: ModelShape, settings: LoadSettings, available: Mem
     const tries: string[] = [];
     for (let ctxSize = smallerPowerOfTwo(settings.ctxSize); ctxSize >= 512; ctxSize /= 2) {
         if (fitsIn(estimateFor(shape, {...settings, ctxSize}, available), available)) {
-            tries.push(`a ${ctxSize} context`);
+            tries.push(`a context of ${ctxSize} tokens`);
             break;
         }
     }

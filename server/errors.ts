@@ -1,4 +1,5 @@
 import type {FastifyError, FastifyReply, FastifyRequest} from "fastify";
+import {InsufficientMemoryError} from "node-llama-cpp";
 import {HearthError, ModelNotReadyError, QueueFullError} from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
@@ -13,6 +14,10 @@ export function toErrorReply(error: unknown): {statusCode: number, body: ErrorBo
     if (error instanceof HearthError) {
         const retryAfterSeconds = error instanceof QueueFullError || error instanceof ModelNotReadyError ? error.retryAfterSeconds : undefined;
         return {statusCode: error.statusCode, body: errorBody(error.message, error.type, error.param, error.code), retryAfterSeconds};
+    }
+    if (error instanceof InsufficientMemoryError) {
+        // node-llama-cpp's own check before allocating (a context for embeddings, say): refused, nothing crashed.
+        return {statusCode: 422, body: errorBody(`Not enough free memory for this request: ${error.message}. Unload other models or use a smaller context.`, "invalid_request_error", null, "insufficient_memory")};
     }
     const fastifyError = error as Partial<FastifyError> & {validation?: {instancePath?: string, params?: Record<string, unknown>}[]};
     if (fastifyError.validation != null) {

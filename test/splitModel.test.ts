@@ -104,7 +104,7 @@ describe("split GGUF models", () => {
             const sizes = await Promise.all(parts.map(async (part) => (await stat(part)).size));
             const response = await fetch(`${server.url}/api/hub/files?repo=${REPO}`);
             assert.equal(response.status, 200);
-            const listing = await response.json() as {quantizations: {name: string, quantization: string, size: number, files: {path: string, size: number}[]}[]};
+            const listing = await response.json() as {quantizations: {name: string, quantization: string, size: number, files: {path: string, size: number}[], fit: {fits: boolean, layers_total: number}}[]};
             assert.equal(listing.quantizations.length, 1);
             const [entry] = listing.quantizations;
             assert.equal(entry!.name, NAME);
@@ -112,14 +112,21 @@ describe("split GGUF models", () => {
             assert.deepEqual(entry!.files.map((file) => file.path), parts.map((part) => path.basename(part)));
             assert.deepEqual(entry!.files.map((file) => file.size), sizes);
             assert.equal(entry!.size, sizes.reduce((sum, size) => sum + size, 0));
+            // Its fit comes from the headers of all three parts, read before anything is downloaded.
+            assert.equal(entry!.fit.fits, true);
+            assert.equal(entry!.fit.layers_total, 6);
+            const headerReads = hub.requests.filter((request) => request.path.startsWith("/cdn/"));
+            assert.equal(headerReads.length, 3);
+            assert.ok(headerReads.every((request) => request.range?.startsWith("bytes=0-")));
         });
 
         it("pulls all parts, lists the model with their total size and completes with it", async () => {
+            const requestsBefore = hub.requests.length;
             const pulled = await fetch(`${server.url}/api/pull`, {
                 method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: NAME, stream: false})
             });
             assert.equal(pulled.status, 200, await pulled.text());
-            const cdnPaths = hub.requests.filter((request) => request.path.startsWith("/cdn/")).map((request) => new URL(request.path, hub.url).searchParams.get("path"));
+            const cdnPaths = hub.requests.slice(requestsBefore).filter((request) => request.path.startsWith("/cdn/")).map((request) => new URL(request.path, hub.url).searchParams.get("path"));
             assert.deepEqual(cdnPaths, parts.map((part) => path.basename(part)));
 
             const total = (await Promise.all(parts.map((part) => stat(part)))).reduce((sum, stats) => sum + stats.size, 0);

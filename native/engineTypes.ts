@@ -1,0 +1,49 @@
+import type {Backend} from "./loadBackend.js";
+import type {LoadedModel} from "./LoadedModel.js";
+import type {OffloadPlan} from "./planOffload.js";
+
+/** The types the engine is configured with and hands out. */
+
+export type EngineOptions = {
+    /** Defaults to `"auto"`: CUDA, Metal or Vulkan when usable, else the CPU. */
+    gpu: "auto" | Backend,
+    gpuLayers: "auto" | "max" | number,
+    /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
+    threads: "auto" | number,
+    parallel: number,
+    ctxSize: number,
+    maxQueue: number,
+    chatTemplate?: string,
+    /** How long a library model stays loaded after its last request; negative keeps it loaded. Defaults to 5 minutes. */
+    keepAliveMs?: number,
+    /** Library models loaded at once; loading one more unloads the least recently used idle one. Defaults to 3. */
+    maxLoadedModels?: number,
+    /** The models that load on first use (the library). */
+    catalog?: ModelCatalog,
+    log?: (level: "info" | "warn" | "error", message: string) => void
+};
+
+export type ModelToLoad = {path: string, names: readonly string[], sizeBytes?: number};
+
+/** Where models that are not pinned at start come from: the library, which hands over verified paths only. */
+export type ModelCatalog = {
+    /** The model a name refers to, with its canonical name first in `names`, or undefined. */
+    find(name: string): ModelToLoad | undefined,
+    /** Every name it can serve. */
+    names(): string[]
+};
+
+/** A loaded model held by a request; `release` starts its keep-alive once no request holds it. */
+export type ModelLease = {readonly model: LoadedModel, release(): void};
+
+export type LoadedModelInfo = {
+    names: readonly string[],
+    path: string,
+    sizeBytes: number,
+    pinned: boolean,
+    /** When it unloads if nothing uses it; undefined while in use or for a model kept loaded. */
+    expiresAt: Date | undefined,
+    /** The settings it was loaded with and the memory planned for them. */
+    plan: OffloadPlan
+};
+

@@ -1,0 +1,28 @@
+import {InsufficientMemoryError} from "node-llama-cpp";
+import type {Llama} from "node-llama-cpp";
+import type {ModelToLoad} from "./engineTypes.js";
+import {ModelTooLargeError} from "./errors.js";
+import {LoadedModel} from "./LoadedModel.js";
+import type {LoadSettings, OffloadPlan} from "./planOffload.js";
+
+/** Loads a model as planned: the plan's layers on the GPU, the settings' context and slots. */
+export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
+    {threads, maxQueue, chatTemplate}: {threads: number, maxQueue: number, chatTemplate: string | undefined}): Promise<LoadedModel> {
+    try {
+        return await LoadedModel.load(llama, {
+            names: spec.names,
+            path: spec.path,
+            parallel: settings.parallel,
+            ctxSize: settings.ctxSize,
+            threads,
+            gpuLayers: plan.gpuLayers,
+            maxQueue,
+            chatTemplate
+        });
+    } catch (error) {
+        // node-llama-cpp checks memory too, by its own (more cautious) estimate: a refusal, not a failure.
+        if (error instanceof InsufficientMemoryError)
+            throw new ModelTooLargeError(spec.names[0]!, `${error.message}. Try a smaller context (ctx_size), fewer parallel slots or a smaller quantization.`);
+        throw error;
+    }
+}
