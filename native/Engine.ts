@@ -4,7 +4,7 @@ import type {ModelShape} from "../models/modelShape.js";
 import {readModelShape} from "../models/readModelShape.js";
 import {defaultThreadCount} from "./defaultThreadCount.js";
 import {HearthError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError, ModelTooLargeError} from "./errors.js";
-import {LoadedModel} from "./LoadedModel.js";
+import type {LoadedModel} from "./LoadedModel.js";
 import {loadBackend} from "./loadBackend.js";
 import type {Backend, BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
