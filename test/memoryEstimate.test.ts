@@ -1,27 +1,15 @@
 import assert from "node:assert/strict";
-import {execFile} from "node:child_process";
 import {stat} from "node:fs/promises";
-import path from "node:path";
 import {describe, it} from "node:test";
-import {fileURLToPath} from "node:url";
-import {promisify} from "node:util";
 import {readModelShape} from "../models/index.js";
 import type {ModelShape} from "../models/index.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {estimateMemory, planOffload} from "../native/planOffload.js";
 import type {MemoryAvailable} from "../native/planOffload.js";
+import {measureLoadMemory, measuredTotalBytes} from "./helpers/measureLoadMemory.js";
 import {testModel} from "./helpers/testModels.js";
 
-const measureScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "helpers", "loadAndMeasure.js");
 const GB = 1e9;
-
-type Measured = {weightsBytes: number, kvBytes: number, computeBytes: number, outputBytes: number, loadOverheadBytes: number};
-
-/** Loads the model on the CPU in a fresh process and returns what llama.cpp allocated and what else the load took. */
-async function measureLoad(file: string, ctxSize: number, parallel: number): Promise<Measured> {
-    const {stdout} = await promisify(execFile)(process.execPath, [measureScript, file, String(ctxSize), String(parallel)]);
-    return JSON.parse(stdout.trim().split("\n").at(-1)!) as Measured;
-}
 
 describe("memory estimates", () => {
     const cases: [file: string, ctxSize: number, parallel: number][] = [
@@ -36,9 +24,9 @@ describe("memory estimates", () => {
         it(`are within 15% of what loading ${file} with ${ctxSize} tokens x ${parallel} slots uses on the CPU`, async () => {
             const modelPath = await testModel(file);
             const shape = await readModelShape(modelPath);
-            const measured = await measureLoad(modelPath, ctxSize, parallel);
+            const measured = await measureLoadMemory(modelPath, ctxSize, parallel);
             const estimate = estimateMemory(shape, {ctxSize, parallel}, 0);
-            const measuredBytes = measured.weightsBytes + measured.kvBytes + measured.computeBytes + measured.outputBytes + measured.loadOverheadBytes;
+            const measuredBytes = measuredTotalBytes(measured);
             const ratio = estimate.ramBytes / measuredBytes;
             assert.ok(ratio > 0.85 && ratio < 1.15, `estimated ${estimate.ramBytes} bytes, measured ${measuredBytes} (${JSON.stringify(measured)}): ratio ${ratio.toFixed(3)}`);
             assert.equal(estimate.vramBytes, 0);
