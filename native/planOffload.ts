@@ -112,12 +112,12 @@ export function planOffload(shape: ModelShape, settings: LoadSettings, available
 
 function estimateFor(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): MemoryEstimate {
     const layersTotal = shape.blockCount + 1;
+    if (available.vramTotalBytes === 0)
+        return estimateMemory(shape, settings, 0); // on the CPU backend a layer count asks for nothing
     if (settings.gpuLayers === "max")
         return estimateMemory(shape, settings, layersTotal);
     if (settings.gpuLayers !== "auto")
         return estimateMemory(shape, settings, settings.gpuLayers);
-    if (available.vramTotalBytes === 0)
-        return estimateMemory(shape, settings, 0);
     const usableVram = available.vramFreeBytes - safetyMarginBytes(available.vramTotalBytes);
     // VRAM grows with every layer offloaded: take the most that fit.
     let best = estimateMemory(shape, settings, 0);

@@ -2,6 +2,8 @@ import Fastify, {LogController} from "fastify";
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
 import type {Library} from "../models/index.js";
 import type {Engine} from "../native/Engine.js";
+import {conversationRoutes} from "./conversations/conversationRoutes.js";
+import type {ConversationStore} from "./conversations/ConversationStore.js";
 import {errorBody, errorHandler} from "./errors.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
@@ -14,13 +16,14 @@ import {ollamaLibraryRoutes} from "./ollama/library.js";
 export type AppOptions = {
     engine: Engine,
     library: Library,
+    conversations: ConversationStore,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
     bodyLimitBytes?: number
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, conversations, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         logController: new LogController({disableRequestLogging: true}),
@@ -43,5 +46,6 @@ export async function buildApp({engine, library, logger = false, bodyLimitBytes 
     await app.register(ollamaLibraryRoutes, options);
     await app.register(ollamaChatRoutes, options);
     await app.register(engineRoutes, options);
+    await app.register(conversationRoutes, {engine, conversations});
     return app;
 }

@@ -3,12 +3,14 @@ import {HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
 import type {ModelCatalog} from "../native/Engine.js";
 import {buildApp} from "./app.js";
+import {ConversationStore} from "./conversations/ConversationStore.js";
 import type {ServeConfig} from "./config.js";
 
 export type RunningServer = {
     app: FastifyInstance,
     engine: Engine,
     library: Library,
+    conversations: ConversationStore,
     /** `http://host:port`, with the port actually bound. */
     url: string,
     /** Resolves when every model has loaded or failed; rejects when the backend cannot start. */
@@ -43,10 +45,12 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         catalog: libraryCatalog(library),
         log: (level, message) => app.log[level](message)
     }, config.models);
-    const app = await buildApp({engine, library, logger: options.logger});
+    const conversations = new ConversationStore(library.home);
+    const app = await buildApp({engine, library, conversations, logger: options.logger});
     try {
         await app.listen({host: config.host, port: config.port});
     } catch (error) {
+        conversations.close();
         library.close();
         throw error;
     }
@@ -61,12 +65,14 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         app,
         engine,
         library,
+        conversations,
         url: `http://${host}:${port}`,
         ready,
         close: () => {
             closing ??= (async () => {
                 await app.close();
                 await engine.dispose();
+                conversations.close();
                 library.close();
             })();
             return closing;

@@ -82,6 +82,7 @@ describe("offload planning", () => {
 
     it("runs on the CPU without a GPU, and refuses what fits nowhere with advice that works", () => {
         assert.equal(planOffload(model, settings, machine(0)).placement, "cpu");
+        assert.equal(planOffload(model, {...settings, gpuLayers: "max"}, machine(0)).placement, "cpu", "layers asked of a CPU backend run on the CPU");
         const tooSmall = planOffload(model, {...settings, ctxSize: 32768, parallel: 4}, machine(0, 13));
         assert.equal(tooSmall.fits, false);
         assert.equal(tooSmall.placement, "none");

@@ -1,0 +1,222 @@
+import {randomUUID} from "node:crypto";
+import path from "node:path";
+import Database from "better-sqlite3";
+
+/** Sampling settings kept with a conversation, in the API's names. */
+export type ConversationOptions = {
+    temperature?: number, top_p?: number, top_k?: number, min_p?: number, seed?: number,
+    max_tokens?: number, repeat_penalty?: number
+};
+
+export type Conversation = {
+    id: string,
+    title: string,
+    model: string | null,
+    system_prompt: string | null,
+    options: ConversationOptions,
+    created_at: string,
+    updated_at: string
+};
+
+/**
+ * `streaming` while a reply is being generated; `stopped` when its client stopped it; `interrupted` when
+ * the server stopped while it streamed (what was generated until then is kept); `error` when it failed.
+ */
+export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted" | "error";
+
+export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
+
+export type Message = {
+    id: string,
+    role: "user" | "assistant",
+    content: string,
+    status: MessageStatus,
+    /** The model that wrote an assistant message. */
+    model: string | null,
+    stats: ReplyStats | null,
+    error: string | null,
+    created_at: string
+};
+
+export type ConversationSummary = Conversation & {message_count: number};
+
+type ConversationRow = {id: string, title: string, model: string | null, system_prompt: string | null, options_json: string, created_at: string, updated_at: string};
+type MessageRow = {id: string, role: "user" | "assistant", content: string, status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string};
+
+const MIGRATIONS = [
+    `CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        model TEXT,
+        system_prompt TEXT,
+        options_json TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'streaming', 'stopped', 'interrupted', 'error')),
+        model TEXT,
+        stats_json TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (conversation_id, position)
+    ) STRICT;`
+];
+
+/**
+ * Conversations and their messages, in `conversations.db` in the data folder (SQLite, WAL). A reply is
+ * written as it streams, each piece before it is sent, so a crash loses nothing a client was shown.
+ */
+export class ConversationStore {
+    readonly #db: Database.Database;
+
+    constructor(home: string) {
+        const file = path.join(home, "conversations.db");
+        this.#db = new Database(file);
+        this.#db.pragma("journal_mode = WAL");
+        this.#db.pragma("busy_timeout = 5000");
+        this.#db.pragma("synchronous = NORMAL");
+        this.#db.pragma("foreign_keys = ON");
+        const version = this.#db.pragma("user_version", {simple: true}) as number;
+        if (version > MIGRATIONS.length)
+            throw new Error(`The conversations in ${file} were written by a newer Hearth (schema ${version}); update Hearth to open them.`);
+        this.#db.transaction(() => {
+            for (const migration of MIGRATIONS.slice(version))
+                this.#db.exec(migration);
+            this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
+            // Replies that were streaming when the last server stopped keep what they had.
+            this.#db.prepare("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'").run();
+        })();
+    }
+
+    list(): ConversationSummary[] {
+        const rows = this.#db.prepare(`SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+            FROM conversations c ORDER BY c.updated_at DESC, c.rowid DESC`).all() as (ConversationRow & {message_count: number})[];
+        return rows.map((row) => ({...toConversation(row), message_count: row.message_count}));
+    }
+
+    get(id: string): (Conversation & {messages: Message[]}) | undefined {
+        const row = this.#db.prepare("SELECT * FROM conversations WHERE id = ?").get(id) as ConversationRow | undefined;
+        if (row == null)
+            return undefined;
+        const messages = this.#db.prepare("SELECT * FROM messages WHERE conversation_id = ? ORDER BY position").all(id) as MessageRow[];
+        return {...toConversation(row), messages: messages.map(toMessage)};
+    }
+
+    create(fields: {title?: string, model?: string | null, system_prompt?: string | null, options?: ConversationOptions}): Conversation {
+        const now = new Date().toISOString();
+        const row: ConversationRow = {
+            id: randomUUID(), title: fields.title ?? "New conversation", model: fields.model ?? null,
+            system_prompt: fields.system_prompt ?? null, options_json: JSON.stringify(fields.options ?? {}), created_at: now, updated_at: now
+        };
+        this.#db.prepare(`INSERT INTO conversations (id, title, model, system_prompt, options_json, created_at, updated_at)
+            VALUES (@id, @title, @model, @system_prompt, @options_json, @created_at, @updated_at)`).run(row);
+        return toConversation(row);
+    }
+
+    /** Changes the fields given; undefined when there is no such conversation. */
+    update(id: string, fields: {title?: string, model?: string | null, system_prompt?: string | null, options?: ConversationOptions}): Conversation | undefined {
+        const current = this.#db.prepare("SELECT * FROM conversations WHERE id = ?").get(id) as ConversationRow | undefined;
+        if (current == null)
+            return undefined;
+        const row: ConversationRow = {
+            ...current,
+            title: fields.title ?? current.title,
+            model: fields.model !== undefined ? fields.model : current.model,
+            system_prompt: fields.system_prompt !== undefined ? fields.system_prompt : current.system_prompt,
+            options_json: fields.options != null ? JSON.stringify(fields.options) : current.options_json,
+            updated_at: new Date().toISOString()
+        };
+        this.#db.prepare(`UPDATE conversations SET title = @title, model = @model, system_prompt = @system_prompt, options_json = @options_json,
+            updated_at = @updated_at WHERE id = @id`).run(row);
+        return toConversation(row);
+    }
+
+    remove(id: string): boolean {
+        return this.#db.prepare("DELETE FROM conversations WHERE id = ?").run(id).changes > 0;
+    }
+
+    addMessage(conversationId: string, fields: {role: "user" | "assistant", content: string, status?: MessageStatus, model?: string | null}): Message {
+        const row: MessageRow = {
+            id: randomUUID(), role: fields.role, content: fields.content, status: fields.status ?? "complete",
+            model: fields.model ?? null, stats_json: null, error: null, created_at: new Date().toISOString()
+        };
+        this.#db.transaction(() => {
+            const {next} = this.#db.prepare("SELECT COALESCE(MAX(position), -1) + 1 AS next FROM messages WHERE conversation_id = ?").get(conversationId) as {next: number};
+            this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, status, model, stats_json, error, created_at)
+                VALUES (@id, @conversation_id, @position, @role, @content, @status, @model, @stats_json, @error, @created_at)`)
+                .run({...row, conversation_id: conversationId, position: next});
+            this.#touch(conversationId);
+        })();
+        return toMessage(row);
+    }
+
+    /** Replaces a message's text and removes every message after it: the conversation goes on from the edit. */
+    editMessage(conversationId: string, messageId: string, content: string): Message | undefined {
+        return this.#db.transaction(() => {
+            const position = this.#position(conversationId, messageId);
+            if (position == null)
+                return undefined;
+            this.#db.prepare("DELETE FROM messages WHERE conversation_id = ? AND position > ?").run(conversationId, position);
+            this.#db.prepare("UPDATE messages SET content = ?, status = 'complete', error = NULL WHERE id = ?").run(content, messageId);
+            this.#touch(conversationId);
+            return toMessage(this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(messageId) as MessageRow);
+        })();
+    }
+
+    /** Removes a message and every message after it. */
+    truncateFrom(conversationId: string, messageId: string): boolean {
+        return this.#db.transaction(() => {
+            const position = this.#position(conversationId, messageId);
+            if (position == null)
+                return false;
+            this.#db.prepare("DELETE FROM messages WHERE conversation_id = ? AND position >= ?").run(conversationId, position);
+            this.#touch(conversationId);
+            return true;
+        })();
+    }
+
+    /** Adds streamed text to a reply; it is on disk when this returns. */
+    appendToReply(messageId: string, text: string): void {
+        this.#db.prepare("UPDATE messages SET content = content || ? WHERE id = ?").run(text, messageId);
+    }
+
+    finishReply(messageId: string, status: Exclude<MessageStatus, "streaming">, result: {stats?: ReplyStats, error?: string} = {}): Message {
+        this.#db.prepare("UPDATE messages SET status = ?, stats_json = ?, error = ? WHERE id = ?")
+            .run(status, result.stats != null ? JSON.stringify(result.stats) : null, result.error ?? null, messageId);
+        return toMessage(this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(messageId) as MessageRow);
+    }
+
+    #position(conversationId: string, messageId: string): number | undefined {
+        const row = this.#db.prepare("SELECT position FROM messages WHERE conversation_id = ? AND id = ?").get(conversationId, messageId) as {position: number} | undefined;
+        return row?.position;
+    }
+
+    #touch(conversationId: string): void {
+        this.#db.prepare("UPDATE conversations SET updated_at = ? WHERE id = ?").run(new Date().toISOString(), conversationId);
+    }
+
+    close(): void {
+        if (this.#db.open)
+            this.#db.close();
+    }
+}
+
+function toConversation(row: ConversationRow): Conversation {
+    return {
+        id: row.id, title: row.title, model: row.model, system_prompt: row.system_prompt,
+        options: JSON.parse(row.options_json) as ConversationOptions, created_at: row.created_at, updated_at: row.updated_at
+    };
+}
+
+function toMessage(row: MessageRow): Message {
+    return {
+        id: row.id, role: row.role, content: row.content, status: row.status, model: row.model,
+        stats: row.stats_json != null ? JSON.parse(row.stats_json) as ReplyStats : null, error: row.error, created_at: row.created_at
+    };
+}
