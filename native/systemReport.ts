@@ -16,9 +16,10 @@ export async function systemReport(llama: Llama, backend: BackendReport): Promis
     const gpus: SystemReport["gpus"] = [];
     if (llama.gpu !== false) {
         const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
-        // node-llama-cpp reports VRAM summed over the devices of its backend.
-        for (const name of names.length > 0 ? names : ["GPU"])
-            gpus.push({name, backend: llama.gpu, vram_total_bytes: Math.round(vram.total / names.length || vram.total), vram_free_bytes: Math.round(vram.free / names.length || vram.free)});
+        // node-llama-cpp reports VRAM summed over the devices of its backend: each gets an equal share here.
+        const devices = names.length > 0 ? names : ["GPU"];
+        for (const name of devices)
+            gpus.push({name, backend: llama.gpu, vram_total_bytes: Math.round(vram.total / devices.length), vram_free_bytes: Math.round(vram.free / devices.length)});
     }
     return {
         cpu: {model: os.cpus()[0]?.model.trim() ?? "unknown", cores: await physicalCores(), threads: os.availableParallelism(), simd: simdFeatures(llama.systemInfo)},
