@@ -1,5 +1,6 @@
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import type {ModelShape} from "./modelShape.js";
+import {openDatabase} from "./openDatabase.js";
 import type {GgufSummary} from "./readGgufSummary.js";
 
 /** A file of a library model, with its path relative to the data folder. */
@@ -58,18 +59,7 @@ export class Registry {
     readonly #db: Database.Database;
 
     constructor(path: string) {
-        this.#db = new Database(path);
-        this.#db.pragma("journal_mode = WAL");
-        this.#db.pragma("busy_timeout = 5000");
-        this.#db.pragma("synchronous = NORMAL");
-        const version = this.#db.pragma("user_version", {simple: true}) as number;
-        if (version > MIGRATIONS.length)
-            throw new Error(`The library at ${path} was written by a newer Hearth (schema ${version}); update Hearth to use it.`);
-        this.#db.transaction(() => {
-            for (const migration of MIGRATIONS.slice(version))
-                this.#db.exec(migration);
-            this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
-        })();
+        this.#db = openDatabase(path, MIGRATIONS, "The library");
     }
 
     list(): LibraryModel[] {

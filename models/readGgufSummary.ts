@@ -1,7 +1,6 @@
 import {GgmlType, GgufFileType} from "node-llama-cpp";
-import {readGgufHeader} from "./readGgufHeader.js";
 import type {GgufValue} from "./readGgufHeader.js";
-import {parseSplitPart, splitPartPath} from "./quantization.js";
+import {readGgufParts} from "./readModelShape.js";
 
 /** What a model's GGUF header says, as the registry keeps it. */
 export type GgufSummary = {
@@ -24,15 +23,9 @@ const FILE_TYPE_OF_GGML_TYPE: Record<string, number | undefined> = {
 
 /** Reads the header of a local GGUF file (and the tensor lists of the other parts of a split model); never touches the network. */
 export async function readGgufSummary(path: string): Promise<GgufSummary> {
-    const header = await readGgufHeader(path);
-    const tensors = [...header.tensors];
-    const partCount = Number(header.metadata.get("split.count") ?? 1);
-    const split = parseSplitPart(path);
-    if (partCount > 1 && split != null) {
-        for (let part = 2; part <= partCount; part++) {
-            tensors.push(...(await readGgufHeader(splitPartPath(path, part, partCount))).tensors);
-        }
-    }
+    const parts = await readGgufParts(path);
+    const header = parts[0]!.header;
+    const tensors = parts.flatMap((part) => part.header.tensors);
 
     const modelInfo: GgufSummary["modelInfo"] = {};
     for (const [key, value] of header.metadata)

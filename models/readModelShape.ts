@@ -7,8 +7,8 @@ import {parseSplitPart, splitPartPath} from "./quantization.js";
 import {GGUF_HEADER_FIRST_READ_BYTES, parseGgufHeader, readGgufHeader} from "./readGgufHeader.js";
 import type {GgufHeader} from "./readGgufHeader.js";
 
-/** The shape of a local model file, reading the header of every part of a split model. */
-export async function readModelShape(path: string): Promise<ModelShape> {
+/** The header and size of a local GGUF file and, for the first part of a split model, of every other part, in order. */
+export async function readGgufParts(path: string): Promise<{header: GgufHeader, fileSizeBytes: number}[]> {
     const read = async (file: string) => ({header: await readGgufHeader(file), fileSizeBytes: (await stat(file)).size});
     const first = await read(path);
     const parts = [first];
@@ -17,7 +17,12 @@ export async function readModelShape(path: string): Promise<ModelShape> {
         for (let part = 2; part <= partCount; part++)
             parts.push(await read(splitPartPath(path, part, partCount)));
     }
-    return modelShapeOf(parts);
+    return parts;
+}
+
+/** The shape of a local model file, reading the header of every part of a split model. */
+export async function readModelShape(path: string): Promise<ModelShape> {
+    return modelShapeOf(await readGgufParts(path));
 }
 
 export type RemoteFile = {url: string, sizeBytes: number};

@@ -6,11 +6,10 @@ import {defaultThreadCount} from "./defaultThreadCount.js";
 import {HearthError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError, ModelTooLargeError} from "./errors.js";
 import type {LoadedModel} from "./LoadedModel.js";
 import {loadBackend} from "./loadBackend.js";
-import type {Backend, BackendReport} from "./loadBackend.js";
+import type {BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
 import type {LoadSettings, MemoryAvailable, OffloadPlan} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
-
 import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
 import {loadPlannedModel} from "./loadPlannedModel.js";
 
@@ -87,22 +86,9 @@ export class Engine {
     get backendReport(): BackendReport | undefined {
         return this.#backendReport;
     }
+
     get status(): "loading" | "ok" {
         return [...this.#pinned.values()].some((entry) => entry.state === "pending") || this.#llama == null ? "loading" : "ok";
-    }
-
-    get llama(): Llama | undefined {
-        return this.#llama;
-    }
-
-    /** Evaluation threads in use; known once started. */
-    get threads(): number | undefined {
-        return this.#threads;
-    }
-
-    get backend(): Backend | undefined {
-        const gpu = this.#llama?.gpu;
-        return gpu == null ? undefined : gpu === false ? "cpu" : gpu;
     }
 
     /** Loaded models, each once. */
@@ -114,7 +100,6 @@ export class Engine {
         return this.#entries().filter((entry) => entry.model != null).map((entry) => ({
             names: entry.spec.names,
             path: entry.spec.path,
-            sizeBytes: entry.spec.sizeBytes ?? 0,
             pinned: entry.pinned,
             expiresAt: entry.expiresAt,
             plan: entry.plan!
@@ -287,11 +272,11 @@ export class Engine {
      */
     async #makeRoomFor(entry: Entry): Promise<OffloadPlan> {
         const maxLoaded = this.options.maxLoadedModels ?? 3;
-        const shape = await this.#shapeOf(entry);
+        const shape = await shapeOf(entry.spec);
         for (;;) {
             const loaded = [...this.#onDemand.values()].filter((other) => other !== entry && other.model != null);
             const tooMany = loaded.length >= maxLoaded;
-            const plan = planOffload(shape, entry.settings, await this.memoryAvailable());
+            const plan = await this.plan(shape, entry.settings);
             if (!tooMany && plan.fits)
                 return plan;
             const idle = loaded.filter((other) => other.users === 0 && other.model!.scheduler.busySlots === 0).sort((a, b) => a.lastUsedMs - b.lastUsedMs)[0];
@@ -301,14 +286,6 @@ export class Engine {
                 throw new ModelTooLargeError(entry.spec.names[0]!, plan.message! + (loaded.length > 0 ? ` ${loaded.length} other models are loaded and in use.` : ""));
             }
             await this.#unload(idle);
-        }
-    }
-
-    async #shapeOf(entry: Entry): Promise<ModelShape> {
-        try {
-            return await readModelShape(entry.spec.path);
-        } catch (error) {
-            throw new InvalidRequestError(`The model "${entry.spec.names[0]}" cannot be loaded: its GGUF header could not be read (${(error as Error).message}).`, "model", "invalid_model_file");
         }
     }
 
@@ -333,6 +310,14 @@ export class Engine {
     /** How a model would load on this machine now, with the server's settings unless others are given. */
     async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}): Promise<OffloadPlan> {
         return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable());
+    }
+
+    /** How a served model (pinned or in the library) would load now: `GET /api/estimate`, `hearth estimate`. */
+    async estimate(name: string, settings: Partial<LoadSettings> = {}): Promise<OffloadPlan> {
+        const spec = this.#pinned.get(name)?.spec ?? this.options.catalog?.find(name);
+        if (spec == null)
+            throw new ModelNotFoundError(name, this.servedNames);
+        return this.plan(await shapeOf(spec), settings);
     }
 
     #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
@@ -390,7 +375,7 @@ export class Engine {
             if (this.#disposed)
                 return;
             try {
-                entry.plan = planOffload(await this.#shapeOf(entry), entry.settings, await this.memoryAvailable());
+                entry.plan = await this.plan(await shapeOf(entry.spec), entry.settings);
                 if (!entry.plan.fits)
                     throw new ModelTooLargeError(entry.spec.names[0]!, entry.plan.message!);
                 entry.model = await this.#loadModel(entry, entry.plan);
@@ -418,6 +403,14 @@ export class Engine {
             await model.dispose();
         }
         await this.#llama?.dispose();
+    }
+}
+
+async function shapeOf(spec: ModelToLoad): Promise<ModelShape> {
+    try {
+        return await readModelShape(spec.path);
+    } catch (error) {
+        throw new InvalidRequestError(`The model "${spec.names[0]}" cannot be loaded: its GGUF header could not be read (${(error as Error).message}).`, "model", "invalid_model_file");
     }
 }
 

@@ -23,7 +23,7 @@ export type EngineOptions = {
     log?: (level: "info" | "warn" | "error", message: string) => void
 };
 
-export type ModelToLoad = {path: string, names: readonly string[], sizeBytes?: number};
+export type ModelToLoad = {path: string, names: readonly string[]};
 
 /** Where models that are not pinned at start come from: the library, which hands over verified paths only. */
 export type ModelCatalog = {
@@ -39,7 +39,6 @@ export type ModelLease = {readonly model: LoadedModel, release(): void};
 export type LoadedModelInfo = {
     names: readonly string[],
     path: string,
-    sizeBytes: number,
     pinned: boolean,
     /** When it unloads if nothing uses it; undefined while in use or for a model kept loaded. */
     expiresAt: Date | undefined,

@@ -1,13 +1,15 @@
 import {existsSync} from "node:fs";
 import path from "node:path";
-import {HubClient, Library, formatBytes, readModelShape} from "../models/index.js";
+import {HubClient, Library, formatBytes} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
+import type {ModelToLoad} from "../native/Engine.js";
 import type {OffloadPlan} from "../native/planOffload.js";
 import {systemReport} from "../native/systemReport.js";
 import type {SystemReport} from "../native/systemReport.js";
 import {ConfigError, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
 import {offloadPlanJson} from "./offloadPlanJson.js";
+import {libraryCatalog} from "./startServer.js";
 
 /** `hearth system` and `hearth estimate`: what this machine has, and whether a model fits it. */
 
@@ -37,21 +39,19 @@ function parse(argv: readonly string[]): {config: ServeConfig, json: boolean, po
     return {config: parseServeArgs(flags).config, json, positionals};
 }
 
-function engineFor(config: ServeConfig, library?: Library): Engine {
+/** An engine that is never started: it starts its backend to plan, and loads nothing. */
+function engineFor(config: ServeConfig, models: ModelToLoad[], library?: Library): Engine {
     return new Engine({
         gpu: config.gpu, gpuLayers: config.gpuLayers, threads: config.threads, parallel: config.parallel,
         ctxSize: config.ctxSize, maxQueue: config.maxQueue,
-        ...library != null ? {catalog: {find: (name) => {
-            const model = library.find(name);
-            return model != null ? {path: library.filePaths(model)[0]!, names: [model.name]} : undefined;
-        }, names: () => []}} : {}
-    }, []);
+        ...library != null ? {catalog: libraryCatalog(library)} : {}
+    }, models);
 }
 
 export async function runHardwareCommand(command: "system" | "estimate", argv: readonly string[]): Promise<void> {
     const {config, json, positionals} = parse(argv);
     if (command === "system") {
-        const engine = engineFor(config);
+        const engine = engineFor(config, []);
         try {
             const report = await systemReport(await engine.startBackend(), engine.backendReport!);
             console.log(json ? JSON.stringify(report, null, 2) : formatSystem(report));
@@ -66,12 +66,11 @@ export async function runHardwareCommand(command: "system" | "estimate", argv: r
         throw new ConfigError(`missing MODEL\n${HARDWARE_USAGE}`);
     const isFile = /\.gguf$/i.test(model) && existsSync(model);
     const library = isFile ? undefined : await Library.open({home: config.home, hub: new HubClient(config.hub)});
-    const engine = engineFor(config, library);
+    const engine = engineFor(config, isFile ? [{path: path.resolve(model), names: [model]}] : [], library);
     try {
-        const file = isFile ? path.resolve(model) : engine.pathOf(model);
-        if (file == null)
+        if (engine.pathOf(model) == null)
             throw new ConfigError(`"${model}" is neither a .gguf file nor a model in the library (${config.home}); hearth ls lists the library`);
-        const plan = await engine.plan(await readModelShape(file));
+        const plan = await engine.estimate(model);
         console.log(json ? JSON.stringify({model, ...offloadPlanJson(plan)}, null, 2) : formatPlan(model, plan));
     } finally {
         await engine.dispose();

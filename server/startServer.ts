@@ -23,7 +23,7 @@ export function libraryCatalog(library: Library): ModelCatalog {
     return {
         find: (name) => {
             const model = library.find(name);
-            return model != null ? {path: library.filePaths(model)[0]!, names: [model.name], sizeBytes: model.sizeBytes} : undefined;
+            return model != null ? {path: library.filePaths(model)[0]!, names: [model.name]} : undefined;
         },
         names: () => library.list().map((model) => model.name)
     };

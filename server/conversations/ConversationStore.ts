@@ -1,6 +1,7 @@
 import {randomUUID} from "node:crypto";
 import path from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
+import {openDatabase} from "../../models/openDatabase.js";
 
 /** Sampling settings kept with a conversation, in the API's names. */
 export type ConversationOptions = {
@@ -76,22 +77,9 @@ export class ConversationStore {
     readonly #db: Database.Database;
 
     constructor(home: string) {
-        const file = path.join(home, "conversations.db");
-        this.#db = new Database(file);
-        this.#db.pragma("journal_mode = WAL");
-        this.#db.pragma("busy_timeout = 5000");
-        this.#db.pragma("synchronous = NORMAL");
-        this.#db.pragma("foreign_keys = ON");
-        const version = this.#db.pragma("user_version", {simple: true}) as number;
-        if (version > MIGRATIONS.length)
-            throw new Error(`The conversations in ${file} were written by a newer Hearth (schema ${version}); update Hearth to open them.`);
-        this.#db.transaction(() => {
-            for (const migration of MIGRATIONS.slice(version))
-                this.#db.exec(migration);
-            this.#db.pragma(`user_version = ${MIGRATIONS.length}`);
-            // Replies that were streaming when the last server stopped keep what they had.
-            this.#db.prepare("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'").run();
-        })();
+        this.#db = openDatabase(path.join(home, "conversations.db"), MIGRATIONS, "The conversations database");
+        // Replies that were streaming when the last server stopped keep what they had.
+        this.#db.prepare("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'").run();
     }
 
     list(): ConversationSummary[] {

@@ -1,7 +1,6 @@
 import type {FastifyInstance} from "fastify";
 import Type from "typebox";
 import type {Static} from "typebox";
-import {readModelShape} from "../../models/index.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError, ModelNotFoundError} from "../../native/errors.js";
 import type {LoadSettings} from "../../native/planOffload.js";
@@ -48,11 +47,7 @@ export async function engineRoutes(app: FastifyInstance, {engine}: {engine: Engi
 
     app.get<{Querystring: EstimateQuery}>("/api/estimate", {schema: {querystring: EstimateQuery}}, async (request) => {
         const {model} = request.query;
-        const path = engine.pathOf(model);
-        if (path == null)
-            throw new ModelNotFoundError(model, engine.servedNames);
-        const shape = await readModelShape(path);
-        const plan = await engine.plan(shape, settingsFrom({
+        const plan = await engine.estimate(model, settingsFrom({
             ctx_size: request.query.ctx_size != null ? Number(request.query.ctx_size) : undefined,
             parallel: request.query.parallel != null ? Number(request.query.parallel) : undefined,
             gpu_layers: parseGpuLayers(request.query.gpu_layers)

@@ -9,6 +9,7 @@ import {defaultQuantization} from "../../models/quantization.js";
 import type {QuantEntry} from "../../models/quantization.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
+import {planOffload} from "../../native/planOffload.js";
 import {offloadPlanJson} from "../offloadPlanJson.js";
 import {NdjsonStream, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
@@ -169,6 +170,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         if (parsed.kind !== "hub")
             throw new InvalidRequestError("repo must look like owner/name", "repo");
         const settings = {
+            ...engine.defaultSettings,
             ctxSize: positiveInteger(request.query.ctx_size, "ctx_size") ?? engine.defaultSettings.ctxSize,
             parallel: positiveInteger(request.query.parallel, "parallel") ?? engine.defaultSettings.parallel
         };
@@ -184,21 +186,21 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                 fitError = `Could not read the model's header from the Hub: ${(error as Error).message}`;
             }
         }
-        const quantizations = [];
-        for (const entry of listing.quantizations) {
+        const available = await engine.memoryAvailable();
+        const quantizations = listing.quantizations.map((entry) => {
             const name = formatModelName({...parsed, quantization: entry.quantization});
             const shape = shapes?.get(entry);
-            quantizations.push({
+            return {
                 name,
                 quantization: entry.quantization,
                 size: entry.sizeBytes,
                 files: entry.files.map((file) => ({path: file.path, size: file.sizeBytes, sha256: file.sha256})),
                 default: entry === chosen,
                 in_library: library.find(name) != null,
-                fit: shape != null ? offloadPlanJson(await engine.plan(shape, settings)) : null,
+                fit: shape != null ? offloadPlanJson(planOffload(shape, settings, available)) : null,
                 ...fitError != null ? {fit_error: fitError} : {}
-            });
-        }
+            };
+        });
         return {repo: listing.repo, commit: listing.commit, quantizations};
     });
 }
