@@ -18,9 +18,12 @@ import type {LibraryFile, LibraryModel} from "./Registry.js";
 
 export type PullProgress =
     | {status: "resolving", name: string}
-    | {status: "queued", name: string}
+    /** Waiting for a download slot; `files` are the paths it will write, relative to the models folder. */
+    | {status: "queued", name: string, files: string[], modelTotalBytes: number}
+    /** `totalBytes` and `completedBytes` are this file's; `model…Bytes` count every file of the model. */
     | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number,
-        totalBytes: number, completedBytes: number, bytesPerSecond: number, etaSeconds: number | undefined}
+        totalBytes: number, completedBytes: number, modelTotalBytes: number, modelCompletedBytes: number,
+        bytesPerSecond: number, etaSeconds: number | undefined}
     | {status: "verifying", name: string}
     | {status: "success", name: string, model: LibraryModel};
 
@@ -178,7 +181,7 @@ export class Library {
 
         if (signal?.aborted)
             throw new DownloadCancelledError(canonical);
-        onProgress?.({status: "queued", name: canonical});
+        onProgress?.({status: "queued", name: canonical, files: files.map((file) => file.path), modelTotalBytes: entry.sizeBytes});
         await this.#downloadSlot(canonical, signal);
         try {
             await this.#download(canonical, listing.repo, listing.commit, entry, files, {signal, onProgress});
@@ -207,10 +210,14 @@ export class Library {
     }
 
     async #download(name: string, repo: string, commit: string, entry: QuantEntry, files: LibraryFile[], {signal, onProgress}: PullOptions): Promise<void> {
+        const modelTotalBytes = files.reduce((sum, file) => sum + file.sizeBytes, 0);
+        let earlierFilesBytes = 0;
         for (const [index, file] of files.entries()) {
             const destination = this.#inside(file.path);
-            if (await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false) && await sha256Of(destination) === file.sha256)
+            if (await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false) && await sha256Of(destination) === file.sha256) {
+                earlierFilesBytes += file.sizeBytes;
                 continue;
+            }
             await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
             const meter = new ProgressMeter();
             let lastReport = 0;
@@ -222,8 +229,8 @@ export class Library {
                 lastReport = now;
                 onProgress?.({
                     status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length,
-                    totalBytes: file.sizeBytes, completedBytes, bytesPerSecond,
-                    etaSeconds: bytesPerSecond > 0 ? (file.sizeBytes - completedBytes) / bytesPerSecond : undefined
+                    totalBytes: file.sizeBytes, completedBytes, modelTotalBytes, modelCompletedBytes: earlierFilesBytes + completedBytes, bytesPerSecond,
+                    etaSeconds: bytesPerSecond > 0 ? (modelTotalBytes - earlierFilesBytes - completedBytes) / bytesPerSecond : undefined
                 });
             };
             await downloadFile({
@@ -237,6 +244,7 @@ export class Library {
                 retryDelayMs: this.#retryDelayMs
             });
             report(file.sizeBytes, true);
+            earlierFilesBytes += file.sizeBytes;
         }
     }
 
@@ -318,6 +326,22 @@ export class Library {
         };
         this.#registry.put(model);
         return model;
+    }
+
+    /**
+     * Deletes what an unfinished pull left: partial files, and finished files that no model in the library
+     * uses. `files` are paths relative to the models folder, as a pull's `queued` progress gives them.
+     */
+    async discardDownload(files: readonly string[]): Promise<void> {
+        const used = new Set(this.list().flatMap((model) => model.files.map((file) => file.path)));
+        for (const file of files) {
+            const absolute = this.#inside(file);
+            await rm(`${absolute}.partial`, {force: true});
+            await rm(`${absolute}.partial.json`, {force: true});
+            if (!used.has(file))
+                await rm(absolute, {force: true});
+            await this.#removeEmptyParents(path.dirname(absolute));
+        }
     }
 
     /** Deletes a model's row and its files. The caller unloads it first. */

@@ -1,3 +1,5 @@
+export {DownloadManager} from "./DownloadManager.js";
+export type {Download, DownloadStatus} from "./DownloadManager.js";
 export {HubClient} from "./HubClient.js";
 export type {HubClientOptions, HubModel, HubRepoFiles} from "./HubClient.js";
 export {Library} from "./Library.js";

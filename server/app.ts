@@ -4,6 +4,12 @@ import type {Library} from "../models/index.js";
 import type {Engine} from "../native/Engine.js";
 import {conversationRoutes} from "./conversations/conversationRoutes.js";
 import type {ConversationStore} from "./conversations/ConversationStore.js";
+import type {DownloadManager} from "../models/DownloadManager.js";
+import {downloadRoutes} from "./desktop/downloadRoutes.js";
+import {rendererRoutes} from "./desktop/rendererRoutes.js";
+import {RequestLog} from "./desktop/RequestLog.js";
+import {recordRequests, serverRoutes} from "./desktop/serverRoutes.js";
+import type {ServerInfo} from "./desktop/serverRoutes.js";
 import {errorBody, errorHandler} from "./errors.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
@@ -17,13 +23,16 @@ export type AppOptions = {
     engine: Engine,
     library: Library,
     conversations: ConversationStore,
+    downloads: DownloadManager,
+    /** Where the server listens, once it does; for the Server view. */
+    info: () => ServerInfo,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
     bodyLimitBytes?: number
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, conversations, downloads, info, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         logController: new LogController({disableRequestLogging: true}),
@@ -36,6 +45,9 @@ export async function buildApp({engine, library, conversations, logger = false, 
         void reply.status(404).send(errorBody(`There is no ${request.method} ${request.url.split("?")[0]} on this server`, "invalid_request_error", null, "not_found"));
     });
 
+    const requestLog = new RequestLog();
+    recordRequests(app, requestLog);
+
     app.get("/health", async () => ({status: engine.status}));
 
     const options = {engine, library};
@@ -47,5 +59,8 @@ export async function buildApp({engine, library, conversations, logger = false, 
     await app.register(ollamaChatRoutes, options);
     await app.register(engineRoutes, options);
     await app.register(conversationRoutes, {engine, conversations});
+    await app.register(downloadRoutes, {downloads});
+    await app.register(serverRoutes, {engine, log: requestLog, info});
+    await app.register(rendererRoutes);
     return app;
 }

@@ -1,5 +1,5 @@
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
-import {HubClient, Library} from "../models/index.js";
+import {DownloadManager, HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
 import type {ModelCatalog} from "../native/Engine.js";
 import {buildApp} from "./app.js";
@@ -11,6 +11,7 @@ export type RunningServer = {
     engine: Engine,
     library: Library,
     conversations: ConversationStore,
+    downloads: DownloadManager,
     /** `http://host:port`, with the port actually bound. */
     url: string,
     /** Resolves when every model has loaded or failed; rejects when the backend cannot start. */
@@ -46,7 +47,10 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         log: (level, message) => app.log[level](message)
     }, config.models);
     const conversations = new ConversationStore(library.home);
-    const app = await buildApp({engine, library, conversations, logger: options.logger});
+    const downloads = new DownloadManager(library);
+    let url = "";
+    const info = () => ({url, host: config.host, port: Number(new URL(url).port), lan: !isLoopback(config.host)});
+    const app = await buildApp({engine, library, conversations, downloads, info, logger: options.logger});
     try {
         await app.listen({host: config.host, port: config.port});
     } catch (error) {
@@ -57,6 +61,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const address = app.server.address();
     const port = typeof address === "object" && address != null ? address.port : config.port;
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    url = `http://${host}:${port}`;
 
     const ready = engine.start();
     ready.catch(() => undefined);
@@ -66,10 +71,12 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         engine,
         library,
         conversations,
-        url: `http://${host}:${port}`,
+        downloads,
+        url,
         ready,
         close: () => {
             closing ??= (async () => {
+                await downloads.dispose();
                 await app.close();
                 await engine.dispose();
                 conversations.close();
@@ -78,4 +85,8 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
             return closing;
         }
     };
+}
+
+function isLoopback(host: string): boolean {
+    return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

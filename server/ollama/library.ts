@@ -51,7 +51,8 @@ export function modelDetails(model: LibraryModel) {
 }
 
 function tagEntry(model: LibraryModel) {
-    return {name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model)};
+    // context_length is Hearth's own: the model's trained context, which the app's load form offers as its ceiling.
+    return {name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model), context_length: model.gguf.contextLength ?? null};
 }
 
 /** A library pull's progress, in the statuses Ollama's clients show. */

@@ -1,0 +1,72 @@
+/** One finished HTTP request, as the Server view lists it. No bodies, headers or query strings are kept. */
+export type RequestLogEntry = {
+    id: number,
+    at: string,
+    method: string,
+    /** The path without its query string. */
+    path: string,
+    status: number,
+    durationMs: number
+};
+
+export type RequestMetrics = {
+    uptimeSeconds: number,
+    requestsTotal: number,
+    requestsInFlight: number,
+    clientErrorsTotal: number,
+    serverErrorsTotal: number,
+    /** Over the last {@link RequestLog} capacity requests; undefined before the first. */
+    medianDurationMs: number | undefined,
+    requestsLastMinute: number
+};
+
+/** The last few hundred requests and running counts, in memory only; the Server view polls them. */
+export class RequestLog {
+    readonly #capacity: number;
+    readonly #entries: RequestLogEntry[] = [];
+    readonly #startedAtMs = Date.now();
+    #nextId = 1;
+    #inFlight = 0;
+    #total = 0;
+    #clientErrors = 0;
+    #serverErrors = 0;
+
+    constructor(capacity = 200) {
+        this.#capacity = capacity;
+    }
+
+    started(): void {
+        this.#inFlight++;
+    }
+
+    finished(entry: Omit<RequestLogEntry, "id" | "at">): void {
+        this.#inFlight = Math.max(0, this.#inFlight - 1);
+        this.#total++;
+        if (entry.status >= 500)
+            this.#serverErrors++;
+        else if (entry.status >= 400)
+            this.#clientErrors++;
+        this.#entries.push({id: this.#nextId++, at: new Date().toISOString(), ...entry, path: entry.path.split("?")[0]!});
+        if (this.#entries.length > this.#capacity)
+            this.#entries.shift();
+    }
+
+    /** Entries newer than `afterId`, oldest first. */
+    since(afterId = 0): RequestLogEntry[] {
+        return this.#entries.filter((entry) => entry.id > afterId);
+    }
+
+    metrics(): RequestMetrics {
+        const durations = this.#entries.map((entry) => entry.durationMs).sort((a, b) => a - b);
+        const minuteAgo = Date.now() - 60_000;
+        return {
+            uptimeSeconds: Math.round((Date.now() - this.#startedAtMs) / 1000),
+            requestsTotal: this.#total,
+            requestsInFlight: this.#inFlight,
+            clientErrorsTotal: this.#clientErrors,
+            serverErrorsTotal: this.#serverErrors,
+            medianDurationMs: durations.length > 0 ? durations[Math.floor(durations.length / 2)] : undefined,
+            requestsLastMinute: this.#entries.filter((entry) => Date.parse(entry.at) >= minuteAgo).length
+        };
+    }
+}

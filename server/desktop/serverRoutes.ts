@@ -1,0 +1,58 @@
+import type {FastifyInstance} from "fastify";
+import type {Engine} from "../../native/Engine.js";
+import {useOllamaConventions} from "../ollama/ollamaConventions.js";
+import type {RequestLog} from "./RequestLog.js";
+
+/** What the Server view shows: where the API listens, how it is reachable, the request log and live counts. */
+export type ServerInfo = {
+    /** `http://host:port` as bound. */
+    url: string,
+    host: string,
+    port: number,
+    /** Whether other machines on the network can reach this server (it is bound beyond loopback). */
+    lan: boolean
+};
+
+/** Requests the UI makes to watch the server are not worth logging in the log it shows. */
+const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/downloads", "/api/ps", "/health"]);
+
+export function recordRequests(app: FastifyInstance, log: RequestLog): void {
+    app.addHook("onRequest", async (request) => {
+        if (!isQuiet(request.method, request.url))
+            log.started();
+    });
+    app.addHook("onResponse", async (request, reply) => {
+        if (!isQuiet(request.method, request.url))
+            log.finished({method: request.method, path: request.url, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime)});
+    });
+}
+
+function isQuiet(method: string, url: string): boolean {
+    const path = url.split("?")[0]!;
+    return (method === "GET" && QUIET_PATHS.has(path)) || (method !== "GET" && method !== "POST" && method !== "DELETE" && method !== "PATCH");
+}
+
+export async function serverRoutes(app: FastifyInstance, {engine, log, info}: {engine: Engine, log: RequestLog, info: () => ServerInfo}): Promise<void> {
+    useOllamaConventions(app);
+
+    app.get("/api/server", async () => {
+        const {url, host, port, lan} = info();
+        return {
+            base_url: `${url}/v1`,
+            ollama_url: url,
+            host,
+            port,
+            lan,
+            status: engine.status,
+            backend: engine.backendReport ?? null,
+            defaults: {ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers},
+            metrics: log.metrics(),
+            loaded_models: engine.loadedModels.length
+        };
+    });
+
+    app.get<{Querystring: {after?: string}}>("/api/server/requests", async (request) => {
+        const after = Number(request.query.after ?? 0);
+        return {requests: log.since(Number.isSafeInteger(after) ? after : 0)};
+    });
+}

@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import {mkdtemp} from "node:fs/promises";
+import {createServer} from "node:net";
+import type {AddressInfo} from "node:net";
+import os from "node:os";
+import path from "node:path";
+import {after, before, describe, it} from "node:test";
+import type {Browser} from "playwright-core";
+import {launchBrowser, openApp, screenshot} from "./helpers/browser.js";
+import {startFakeHub} from "./helpers/fakeHub.js";
+import type {FakeHub} from "./helpers/fakeHub.js";
+import {spawnHearth} from "./helpers/spawnHearth.js";
+import {testModel} from "./helpers/testModels.js";
+
+/**
+ * The app as a new user meets it: `hearth serve` in a real process, Debian's Chromium driving the UI
+ * it serves at `/`, models found and downloaded from a fake Hub on loopback.
+ */
+
+const REPO = "ggml-org/stories260K-GGUF";
+const Q8_NAME = `hf.co/${REPO}:Q8_0`;
+const EXPECT_MS = 30_000;
+
+async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const {port} = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+}
+
+/** Waits until `check` passes, retrying; the UI streams and polls, so what it shows arrives over time. */
+async function eventually<T>(check: () => Promise<T>, what: string, timeoutMs = EXPECT_MS): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+        try {
+            return await check();
+        } catch (error) {
+            lastError = error;
+            await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+    }
+    throw new Error(`Timed out waiting for ${what}: ${(lastError as Error | undefined)?.message ?? ""}`);
+}
+
+/** Text as the page shows it, without the layout's whitespace or Markdown's punctuation. */
+const letters = (text: string) => text.replace(/[^\p{L}\p{N}]/gu, "");
+
+async function startHearth(home: string, port: number, hub: FakeHub, extraArgs: string[] = []) {
+    const hearth = spawnHearth(["serve", "--port", String(port), "--parallel", "1", ...extraArgs], {HEARTH_HOME: home, HF_ENDPOINT: hub.url});
+    await hearth.waitForOutput(/listening on/);
+    return hearth;
+}
+
+describe("the app in a browser", {timeout: 240_000}, () => {
+    let browser: Browser;
+    let hub: FakeHub;
+
+    before(async () => {
+        browser = await launchBrowser();
+        hub = await startFakeHub([{
+            id: REPO,
+            downloads: 1200,
+            likes: 31,
+            files: [
+                {path: "stories260K-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")},
+                {path: "stories260K-Q4_0.gguf", source: await testModel("derived/stories260K-Q4_0.gguf")},
+                {path: "stories260K-F16.gguf", source: await testModel("derived/stories260K-F16.gguf")}
+            ]
+        }]);
+    });
+
+    after(async () => {
+        await browser?.close();
+        await hub?.close();
+    });
+
+    it("finds, downloads, loads and chats with a model, and the conversation survives a reload", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-"));
+        const port = await freePort();
+        const hearth = await startHearth(home, port, hub);
+        const origin = `http://127.0.0.1:${port}`;
+        const {page, problems} = await openApp(browser, origin);
+        try {
+            await page.getByRole("link", {name: "Models"}).click();
+            await page.getByRole("searchbox", {name: "Search Hugging Face"}).fill("stories");
+            await page.getByRole("searchbox", {name: "Search Hugging Face"}).press("Enter");
+            await page.getByRole("button", {name: new RegExp(REPO)}).click();
+            const quants = page.getByRole("table", {name: `Quantizations of ${REPO}`});
+            await quants.waitFor();
+            const q8Row = quants.getByRole("row").filter({hasText: "Q8_0"});
+            assert.match(await q8Row.innerText(), /379 kB/);
+            assert.match(await q8Row.innerText(), /CPU only|Full GPU|layers on GPU/, "every quantization shows whether it fits");
+            await screenshot(page, "models-search");
+
+            // Slow enough to watch: the progress bar moves, and pausing then resuming finishes the download.
+            hub.faults.bytesPerSecond = 120_000;
+            await q8Row.getByRole("button", {name: "Download Q8_0"}).click();
+            const progress = page.getByRole("progressbar", {name: `Download of ${Q8_NAME}`});
+            await progress.waitFor();
+            await eventually(async () => assert.ok(Number(await progress.getAttribute("aria-valuenow")) > 0), "the progress bar to move");
+            assert.match(await page.locator(".download").innerText(), /kB\/s/, "the download shows its speed");
+            await screenshot(page, "models-downloading");
+            await page.getByRole("button", {name: "Pause"}).click();
+            await eventually(async () => assert.match(await page.locator(".download").innerText(), /Paused/), "the download to pause");
+            const pausedAt = Number(await progress.getAttribute("aria-valuenow"));
+            assert.ok(pausedAt < 100, `paused part-way, at ${pausedAt}%`);
+            hub.faults.bytesPerSecond = undefined;
+            await page.getByRole("button", {name: "Resume"}).click();
+
+            const library = page.getByRole("table", {name: "Library"});
+            await eventually(async () => assert.match(await library.innerText(), /stories260K-GGUF:Q8_0/), "the model to appear in the library");
+            await progress.waitFor({state: "detached"});
+            assert.match(await library.getByRole("row").filter({hasText: "Q8_0"}).innerText(), /llama/);
+            const resumed = hub.requests.filter((request) => request.path.endsWith("stories260K-Q8_0.gguf") && request.range != null && !request.range.startsWith("bytes=0-"));
+            assert.ok(resumed.length > 0, "resuming asked the Hub for the rest of the file only");
+
+            // Load it from the library with settings, as the load form offers them.
+            await library.getByRole("button", {name: "Load…"}).click();
+            await page.getByLabel("Context size (tokens per slot)").fill("512");
+            await page.getByRole("button", {name: `Load ${Q8_NAME}`}).click();
+            await eventually(async () => assert.match(await page.getByRole("region", {name: "Loaded now"}).innerText(), /context 512 tokens/), "the model to load");
+            await screenshot(page, "models-library");
+
+            await page.getByRole("link", {name: "Chat"}).click();
+            await page.getByRole("combobox", {name: "Model"}).selectOption(Q8_NAME);
+            const box = page.getByRole("textbox", {name: "Message"});
+            await box.fill("Once upon a time");
+            await box.press("Shift+Enter");
+            await box.pressSequentially("there was");
+            assert.equal(await box.inputValue(), "Once upon a time\nthere was", "Shift+Enter starts a new line");
+            await box.press("Enter");
+            const reply = page.locator('[data-role="assistant"]');
+            await eventually(async () => assert.equal(await reply.getAttribute("data-status"), "complete"), "the reply to finish");
+            const replyText = await reply.innerText();
+            assert.ok(letters(replyText).length > 0, "the reply has text");
+            assert.match(replyText, /tokens\/s/, "the reply shows its speed");
+            assert.equal(await box.inputValue(), "", "sending empties the box");
+            await screenshot(page, "chat");
+
+            await page.reload();
+            await eventually(async () => assert.equal(await page.locator('[data-role="assistant"]').innerText(), replyText), "the reply after a reload");
+            assert.match(await page.locator('[data-role="user"]').innerText(), /Once upon a time\s+there was/);
+            assert.match(await page.getByRole("complementary", {name: "Conversations"}).innerText(), /Once upon a time/);
+
+            await page.getByRole("link", {name: "Server"}).click();
+            await page.getByLabel("base_url").waitFor();
+            assert.equal(await page.getByLabel("base_url").innerText(), `${origin}/v1`);
+            await eventually(async () => assert.match(await page.getByRole("table", {name: "Request log"}).innerText(), /POST\s+\/api\/conversations/), "the request log");
+            await screenshot(page, "server");
+
+            await page.getByRole("link", {name: "Benchmarks"}).click();
+            await page.getByText("No benchmarks in the app yet").waitFor();
+            await screenshot(page, "benchmarks");
+            assert.deepEqual(problems, []);
+        } finally {
+            await page.context().close();
+            hearth.child.kill("SIGTERM");
+            await hearth.exited;
+        }
+    });
+
+    it("keeps everything a reply had shown when the server is killed mid-reply", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-crash-"));
+        const port = await freePort();
+        const model = await testModel("synthetic/synthetic-llama-23M-Q4_K_M.gguf");
+        const args = ["--model", model, "--ctx-size", "4096"];
+        let hearth = await startHearth(home, port, hub, args);
+        await hearth.waitForOutput(/Ready/);
+        const origin = `http://127.0.0.1:${port}`;
+        const {page} = await openApp(browser, origin);
+        try {
+            // Greedy sampling, so the reply is the same text however far it got.
+            await page.getByRole("button", {name: "Settings"}).click();
+            await page.getByLabel("Temperature").fill("0");
+            await page.getByLabel("Max tokens").fill("3000");
+            await page.getByRole("button", {name: "Save settings"}).click();
+            const box = page.getByRole("textbox", {name: "Message"});
+            await box.fill("Tell me a long story");
+            await box.press("Enter");
+            const reply = page.locator('[data-role="assistant"]');
+            const shown = await eventually(async () => {
+                const text = letters(await reply.locator(".markdown").innerText());
+                assert.ok(text.length >= 40);
+                return text;
+            }, "the reply to stream");
+            assert.equal(await reply.getAttribute("data-status"), "streaming");
+            await screenshot(page, "chat-streaming");
+            hearth.child.kill("SIGKILL");
+            await hearth.exited;
+
+            hearth = await startHearth(home, port, hub, args);
+            await page.reload();
+            await eventually(async () => assert.equal(await page.locator('[data-role="assistant"]').getAttribute("data-status"), "interrupted"), "the stored reply");
+            const stored = letters(await page.locator('[data-role="assistant"] .markdown').innerText());
+            assert.ok(stored.startsWith(shown), "everything shown before the crash is there after the restart");
+            assert.match(await page.locator('[data-role="user"]').innerText(), /Tell me a long story/);
+            await screenshot(page, "chat-after-crash");
+        } finally {
+            await page.context().close();
+            hearth.child.kill("SIGTERM");
+            await hearth.exited;
+        }
+    });
+});
