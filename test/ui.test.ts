@@ -177,7 +177,25 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await page.getByLabel("Max tokens").fill("3000");
             await page.getByRole("button", {name: "Save settings"}).click();
             const box = page.getByRole("textbox", {name: "Message"});
-            await box.fill("Tell me a long story");
+
+            // Stop keeps what was written, marked as stopped; Regenerate writes it again.
+            await box.fill("Say something");
+            await box.press("Enter");
+            const first = page.locator('[data-role="assistant"]').first();
+            await eventually(async () => assert.ok(letters(await first.locator(".markdown").innerText()).length >= 10), "the first reply to stream");
+            await page.getByRole("button", {name: "Stop"}).click();
+            await eventually(async () => assert.equal(await first.getAttribute("data-status"), "stopped"), "the reply to stop");
+            assert.match(await first.innerText(), /Stopped/);
+            await page.getByRole("button", {name: "Regenerate"}).click();
+            await eventually(async () => assert.equal(await first.getAttribute("data-status"), "streaming"), "the reply to be regenerated");
+            await page.getByRole("button", {name: "Stop"}).click();
+            await eventually(async () => assert.equal(await first.getAttribute("data-status"), "stopped"), "the regenerated reply to stop");
+            assert.equal(await page.locator('[data-role="assistant"]').count(), 1, "regenerating replaces the reply");
+
+            // Editing a message continues the conversation from it.
+            await page.locator('[data-role="user"]').getByRole("button", {name: "Edit"}).click();
+            await page.getByRole("textbox", {name: "Edit message"}).fill("Tell me a long story");
+            await page.getByRole("button", {name: "Save and reply"}).click();
             await box.press("Enter");
             const reply = page.locator('[data-role="assistant"]');
             const shown = await eventually(async () => {
@@ -186,6 +204,7 @@ describe("the app in a browser", {timeout: 240_000}, () => {
                 return text;
             }, "the reply to stream");
             assert.equal(await reply.getAttribute("data-status"), "streaming");
+            assert.equal(await page.locator('[data-role="user"]').count(), 1, "the edit replaced the message and what followed it");
             await screenshot(page, "chat-streaming");
             hearth.child.kill("SIGKILL");
             await hearth.exited;
@@ -199,6 +218,36 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await screenshot(page, "chat-after-crash");
         } finally {
             await page.context().close();
+            hearth.child.kill("SIGTERM");
+            await hearth.exited;
+        }
+    });
+
+    it("shows replies as Markdown with highlighted code, and never runs HTML a model wrote", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-markdown-"));
+        const port = await freePort();
+        const hearth = await startHearth(home, port, hub);
+        const origin = `http://127.0.0.1:${port}`;
+        try {
+            const post = async <T>(url: string, body: unknown) => await (await fetch(`${origin}${url}`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})).json() as T;
+            const conversation = await post<{id: string}>("/api/conversations", {title: "Markdown"});
+            await post("/api/conversations/" + conversation.id + "/messages", {role: "user", content: "Show me code"});
+            await post("/api/conversations/" + conversation.id + "/messages", {role: "assistant", content:
+                "Here is **bold** and `inline`:\n\n```js\nconst answer = 42; // the answer\n```\n\n<img src=x onerror=\"document.title='owned'\"><script>document.title='owned'</script>"});
+            const {page, problems} = await openApp(browser, `${origin}/#/chat/${conversation.id}`);
+            try {
+                const reply = page.locator('[data-role="assistant"]');
+                await reply.waitFor();
+                assert.equal(await reply.locator("strong").innerText(), "bold");
+                assert.equal(await reply.locator("pre code.hljs .hljs-keyword").first().innerText(), "const");
+                assert.equal(await reply.locator("img, script").count(), 0, "raw HTML is not rendered");
+                assert.notEqual(await page.title(), "owned");
+                await screenshot(page, "chat-markdown");
+                assert.deepEqual(problems, []);
+            } finally {
+                await page.context().close();
+            }
+        } finally {
             hearth.child.kill("SIGTERM");
             await hearth.exited;
         }

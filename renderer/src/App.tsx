@@ -35,7 +35,7 @@ export function App() {
         } catch {
             setHealth("offline");
         }
-    }, 3000);
+    }, health === "ok" ? 5000 : 1000);
 
     return (
         <div className="app">

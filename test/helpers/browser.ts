@@ -18,10 +18,11 @@ export async function launchBrowser(): Promise<Browser> {
 }
 
 /**
- * A page that fails its test on any request to a host other than `origin`, and on any error the app
+ * A page on `url` that fails its test on any request off the server's origin, and on any error the app
  * throws: the UI must work offline, with nothing from the internet.
  */
-export async function openApp(browser: Browser, origin: string): Promise<{page: Page, problems: string[]}> {
+export async function openApp(browser: Browser, url: string): Promise<{page: Page, problems: string[]}> {
+    const {origin} = new URL(url);
     const context = await browser.newContext({viewport: {width: 1280, height: 860}});
     const page = await context.newPage();
     const problems: string[] = [];
@@ -35,7 +36,7 @@ export async function openApp(browser: Browser, origin: string): Promise<{page: 
         if (message.type() === "error" && !/Failed to load resource|net::ERR_/.test(message.text()))
             problems.push(`console error: ${message.text()}`);
     });
-    await page.goto(origin);
+    await page.goto(url);
     return {page, problems};
 }
 

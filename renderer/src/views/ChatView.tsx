@@ -122,8 +122,15 @@ export function ChatView() {
                 setError((caught as Error).message);
         } finally {
             controller.current = undefined;
-            setStreaming(false);
             // The stored conversation is the truth: a stopped reply's status, the title from the first message.
+            // After Stop, the server marks the reply stopped once it sees the connection close, a moment later.
+            for (let attempt = 0; attempt < 20; attempt++) {
+                const stored = await get<ConversationWithMessages>(`/api/conversations/${encodeURIComponent(id)}`).catch(() => undefined);
+                if (stored == null || stored.messages.at(-1)?.status !== "streaming" || !abort.signal.aborted)
+                    break;
+                await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+            setStreaming(false);
             await open(id);
             await refreshList().catch(() => undefined);
         }
