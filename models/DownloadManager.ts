@@ -81,11 +81,11 @@ export class DownloadManager {
             if (entry == null)
                 return;
             entry.controller = undefined;
-            if (error instanceof DownloadCancelledError || controller.signal.aborted) {
-                entry.state = {...entry.state, status: "paused", bytesPerSecond: 0, etaSeconds: undefined, updatedAt: now()};
-            } else {
-                entry.state = {...entry.state, status: "failed", error: (error as Error).message, bytesPerSecond: 0, etaSeconds: undefined, updatedAt: now()};
-            }
+            const paused = error instanceof DownloadCancelledError || controller.signal.aborted;
+            entry.state = {
+                ...entry.state, status: paused ? "paused" : "failed", error: paused ? undefined : (error as Error).message,
+                bytesPerSecond: 0, etaSeconds: undefined, updatedAt: now()
+            };
         });
         // Errors before the first progress (a bad name, the Hub, the disk) belong to the caller.
         return {...(await Promise.race([started, pull.then((model) => this.#downloads.get(key(model.name))!)])).state};
@@ -106,7 +106,7 @@ export class DownloadManager {
         await entry.settled;
         this.#downloads.delete(key(entry.state.name));
         if (entry.state.status !== "complete")
-            await this.#library.discardDownload(entry.files);
+            await this.#library.deleteFiles(entry.files);
     }
 
     /** Stops every running download, keeping their partial files. */

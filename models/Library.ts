@@ -329,10 +329,11 @@ export class Library {
     }
 
     /**
-     * Deletes what an unfinished pull left: partial files, and finished files that no model in the library
-     * uses. `files` are paths relative to the models folder, as a pull's `queued` progress gives them.
+     * Deletes files and any partial download of them, keeping those a model in the library still uses, then
+     * folders left empty. `files` are paths relative to the models folder, as a pull's `queued` progress and
+     * the registry give them.
      */
-    async discardDownload(files: readonly string[]): Promise<void> {
+    async deleteFiles(files: readonly string[]): Promise<void> {
         const used = new Set(this.list().flatMap((model) => model.files.map((file) => file.path)));
         for (const file of files) {
             const absolute = this.#inside(file);
@@ -350,14 +351,7 @@ export class Library {
         if (this.#pulls.has(model.name.toLowerCase()))
             throw new ModelBusyError(model.name, "is being pulled");
         this.#registry.remove(model.name);
-        const stillUsed = new Set(this.list().flatMap((other) => other.files.map((file) => file.path)));
-        for (const file of model.files) {
-            if (stillUsed.has(file.path))
-                continue;
-            const absolute = this.#inside(file.path);
-            await rm(absolute, {force: true});
-            await this.#removeEmptyParents(path.dirname(absolute));
-        }
+        await this.deleteFiles(model.files.map((file) => file.path));
         return model;
     }
 

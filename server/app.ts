@@ -9,7 +9,6 @@ import {downloadRoutes} from "./desktop/downloadRoutes.js";
 import {rendererRoutes} from "./desktop/rendererRoutes.js";
 import {RequestLog} from "./desktop/RequestLog.js";
 import {recordRequests, serverRoutes} from "./desktop/serverRoutes.js";
-import type {ServerInfo} from "./desktop/serverRoutes.js";
 import {errorBody, errorHandler} from "./errors.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
@@ -24,15 +23,15 @@ export type AppOptions = {
     library: Library,
     conversations: ConversationStore,
     downloads: DownloadManager,
-    /** Where the server listens, once it does; for the Server view. */
-    info: () => ServerInfo,
+    /** The address the server listens on, for the Server view. */
+    host: string,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
     bodyLimitBytes?: number
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, downloads, info, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, conversations, downloads, host, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         logController: new LogController({disableRequestLogging: true}),
@@ -60,7 +59,7 @@ export async function buildApp({engine, library, conversations, downloads, info,
     await app.register(engineRoutes, options);
     await app.register(conversationRoutes, {engine, conversations});
     await app.register(downloadRoutes, {downloads});
-    await app.register(serverRoutes, {engine, log: requestLog, info});
+    await app.register(serverRoutes, {engine, log: requestLog, host});
     await app.register(rendererRoutes);
     return app;
 }

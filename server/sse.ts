@@ -66,7 +66,7 @@ export function clientAbortSignal(reply: FastifyReply): AbortSignal {
 }
 
 /** Writes to a response and, when its buffer is full, waits until it drains or closes. */
-export async function writeDrained(raw: ServerResponse, chunk: string): Promise<void> {
+export async function writeDrained(raw: ServerResponse, chunk: string | Uint8Array): Promise<void> {
     if (raw.write(chunk))
         return;
     await new Promise<void>((resolve) => {

@@ -3,6 +3,7 @@ import {DownloadManager, HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
 import type {ModelCatalog} from "../native/Engine.js";
 import {buildApp} from "./app.js";
+import {boundUrl} from "./boundUrl.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
 import type {ServeConfig} from "./config.js";
 
@@ -48,9 +49,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     }, config.models);
     const conversations = new ConversationStore(library.home);
     const downloads = new DownloadManager(library);
-    let url = "";
-    const info = () => ({url, host: config.host, port: Number(new URL(url).port), lan: !isLoopback(config.host)});
-    const app = await buildApp({engine, library, conversations, downloads, info, logger: options.logger});
+    const app = await buildApp({engine, library, conversations, downloads, host: config.host, logger: options.logger});
     try {
         await app.listen({host: config.host, port: config.port});
     } catch (error) {
@@ -58,10 +57,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         library.close();
         throw error;
     }
-    const address = app.server.address();
-    const port = typeof address === "object" && address != null ? address.port : config.port;
-    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-    url = `http://${host}:${port}`;
+    const url = boundUrl(app.server, config.host);
 
     const ready = engine.start();
     ready.catch(() => undefined);
@@ -85,8 +81,4 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
             return closing;
         }
     };
-}
-
-function isLoopback(host: string): boolean {
-    return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

@@ -47,10 +47,32 @@ async function eventually<T>(check: () => Promise<T>, what: string, timeoutMs = 
 /** Text as the page shows it, without the layout's whitespace or Markdown's punctuation. */
 const letters = (text: string) => text.replace(/[^\p{L}\p{N}]/gu, "");
 
-async function startHearth(home: string, port: number, hub: FakeHub, extraArgs: string[] = []) {
-    const hearth = spawnHearth(["serve", "--port", String(port), "--parallel", "1", ...extraArgs], {HEARTH_HOME: home, HF_ENDPOINT: hub.url});
-    await hearth.waitForOutput(/listening on/);
-    return hearth;
+/**
+ * `hearth serve` in its own process with a new data folder, on a port fixed up front so that it can be
+ * killed and started again at the same address the page has open.
+ */
+async function serveHearth(hub: FakeHub, extraArgs: string[] = []) {
+    const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-"));
+    const port = await freePort();
+    const start = async () => {
+        const hearth = spawnHearth(["serve", "--port", String(port), "--parallel", "1", ...extraArgs], {HEARTH_HOME: home, HF_ENDPOINT: hub.url});
+        await hearth.waitForOutput(/listening on/);
+        return hearth;
+    };
+    let current = await start();
+    return {
+        origin: `http://127.0.0.1:${port}`,
+        get process() {
+            return current;
+        },
+        async stop(signal: NodeJS.Signals = "SIGTERM") {
+            current.child.kill(signal);
+            await current.exited;
+        },
+        async restart() {
+            current = await start();
+        }
+    };
 }
 
 describe("the app in a browser", {timeout: 240_000}, () => {
@@ -77,10 +99,8 @@ describe("the app in a browser", {timeout: 240_000}, () => {
     });
 
     it("finds, downloads, loads and chats with a model, and the conversation survives a reload", async () => {
-        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-"));
-        const port = await freePort();
-        const hearth = await startHearth(home, port, hub);
-        const origin = `http://127.0.0.1:${port}`;
+        const hearth = await serveHearth(hub);
+        const {origin} = hearth;
         const {page, problems} = await openApp(browser, origin);
         try {
             await page.getByRole("link", {name: "Models"}).click();
@@ -156,19 +176,16 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             assert.deepEqual(problems, []);
         } finally {
             await page.context().close();
-            hearth.child.kill("SIGTERM");
-            await hearth.exited;
+            await hearth.stop();
         }
     });
 
     it("keeps everything a reply had shown when the server is killed mid-reply", async () => {
-        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-crash-"));
-        const port = await freePort();
         const model = await testModel("synthetic/synthetic-llama-23M-Q4_K_M.gguf");
         const args = ["--model", model, "--ctx-size", "4096"];
-        let hearth = await startHearth(home, port, hub, args);
-        await hearth.waitForOutput(/Ready/);
-        const origin = `http://127.0.0.1:${port}`;
+        const hearth = await serveHearth(hub, args);
+        await hearth.process.waitForOutput(/Ready/);
+        const {origin} = hearth;
         const {page} = await openApp(browser, origin);
         try {
             // Greedy sampling, so the reply is the same text however far it got.
@@ -206,10 +223,9 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             assert.equal(await reply.getAttribute("data-status"), "streaming");
             assert.equal(await page.locator('[data-role="user"]').count(), 1, "the edit replaced the message and what followed it");
             await screenshot(page, "chat-streaming");
-            hearth.child.kill("SIGKILL");
-            await hearth.exited;
+            await hearth.stop("SIGKILL");
 
-            hearth = await startHearth(home, port, hub, args);
+            await hearth.restart();
             await page.reload();
             await eventually(async () => assert.equal(await page.locator('[data-role="assistant"]').getAttribute("data-status"), "interrupted"), "the stored reply");
             const stored = letters(await page.locator('[data-role="assistant"] .markdown').innerText());
@@ -218,16 +234,13 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await screenshot(page, "chat-after-crash");
         } finally {
             await page.context().close();
-            hearth.child.kill("SIGTERM");
-            await hearth.exited;
+            await hearth.stop();
         }
     });
 
     it("shows replies as Markdown with highlighted code, and never runs HTML a model wrote", async () => {
-        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-ui-markdown-"));
-        const port = await freePort();
-        const hearth = await startHearth(home, port, hub);
-        const origin = `http://127.0.0.1:${port}`;
+        const hearth = await serveHearth(hub);
+        const {origin} = hearth;
         try {
             const post = async <T>(url: string, body: unknown) => await (await fetch(`${origin}${url}`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})).json() as T;
             const conversation = await post<{id: string}>("/api/conversations", {title: "Markdown"});
@@ -248,8 +261,7 @@ describe("the app in a browser", {timeout: 240_000}, () => {
                 await page.context().close();
             }
         } finally {
-            hearth.child.kill("SIGTERM");
-            await hearth.exited;
+            await hearth.stop();
         }
     });
 });

@@ -90,6 +90,11 @@ export type Download = {
     error?: string
 };
 
+/** Whether a download is under way (not paused, failed or done). */
+export function isRunning(download: Download): boolean {
+    return download.status === "queued" || download.status === "downloading" || download.status === "verifying";
+}
+
 export type LibraryEntry = {
     name: string,
     size: number,

@@ -1,20 +1,13 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
+import {boundPort, boundUrl, isLoopback} from "../boundUrl.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {RequestLog} from "./RequestLog.js";
 
-/** What the Server view shows: where the API listens, how it is reachable, the request log and live counts. */
-export type ServerInfo = {
-    /** `http://host:port` as bound. */
-    url: string,
-    host: string,
-    port: number,
-    /** Whether other machines on the network can reach this server (it is bound beyond loopback). */
-    lan: boolean
-};
-
 /** Requests the UI makes to watch the server are not worth logging in the log it shows. */
 const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/downloads", "/api/ps", "/health"]);
+/** HEAD and OPTIONS (preflights) are not logged either. */
+const LOGGED_METHODS = new Set(["GET", "POST", "PATCH", "DELETE"]);
 
 export function recordRequests(app: FastifyInstance, log: RequestLog): void {
     app.addHook("onRequest", async (request) => {
@@ -29,20 +22,22 @@ export function recordRequests(app: FastifyInstance, log: RequestLog): void {
 
 function isQuiet(method: string, url: string): boolean {
     const path = url.split("?")[0]!;
-    return (method === "GET" && QUIET_PATHS.has(path)) || (method !== "GET" && method !== "POST" && method !== "DELETE" && method !== "PATCH");
+    return !LOGGED_METHODS.has(method) || (method === "GET" && QUIET_PATHS.has(path));
 }
 
-export async function serverRoutes(app: FastifyInstance, {engine, log, info}: {engine: Engine, log: RequestLog, info: () => ServerInfo}): Promise<void> {
+/** What the Server view shows: where the API listens, how it is reachable, the request log and live counts. */
+export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {engine: Engine, log: RequestLog, host: string}): Promise<void> {
     useOllamaConventions(app);
 
     app.get("/api/server", async () => {
-        const {url, host, port, lan} = info();
+        const url = boundUrl(app.server, host);
         return {
             base_url: `${url}/v1`,
             ollama_url: url,
             host,
-            port,
-            lan,
+            port: boundPort(app.server),
+            // Whether other machines on the network can reach this server.
+            lan: !isLoopback(host),
             status: engine.status,
             backend: engine.backendReport ?? null,
             defaults: {ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers},

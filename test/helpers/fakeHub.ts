@@ -5,6 +5,7 @@ import {createServer} from "node:http";
 import type {IncomingMessage, OutgoingHttpHeaders, ServerResponse} from "node:http";
 import type {AddressInfo} from "node:net";
 import {setTimeout as sleep} from "node:timers/promises";
+import {writeDrained} from "../../server/sse.js";
 
 /**
  * A fake Hugging Face Hub on loopback: the model search, info and tree APIs that `@huggingface/hub`
@@ -109,18 +110,6 @@ function takeFault<T extends {path?: string, times: number}>(fault: T | undefine
         return undefined;
     fault.times--;
     return fault;
-}
-
-function drainedOrClosed(res: ServerResponse): Promise<void> {
-    return new Promise((resolve) => {
-        const done = () => {
-            res.off("drain", done);
-            res.off("close", done);
-            resolve();
-        };
-        res.on("drain", done);
-        res.on("close", done);
-    });
 }
 
 async function* bytesOf(file: StoredFile, start: number, end: number): AsyncGenerator<Buffer> {
@@ -244,8 +233,7 @@ export async function startFakeHub(repos: FakeHubRepo[] = []): Promise<FakeHub> 
                 const piece = chunk.subarray(offset, offset + take);
                 offset += take;
                 sent += take;
-                if (!res.write(piece))
-                    await drainedOrClosed(res);
+                await writeDrained(res, piece);
                 if (rate != null && rate > 0)
                     await sleep(take * 1000 / rate);
             }

@@ -38,18 +38,20 @@ export function ChatView() {
         setConversations((await get<{conversations: ConversationSummary[]}>("/api/conversations")).conversations);
     }, []);
 
-    const open = useCallback(async (id: string | undefined) => {
+    /** Shows a conversation as stored (none: a new chat); returns it, or undefined when it could not be read. */
+    const open = useCallback(async (id: string | undefined): Promise<ConversationWithMessages | undefined> => {
         setError(undefined);
         setSettingsOpen(false);
         if (id == null) {
             setConversation(undefined);
             showConversation(undefined);
-            return;
+            return undefined;
         }
         try {
             const loaded = await get<ConversationWithMessages>(`/api/conversations/${encodeURIComponent(id)}`);
             setConversation(loaded);
             showConversation(loaded.id);
+            return loaded;
         } catch (caught) {
             // Only a conversation that is gone is closed; while the server is unreachable it stays open.
             if (caught instanceof ApiError && caught.status === 404) {
@@ -57,6 +59,7 @@ export function ChatView() {
                 showConversation(undefined);
             }
             setError((caught as Error).message);
+            return undefined;
         }
     }, []);
 
@@ -124,14 +127,13 @@ export function ChatView() {
             controller.current = undefined;
             // The stored conversation is the truth: a stopped reply's status, the title from the first message.
             // After Stop, the server marks the reply stopped once it sees the connection close, a moment later.
-            for (let attempt = 0; attempt < 20; attempt++) {
-                const stored = await get<ConversationWithMessages>(`/api/conversations/${encodeURIComponent(id)}`).catch(() => undefined);
-                if (stored == null || stored.messages.at(-1)?.status !== "streaming" || !abort.signal.aborted)
+            for (let attempt = 1; ; attempt++) {
+                const stored = await open(id);
+                if (stored?.messages.at(-1)?.status !== "streaming" || !abort.signal.aborted || attempt >= 20)
                     break;
                 await new Promise((resolve) => setTimeout(resolve, 100));
             }
             setStreaming(false);
-            await open(id);
             await refreshList().catch(() => undefined);
         }
     };

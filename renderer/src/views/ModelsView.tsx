@@ -1,5 +1,5 @@
 import {useCallback, useRef, useState} from "react";
-import {get} from "../api.js";
+import {get, isRunning} from "../api.js";
 import type {Download, LibraryEntry, LoadedEntry, ServerInfo} from "../api.js";
 import {usePolling} from "../usePolling.js";
 import {DownloadList} from "./models/DownloadList.js";
@@ -29,8 +29,7 @@ export function ModelsView() {
             await refreshLibrary();
     }, [refreshLibrary]);
 
-    const active = downloads.some((download) => download.status === "downloading" || download.status === "queued" || download.status === "verifying");
-    usePolling(refreshDownloads, active ? 300 : 2000);
+    usePolling(refreshDownloads, downloads.some(isRunning) ? 300 : 2000);
     usePolling(refreshLibrary, 4000);
     usePolling(async () => setDefaults((await get<ServerInfo>("/api/server")).defaults), 60_000);
 

@@ -1,4 +1,4 @@
-import {request} from "../../api.js";
+import {isRunning, request} from "../../api.js";
 import type {Download} from "../../api.js";
 import {formatBytes, formatSeconds} from "../../format.js";
 
@@ -14,7 +14,6 @@ export function DownloadList({downloads, onChange}: {downloads: Download[], onCh
             <ul className="downloads">
                 {visible.map((download) => {
                     const percent = download.totalBytes > 0 ? Math.floor(download.completedBytes / download.totalBytes * 100) : 0;
-                    const running = download.status === "downloading" || download.status === "queued" || download.status === "verifying";
                     return (
                         <li key={download.name} className="download">
                             <div className="download-head">
@@ -27,7 +26,7 @@ export function DownloadList({downloads, onChange}: {downloads: Download[], onCh
                             </div>
                             {download.error != null && <p className="error">{download.error}</p>}
                             <div className="actions">
-                                {running
+                                {isRunning(download)
                                     ? <button type="button" className="secondary" onClick={() => act("POST", "/api/downloads/pause", download.name)}>Pause</button>
                                     : <button type="button" className="secondary" onClick={() => act("POST", "/api/downloads", download.name)}>{download.status === "failed" ? "Retry" : "Resume"}</button>}
                                 <button type="button" className="secondary danger" onClick={() => act("DELETE", "/api/downloads", download.name)}>Cancel</button>
