@@ -10,13 +10,13 @@ const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/downlo
 const LOGGED_METHODS = new Set(["GET", "POST", "PATCH", "DELETE"]);
 
 export function recordRequests(app: FastifyInstance, log: RequestLog): void {
-    app.addHook("onRequest", async (request) => {
-        if (!isQuiet(request.method, request.url))
-            log.started();
-    });
-    app.addHook("onResponse", async (request, reply) => {
-        if (!isQuiet(request.method, request.url))
-            log.finished({method: request.method, path: request.url, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime)});
+    app.addHook("onRequest", async (request, reply) => {
+        if (isQuiet(request.method, request.url))
+            return;
+        log.started();
+        // "close", not Fastify's onResponse: a stream the client stopped ends without "finish", and must still leave the in-flight count.
+        reply.raw.once("close", () =>
+            log.finished({method: request.method, path: request.url, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime)}));
     });
 }
 
