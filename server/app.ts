@@ -10,6 +10,10 @@ import {rendererRoutes} from "./desktop/rendererRoutes.js";
 import {RequestLog} from "./desktop/RequestLog.js";
 import {recordRequests, serverRoutes} from "./desktop/serverRoutes.js";
 import {errorBody, errorHandler} from "./errors.js";
+import {accessControl} from "./access/accessControl.js";
+import {accessRoutes} from "./access/accessRoutes.js";
+import type {AccessStore} from "./access/AccessStore.js";
+import {RateLimiter} from "./access/RateLimiter.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
 import {embeddingsRoutes} from "./openai/embeddings.js";
@@ -23,15 +27,23 @@ export type AppOptions = {
     library: Library,
     conversations: ConversationStore,
     downloads: DownloadManager,
-    /** The address the server listens on, for the Server view. */
+    access: AccessStore,
+    /** The address the server listens on: what needs a key depends on it, and the Server view shows it. */
     host: string,
+    /** Host names answered besides IP addresses and `localhost`. */
+    allowedHosts?: readonly string[],
+    /** Origins given at start whose pages may call the API; the Server view adds more. */
+    allowedOrigins?: readonly string[],
+    /** Generation requests a minute per key; `0` or undefined is no limit. */
+    rateLimitPerMinute?: number,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
     bodyLimitBytes?: number
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, downloads, host, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, conversations, downloads, access, host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0,
+    logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         logController: new LogController({disableRequestLogging: true}),
@@ -46,6 +58,7 @@ export async function buildApp({engine, library, conversations, downloads, host,
 
     const requestLog = new RequestLog();
     recordRequests(app, requestLog);
+    accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
 
     app.get("/health", async () => ({status: engine.status}));
 
@@ -60,6 +73,7 @@ export async function buildApp({engine, library, conversations, downloads, host,
     await app.register(conversationRoutes, {engine, conversations});
     await app.register(downloadRoutes, {downloads});
     await app.register(serverRoutes, {engine, log: requestLog, host});
+    await app.register(accessRoutes, {store: access, host, startupOrigins: allowedOrigins});
     await app.register(rendererRoutes);
     return app;
 }

@@ -5,6 +5,7 @@ import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.j
 import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
 import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
+import {KEYS_USAGE, runKeysCommand} from "./access/keysCli.js";
 import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
 import {startServer} from "./startServer.js";
 import {HearthError} from "../native/errors.js";
@@ -17,7 +18,9 @@ Commands:
 
 ${LIBRARY_USAGE}
 
-${HARDWARE_USAGE}`;
+${HARDWARE_USAGE}
+
+${KEYS_USAGE}`;
 
 function version(): string {
     const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {version: string};
@@ -99,6 +102,8 @@ async function main(argv: string[]): Promise<void> {
         case "show":
         case "import":
             return runLibraryCommand(command, rest);
+        case "keys":
+            return runKeysCommand(rest);
         case "system":
         case "estimate":
             return runHardwareCommand(command, rest);

@@ -16,8 +16,11 @@ export type ModelSpec = {
 
 export type ServeConfig = {
     models: ModelSpec[],
-    /** Defaults to `127.0.0.1`. */
-    host: string,
+    /**
+     * The address to listen on. Undefined follows the app's "LAN access" setting: `0.0.0.0` when it is on,
+     * else `127.0.0.1`. Any address other than loopback needs an API key.
+     */
+    host: string | undefined,
     /** Defaults to {@link DEFAULT_PORT}. `0` picks a free port. */
     port: number,
     /** Slots (context sequences) per model. Defaults to `4`. */
@@ -40,7 +43,21 @@ export type ServeConfig = {
     keepAliveMs: number,
     /** Library models loaded at once. Defaults to `3`. */
     maxLoadedModels: number,
-    hub: HubConfig
+    hub: HubConfig,
+    /** Keys accepted for this run only, never stored (`--api-key`, `HEARTH_API_KEY`). Defaults to none. */
+    apiKeys: string[],
+    /** Origins (`https://app.example`) whose pages may call the API, besides localhost's. Defaults to none. */
+    allowedOrigins: string[],
+    /** Host names the server answers to besides its address and `localhost` (DNS rebinding guard). Defaults to none. */
+    allowedHosts: string[],
+    /** Generation requests a minute per API key (per client address without one); `0` is no limit. Defaults to `0`. */
+    rateLimitPerMinute: number,
+    /** A generation running longer ends with `finish_reason: "length"`; `0` is no limit. Defaults to 10 minutes. */
+    requestTimeoutMs: number,
+    /** On SIGTERM or SIGINT, how long running replies may go on before they are ended. Defaults to 30 seconds. */
+    shutdownTimeoutMs: number,
+    /** Keep request bodies (prompts) in the audit log. Defaults to `false`. */
+    auditPrompts: boolean
 };
 
 export type HubConfig = {
@@ -134,6 +151,13 @@ const serveOptions = {
     home: {type: "string"},
     "keep-alive": {type: "string"},
     "max-loaded-models": {type: "string"},
+    "api-key": {type: "string", multiple: true},
+    "allowed-origin": {type: "string", multiple: true},
+    "allowed-host": {type: "string", multiple: true},
+    "rate-limit": {type: "string"},
+    "request-timeout": {type: "string"},
+    "shutdown-timeout": {type: "string"},
+    "audit-prompts": {type: "boolean"},
     help: {type: "boolean", short: "h"}
 } as const;
 
@@ -141,7 +165,8 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
 
   -m, --model FILE        GGUF file to serve (repeatable); served under its file name without .gguf
   -a, --alias NAME        another name for the model given at the same position (repeatable)
-      --host ADDR         address to listen on (default 127.0.0.1)             HEARTH_HOST
+      --host ADDR         address to listen on (default 127.0.0.1, or 0.0.0.0 when LAN
+                          access is on in the app); anything but loopback needs a key HEARTH_HOST
   -p, --port N            port, 0 for any free one (default ${DEFAULT_PORT})              HEARTH_PORT
       --parallel N        slots per model: requests generated at once (default 4) HEARTH_PARALLEL
   -c, --ctx-size N        context size of each slot in tokens (default 2048)    HEARTH_CTX_SIZE
@@ -155,6 +180,20 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
       --keep-alive D      how long a library model stays loaded when idle: 30s, 5m, 1h,
                           0 unloads at once, -1 never (default 5m)             HEARTH_KEEP_ALIVE
       --max-loaded-models N  library models loaded at once (default 3)      HEARTH_MAX_LOADED_MODELS
+
+Access and limits:
+      --api-key KEY       accept this API key for this run (repeatable); hearth keys create
+                          stores one instead                                  HEARTH_API_KEY
+      --allowed-origin O  let web pages from O (https://app.example, or *) call the API
+                          (repeatable; localhost pages always may)            HEARTH_ALLOWED_ORIGINS
+      --allowed-host H    answer requests for host name H too (repeatable)    HEARTH_ALLOWED_HOSTS
+      --rate-limit N      generation requests a minute per key, 0 for none (default 0)
+                                                                            HEARTH_RATE_LIMIT
+      --request-timeout D a longer generation is ended: 90s, 10m, 0 for none (default 10m)
+                                                                            HEARTH_REQUEST_TIMEOUT
+      --shutdown-timeout D  on SIGTERM, how long running replies may finish (default 30s)
+                                                                            HEARTH_SHUTDOWN_TIMEOUT
+      --audit-prompts     keep request bodies (prompts) in the audit log      HEARTH_AUDIT_PROMPTS
 
 Without --model, every model in the library is served by name (hearth ls lists them) and loads on
 first use. HF_ENDPOINT and HF_TOKEN set the Hugging Face Hub and its access token.
@@ -204,12 +243,22 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     if (keepAliveMs == null)
         throw new ConfigError(`--keep-alive must be a duration such as 30s, 5m or 1h (0 unloads at once, -1 never), got "${keepAlive}"`);
     const maxLoadedModels = pick(values["max-loaded-models"], "HEARTH_MAX_LOADED_MODELS");
+    const rateLimit = pick(values["rate-limit"], "HEARTH_RATE_LIMIT");
+    const list = (flag: string[] | undefined, envName: string) => flag ?? (env[envName] ?? "").split(",").map((item) => item.trim()).filter(Boolean);
+    const allowedOrigins = list(values["allowed-origin"], "HEARTH_ALLOWED_ORIGINS");
+    for (const origin of allowedOrigins)
+        if (normalizeOrigin(origin) == null)
+            throw new ConfigError(`--allowed-origin must be an origin such as https://app.example or http://localhost:3000, or *, got "${origin}"`);
+    const apiKeys = list(values["api-key"], "HEARTH_API_KEY");
+    for (const key of apiKeys)
+        if (key.length < 8 || /\s/.test(key))
+            throw new ConfigError("--api-key must be at least 8 characters with no spaces; hearth keys create makes a strong one");
 
     return {
         help: values.help === true,
         config: {
             models,
-            host: pick(values.host, "HEARTH_HOST") || "127.0.0.1",
+            host: pick(values.host, "HEARTH_HOST") || undefined,
             port: port != null ? parseInteger("--port", port, 0, 65535) : DEFAULT_PORT,
             parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,
             ctxSize: ctxSize != null ? parseInteger("--ctx-size", ctxSize, 64, 1 << 20) : 2048,
@@ -221,9 +270,42 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             home: resolveHome(values.home, env, cwd),
             keepAliveMs,
             maxLoadedModels: maxLoadedModels != null ? parseInteger("--max-loaded-models", maxLoadedModels, 1, 1000) : 3,
-            hub: hubConfig(env)
+            hub: hubConfig(env),
+            apiKeys,
+            allowedOrigins: allowedOrigins.map((origin) => normalizeOrigin(origin)!),
+            allowedHosts: list(values["allowed-host"], "HEARTH_ALLOWED_HOSTS").map((host) => host.toLowerCase()),
+            rateLimitPerMinute: rateLimit != null ? parseInteger("--rate-limit", rateLimit, 0, 1_000_000) : 0,
+            requestTimeoutMs: parseDurationFlag("--request-timeout", pick(values["request-timeout"], "HEARTH_REQUEST_TIMEOUT"), 10 * 60 * 1000),
+            shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
+            auditPrompts: values["audit-prompts"] === true || env.HEARTH_AUDIT_PROMPTS === "1" || env.HEARTH_AUDIT_PROMPTS === "true"
         }
     };
+}
+
+function parseDurationFlag(name: string, value: string | undefined, fallbackMs: number): number {
+    if (value == null)
+        return fallbackMs;
+    const ms = parseDuration(value);
+    if (ms == null || ms < 0)
+        throw new ConfigError(`${name} must be a duration such as 30s, 10m or 1h, or 0 for none, got "${value}"`);
+    return ms;
+}
+
+/**
+ * `scheme://host[:port]` in the form browsers send in `Origin` (lower case, no default port, no path),
+ * or `*`; undefined when `value` is not an origin.
+ */
+export function normalizeOrigin(value: string): string | undefined {
+    if (value === "*")
+        return value;
+    try {
+        const url = new URL(value);
+        if (url.origin === "null" || url.pathname !== "/" || url.search || url.hash || url.username || url.password || !value.includes("://"))
+            return undefined;
+        return url.origin;
+    } catch {
+        return undefined;
+    }
 }
 
 /** The data folder: `--home`, else `HEARTH_HOME`, else {@link defaultHome}. */

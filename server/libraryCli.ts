@@ -45,7 +45,7 @@ function parse(argv: readonly string[], positionals: number) {
     return {home: parsed.values.home, threads, args: parsed.positionals};
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
     const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
     return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd()).join("\n");
 }

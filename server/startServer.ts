@@ -2,9 +2,11 @@ import type {FastifyInstance, FastifyServerOptions} from "fastify";
 import {DownloadManager, HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
 import type {ModelCatalog} from "../native/Engine.js";
+import {AccessStore} from "./access/AccessStore.js";
 import {buildApp} from "./app.js";
-import {boundUrl} from "./boundUrl.js";
+import {boundUrl, isLoopback} from "./boundUrl.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
+import {ConfigError} from "./config.js";
 import type {ServeConfig} from "./config.js";
 
 export type RunningServer = {
@@ -13,6 +15,9 @@ export type RunningServer = {
     library: Library,
     conversations: ConversationStore,
     downloads: DownloadManager,
+    access: AccessStore,
+    /** The address listened on. */
+    host: string,
     /** `http://host:port`, with the port actually bound. */
     url: string,
     /** Resolves when every model has loaded or failed; rejects when the backend cannot start. */
@@ -31,9 +36,38 @@ export function libraryCatalog(library: Library): ModelCatalog {
     };
 }
 
+/**
+ * The address to listen on: `--host`, else the app's LAN access setting. Other machines may reach the
+ * server only with a key: an explicit `--host` without one is refused, and the LAN setting falls back to
+ * loopback (it cannot be turned on without a key, but the key may have been revoked since).
+ */
+export function chooseHost(config: Pick<ServeConfig, "host">, access: AccessStore, warn: (message: string) => void): string {
+    if (config.host != null) {
+        if (!isLoopback(config.host) && !access.hasKeys())
+            throw new ConfigError(`Listening on ${config.host} lets other machines use this server, and it has no API key. `
+                + "Create one with `hearth keys create` (or pass --api-key KEY), then start again.");
+        return config.host;
+    }
+    if (access.settings().lan_access) {
+        if (access.hasKeys())
+            return "0.0.0.0";
+        warn("LAN access is on, but no API key exists: listening on 127.0.0.1 only. Create a key to serve the network.");
+    }
+    return "127.0.0.1";
+}
+
 /** Listens first, then starts the engine, so `/health` answers `loading` while models load. */
-export async function startServer(config: ServeConfig, options: {logger?: FastifyServerOptions["logger"]} = {}): Promise<RunningServer> {
+export async function startServer(config: ServeConfig, options: {logger?: FastifyServerOptions["logger"], sessionKeys?: readonly string[]} = {}): Promise<RunningServer> {
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
+    const access = new AccessStore(library.home, {startupKeys: config.apiKeys, sessionKeys: options.sessionKeys});
+    let host: string;
+    try {
+        host = chooseHost(config, access, (message) => console.warn(`hearth: ${message}`));
+    } catch (error) {
+        access.close();
+        library.close();
+        throw error;
+    }
     const engine = new Engine({
         gpu: config.gpu === "cpu" ? "cpu" : config.gpu,
         gpuLayers: config.gpuLayers,
@@ -49,15 +83,20 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     }, config.models);
     const conversations = new ConversationStore(library.home);
     const downloads = new DownloadManager(library);
-    const app = await buildApp({engine, library, conversations, downloads, host: config.host, logger: options.logger});
+    const app = await buildApp({
+        engine, library, conversations, downloads, access, host,
+        allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
+        logger: options.logger
+    });
     try {
-        await app.listen({host: config.host, port: config.port});
+        await app.listen({host, port: config.port});
     } catch (error) {
         conversations.close();
+        access.close();
         library.close();
         throw error;
     }
-    const url = boundUrl(app.server, config.host);
+    const url = boundUrl(app.server, host);
 
     const ready = engine.start();
     ready.catch(() => undefined);
@@ -68,6 +107,8 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         library,
         conversations,
         downloads,
+        access,
+        host,
         url,
         ready,
         close: () => {
@@ -76,6 +117,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
                 await app.close();
                 await engine.dispose();
                 conversations.close();
+                access.close();
                 library.close();
             })();
             return closing;

@@ -5,7 +5,7 @@ import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/
 describe("serve configuration", () => {
     it("has safe defaults: loopback only, its own port", () => {
         const {config} = parseServeArgs([], {}, "/work");
-        assert.equal(config.host, "127.0.0.1");
+        assert.equal(config.host, undefined);
         assert.equal(config.port, DEFAULT_PORT);
         assert.equal(config.parallel, 4);
         assert.equal(config.ctxSize, 2048);

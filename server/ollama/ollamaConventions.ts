@@ -8,7 +8,14 @@ import {errorHandlerFor} from "../errors.js";
 export function useOllamaConventions(app: FastifyInstance): void {
     app.setErrorHandler(ollamaErrorHandler);
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser("*", {parseAs: "string"}, app.getDefaultJsonParser("error", "error"));
+    const parseJson = app.getDefaultJsonParser("error", "error");
+    // An empty body (a DELETE sent with a JSON content type) is no body; routes that need one say so in their schema.
+    app.addContentTypeParser("*", {parseAs: "string"}, (request, body, done) => {
+        if (body === "")
+            done(null, undefined);
+        else
+            parseJson(request, body as string, done);
+    });
 }
 
 /** Ollama's error body is `{"error": "message"}`; the status and `Retry-After` are the same as for `/v1`. */

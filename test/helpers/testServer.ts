@@ -37,6 +37,13 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         keepAliveMs: 5 * 60 * 1000,
         maxLoadedModels: 3,
         hub: {endpoint: "http://127.0.0.1:9", token: undefined},
+        apiKeys: [],
+        allowedOrigins: [],
+        allowedHosts: [],
+        rateLimitPerMinute: 0,
+        requestTimeoutMs: 10 * 60 * 1000,
+        shutdownTimeoutMs: 30 * 1000,
+        auditPrompts: false,
         ...options,
         models: options.models ?? models
     });
