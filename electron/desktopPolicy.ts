@@ -22,6 +22,14 @@ export function secureWebPreferences(preloadPath: string): WebPreferences {
 }
 
 /** Whether `url` belongs to the app's own server; the window never navigates anywhere else. */
+/**
+ * The address the window opens: the app, with the window's own API key in the fragment, which the page
+ * keeps and the browser never sends to the server. With it the app works when keys are required.
+ */
+export function appEntryUrl(serverUrl: string, sessionKey: string): string {
+    return `${serverUrl}/#key=${encodeURIComponent(sessionKey)}`;
+}
+
 export function isAppUrl(url: string, appOrigin: string): boolean {
     try {
         return new URL(url).origin === new URL(appOrigin).origin;

@@ -1,3 +1,4 @@
+import {randomBytes} from "node:crypto";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
 import {BrowserWindow, Menu, Tray, app, clipboard, dialog, ipcMain, nativeImage, shell} from "electron";
@@ -5,7 +6,7 @@ import type {IpcMainInvokeEvent} from "electron";
 import {parseServeArgs} from "../server/config.js";
 import {startServer} from "../server/startServer.js";
 import type {RunningServer} from "../server/startServer.js";
-import {isAppUrl, isExternalWebUrl, isPlausibleModelName, secureWebPreferences, trayMenuTemplate, trayTooltip} from "./desktopPolicy.js";
+import {appEntryUrl, isAppUrl, isExternalWebUrl, isPlausibleModelName, secureWebPreferences, trayMenuTemplate, trayTooltip} from "./desktopPolicy.js";
 import type {TrayState} from "./desktopPolicy.js";
 import {startOnPreferredPort} from "./startOnPreferredPort.js";
 
@@ -20,6 +21,8 @@ const ASSETS = path.resolve(here, "..", "..", "electron", "assets");
 /** The main process's own arguments come before the app path; what follows is `hearth serve`'s. */
 const serveArgs = process.argv.slice(app.isPackaged ? 1 : 2);
 
+/** The window's own API key, made fresh at each launch and never stored: the app keeps working when keys are required. */
+const sessionKey = randomBytes(32).toString("base64url");
 let server: RunningServer | undefined;
 let window: BrowserWindow | undefined;
 let tray: Tray | undefined;
@@ -39,7 +42,7 @@ async function start(): Promise<void> {
     registerBridge();
     const {config} = parseServeArgs(serveArgs);
     try {
-        const started = await startOnPreferredPort((port) => startServer({...config, port}, {logger: {level: process.env.HEARTH_LOG_LEVEL ?? "warn"}}), config.port);
+        const started = await startOnPreferredPort((port) => startServer({...config, port}, {logger: {level: process.env.HEARTH_LOG_LEVEL ?? "warn"}, sessionKeys: [sessionKey]}), config.port);
         server = started.server;
         if (started.usedFallback)
             console.log(`hearth: port ${config.port} is in use; serving on ${server.url} instead`);
@@ -89,7 +92,7 @@ function createWindow(url: string): void {
             window?.hide();
         }
     });
-    void window.loadURL(url);
+    void window.loadURL(appEntryUrl(url, sessionKey));
 }
 
 function showWindow(): void {

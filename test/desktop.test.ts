@@ -10,7 +10,7 @@ import path from "node:path";
 import {fileURLToPath} from "node:url";
 import {describe, it} from "node:test";
 import {desktopAvailability, findElectronBinary} from "../electron/desktopAvailability.js";
-import {isAppUrl, isExternalWebUrl, isPlausibleModelName, secureWebPreferences, trayMenuTemplate} from "../electron/desktopPolicy.js";
+import {appEntryUrl, isAppUrl, isExternalWebUrl, isPlausibleModelName, secureWebPreferences, trayMenuTemplate} from "../electron/desktopPolicy.js";
 import {startOnPreferredPort} from "../electron/startOnPreferredPort.js";
 
 /** The desktop shell's logic, tested without Electron's binary, and `npm start` where no window can open. */
@@ -30,6 +30,10 @@ describe("the desktop shell", () => {
     it("keeps the window on the app's own server", () => {
         const app = "http://127.0.0.1:4327";
         assert.ok(isAppUrl("http://127.0.0.1:4327/#/chat", app));
+        // The window's key rides in the fragment, which never reaches the network, and the entry stays on the app.
+        const entry = appEntryUrl(app, "k/+=");
+        assert.equal(new URL(entry).hash, "#key=k%2F%2B%3D");
+        assert.ok(isAppUrl(entry, app));
         assert.ok(!isAppUrl("http://127.0.0.1:4328/", app), "another port is another origin");
         assert.ok(!isAppUrl("http://localhost:4327/", app));
         assert.ok(!isAppUrl("https://evil.example/", app));

@@ -238,6 +238,59 @@ describe("the app in a browser", {timeout: 240_000}, () => {
         }
     });
 
+    it("makes API keys in the Server view and keeps working with them; a browser without one is asked for it; LAN access applies at restart", async () => {
+        const hearth = await serveHearth(hub);
+        const {origin} = hearth;
+        const {page, problems} = await openApp(browser, `${origin}/#/server`);
+        let stranger: Awaited<ReturnType<typeof openApp>> | undefined;
+        try {
+            await page.getByRole("textbox", {name: "Key name"}).fill("phone");
+            await page.getByRole("button", {name: "Create key"}).click();
+            const key = (await page.getByLabel("New API key").innerText()).trim();
+            assert.match(key, /^hk-/);
+            await page.getByRole("table", {name: "API keys"}).getByText("phone").waitFor();
+            assert.equal((await fetch(`${origin}/v1/models`)).status, 401, "a key now is required of every client");
+            assert.equal((await fetch(`${origin}/v1/models`, {headers: {authorization: `Bearer ${key}`}})).status, 200);
+
+            await page.getByRole("textbox", {name: "Origin"}).fill("https://notes.example");
+            await page.getByRole("button", {name: "Add origin"}).click();
+            await page.getByRole("list", {name: "Allowed origins"}).getByText("https://notes.example").waitFor();
+            await page.getByRole("textbox", {name: "Origin"}).fill("notes");
+            await page.getByRole("button", {name: "Add origin"}).click();
+            await page.getByRole("alert").filter({hasText: "is not an origin"}).waitFor();
+
+            await page.getByRole("checkbox", {name: "Serve other devices on the local network"}).click();
+            await page.getByText("Applies when Hearth restarts.").waitFor();
+            await screenshot(page, "server-access");
+
+            // The app kept the key it made, so a reload still works without asking.
+            await page.reload();
+            await page.getByRole("table", {name: "API keys"}).waitFor();
+            assert.equal(await page.getByRole("dialog").count(), 0);
+
+            stranger = await openApp(browser, `${origin}/#/server`);
+            const dialog = stranger.page.getByRole("dialog", {name: "This server needs an API key"});
+            await dialog.waitFor();
+            await screenshot(stranger.page, "api-key-dialog");
+            await dialog.getByLabel("API key").fill(key);
+            await dialog.getByRole("button", {name: "Use key"}).click();
+            await stranger.page.getByRole("table", {name: "API keys"}).waitFor();
+            await stranger.page.waitForTimeout(1500);
+            assert.equal(await stranger.page.getByRole("dialog").count(), 0);
+            assert.deepEqual(problems, []);
+
+            await hearth.stop();
+            await hearth.restart();
+            assert.match(hearth.process.child.spawnargs.join(" ") + (await hearth.process.waitForOutput(/listening on (\S+)/))[1], /0\.0\.0\.0/);
+            await page.reload();
+            await page.getByText("On now: other machines reach this server").waitFor();
+        } finally {
+            await stranger?.page.context().close();
+            await page.context().close();
+            await hearth.stop();
+        }
+    });
+
     it("shows replies as Markdown with highlighted code, and never runs HTML a model wrote", async () => {
         const hearth = await serveHearth(hub);
         const {origin} = hearth;

@@ -1,5 +1,7 @@
 import {useEffect, useState} from "react";
 import {get} from "./api.js";
+import {onKeyRefused} from "./apiKey.js";
+import {KeyDialog} from "./components/KeyDialog.js";
 import {usePolling} from "./usePolling.js";
 import {BenchmarksView} from "./views/BenchmarksView.js";
 import {ChatView} from "./views/ChatView.js";
@@ -22,6 +24,10 @@ function currentView(): ViewPath {
 export function App() {
     const [view, setView] = useState<ViewPath>(currentView);
     const [health, setHealth] = useState<"loading" | "ok" | "offline">("loading");
+    const [keyNeeded, setKeyNeeded] = useState<string | undefined>();
+    const [keyDialogDismissed, setKeyDialogDismissed] = useState(false);
+
+    useEffect(() => onKeyRefused(setKeyNeeded), []);
 
     useEffect(() => {
         const onHashChange = () => setView(currentView());
@@ -56,6 +62,7 @@ export function App() {
                 {view === "benchmarks" && <BenchmarksView/>}
                 {view === "server" && <ServerView/>}
             </main>
+            {keyNeeded != null && !keyDialogDismissed && <KeyDialog message={keyNeeded} onClose={() => setKeyDialogDismissed(true)}/>}
         </div>
     );
 }

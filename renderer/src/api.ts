@@ -1,3 +1,5 @@
+import {authHeaders, keyRefused} from "./apiKey.js";
+
 /** The server's HTTP API as the app uses it: the same routes any other client could call. */
 
 export class ApiError extends Error {
@@ -8,32 +10,35 @@ export class ApiError extends Error {
 
 async function errorOf(response: Response): Promise<ApiError> {
     const text = await response.text();
+    let message: string;
     try {
         const body = JSON.parse(text) as {error?: string | {message?: string}};
-        const message = typeof body.error === "string" ? body.error : body.error?.message;
-        return new ApiError(message ?? `${response.status} ${response.statusText}`, response.status);
+        message = (typeof body.error === "string" ? body.error : body.error?.message) ?? `${response.status} ${response.statusText}`;
     } catch {
-        return new ApiError(text || `${response.status} ${response.statusText}`, response.status);
+        message = text || `${response.status} ${response.statusText}`;
     }
+    if (response.status === 401)
+        keyRefused(message);
+    return new ApiError(message, response.status);
 }
 
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const response = await fetch(path, {
         method,
-        headers: body !== undefined ? {"content-type": "application/json"} : {},
+        headers: {...authHeaders(), ...(body !== undefined ? {"content-type": "application/json"} : {})},
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal
     });
     if (!response.ok)
         throw await errorOf(response);
-    return await response.json() as T;
+    return (response.status === 204 ? undefined : await response.json()) as T;
 }
 
 export const get = <T>(path: string, signal?: AbortSignal) => request<T>("GET", path, undefined, signal);
 
 /** POSTs and reads an NDJSON stream line by line. */
 export async function streamNdjson<T>(path: string, body: unknown, onLine: (line: T) => void, signal?: AbortSignal): Promise<void> {
-    const response = await fetch(path, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body), signal});
+    const response = await fetch(path, {method: "POST", headers: {...authHeaders(), "content-type": "application/json"}, body: JSON.stringify(body), signal});
     if (!response.ok || response.body == null)
         throw await errorOf(response);
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -154,5 +159,14 @@ export type ServerInfo = {
         medianDurationMs?: number,
         requestsLastMinute: number
     }
+};
+export type ApiKeyInfo = {id: string, name: string, prefix: string, source: "stored" | "startup", created_at: string | null, last_used_at: string | null};
+export type AccessSettings = {
+    lan_access: boolean,
+    allowed_origins: string[],
+    lan_access_now: boolean,
+    restart_required: boolean,
+    startup_origins: string[],
+    keys_required: boolean
 };
 export type RequestLogEntry = {id: number, at: string, method: string, path: string, status: number, durationMs: number};

@@ -5,7 +5,7 @@ import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {RequestLog} from "./RequestLog.js";
 
 /** Requests the UI makes to watch the server are not worth logging in the log it shows. */
-const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/downloads", "/api/ps", "/health"]);
+const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/health", "/ready"]);
 /** HEAD and OPTIONS (preflights) are not logged either. */
 const LOGGED_METHODS = new Set(["GET", "POST", "PATCH", "DELETE"]);
 

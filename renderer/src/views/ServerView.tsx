@@ -1,9 +1,10 @@
 import {useState} from "react";
 import {get} from "../api.js";
-import type {RequestLogEntry, ServerInfo} from "../api.js";
+import type {AccessSettings, RequestLogEntry, ServerInfo} from "../api.js";
 import {CopyButton} from "../components/CopyButton.js";
 import {formatSeconds} from "../format.js";
 import {usePolling} from "../usePolling.js";
+import {AccessPanel} from "./server/AccessPanel.js";
 
 const LOG_LENGTH = 200;
 
@@ -13,6 +14,7 @@ export function ServerView() {
     const [models, setModels] = useState<string[]>([]);
     const [log, setLog] = useState<RequestLogEntry[]>([]);
     const [error, setError] = useState<string | undefined>();
+    const [access, setAccess] = useState<AccessSettings | undefined>();
 
     usePolling(async () => {
         try {
@@ -34,9 +36,11 @@ export function ServerView() {
         return <section className="page"><h1>Server</h1>{error != null ? <p className="error">{error}</p> : <p className="muted">Reading the server…</p>}</section>;
 
     const model = models[0] ?? "MODEL";
-    const curl = `curl ${info.base_url}/chat/completions \\\n  -H 'content-type: application/json' \\\n  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello"}], "stream": true}'`;
-    const python = `from openai import OpenAI\n\nclient = OpenAI(base_url="${info.base_url}", api_key="unused")\nreply = client.chat.completions.create(\n    model="${model}",\n    messages=[{"role": "user", "content": "Hello"}],\n)\nprint(reply.choices[0].message.content)`;
-    const javascript = `import OpenAI from "openai";\n\nconst client = new OpenAI({baseURL: "${info.base_url}", apiKey: "unused"});\nconst reply = await client.chat.completions.create({\n  model: "${model}",\n  messages: [{role: "user", content: "Hello"}],\n});\nconsole.log(reply.choices[0].message.content);`;
+    const keyed = access?.keys_required === true;
+    const key = keyed ? "YOUR_API_KEY" : "unused";
+    const curl = `curl ${info.base_url}/chat/completions \\\n  -H 'content-type: application/json' \\\n${keyed ? `  -H 'authorization: Bearer ${key}' \\\n` : ""}  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello"}], "stream": true}'`;
+    const python = `from openai import OpenAI\n\nclient = OpenAI(base_url="${info.base_url}", api_key="${key}")\nreply = client.chat.completions.create(\n    model="${model}",\n    messages=[{"role": "user", "content": "Hello"}],\n)\nprint(reply.choices[0].message.content)`;
+    const javascript = `import OpenAI from "openai";\n\nconst client = new OpenAI({baseURL: "${info.base_url}", apiKey: "${key}"});\nconst reply = await client.chat.completions.create({\n  model: "${model}",\n  messages: [{role: "user", content: "Hello"}],\n});\nconsole.log(reply.choices[0].message.content);`;
     const metrics = info.metrics;
 
     return (
@@ -53,20 +57,7 @@ export function ServerView() {
                 <Snippet title="OpenAI SDK (Python)" code={python} label="Copy Python"/>
                 <Snippet title="OpenAI SDK (JavaScript)" code={javascript} label="Copy JavaScript"/>
             </section>
-            <section className="panel" aria-labelledby="access-heading">
-                <h2 id="access-heading">Access</h2>
-                <dl className="facts">
-                    <dt>Address</dt><dd>{info.host}</dd>
-                    <dt>Port</dt><dd>{info.port}</dd>
-                    <dt>LAN access</dt>
-                    <dd>{info.lan
-                        ? `On: other machines on the network can reach this server at port ${info.port}.`
-                        : "Off: only programs on this machine can reach the server. To share it, start it with --host 0.0.0.0."}</dd>
-                    <dt>API keys</dt><dd>None are required{info.lan ? ", so anyone on the network can use it" : " on this machine"}.</dd>
-                    <dt>Allowed origins</dt><dd>This app only: the server sends no CORS headers, so pages from other sites cannot read its answers.</dd>
-                    <dt>Backend</dt><dd>{info.backend?.selected ?? "starting"}{info.backend?.reason ? ` (${info.backend.reason})` : ""}</dd>
-                </dl>
-            </section>
+            <AccessPanel info={info} onChange={setAccess}/>
             <section className="panel" aria-labelledby="metrics-heading">
                 <h2 id="metrics-heading">Now</h2>
                 <dl className="metrics">
