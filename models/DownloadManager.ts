@@ -34,6 +34,13 @@ class DownloadNotFoundError extends HearthError {
  * continues from the last byte; cancelling deletes them.
  */
 export class DownloadManager {
+    #bytesReceived = 0;
+
+    /** Bytes received by downloads since this manager started, for `/metrics`. */
+    get bytesReceived(): number {
+        return this.#bytesReceived;
+    }
+
     readonly #library: Library;
     readonly #downloads = new Map<string, Entry>();
 
@@ -71,6 +78,8 @@ export class DownloadManager {
                 this.#downloads.set(key(progress.name), entry);
                 onStarted(entry);
             }
+            if (progress.status === "downloading")
+                this.#bytesReceived += Math.max(0, progress.modelCompletedBytes - entry.state.completedBytes);
             update(entry, progress);
         };
         const pull = this.#library.pull(input, {signal: controller.signal, onProgress});

@@ -321,7 +321,9 @@ export class Engine {
     }
 
     #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
-        return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {threads: this.#threads!, maxQueue: this.options.maxQueue, chatTemplate: this.options.chatTemplate});
+        return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
+            threads: this.#threads!, maxQueue: this.options.maxQueue, chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
+        });
     }
 
     /** Unloads a library model now, unless a request holds it. */

@@ -11,7 +11,7 @@ import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {callableTools, toolCallSchema} from "./toolCalls.js";
-import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, ToolDefinition} from "./types.js";
+import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, Timings, ToolDefinition, Usage} from "./types.js";
 
 export type LoadModelOptions = {
     names: readonly string[],
@@ -24,8 +24,12 @@ export type LoadModelOptions = {
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
-    chatTemplate?: string
+    chatTemplate?: string,
+    /** Told of every generation that ran to its end, for metrics and the audit log. */
+    onGenerationDone?: (report: GenerationReport) => void
 };
+
+export type GenerationReport = {model: string, usage: Usage, timings: Timings};
 
 /** A prompt ready to run: its tokens and the stop strings its template implies. */
 export type Prompt = {tokens: Token[], stops: string[], tools?: readonly ToolDefinition[]};
@@ -51,6 +55,7 @@ export class LoadedModel {
     readonly chatWrapper: ChatWrapper;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
+    readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
     #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
@@ -65,6 +70,7 @@ export class LoadedModel {
         this.chatWrapper = chatWrapper;
         this.ctxSizePerSlot = options.ctxSize;
         this.#threads = options.threads;
+        this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
         const sequences = Array.from({length: options.parallel}, () => context.getSequence());
         this.scheduler = new SlotScheduler(sequences, options.maxQueue);
@@ -144,7 +150,7 @@ export class LoadedModel {
     async start(prompt: Prompt, options: GenerationOptions, promptParam = "messages"): Promise<Generation> {
         const job = await this.#prepare(prompt, options, promptParam);
         const queuedAt = performance.now();
-        const lease = await this.scheduler.acquire(prompt.tokens, options.signal);
+        const lease = await this.scheduler.acquire(prompt.tokens, options.signal, options.deadline);
         job.queueMs = performance.now() - queuedAt;
         return this.#run(lease, job);
     }
@@ -163,6 +169,7 @@ export class LoadedModel {
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
             signal: options.signal,
+            deadline: options.deadline,
             queueMs: 0
         };
         const format = await this.#formatGrammar(options.responseFormat);
@@ -183,9 +190,15 @@ export class LoadedModel {
 
     #run(lease: SlotLease, job: PreparedGeneration): Generation {
         let started = false;
+        const name = this.names[0]!;
+        const onDone = this.#onGenerationDone;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
-            yield* prefetch(generateOnSlot(model, lease, job), lease.release);
+            for await (const event of prefetch(generateOnSlot(model, lease, job), lease.release)) {
+                if (event.type === "done")
+                    onDone?.({model: name, usage: event.usage, timings: event.timings});
+                yield event;
+            }
         };
         return {
             events: events(this.model),

@@ -59,9 +59,15 @@ export class SlotScheduler {
         return this.#queue.length;
     }
 
-    acquire(promptTokens: readonly Token[], signal?: AbortSignal): Promise<SlotLease> {
+    /**
+     * A slot for a prompt, at once or after waiting. `signal` (the client left) rejects a waiting request
+     * with {@link RequestAbortedError}; `deadline` rejects it with the deadline's reason.
+     */
+    acquire(promptTokens: readonly Token[], signal?: AbortSignal, deadline?: AbortSignal): Promise<SlotLease> {
         if (signal?.aborted)
             return Promise.reject(new RequestAbortedError());
+        if (deadline?.aborted)
+            return Promise.reject(deadline.reason as Error);
 
         const free = this.#bestFreeSlot(promptTokens);
         if (free != null)
@@ -71,19 +77,26 @@ export class SlotScheduler {
             return Promise.reject(new QueueFullError(this.#queue.length));
 
         return new Promise<SlotLease>((resolve, reject) => {
-            const onAbort = () => {
+            const leaveQueue = (error: Error) => {
                 const index = this.#queue.indexOf(waiter);
                 if (index >= 0)
                     this.#queue.splice(index, 1);
-                reject(new RequestAbortedError());
+                waiter.cleanup();
+                reject(error);
             };
+            const onAbort = () => leaveQueue(new RequestAbortedError());
+            const onDeadline = () => leaveQueue(deadline!.reason as Error);
             const waiter: Waiter = {
                 promptTokens,
                 resolve,
                 reject,
-                cleanup: () => signal?.removeEventListener("abort", onAbort)
+                cleanup: () => {
+                    signal?.removeEventListener("abort", onAbort);
+                    deadline?.removeEventListener("abort", onDeadline);
+                }
             };
             signal?.addEventListener("abort", onAbort, {once: true});
+            deadline?.addEventListener("abort", onDeadline, {once: true});
             this.#queue.push(waiter);
         });
     }

@@ -1,5 +1,5 @@
 import type {Backend} from "./loadBackend.js";
-import type {LoadedModel} from "./LoadedModel.js";
+import type {GenerationReport, LoadedModel} from "./LoadedModel.js";
 import type {OffloadPlan} from "./planOffload.js";
 
 /** The types the engine is configured with and hands out. */
@@ -20,7 +20,9 @@ export type EngineOptions = {
     maxLoadedModels?: number,
     /** The models that load on first use (the library). */
     catalog?: ModelCatalog,
-    log?: (level: "info" | "warn" | "error", message: string) => void
+    log?: (level: "info" | "warn" | "error", message: string) => void,
+    /** Told of every generation that ran to its end: its model, token counts and timings. */
+    onGenerationDone?: (report: GenerationReport) => void
 };
 
 export type ModelToLoad = {path: string, names: readonly string[]};

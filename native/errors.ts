@@ -99,3 +99,20 @@ export class ModelTooLargeError extends HearthError {
         super(`"${model}" does not fit in memory. ${detail}`, {statusCode: 422, code: "model_too_large"});
     }
 }
+
+/**
+ * The reason a request's deadline fired: the server's `--request-timeout`, or a shutdown. A generation
+ * running then ends early as if its token budget ran out; one still waiting for a slot gets this error.
+ */
+export class DeadlineError extends HearthError {
+    override readonly name = "DeadlineError";
+    readonly retryAfterSeconds: number;
+
+    constructor(reason: "timeout" | "shutdown", timeoutMs = 0) {
+        super(reason === "timeout"
+            ? `The request waited past the server's request timeout (${Math.round(timeoutMs / 1000)} s) without getting a slot. Retry later, or ask for fewer tokens.`
+            : "The server is shutting down. Retry in a moment, or against another server.",
+        {statusCode: 503, type: "server_error", code: reason === "timeout" ? "request_timeout" : "shutting_down"});
+        this.retryAfterSeconds = reason === "timeout" ? 5 : 10;
+    }
+}

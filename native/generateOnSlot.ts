@@ -22,6 +22,7 @@ export type PreparedGeneration = {
     toolCall?: {mode: "forced" | "auto", grammar: LlamaGrammar},
     logprobsTop?: number,
     signal?: AbortSignal,
+    deadline?: AbortSignal,
     queueMs: number
 };
 
@@ -102,7 +103,7 @@ export async function* generateOnSlot(model: LlamaModel, lease: SlotLease, job: 
             yield* events;
             if (end)
                 return;
-            if (generated.length >= job.maxNewTokens) {
+            if (generated.length >= job.maxNewTokens || job.deadline?.aborted) {
                 finishReason = "length";
                 return;
             }

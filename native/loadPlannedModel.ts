@@ -3,11 +3,13 @@ import type {Llama} from "node-llama-cpp";
 import type {ModelToLoad} from "./engineTypes.js";
 import {ModelTooLargeError} from "./errors.js";
 import {LoadedModel} from "./LoadedModel.js";
+import type {GenerationReport} from "./LoadedModel.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, the settings' context and slots. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, maxQueue, chatTemplate}: {threads: number, maxQueue: number, chatTemplate: string | undefined}): Promise<LoadedModel> {
+    {threads, maxQueue, chatTemplate, onGenerationDone}: {threads: number, maxQueue: number, chatTemplate: string | undefined,
+        onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
             names: spec.names,
@@ -17,7 +19,8 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             threads,
             gpuLayers: plan.gpuLayers,
             maxQueue,
-            chatTemplate
+            chatTemplate,
+            onGenerationDone
         });
     } catch (error) {
         // node-llama-cpp checks memory too, by its own (more cautious) estimate: a refusal, not a failure.

@@ -45,7 +45,13 @@ export type GenerationOptions = {
     tools?: {definitions: readonly ToolDefinition[], choice: ToolChoice},
     /** Report log probabilities of each generated token and of the `top` likeliest alternatives. */
     logprobs?: {top: number},
-    signal?: AbortSignal
+    /** Aborts the generation: the client went away. Nothing more is sent. */
+    signal?: AbortSignal,
+    /**
+     * Ends the generation early, as if its token budget ran out (`finish_reason: "length"`), so the reply
+     * still ends properly: a timeout or a shutdown. While still waiting for a slot, its reason is thrown.
+     */
+    deadline?: AbortSignal
 };
 
 export type TopLogprob = {token: string, logprob: number, bytes: number[]};

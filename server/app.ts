@@ -8,7 +8,12 @@ import type {DownloadManager} from "../models/DownloadManager.js";
 import {downloadRoutes} from "./desktop/downloadRoutes.js";
 import {rendererRoutes} from "./desktop/rendererRoutes.js";
 import {RequestLog} from "./desktop/RequestLog.js";
-import {recordRequests, serverRoutes} from "./desktop/serverRoutes.js";
+import {serverRoutes} from "./desktop/serverRoutes.js";
+import type {AuditLog} from "./observability/AuditLog.js";
+import {observabilityRoutes} from "./observability/observabilityRoutes.js";
+import type {Lifecycle} from "./observability/observabilityRoutes.js";
+import {observeRequests, requestIdFor} from "./observability/observeRequests.js";
+import type {ServerMetrics} from "./observability/ServerMetrics.js";
 import {errorBody, errorHandler} from "./errors.js";
 import {accessControl} from "./access/accessControl.js";
 import {accessRoutes} from "./access/accessRoutes.js";
@@ -28,6 +33,14 @@ export type AppOptions = {
     conversations: ConversationStore,
     downloads: DownloadManager,
     access: AccessStore,
+    metrics: ServerMetrics,
+    audit: AuditLog,
+    /** Set to draining when the server starts to shut down. */
+    lifecycle: Lifecycle,
+    /** Fires when the server starts to shut down: running generations end early but properly. */
+    shutdown: AbortSignal,
+    /** A generation running longer ends early; `0` or undefined is no limit. */
+    requestTimeoutMs?: number,
     /** The address the server listens on: what needs a key depends on it, and the Server view shows it. */
     host: string,
     /** Host names answered besides IP addresses and `localhost`. */
@@ -42,11 +55,14 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, downloads, access, host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0,
-    logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({engine, library, conversations, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
+    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
+        // One log line per request is written when its connection closes (observeRequests), with its id.
         logController: new LogController({disableRequestLogging: true}),
+        requestIdHeader: false,
+        genReqId: (request) => requestIdFor(request.headers["x-request-id"]),
         bodyLimit: bodyLimitBytes,
         // Types are not coerced and unknown fields are kept: OpenAI clients send fields this server ignores.
         ajv: {customOptions: {coerceTypes: false, removeAdditional: false, useDefaults: false}}
@@ -57,10 +73,11 @@ export async function buildApp({engine, library, conversations, downloads, acces
     });
 
     const requestLog = new RequestLog();
-    recordRequests(app, requestLog);
+    observeRequests(app, {log: requestLog, metrics, audit, shutdown, requestTimeoutMs});
     accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
 
     app.get("/health", async () => ({status: engine.status}));
+    await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle});
 
     const options = {engine, library};
     await app.register(modelsRoutes, options);

@@ -71,8 +71,11 @@ async function serve(argv: string[]): Promise<void> {
         if (stopping)
             process.exit(1);
         stopping = true;
-        server.app.log.info(`${signal}: shutting down`);
-        server.close().then(() => process.exit(0), () => process.exit(1));
+        server.app.log.info(`${signal}: shutting down; running replies may finish for ${Math.round(config.shutdownTimeoutMs / 1000)} s (send ${signal} again to stop at once)`);
+        server.close({drainMs: config.shutdownTimeoutMs}).then(() => process.exit(0), (error: unknown) => {
+            console.error(`hearth: ${(error as Error).message}`);
+            process.exit(1);
+        });
     };
     process.on("SIGINT", () => stop("SIGINT"));
     process.on("SIGTERM", () => stop("SIGTERM"));

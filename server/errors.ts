@@ -1,6 +1,6 @@
 import type {FastifyError, FastifyReply, FastifyRequest} from "fastify";
 import {InsufficientMemoryError} from "node-llama-cpp";
-import {HearthError, ModelNotReadyError, QueueFullError} from "../native/errors.js";
+import {DeadlineError, HearthError, ModelNotReadyError, QueueFullError} from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
 export type ErrorBody = {error: {message: string, type: string, param: string | null, code: string | null}};
@@ -12,7 +12,7 @@ export function errorBody(message: string, type: string, param: string | null = 
 /** Maps any error to a status and the API's error body. Unknown errors are 500 and keep their details out of the reply. */
 export function toErrorReply(error: unknown): {statusCode: number, body: ErrorBody, retryAfterSeconds?: number} {
     if (error instanceof HearthError) {
-        const retryAfterSeconds = error instanceof QueueFullError || error instanceof ModelNotReadyError ? error.retryAfterSeconds : undefined;
+        const retryAfterSeconds = error instanceof QueueFullError || error instanceof ModelNotReadyError || error instanceof DeadlineError ? error.retryAfterSeconds : undefined;
         return {statusCode: error.statusCode, body: errorBody(error.message, error.type, error.param, error.code), retryAfterSeconds};
     }
     if (error instanceof InsufficientMemoryError) {

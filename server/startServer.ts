@@ -6,6 +6,9 @@ import {AccessStore} from "./access/AccessStore.js";
 import {buildApp} from "./app.js";
 import {boundUrl, isLoopback} from "./boundUrl.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
+import {AuditLog} from "./observability/AuditLog.js";
+import {recordGeneration} from "./observability/requestContext.js";
+import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {ConfigError} from "./config.js";
 import type {ServeConfig} from "./config.js";
 
@@ -22,7 +25,11 @@ export type RunningServer = {
     url: string,
     /** Resolves when every model has loaded or failed; rejects when the backend cannot start. */
     ready: Promise<void>,
-    close(): Promise<void>
+    /**
+     * Drains and stops: no new connections or requests (503), running replies may finish for up to
+     * `drainMs` and are then ended early with a proper last chunk, then the engine and databases close.
+     */
+    close(options?: {drainMs?: number}): Promise<void>
 };
 
 /** The library as the engine sees it: names to verified file paths. */
@@ -79,12 +86,20 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         keepAliveMs: config.keepAliveMs,
         maxLoadedModels: config.maxLoadedModels,
         catalog: libraryCatalog(library),
-        log: (level, message) => app.log[level](message)
+        log: (level, message) => app.log[level](message),
+        onGenerationDone: (report) => {
+            metrics.generationDone(report);
+            recordGeneration(report);
+        }
     }, config.models);
     const conversations = new ConversationStore(library.home);
     const downloads = new DownloadManager(library);
+    const metrics = new ServerMetrics({engine, downloads});
+    const audit = new AuditLog(library.home, {keepBodies: config.auditPrompts});
+    const lifecycle = {draining: false};
+    const shutdown = new AbortController();
     const app = await buildApp({
-        engine, library, conversations, downloads, access, host,
+        engine, library, conversations, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger
     });
@@ -92,6 +107,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         await app.listen({host, port: config.port});
     } catch (error) {
         conversations.close();
+        audit.close();
         access.close();
         library.close();
         throw error;
@@ -111,12 +127,18 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         host,
         url,
         ready,
-        close: () => {
+        close: ({drainMs = 0} = {}) => {
             closing ??= (async () => {
+                lifecycle.draining = true;
+                const deadline = setTimeout(() => shutdown.abort(), drainMs);
                 await downloads.dispose();
+                // Stops listening, answers requests on open connections with 503, and waits for those in flight.
                 await app.close();
+                clearTimeout(deadline);
+                shutdown.abort();
                 await engine.dispose();
                 conversations.close();
+                audit.close();
                 access.close();
                 library.close();
             })();

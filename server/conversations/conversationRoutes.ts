@@ -119,7 +119,7 @@ export async function conversationRoutes(app: FastifyInstance, {engine, conversa
             conversations.update(conversation.id, {model: modelName});
 
         const model = await acquireModel(engine, reply, modelName);
-        const generation = await model.start(model.chatPrompt(toChatMessages(conversation)), generationOptions(conversation.options, clientAbortSignal(reply)));
+        const generation = await model.start(model.chatPrompt(toChatMessages(conversation)), {...generationOptions(conversation.options, clientAbortSignal(reply)), deadline: request.deadline});
         const message = conversations.addMessage(conversation.id, {role: "assistant", content: "", status: "streaming", model: modelName});
         const stream = new NdjsonStream(reply);
         await stream.send({type: "message", message});

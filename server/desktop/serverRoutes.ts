@@ -4,27 +4,6 @@ import {boundPort, boundUrl, isLoopback} from "../boundUrl.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {RequestLog} from "./RequestLog.js";
 
-/** Requests the UI makes to watch the server are not worth logging in the log it shows. */
-const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/health", "/ready"]);
-/** HEAD and OPTIONS (preflights) are not logged either. */
-const LOGGED_METHODS = new Set(["GET", "POST", "PATCH", "DELETE"]);
-
-export function recordRequests(app: FastifyInstance, log: RequestLog): void {
-    app.addHook("onRequest", async (request, reply) => {
-        if (isQuiet(request.method, request.url))
-            return;
-        log.started();
-        // "close", not Fastify's onResponse: a stream the client stopped ends without "finish", and must still leave the in-flight count.
-        reply.raw.once("close", () =>
-            log.finished({method: request.method, path: request.url, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime)}));
-    });
-}
-
-function isQuiet(method: string, url: string): boolean {
-    const path = url.split("?")[0]!;
-    return !LOGGED_METHODS.has(method) || (method === "GET" && QUIET_PATHS.has(path));
-}
-
 /** What the Server view shows: where the API listens, how it is reachable, the request log and live counts. */
 export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {engine: Engine, log: RequestLog, host: string}): Promise<void> {
     useOllamaConventions(app);

@@ -134,7 +134,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
             return {model: body.model, created_at: new Date().toISOString(), ...chatPayload("", []), done: true, done_reason: doneReason};
         }
         const chatMessages = toChatMessages(messages);
-        const options = generationOptions(body, clientAbortSignal(reply));
+        const options = {...generationOptions(body, clientAbortSignal(reply)), deadline: request.deadline};
         const {model, clock} = await acquireTimed(engine, reply, body.model, keepAlive);
         const generation = await model.start(model.chatPrompt(chatMessages, options.tools), options);
         return answer(reply, generation, {model: body.model, stream: body.stream ?? true, payload: chatPayload, clock});
@@ -149,7 +149,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
             const doneReason = await loadOnly(engine, body.model, keepAlive);
             return {model: body.model, created_at: new Date().toISOString(), ...generatePayload("", []), done: true, done_reason: doneReason};
         }
-        const options = generationOptions(body, clientAbortSignal(reply));
+        const options = {...generationOptions(body, clientAbortSignal(reply)), deadline: request.deadline};
         const {model, clock} = await acquireTimed(engine, reply, body.model, keepAlive);
         const messages: ChatMessage[] = [...(body.system ? [{role: "system" as const, content: body.system}] : []), {role: "user", content: prompt}];
         const generation = await model.start(body.raw ? model.textPrompt(prompt) : model.chatPrompt(messages), options, "prompt");

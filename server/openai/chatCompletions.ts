@@ -65,7 +65,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, {engine}: {eng
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);
-        const options = chatGenerationOptions(body, signal);
+        const options = {...chatGenerationOptions(body, signal), deadline: request.deadline};
         const prompt = model.chatPrompt(toChatMessages(body.messages), options.tools);
         const generations = await startAll(body.n ?? 1, (index) => model.start(prompt, optionsForChoice(options, index)));
 

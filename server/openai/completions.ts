@@ -39,7 +39,7 @@ export async function completionsRoutes(app: FastifyInstance, {engine}: {engine:
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);
-        const options = completionGenerationOptions(body, signal);
+        const options = {...completionGenerationOptions(body, signal), deadline: request.deadline};
         const inputs = promptList(body.prompt);
         const prompts: Prompt[] = inputs.map((input) => model.textPrompt(input));
         const n = body.n ?? 1;

@@ -2,6 +2,7 @@ import {mkdtemp, rm} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {after, before} from "node:test";
+import type {FastifyServerOptions} from "fastify";
 import OpenAI from "openai";
 import type {ServeConfig} from "../../server/config.js";
 import {startServer} from "../../server/startServer.js";
@@ -16,7 +17,7 @@ export type TestServer = RunningServer & {
 };
 
 /** Starts the real server on a free loopback port with real models, and waits until they have loaded. */
-export async function startTestServer(options: Partial<ServeConfig> & {modelFiles?: string[]} = {}): Promise<TestServer> {
+export async function startTestServer(options: Partial<ServeConfig> & {modelFiles?: string[], logger?: FastifyServerOptions["logger"]} = {}): Promise<TestServer> {
     const modelFiles = options.modelFiles ?? ["stories260K.gguf"];
     const models = await Promise.all(modelFiles.map(async (file) => {
         const modelPath = await testModel(file);
@@ -46,7 +47,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         auditPrompts: false,
         ...options,
         models: options.models ?? models
-    });
+    }, {logger: options.logger});
     await server.ready;
     const baseURL = `${server.url}/v1`;
     const close = async () => {

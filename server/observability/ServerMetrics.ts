@@ -1,0 +1,77 @@
+import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics} from "prom-client";
+import type {DownloadManager} from "../../models/DownloadManager.js";
+import type {Engine} from "../../native/Engine.js";
+import type {GenerationReport} from "../../native/LoadedModel.js";
+
+/**
+ * The numbers `/metrics` serves in Prometheus' text format. Each server has its own registry, so two
+ * servers in one process (the tests) never mix their counts. Gauges of the engine are read at scrape time.
+ */
+export class ServerMetrics {
+    readonly registry = new Registry();
+    readonly #requests = new Counter({name: "hearth_http_requests_total", help: "HTTP requests by method, route and status", labelNames: ["method", "route", "status"], registers: [this.registry]});
+    readonly #durations = new Histogram({
+        name: "hearth_http_request_duration_seconds", help: "Time from request to the end of its response (streams included)",
+        labelNames: ["method", "route"], buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers: [this.registry]
+    });
+    readonly #inFlight = new Gauge({name: "hearth_http_requests_in_flight", help: "Requests being answered now", registers: [this.registry]});
+    readonly #timeToFirstToken = new Histogram({
+        name: "hearth_time_to_first_token_seconds", help: "From admission to a slot (after any queueing) to the first generated token",
+        labelNames: ["model"], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry]
+    });
+    readonly #queueTime = new Histogram({
+        name: "hearth_queue_wait_seconds", help: "Time a generation waited for a free slot",
+        labelNames: ["model"], buckets: [0, 0.01, 0.05, 0.25, 1, 5, 15, 60], registers: [this.registry]
+    });
+    readonly #generatedTokens = new Counter({name: "hearth_generated_tokens_total", help: "Tokens generated", labelNames: ["model"], registers: [this.registry]});
+    readonly #promptTokens = new Counter({name: "hearth_prompt_tokens_total", help: "Prompt tokens of generations (cached ones included)", labelNames: ["model"], registers: [this.registry]});
+    readonly #tokensPerSecond = new Histogram({
+        name: "hearth_generation_tokens_per_second", help: "Decode speed of each generation, after its first token",
+        labelNames: ["model"], buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500], registers: [this.registry]
+    });
+
+    constructor({engine, downloads}: {engine: Engine, downloads: DownloadManager}) {
+        collectDefaultMetrics({register: this.registry});
+        const perModel = (name: string, help: string, read: (model: Engine["models"][number]) => number) => new Gauge({
+            name, help, labelNames: ["model"], registers: [this.registry],
+            collect() {
+                this.reset();
+                for (const model of engine.models)
+                    this.set({model: model.names[0]!}, read(model));
+            }
+        });
+        perModel("hearth_queue_depth", "Requests waiting for a free slot", (model) => model.scheduler.queuedRequests);
+        perModel("hearth_busy_slots", "Slots generating now", (model) => model.scheduler.busySlots);
+        perModel("hearth_slots", "Slots (parallel sequences) of a loaded model", (model) => model.scheduler.slots.length);
+        new Gauge({name: "hearth_loaded_models", help: "Models loaded now", registers: [this.registry], collect() {
+            this.set(engine.models.length);
+        }});
+        new Counter({name: "hearth_download_bytes_total", help: "Bytes received by the app's model downloads", registers: [this.registry], collect() {
+            this.reset();
+            this.inc(downloads.bytesReceived);
+        }});
+    }
+
+    requestStarted(): void {
+        this.#inFlight.inc();
+    }
+
+    requestFinished(method: string, route: string, status: number, durationMs: number): void {
+        this.#inFlight.dec();
+        this.#requests.inc({method, route, status: String(status)});
+        this.#durations.observe({method, route}, durationMs / 1000);
+    }
+
+    generationDone({model, usage, timings}: GenerationReport): void {
+        this.#timeToFirstToken.observe({model}, timings.promptMs / 1000);
+        this.#queueTime.observe({model}, timings.queueMs / 1000);
+        this.#generatedTokens.inc({model}, usage.completionTokens);
+        this.#promptTokens.inc({model}, usage.promptTokens);
+        if (timings.generationMs > 0 && usage.completionTokens > 1)
+            this.#tokensPerSecond.observe({model}, (usage.completionTokens - 1) / (timings.generationMs / 1000));
+    }
+
+    text(): Promise<string> {
+        return this.registry.metrics();
+    }
+}

@@ -1,0 +1,117 @@
+import {randomUUID} from "node:crypto";
+import type {FastifyInstance, FastifyRequest} from "fastify";
+import {DeadlineError} from "../../native/errors.js";
+import {isGenerationRequest, needsKey} from "../access/accessRules.js";
+import type {RequestLog} from "../desktop/RequestLog.js";
+import type {AuditLog} from "./AuditLog.js";
+import {runWithRecord} from "./requestContext.js";
+import type {RequestRecord} from "./requestContext.js";
+import type {ServerMetrics} from "./ServerMetrics.js";
+
+declare module "fastify" {
+    interface FastifyRequest {
+        /** What the request did, for its log line and audit entry. */
+        record: RequestRecord,
+        /** For generation requests: fires at the request timeout or on shutdown, ending generation early but properly. */
+        deadline: AbortSignal | undefined
+    }
+}
+
+/** Requests the app makes to watch the server: counted in metrics, but kept out of its request log, the audit log and info logs. */
+const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/api/audit", "/health", "/ready", "/metrics"]);
+/** HEAD and OPTIONS (preflights) are not logged either. */
+const LOGGED_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
+
+function isQuiet(method: string, path: string): boolean {
+    return !LOGGED_METHODS.has(method) || (method === "GET" && QUIET_PATHS.has(path));
+}
+
+/** A request id from the client's `x-request-id` when it is a sane one, else a new one. */
+export function requestIdFor(header: string | string[] | undefined): string {
+    return typeof header === "string" && /^[\w.:-]{1,100}$/.test(header) ? header : randomUUID();
+}
+
+export type ObserveOptions = {
+    log: RequestLog,
+    metrics: ServerMetrics,
+    audit: AuditLog,
+    /** Fires when the server starts to shut down. */
+    shutdown: AbortSignal,
+    /** `0` is none. */
+    requestTimeoutMs: number
+};
+
+/**
+ * Follows every request from its arrival to the close of its connection — "close", not Fastify's
+ * onResponse, because a stream the client stopped never emits "finish" — into the Server view's request
+ * log, `/metrics`, one JSON log line with its request id, and (for API routes) the audit log.
+ */
+export function observeRequests(app: FastifyInstance, {log, metrics, audit, shutdown, requestTimeoutMs}: ObserveOptions): void {
+    app.decorateRequest("record", null as unknown as RequestRecord);
+    app.decorateRequest("deadline", undefined);
+
+    app.addHook("onRequest", async (request, reply) => {
+        const path = request.url.split("?")[0]!;
+        const quiet = isQuiet(request.method, path);
+        request.record = {model: undefined, promptTokens: 0, completionTokens: 0};
+        void reply.header("x-request-id", request.id);
+        metrics.requestStarted();
+        if (!quiet)
+            log.started();
+        const stopDeadline = isGenerationRequest(request.method, path) ? startDeadline(request, shutdown, requestTimeoutMs) : undefined;
+
+        reply.raw.once("close", () => {
+            stopDeadline?.();
+            const status = reply.raw.statusCode;
+            const durationMs = Math.round(reply.elapsedTime);
+            const route = request.routeOptions.url ?? "unmatched";
+            metrics.requestFinished(request.method, route, status, durationMs);
+            const {record} = request;
+            const completed = reply.raw.writableFinished;
+            const fields = {
+                method: request.method, path, status, durationMs, keyId: request.keyId, model: record.model ?? modelOf(request),
+                ...(record.completionTokens > 0 ? {promptTokens: record.promptTokens, completionTokens: record.completionTokens} : {}),
+                ...(!completed ? {clientClosed: true} : {})
+            };
+            if (quiet) {
+                request.log.debug(fields, "request");
+                return;
+            }
+            log.finished({method: request.method, path, status, durationMs});
+            request.log.info(fields, "request");
+            if (needsKey(path))
+                audit.record({
+                    request_id: request.id, key_id: request.keyId ?? null, client: request.socket.remoteAddress ?? null,
+                    method: request.method, path, model: fields.model ?? null, status,
+                    prompt_tokens: record.completionTokens > 0 ? record.promptTokens : null,
+                    completion_tokens: record.completionTokens > 0 ? record.completionTokens : null,
+                    duration_ms: durationMs
+                }, request.body);
+        });
+    });
+
+    // After the body is parsed, so the handler and everything it awaits run with the request's record.
+    app.addHook("preHandler", (request, _reply, done) => runWithRecord(request.record, done));
+}
+
+function modelOf(request: FastifyRequest): string | undefined {
+    const body = request.body as {model?: unknown} | undefined;
+    return typeof body?.model === "string" ? body.model.slice(0, 200) : undefined;
+}
+
+/** Gives a generation request its deadline; returns what stops it when the request ends. */
+function startDeadline(request: FastifyRequest, shutdown: AbortSignal, timeoutMs: number): () => void {
+    const controller = new AbortController();
+    const onShutdown = () => controller.abort(new DeadlineError("shutdown"));
+    const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new DeadlineError("timeout", timeoutMs)), timeoutMs) : undefined;
+    timer?.unref();
+    if (shutdown.aborted)
+        onShutdown();
+    else
+        shutdown.addEventListener("abort", onShutdown, {once: true});
+    request.deadline = controller.signal;
+    return () => {
+        clearTimeout(timer);
+        shutdown.removeEventListener("abort", onShutdown);
+    };
+}
