@@ -150,7 +150,31 @@ export function parseGgufHeader(bytes: Buffer, isWholeFile: boolean): GgufHeader
     }
 }
 
-/** Reads the start of the file and parses it, reading more (and parsing again) if the header is longer. */
+/** `[elements per block, bytes per block]` of the ggml tensor types whose layout is certain; others get the offset check only. */
+const BLOCK_LAYOUT: Record<number, [number, number]> = {
+    0: [1, 4], 1: [1, 2], 2: [32, 18], 3: [32, 20], 6: [32, 22], 7: [32, 24], 8: [32, 34],
+    10: [256, 84], 11: [256, 110], 12: [256, 144], 13: [256, 176], 14: [256, 210],
+    24: [1, 1], 25: [1, 2], 26: [1, 4], 27: [1, 8], 28: [1, 8], 30: [1, 2]
+};
+
+/**
+ * Checks that every tensor's data lies inside the file, so a truncated download or a hostile header is
+ * refused here with a clear error rather than handed to the native loader.
+ */
+export function checkTensorBounds(header: GgufHeader, fileSizeBytes: number): void {
+    if (header.tensors.length > 0 && header.dataOffsetBytes > fileSizeBytes)
+        throw new GgufFormatError(`its header says tensor data starts at byte ${header.dataOffsetBytes}, past the end of the ${fileSizeBytes}-byte file: it is truncated`);
+    for (const tensor of header.tensors) {
+        const start = header.dataOffsetBytes + tensor.offsetBytes;
+        const layout = BLOCK_LAYOUT[tensor.type];
+        const elements = tensor.dimensions.reduce((product, dimension) => product * dimension, 1);
+        const bytes = layout != null ? Math.ceil(elements / layout[0]) * layout[1] : 1;
+        if (!Number.isSafeInteger(start) || start + bytes > fileSizeBytes)
+            throw new GgufFormatError(`tensor ${tensor.name} ends past the end of the ${fileSizeBytes}-byte file: it is truncated or damaged`);
+    }
+}
+
+/** Reads the start of a local file and parses it (reading more if the header is longer), and checks its tensors lie inside it. */
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
     const file = await open(path, "r");
     try {
@@ -159,8 +183,10 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
             const buffer = Buffer.allocUnsafe(length);
             const {bytesRead} = await file.read(buffer, 0, length, 0);
             const header = parseGgufHeader(buffer.subarray(0, bytesRead), bytesRead >= fileSize);
-            if (header != null)
+            if (header != null) {
+                checkTensorBounds(header, fileSize);
                 return header;
+            }
         }
     } finally {
         await file.close();

@@ -1,5 +1,6 @@
-import {readGgufFileInfo, resolveChatWrapper} from "node-llama-cpp";
+import {resolveChatWrapper} from "node-llama-cpp";
 import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {toChatHistory} from "./chatHistory.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
@@ -110,7 +111,7 @@ export class LoadedModel {
 
     /** Reads the GGUF header only, to fail fast on a file that is not a model before anything is loaded. */
     static async checkFile(path: string): Promise<void> {
-        await readGgufFileInfo(path, {readTensorInfo: false});
+        await readGgufHeader(path);
     }
 
     get name(): string {

@@ -1,5 +1,5 @@
 import Fastify, {LogController} from "fastify";
-import type {FastifyInstance, FastifyServerOptions} from "fastify";
+import type {FastifyInstance, FastifyReply, FastifyServerOptions} from "fastify";
 import type {Library} from "../models/index.js";
 import type {Engine} from "../native/Engine.js";
 import {conversationRoutes} from "./conversations/conversationRoutes.js";
@@ -62,6 +62,11 @@ export async function buildApp({engine, library, conversations, downloads, acces
         // One log line per request is written when its connection closes (observeRequests), with its id.
         logController: new LogController({disableRequestLogging: true}),
         requestIdHeader: false,
+        // A URL Fastify cannot decode (`/%zz`) is refused in the API's own error shape, like every other refusal.
+        frameworkErrors: (error, request, reply) => {
+            const message = `The URL is malformed: ${error.message}`;
+            void (reply as FastifyReply).status(400).send(request.url.startsWith("/api/") ? {error: message} : errorBody(message, "invalid_request_error", null, "invalid_url"));
+        },
         genReqId: (request) => requestIdFor(request.headers["x-request-id"]),
         bodyLimit: bodyLimitBytes,
         // Types are not coerced and unknown fields are kept: OpenAI clients send fields this server ignores.
@@ -69,7 +74,8 @@ export async function buildApp({engine, library, conversations, downloads, acces
     });
     app.setErrorHandler(errorHandler);
     app.setNotFoundHandler((request, reply) => {
-        void reply.status(404).send(errorBody(`There is no ${request.method} ${request.url.split("?")[0]} on this server`, "invalid_request_error", null, "not_found"));
+        const message = `There is no ${request.method} ${request.url.split("?")[0]} on this server`;
+        void reply.status(404).send(request.url.startsWith("/api/") ? {error: message} : errorBody(message, "invalid_request_error", null, "not_found"));
     });
 
     const requestLog = new RequestLog();

@@ -131,10 +131,16 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
             closing ??= (async () => {
                 lifecycle.draining = true;
                 const deadline = setTimeout(() => shutdown.abort(), drainMs);
+                // Keep-alive connections that finish their last reply while draining would hold the close for
+                // the keep-alive timeout: close each as soon as it is idle, and all of them a while after the deadline.
+                const idleCloser = setInterval(() => app.server.closeIdleConnections(), 100);
+                const lastResort = setTimeout(() => app.server.closeAllConnections(), drainMs + 5000);
                 await downloads.dispose();
                 // Stops listening, answers requests on open connections with 503, and waits for those in flight.
                 await app.close();
                 clearTimeout(deadline);
+                clearInterval(idleCloser);
+                clearTimeout(lastResort);
                 shutdown.abort();
                 await engine.dispose();
                 conversations.close();

@@ -2,24 +2,10 @@ import assert from "node:assert/strict";
 import {Writable} from "node:stream";
 import {after, before, describe, test} from "node:test";
 import OpenAI from "openai";
+import {metricValue} from "./helpers/metrics.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 import {testModel} from "./helpers/testModels.js";
-
-/** The value of one sample in Prometheus' text format, or undefined when it is not there. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-    for (const line of text.split("\n")) {
-        if (line.startsWith("#") || !line.startsWith(name))
-            continue;
-        const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-        if (match == null || match[1] !== name)
-            continue;
-        const present = Object.fromEntries([...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((pair) => [pair[1], pair[2]]));
-        if (Object.entries(labels).every(([key, value]) => present[key] === value))
-            return Number(match[3]);
-    }
-    return undefined;
-}
 
 type AuditEntry = {request_id: string, key_id: string | null, method: string, path: string, model: string | null, status: number,
     prompt_tokens: number | null, completion_tokens: number | null, request_body: string | null};

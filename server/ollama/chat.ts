@@ -149,7 +149,8 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
             const doneReason = await loadOnly(engine, body.model, keepAlive);
             return {model: body.model, created_at: new Date().toISOString(), ...generatePayload("", []), done: true, done_reason: doneReason};
         }
-        const options = {...generationOptions(body, clientAbortSignal(reply)), deadline: request.deadline};
+        // /api/generate takes no tools; a client's stray `tools` field is not read (it is not validated here either).
+        const options = {...generationOptions({format: body.format, options: body.options}, clientAbortSignal(reply)), deadline: request.deadline};
         const {model, clock} = await acquireTimed(engine, reply, body.model, keepAlive);
         const messages: ChatMessage[] = [...(body.system ? [{role: "system" as const, content: body.system}] : []), {role: "user", content: prompt}];
         const generation = await model.start(body.raw ? model.textPrompt(prompt) : model.chatPrompt(messages), options, "prompt");

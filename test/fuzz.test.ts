@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import {after, before, describe, test} from "node:test";
+import fc from "fast-check";
+import {startFakeHub} from "./helpers/fakeHub.js";
+import type {FakeHub} from "./helpers/fakeHub.js";
+import {startTestServer} from "./helpers/testServer.js";
+import type {TestServer} from "./helpers/testServer.js";
+
+/**
+ * Thousands of malformed bodies against every JSON route of the real server: whatever comes in, the answer
+ * is never a 5xx, a refusal always says why in the route's error shape, and the server keeps serving.
+ * `HEARTH_FUZZ_RUNS` sets the runs per route and kind of body (default 50).
+ */
+
+const RUNS = Number(process.env.HEARTH_FUZZ_RUNS ?? 50);
+const KEY = "fuzz-key-000000";
+const MODEL = "stories260K";
+
+type Route = {method: "POST" | "PATCH" | "DELETE", path: string, valid: Record<string, unknown>};
+type Failure = {route: string, body: string, status: number, reply: string};
+
+const message = fc.record({
+    role: fc.oneof(fc.constantFrom("user", "system", "assistant", "tool", "developer"), fc.string()),
+    content: fc.oneof(fc.string(), fc.jsonValue(), fc.array(fc.record({type: fc.oneof(fc.constant("text"), fc.string()), text: fc.jsonValue()}, {requiredKeys: []})))
+}, {requiredKeys: []});
+
+/** Any JSON; a valid body with some fields replaced by anything; a valid body with hostile messages; text that is not JSON. */
+function bodiesFor(valid: Record<string, unknown>): fc.Arbitrary<string>[] {
+    const keys = [...Object.keys(valid), "messages", "prompt", "max_tokens", "n", "stream", "options", "response_format", "tools", "stop", "logit_bias"];
+    return [
+        fc.jsonValue().map((value) => JSON.stringify(value)),
+        fc.dictionary(fc.constantFrom(...keys), fc.jsonValue(), {maxKeys: 4}).map((changes) => JSON.stringify({...valid, ...changes})),
+        fc.array(message, {maxLength: 4}).map((messages) => JSON.stringify({...valid, messages})),
+        fc.string({maxLength: 200}).filter((text) => {
+            try {
+                JSON.parse(text);
+                return false;
+            } catch {
+                return true;
+            }
+        })
+    ];
+}
+
+describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
+    let hub: FakeHub;
+    let server: TestServer;
+    let routes: Route[];
+    const failures: Failure[] = [];
+    let requests = 0;
+
+    const send = async (method: string, path: string, body: string | undefined, contentType = "application/json") => {
+        requests++;
+        const response = await fetch(`${server.url}${path}`, {
+            method,
+            headers: {"authorization": `Bearer ${KEY}`, ...(body != null ? {"content-type": contentType} : {})},
+            body
+        });
+        const reply = await response.text();
+        return {status: response.status, reply};
+    };
+
+    /** A 4xx must explain itself in the route's error shape: `{"error": "…"}` under /api, `{"error": {"message": …}}` elsewhere. */
+    const explained = (path: string, reply: string) => {
+        try {
+            const error = (JSON.parse(reply) as {error?: unknown}).error;
+            return path.startsWith("/api/") ? typeof error === "string" && error.length > 0 : typeof (error as {message?: unknown})?.message === "string";
+        } catch {
+            return false;
+        }
+    };
+
+    const check = async (route: string, method: string, path: string, body: string | undefined) => {
+        const {status, reply} = await send(method, path, body);
+        if (status >= 500 || (status >= 400 && !explained(path, reply)))
+            failures.push({route, body: body ?? "", status, reply: reply.slice(0, 300)});
+        return true;
+    };
+
+    before(async () => {
+        hub = await startFakeHub([]);
+        server = await startTestServer({apiKeys: [KEY], ctxSize: 256, parallel: 2, hub: {endpoint: hub.url, token: undefined}});
+        const conversation = await (await send("POST", "/api/conversations", JSON.stringify({title: "fuzz", model: MODEL}))).reply;
+        const id = (JSON.parse(conversation) as {id: string}).id;
+        const added = JSON.parse((await send("POST", `/api/conversations/${id}/messages`, JSON.stringify({role: "user", content: "Hi"}))).reply) as {id: string};
+        const absent = "hf.co/nobody/nothing-GGUF:Q4_0";
+        routes = [
+            {method: "POST", path: "/v1/chat/completions", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}], max_tokens: 3}},
+            {method: "POST", path: "/v1/completions", valid: {model: MODEL, prompt: "Once", max_tokens: 3}},
+            {method: "POST", path: "/v1/embeddings", valid: {model: MODEL, input: "Hi"}},
+            {method: "POST", path: "/api/chat", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}], stream: false, options: {num_predict: 3}}},
+            {method: "POST", path: "/api/generate", valid: {model: MODEL, prompt: "Once", stream: false, options: {num_predict: 3}}},
+            {method: "POST", path: "/api/embed", valid: {model: MODEL, input: "Hi"}},
+            {method: "POST", path: "/api/embeddings", valid: {model: MODEL, prompt: "Hi"}},
+            {method: "POST", path: "/api/show", valid: {model: MODEL}},
+            {method: "DELETE", path: "/api/delete", valid: {model: "nothing-here"}},
+            {method: "POST", path: "/api/pull", valid: {model: absent, stream: false}},
+            {method: "POST", path: "/api/load", valid: {model: "nothing-here"}},
+            {method: "POST", path: "/api/unload", valid: {model: "nothing-here"}},
+            {method: "POST", path: "/api/conversations", valid: {title: "t"}},
+            {method: "PATCH", path: `/api/conversations/${id}`, valid: {title: "x"}},
+            {method: "POST", path: `/api/conversations/${id}/messages`, valid: {role: "user", content: "Hi"}},
+            {method: "PATCH", path: `/api/conversations/${id}/messages/${added.id}`, valid: {content: "Hi"}},
+            {method: "POST", path: `/api/conversations/${id}/reply`, valid: {model: MODEL}},
+            {method: "POST", path: "/api/downloads", valid: {model: absent}},
+            {method: "POST", path: "/api/downloads/pause", valid: {model: absent}},
+            {method: "DELETE", path: "/api/downloads", valid: {model: absent}},
+            {method: "POST", path: "/api/server/keys", valid: {name: "k"}},
+            {method: "PATCH", path: "/api/server/settings", valid: {allowed_origins: []}}
+        ];
+    });
+    after(async () => {
+        await server?.close();
+        await hub?.close();
+    });
+
+    test("malformed bodies on every route: never a 5xx, always an explained 4xx", async () => {
+        for (const route of routes) {
+            const name = `${route.method} ${route.path}`;
+            for (const bodies of bodiesFor(route.valid))
+                await fc.assert(fc.asyncProperty(bodies, (body) => check(name, route.method, route.path, body)), {numRuns: RUNS});
+        }
+        assert.ok(requests >= routes.length * 4 * RUNS, `${requests} requests`);
+        assert.deepEqual(failures.slice(0, 5), []);
+    });
+
+    test("hostile paths and query strings: never a 5xx, and nothing outside the data folder is reached", async () => {
+        const segment = fc.oneof(fc.string({maxLength: 40}), fc.constantFrom("..", "../../etc/passwd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..\\..\\windows", "\u0000", "hf.co/../../x"));
+        const paths = fc.oneof(
+            segment.map((value) => `/v1/models/${encodeURIComponent(value)}`),
+            segment.map((value) => `/api/conversations/${encodeURIComponent(value)}`),
+            fc.record({model: segment, ctx: fc.string({maxLength: 8})}).map(({model, ctx}) => `/api/estimate?model=${encodeURIComponent(model)}&ctx_size=${encodeURIComponent(ctx)}`),
+            segment.map((value) => `/api/hub/files?repo=${encodeURIComponent(value)}`),
+            segment.map((value) => `/api/hub/search?q=${encodeURIComponent(value)}&limit=${encodeURIComponent(value)}`),
+            segment.map((value) => `/api/audit?limit=${encodeURIComponent(value)}&before=${encodeURIComponent(value)}`),
+            segment.map((value) => `/api/server/requests?after=${encodeURIComponent(value)}`),
+            segment.map((value) => `/${value.replace(/[?#]/g, "")}`)
+        );
+        await fc.assert(fc.asyncProperty(paths, (path) => check(`GET ${path}`, "GET", path, undefined)), {numRuns: RUNS * 8});
+        const showPasswd = await send("POST", "/api/show", JSON.stringify({model: "../../../../etc/passwd"}));
+        assert.equal(showPasswd.status, 400);
+        assert.doesNotMatch(showPasswd.reply, /root:/);
+        const pullOutside = await send("POST", "/api/pull", JSON.stringify({model: "hf.co/../../../tmp/x:Q4_0", stream: false}));
+        assert.equal(pullOutside.status, 400);
+        assert.deepEqual(failures.slice(0, 5), []);
+    });
+
+    test("a body over the limit gets 413, a body of another type 415, and the server still answers", async () => {
+        const big = JSON.stringify({model: MODEL, prompt: "x".repeat(17 * 1024 * 1024)});
+        const oversize = await send("POST", "/v1/completions", big);
+        assert.equal(oversize.status, 413);
+        assert.ok(explained("/v1/completions", oversize.reply), oversize.reply);
+        const form = await send("POST", "/v1/chat/completions", "model=x", "application/x-www-form-urlencoded");
+        assert.equal(form.status, 415);
+        const health = await fetch(`${server.url}/health`);
+        assert.equal(health.status, 200);
+        const completion = await send("POST", "/v1/completions", JSON.stringify({model: MODEL, prompt: "Once upon a time", max_tokens: 4, temperature: 0}));
+        assert.equal(completion.status, 200);
+    });
+});
