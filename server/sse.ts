@@ -16,6 +16,8 @@ export class EventStream {
         this.#trailer = format.trailer ?? "";
         reply.hijack();
         reply.raw.writeHead(200, {
+            // Headers set before the stream began (CORS, the request id) go out with it.
+            ...reply.getHeaders() as Record<string, string>,
             "content-type": format.contentType,
             "cache-control": "no-cache",
             "connection": "keep-alive",

@@ -139,6 +139,11 @@ describe("browser-borne requests", () => {
         assert.equal(local.status, 200);
         assert.equal(local.headers["access-control-allow-origin"], "http://localhost:5173");
         assert.equal(local.headers["access-control-allow-credentials"], undefined);
+        const streamed = await raw(`${server.baseURL}/chat/completions`, {method: "POST", headers: {origin: "http://localhost:5173"},
+            body: JSON.stringify({model: "stories260K", messages: [{role: "user", content: "Hi"}], max_tokens: 2, stream: true})});
+        assert.match(streamed.body, /data: \[DONE\]/);
+        assert.equal(streamed.headers["access-control-allow-origin"], "http://localhost:5173", "a stream carries the CORS header too");
+        assert.ok(streamed.headers["x-request-id"] != null);
         const own = await raw(url, {headers: {origin: server.url}});
         assert.equal(own.headers["access-control-allow-origin"], server.url);
 

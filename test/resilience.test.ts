@@ -1,25 +1,16 @@
 import assert from "node:assert/strict";
 import {copyFile, mkdtemp, rm, truncate, writeFile} from "node:fs/promises";
-import {createServer} from "node:net";
-import type {AddressInfo} from "node:net";
 import os from "node:os";
 import path from "node:path";
 import {setTimeout as sleep} from "node:timers/promises";
 import {after, before, describe, test} from "node:test";
 import OpenAI from "openai";
 import {metricValue} from "./helpers/metrics.js";
+import {freePort} from "./helpers/freePort.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
-
-async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const {port} = server.address() as AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-}
 
 /** Reads an SSE body to its end: its data lines, and whether it ended with `[DONE]`. */
 async function readSse(response: Response): Promise<{chunks: {choices: {finish_reason: string | null}[]}[], done: boolean}> {

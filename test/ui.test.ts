@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import {mkdtemp} from "node:fs/promises";
-import {createServer} from "node:net";
-import type {AddressInfo} from "node:net";
 import os from "node:os";
 import path from "node:path";
 import {after, before, describe, it} from "node:test";
@@ -9,6 +7,7 @@ import type {Browser} from "playwright-core";
 import {launchBrowser, openApp, screenshot} from "./helpers/browser.js";
 import {startFakeHub} from "./helpers/fakeHub.js";
 import type {FakeHub} from "./helpers/fakeHub.js";
+import {freePort} from "./helpers/freePort.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 
@@ -20,14 +19,6 @@ import {testModel} from "./helpers/testModels.js";
 const REPO = "ggml-org/stories260K-GGUF";
 const Q8_NAME = `hf.co/${REPO}:Q8_0`;
 const EXPECT_MS = 30_000;
-
-async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const {port} = server.address() as AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-}
 
 /** Waits until `check` passes, retrying; the UI streams and polls, so what it shows arrives over time. */
 async function eventually<T>(check: () => Promise<T>, what: string, timeoutMs = EXPECT_MS): Promise<T> {

@@ -39,8 +39,14 @@ export class RequestLog {
         this.#inFlight++;
     }
 
+    /** A request counted by {@link started} has finished. */
     finished(entry: Omit<RequestLogEntry, "id" | "at">): void {
         this.#inFlight = Math.max(0, this.#inFlight - 1);
+        this.record(entry);
+    }
+
+    /** Logs a finished request that was not counted in flight. */
+    record(entry: Omit<RequestLogEntry, "id" | "at">): void {
         this.#total++;
         if (entry.status >= 500)
             this.#serverErrors++;

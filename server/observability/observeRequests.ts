@@ -17,8 +17,11 @@ declare module "fastify" {
     }
 }
 
-/** Requests the app makes to watch the server: counted in metrics, but kept out of its request log, the audit log and info logs. */
-const QUIET_PATHS = new Set(["/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/api/audit", "/health", "/ready", "/metrics"]);
+/**
+ * Reads that the app (and editors) repeat every few seconds to watch the server: counted in metrics, but kept out of
+ * the request log, the audit log and info logs, where they would bury the requests that do something.
+ */
+const QUIET_PATHS = new Set(["/api/tags", "/v1/models", "/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/api/audit", "/health", "/ready", "/metrics"]);
 /** HEAD and OPTIONS (preflights) are not logged either. */
 const LOGGED_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
@@ -73,11 +76,15 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit, shut
                 ...(record.completionTokens > 0 ? {promptTokens: record.promptTokens, completionTokens: record.completionTokens} : {}),
                 ...(!completed ? {clientClosed: true} : {})
             };
-            if (quiet) {
+            // A refused request is never quiet: 401s and 403s are what an operator looks for.
+            if (quiet && status < 400) {
                 request.log.debug(fields, "request");
                 return;
             }
-            log.finished({method: request.method, path, status, durationMs});
+            if (quiet)
+                log.record({method: request.method, path, status, durationMs});
+            else
+                log.finished({method: request.method, path, status, durationMs});
             request.log.info(fields, "request");
             if (needsKey(path))
                 audit.record({
