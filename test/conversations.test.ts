@@ -124,8 +124,13 @@ describe("conversations survive a crash mid-reply", () => {
         await call("POST", `${url}/api/conversations/${conversation.id}/messages`, {role: "user", content: "Tell me a long story"});
 
         let pieces = 0;
-        const shown = await readReply(`${url}/api/conversations/${conversation.id}/reply`, {}, (line) => line.type === "text" && ++pieces >= 20);
-        first.child.kill("SIGKILL");
+        // Killed before this client stops reading, so the server never sees the client leave (which would mark the reply stopped).
+        const shown = await readReply(`${url}/api/conversations/${conversation.id}/reply`, {}, (line) => {
+            const enough = line.type === "text" && ++pieces >= 20;
+            if (enough)
+                first.child.kill("SIGKILL");
+            return enough;
+        });
         await first.exited;
         assert.notEqual(shown.at(-1)!.type, "done", "killed before the reply ended");
 
