@@ -21,7 +21,6 @@ export function secureWebPreferences(preloadPath: string): WebPreferences {
     };
 }
 
-/** Whether `url` belongs to the app's own server; the window never navigates anywhere else. */
 /**
  * The address the window opens: the app, with the window's own API key in the fragment, which the page
  * keeps and the browser never sends to the server. With it the app works when keys are required.
@@ -30,6 +29,7 @@ export function appEntryUrl(serverUrl: string, sessionKey: string): string {
     return `${serverUrl}/#key=${encodeURIComponent(sessionKey)}`;
 }
 
+/** Whether `url` belongs to the app's own server; the window never navigates anywhere else. */
 export function isAppUrl(url: string, appOrigin: string): boolean {
     try {
         return new URL(url).origin === new URL(appOrigin).origin;

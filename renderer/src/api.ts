@@ -1,3 +1,5 @@
+import type {Conversation, Message} from "../../server/conversations/conversationTypes.js";
+import type {RequestMetrics} from "../../server/desktop/RequestLog.js";
 import {authHeaders, keyRefused} from "./apiKey.js";
 
 /** The server's HTTP API as the app uses it: the same routes any other client could call. */
@@ -110,29 +112,7 @@ export type LibraryEntry = {
 
 export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, expires_at: string};
 
-export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted" | "error";
-export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
-export type Message = {
-    id: string,
-    role: "user" | "assistant",
-    content: string,
-    status: MessageStatus,
-    model: string | null,
-    stats: ReplyStats | null,
-    error: string | null,
-    created_at: string
-};
-export type ConversationOptions = {temperature?: number, top_p?: number, top_k?: number, min_p?: number, seed?: number, max_tokens?: number, repeat_penalty?: number};
-export type Conversation = {
-    id: string,
-    title: string,
-    model: string | null,
-    system_prompt: string | null,
-    options: ConversationOptions,
-    created_at: string,
-    updated_at: string
-};
-export type ConversationSummary = Conversation & {message_count: number};
+export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "../../server/conversations/conversationTypes.js";
 export type ConversationWithMessages = Conversation & {messages: Message[]};
 export type ReplyLine =
     | {type: "message", message: Message}
@@ -150,23 +130,7 @@ export type ServerInfo = {
     backend: {selected?: string, reason?: string} | null,
     defaults: {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number},
     loaded_models: number,
-    metrics: {
-        uptimeSeconds: number,
-        requestsTotal: number,
-        requestsInFlight: number,
-        clientErrorsTotal: number,
-        serverErrorsTotal: number,
-        medianDurationMs?: number,
-        requestsLastMinute: number
-    }
+    metrics: RequestMetrics
 };
-export type ApiKeyInfo = {id: string, name: string, prefix: string, source: "stored" | "startup", created_at: string | null, last_used_at: string | null};
-export type AccessSettings = {
-    lan_access: boolean,
-    allowed_origins: string[],
-    lan_access_now: boolean,
-    restart_required: boolean,
-    startup_origins: string[],
-    keys_required: boolean
-};
-export type RequestLogEntry = {id: number, at: string, method: string, path: string, status: number, durationMs: number};
+export type {AccessSettingsReply as AccessSettings, ApiKeyInfo} from "../../server/access/accessTypes.js";
+export type {RequestLogEntry} from "../../server/desktop/RequestLog.js";

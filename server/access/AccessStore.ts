@@ -2,28 +2,9 @@ import {createHash, randomBytes, timingSafeEqual} from "node:crypto";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import {openDatabase} from "../../models/openDatabase.js";
+import type {AccessSettings, ApiKeyInfo, CreatedApiKey} from "./accessTypes.js";
 
-/** An API key as listed: never the key itself, which is shown once when it is created. */
-export type ApiKeyInfo = {
-    id: string,
-    name: string,
-    /** The first characters of the key, so a person can tell keys apart. */
-    prefix: string,
-    /** `stored`: created with `hearth keys` or the app, revocable; `startup`: given with `--api-key` for this run. */
-    source: "stored" | "startup",
-    created_at: string | null,
-    last_used_at: string | null
-};
-
-export type CreatedApiKey = ApiKeyInfo & {key: string};
-
-/** Settings the app changes at run time; each applies at once, except `lan_access`, which applies at the next start. */
-export type AccessSettings = {
-    /** Listen on every address (`0.0.0.0`) instead of loopback; needs an API key. */
-    lan_access: boolean,
-    /** Origins whose pages may call the API, besides localhost's and those given with `--allowed-origin`. */
-    allowed_origins: string[]
-};
+export type {AccessSettings, ApiKeyInfo, CreatedApiKey} from "./accessTypes.js";
 
 const DEFAULT_SETTINGS: AccessSettings = {lan_access: false, allowed_origins: []};
 

@@ -6,6 +6,7 @@ import {isLoopback} from "../boundUrl.js";
 import {normalizeOrigin} from "../config.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {AccessStore} from "./AccessStore.js";
+import type {AccessSettingsReply} from "./accessTypes.js";
 
 /**
  * `/api/server/keys` and `/api/server/settings`: the Server view's API keys, LAN access and allowed
@@ -25,7 +26,7 @@ type SettingsChange = Static<typeof SettingsChange>;
 export async function accessRoutes(app: FastifyInstance, {store, host, startupOrigins}: {store: AccessStore, host: string, startupOrigins: readonly string[]}): Promise<void> {
     useOllamaConventions(app);
 
-    const settingsReply = () => {
+    const settingsReply = (): AccessSettingsReply => {
         const settings = store.settings();
         return {
             ...settings,

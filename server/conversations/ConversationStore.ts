@@ -2,44 +2,9 @@ import {randomUUID} from "node:crypto";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import {openDatabase} from "../../models/openDatabase.js";
+import type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "./conversationTypes.js";
 
-/** Sampling settings kept with a conversation, in the API's names. */
-export type ConversationOptions = {
-    temperature?: number, top_p?: number, top_k?: number, min_p?: number, seed?: number,
-    max_tokens?: number, repeat_penalty?: number
-};
-
-export type Conversation = {
-    id: string,
-    title: string,
-    model: string | null,
-    system_prompt: string | null,
-    options: ConversationOptions,
-    created_at: string,
-    updated_at: string
-};
-
-/**
- * `streaming` while a reply is being generated; `stopped` when its client stopped it; `interrupted` when
- * the server stopped while it streamed (what was generated until then is kept); `error` when it failed.
- */
-export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted" | "error";
-
-export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
-
-export type Message = {
-    id: string,
-    role: "user" | "assistant",
-    content: string,
-    status: MessageStatus,
-    /** The model that wrote an assistant message. */
-    model: string | null,
-    stats: ReplyStats | null,
-    error: string | null,
-    created_at: string
-};
-
-export type ConversationSummary = Conversation & {message_count: number};
+export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "./conversationTypes.js";
 
 type ConversationRow = {id: string, title: string, model: string | null, system_prompt: string | null, options_json: string, created_at: string, updated_at: string};
 type MessageRow = {id: string, role: "user" | "assistant", content: string, status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string};

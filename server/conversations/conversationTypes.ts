@@ -1,0 +1,42 @@
+/**
+ * Conversations as `/api/conversations` sends them. Types only, free of Node.js, so the app (renderer/)
+ * reads the same declarations the server writes.
+ */
+
+/** Sampling settings kept with a conversation, in the API's names. */
+export type ConversationOptions = {
+    temperature?: number, top_p?: number, top_k?: number, min_p?: number, seed?: number,
+    max_tokens?: number, repeat_penalty?: number
+};
+
+export type Conversation = {
+    id: string,
+    title: string,
+    model: string | null,
+    system_prompt: string | null,
+    options: ConversationOptions,
+    created_at: string,
+    updated_at: string
+};
+
+/**
+ * `streaming` while a reply is being generated; `stopped` when its client stopped it; `interrupted` when
+ * the server stopped while it streamed (what was generated until then is kept); `error` when it failed.
+ */
+export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted" | "error";
+
+export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
+
+export type Message = {
+    id: string,
+    role: "user" | "assistant",
+    content: string,
+    status: MessageStatus,
+    /** The model that wrote an assistant message. */
+    model: string | null,
+    stats: ReplyStats | null,
+    error: string | null,
+    created_at: string
+};
+
+export type ConversationSummary = Conversation & {message_count: number};
