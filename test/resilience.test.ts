@@ -10,7 +10,6 @@ import {freePort} from "./helpers/freePort.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 import {startTestServer} from "./helpers/testServer.js";
-import type {TestServer} from "./helpers/testServer.js";
 
 /** Reads an SSE body to its end: its data lines, and whether it ended with `[DONE]`. */
 async function readSse(response: Response): Promise<{chunks: {choices: {finish_reason: string | null}[]}[], done: boolean}> {
@@ -129,11 +128,21 @@ describe("shutting down", () => {
 });
 
 describe("a soak with random client aborts", () => {
-    let server: TestServer;
+    // The server in its own process, so the memory measured is the server's alone, not this test's clients'.
+    let hearth: ReturnType<typeof spawnHearth>;
+    let server: {url: string, baseURL: string, client: OpenAI};
     before(async () => {
-        server = await startTestServer({parallel: 4, ctxSize: 512});
+        const port = await freePort();
+        const model = await testModel("stories260K.gguf");
+        hearth = spawnHearth(["serve", "--model", model, "--port", String(port), "--parallel", "4", "--ctx-size", "512", "--threads", "1"]);
+        await hearth.waitForOutput(/Ready/);
+        const url = `http://127.0.0.1:${port}`;
+        server = {url, baseURL: `${url}/v1`, client: new OpenAI({baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0})};
     });
-    after(() => server.close());
+    after(async () => {
+        hearth.child.kill("SIGTERM");
+        await hearth.exited;
+    });
 
     test("leaves no busy slot, no queued request, nothing in flight, and no growing memory", async () => {
         const prompts = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day"];
