@@ -19,7 +19,7 @@ export function describeMachine() {
 }
 
 /** Writes `bench/results/{kind}-{date}.json` and says where. */
-export async function writeResult(kind: string, result: {date: string}): Promise<void> {
+export async function writeResult(kind: string, result: {date: string} & Record<string, unknown>): Promise<void> {
     const outDir = path.join(repoRoot, "bench", "results");
     await mkdir(outDir, {recursive: true});
     const file = path.join(outDir, `${kind}-${result.date.replace(/[:.]/g, "-")}.json`);

@@ -13,6 +13,8 @@ import type {LlamaContextSequence, LlamaModel} from "node-llama-cpp";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
+import {best, concurrentStreams, median, streamCompletion} from "./streamClient.js";
+import type {ConcurrentResult} from "./streamClient.js";
 
 const {values: args} = parseArgs({options: {
     model: {type: "string"},
@@ -27,12 +29,7 @@ const runs = Number(args.runs);
 const parallel = Number(args.parallel);
 const prompt = "Once upon a time";
 
-type StreamResult = {tokens: number, ttftMs: number, decodeTokensPerSecond: number, wallMs: number};
-
-const best = <T>(items: T[], key: (item: T) => number) => items.reduce((a, b) => key(b) > key(a) ? b : a);
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-async function decodeInProcess(model: LlamaModel, sequences: LlamaContextSequence[]): Promise<{aggregate: number, perStream: StreamResult[]}> {
+async function decodeInProcess(model: LlamaModel, sequences: LlamaContextSequence[]): Promise<ConcurrentResult> {
     await Promise.all(sequences.map((sequence) => sequence.clearHistory()));
     const start = performance.now();
     const perStream = await Promise.all(sequences.map(async (sequence) => {
@@ -56,7 +53,7 @@ async function decodeInProcess(model: LlamaModel, sequences: LlamaContextSequenc
 async function inProcess(modelPath: string) {
     const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
     const model = await llama.loadModel({modelPath});
-    const results: Record<number, {aggregate: number, perStream: StreamResult[]}> = {};
+    const results: Record<number, ConcurrentResult> = {};
     for (const streams of [1, 4]) {
         const context = await model.createContext({contextSize: 2048 * streams, sequences: streams, threads});
         const sequences = Array.from({length: streams}, () => context.getSequence());
@@ -72,48 +69,8 @@ async function inProcess(modelPath: string) {
     return results;
 }
 
-/** One streamed request, read as raw SSE so the client costs as little as possible. */
-async function stream(url: string, body: object): Promise<StreamResult> {
-    const start = performance.now();
-    const response = await fetch(`${url}/v1/completions`, {
-        method: "POST",
-        headers: {"content-type": "application/json"},
-        body: JSON.stringify({...body, stream: true, stream_options: {include_usage: true}})
-    });
-    if (!response.ok || response.body == null)
-        throw new Error(`HTTP ${response.status}: ${await response.text()}`);
-    let first = 0;
-    let last = 0;
-    let completionTokens = 0;
-    let buffer = "";
-    const decoder = new TextDecoder();
-    for await (const bytes of response.body) {
-        buffer += decoder.decode(bytes as Uint8Array, {stream: true});
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const line = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (!line.startsWith("data: ") || line === "data: [DONE]")
-                continue;
-            const chunk = JSON.parse(line.slice(6)) as {choices: {text: string}[], usage?: {completion_tokens: number} | null};
-            if (chunk.usage != null)
-                completionTokens = chunk.usage.completion_tokens;
-            if (chunk.choices[0]?.text) {
-                last = performance.now();
-                if (first === 0)
-                    first = last;
-            }
-        }
-    }
-    return {tokens: completionTokens, ttftMs: first - start, decodeTokensPerSecond: (completionTokens - 1) / ((last - first) / 1000), wallMs: last - start};
-}
-
-async function concurrent(url: string, streams: number): Promise<{aggregate: number, perStream: StreamResult[]}> {
-    const start = performance.now();
-    const perStream = await Promise.all(Array.from({length: streams}, () =>
-        stream(url, {model: "bench", prompt, max_tokens: tokens, temperature: 0})));
-    const wall = performance.now() - start;
-    return {aggregate: perStream.reduce((sum, result) => sum + result.tokens, 0) / (wall / 1000), perStream};
+function concurrent(url: string, streams: number): Promise<ConcurrentResult> {
+    return concurrentStreams(url, streams, {model: "bench", prompt, max_tokens: tokens, temperature: 0});
 }
 
 /** About 1,000 tokens of story text, with a unique head when `cold` so no slot has any of it cached. */
@@ -126,10 +83,10 @@ async function prefixTtft(url: string) {
     const cold: number[] = [];
     const warm: number[] = [];
     for (let run = 0; run < runs; run++) {
-        cold.push((await stream(url, {model: "bench", prompt: longPrefix(true), max_tokens: 2, temperature: 0})).ttftMs);
+        cold.push((await streamCompletion(url, {model: "bench", prompt: longPrefix(true), max_tokens: 2, temperature: 0})).ttftMs);
         const shared = longPrefix(false);
-        await stream(url, {model: "bench", prompt: shared + "The end.", max_tokens: 2, temperature: 0});
-        warm.push((await stream(url, {model: "bench", prompt: shared + "She smiled.", max_tokens: 2, temperature: 0})).ttftMs);
+        await streamCompletion(url, {model: "bench", prompt: shared + "The end.", max_tokens: 2, temperature: 0});
+        warm.push((await streamCompletion(url, {model: "bench", prompt: shared + "She smiled.", max_tokens: 2, temperature: 0})).ttftMs);
     }
     return {coldTtftMs: median(cold), warmTtftMs: median(warm)};
 }
@@ -153,7 +110,7 @@ async function main() {
 
     const direct = await inProcess(modelPath);
     const server = await startServer(modelPath);
-    const http: Record<number, {aggregate: number, perStream: StreamResult[]}> = {};
+    const http: Record<number, ConcurrentResult> = {};
     let prefix;
     try {
         await concurrent(server.url, 1);

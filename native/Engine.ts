@@ -82,6 +82,11 @@ export class Engine {
         return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers};
     }
 
+    /** Evaluation threads each model uses; known once the backend has started. */
+    get threads(): number | undefined {
+        return this.#threads;
+    }
+
     /** Which backend was chosen and why; known once the backend has started. */
     get backendReport(): BackendReport | undefined {
         return this.#backendReport;
@@ -366,7 +371,7 @@ export class Engine {
         this.#llama = llama;
         this.#backendReport = report;
         this.#threads = this.options.threads === "auto" ? defaultThreadCount(llama.cpuMathCores) : this.options.threads;
-        log("info", `backend ${report.selected}, ${this.#threads} threads` + (report.reason != null && this.options.gpu === "auto" ? ` (${report.reason})` : ""));
+        log("info", `backend ${report.selected} (${report.binary} binary), ${this.#threads} threads` + (report.reason != null && this.options.gpu === "auto" ? ` (${report.reason})` : ""));
         return llama;
     }
 

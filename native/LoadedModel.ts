@@ -3,6 +3,8 @@ import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGramm
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {toChatHistory} from "./chatHistory.js";
+import {nativeContextOf} from "./addonAccess.js";
+import {DecodeLoop, KvSequence} from "./DecodeLoop.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
 import {toGrammarSchema} from "./grammarSchema.js";
 import {generateOnSlot} from "./generateOnSlot.js";
@@ -53,6 +55,7 @@ export class LoadedModel {
     readonly model: LlamaModel;
     readonly context: LlamaContext;
     readonly scheduler: SlotScheduler;
+    readonly #loop: DecodeLoop;
     readonly chatWrapper: ChatWrapper;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
@@ -73,36 +76,25 @@ export class LoadedModel {
         this.#threads = options.threads;
         this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
-        const sequences = Array.from({length: options.parallel}, () => context.getSequence());
+        // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop.
+        this.#loop = new DecodeLoop(nativeContextOf(context), context.batchSize);
+        const sequences = Array.from({length: options.parallel}, (_, id) => new KvSequence(id));
         this.scheduler = new SlotScheduler(sequences, options.maxQueue);
     }
 
     static async load(llama: Llama, options: LoadModelOptions): Promise<LoadedModel> {
         const model = await llama.loadModel({modelPath: options.path, gpuLayers: options.gpuLayers});
-        let loaded: LoadedModel | undefined;
         try {
             // node-llama-cpp gives each sequence (slot) its own contextSize of KV cache; requests are bounded to it.
             const context = await model.createContext({
                 contextSize: options.ctxSize,
                 sequences: options.parallel,
                 threads: options.threads,
-                batchSize: Math.min(512, options.ctxSize * options.parallel),
-                batching: {
-                    // node-llama-cpp waits a turn of the event loop so other sequences can join a batch.
-                    // With one busy slot there is nobody to wait for: dispatching at once lets the
-                    // decode run while the last token is encoded and written to the client.
-                    dispatchSchedule: (dispatch) => {
-                        if ((loaded?.scheduler.busySlots ?? 0) <= 1)
-                            queueMicrotask(dispatch);
-                        else
-                            setImmediate(dispatch);
-                    }
-                }
+                batchSize: Math.min(512, options.ctxSize * options.parallel)
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
             const chatWrapper = resolveChatWrapper(model, chatWrapperType != null ? {type: chatWrapperType} : {});
-            loaded = new LoadedModel(options, model, context, chatWrapper);
-            return loaded;
+            return new LoadedModel(options, model, context, chatWrapper);
         } catch (error) {
             await model.dispose();
             throw error;
@@ -193,9 +185,10 @@ export class LoadedModel {
         let started = false;
         const name = this.names[0]!;
         const onDone = this.#onGenerationDone;
+        const loop = this.#loop;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
-            for await (const event of prefetch(generateOnSlot(model, lease, job), lease.release)) {
+            for await (const event of prefetch(generateOnSlot(model, loop, lease, job), lease.release)) {
                 if (event.type === "done")
                     onDone?.({model: name, usage: event.usage, timings: event.timings});
                 yield event;

@@ -1,9 +1,10 @@
-import type {LlamaContextSequence, Token} from "node-llama-cpp";
+import type {Token} from "node-llama-cpp";
+import type {KvSequence} from "./DecodeLoop.js";
 import {QueueFullError, RequestAbortedError} from "./errors.js";
 
 export type Slot = {
     readonly index: number,
-    readonly sequence: LlamaContextSequence,
+    readonly sequence: KvSequence,
     busy: boolean,
     /** Monotonic counter of the last admission, for least-recently-used tie breaks. */
     lastUsed: number
@@ -46,7 +47,7 @@ export class SlotScheduler {
     readonly #queue: Waiter[] = [];
     #clock = 0;
 
-    constructor(sequences: readonly LlamaContextSequence[], maxQueue: number) {
+    constructor(sequences: readonly KvSequence[], maxQueue: number) {
         this.slots = sequences.map((sequence, index) => ({index, sequence, busy: false, lastUsed: 0}));
         this.maxQueue = maxQueue;
     }

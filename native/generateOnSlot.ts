@@ -1,6 +1,9 @@
 import {randomInt} from "node:crypto";
 import {LlamaGrammarEvaluationState} from "node-llama-cpp";
-import type {LlamaGrammar, LlamaModel, SequenceEvaluateOptions, Token} from "node-llama-cpp";
+import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
+import type {NativeSamplerConfig} from "./addonAccess.js";
+import type {DecodeLoop, Sampled} from "./DecodeLoop.js";
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {StopDetector} from "./StopDetector.js";
@@ -28,25 +31,30 @@ export type PreparedGeneration = {
 
 const recentTokensForPenalty = 64;
 
-function evaluateOptions(model: LlamaModel, sampling: SamplingOptions, grammar: LlamaGrammar | undefined,
-    recentTokens: () => Token[]): SequenceEvaluateOptions {
+/** The sampler's settings for the next token; with penalties, they change as tokens are generated. */
+function samplerConfig(model: LlamaModel, sampling: SamplingOptions, grammar: LlamaGrammar | undefined,
+    recentTokens: () => Token[]): () => NativeSamplerConfig {
     const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
-    return {
+    const fixed: NativeSamplerConfig = {
         temperature: sampling.temperature ?? 0.8,
         topK: sampling.topK ?? 40,
         topP: sampling.topP ?? 0.95,
         minP: sampling.minP ?? 0.05,
-        seed: sampling.seed ?? randomInt(2 ** 31),
-        repeatPenalty: penalized
-            ? {
-                punishTokens: recentTokens,
-                maxPunishTokens: recentTokensForPenalty,
-                penalty: sampling.repeatPenalty ?? 1,
-                presencePenalty: sampling.presencePenalty ?? 0,
-                frequencyPenalty: sampling.frequencyPenalty ?? 0
-            }
-            : undefined,
-        grammarEvaluationState: grammar != null ? new LlamaGrammarEvaluationState({model, grammar}) : undefined
+        seed: Math.max(0, Math.floor(sampling.seed ?? randomInt(2 ** 31))),
+        ...(grammar != null ? {grammarEvaluationState: nativeGrammarState(new LlamaGrammarEvaluationState({model, grammar}))} : {})
+    };
+    if (!penalized)
+        return () => fixed;
+    return () => {
+        const tokens = recentTokens();
+        return {
+            ...fixed,
+            repeatPenalty: sampling.repeatPenalty ?? 1,
+            repeatPenaltyMaxTokens: Math.max(recentTokensForPenalty, tokens.length),
+            repeatPenaltyTokens: Uint32Array.from(tokens),
+            repeatPenaltyPresencePenalty: sampling.presencePenalty ?? 0,
+            repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty ?? 0
+        };
     };
 }
 
@@ -60,13 +68,20 @@ function toTopLogprob(text: string, probability: number): TopLogprob {
  * an end-of-generation token, the token budget or a finished tool call, and checks the abort
  * signal after every token. It never releases the lease; its caller does.
  */
-export async function* generateOnSlot(model: LlamaModel, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
+export async function* generateOnSlot(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
+    const leave = loop.join();
+    try {
+        yield* generate(model, loop, lease, job);
+    } finally {
+        leave();
+    }
+}
+
+async function* generate(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
     // At least one prompt token is evaluated again, to get the logits of the first new token.
-    const reused = Math.min(lease.cachedPrefixTokens, prompt.length - 1);
-    if (sequence.nextTokenIndex > reused)
-        await sequence.eraseContextTokenRanges([{start: reused, end: sequence.nextTokenIndex}]);
+    const reused = await loop.truncate(sequence, Math.min(lease.cachedPrefixTokens, prompt.length - 1));
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
@@ -78,35 +93,55 @@ export async function* generateOnSlot(model: LlamaModel, lease: SlotLease, job: 
     async function* sample(input: Token[], grammar: LlamaGrammar | undefined,
         onText: (text: string, logprob: TokenLogprob | undefined) => {events: GenerationEvent[], end?: boolean}): AsyncGenerator<GenerationEvent> {
         const decoder = new TokenTextDecoder(model, [...prompt, ...generated]);
-        const options = evaluateOptions(model, job.sampling, grammar, recentTokens);
+        const config = samplerConfig(model, job.sampling, grammar, recentTokens);
+        const sampler = createNativeSampler(model);
         const wantLogprobs = job.logprobsTop != null;
-        const tokens = wantLogprobs
-            ? sequence.evaluateWithMetadata(input, {probabilities: true}, options)
-            : sequence.evaluate(input, options);
-        for await (const item of tokens) {
-            if (job.signal?.aborted)
-                throw new RequestAbortedError();
-            firstTokenAt ??= performance.now();
-            const token = typeof item === "number" ? item : item.token;
-            let logprob: TokenLogprob | undefined;
-            if (wantLogprobs && typeof item !== "number" && "probabilities" in item) {
-                const top: TopLogprob[] = [];
-                for (const [candidate, probability] of item.probabilities) {
-                    if (top.length >= (job.logprobsTop ?? 0))
-                        break;
-                    top.push(toTopLogprob(decoder.tokenText(candidate), probability));
+        // The next token is asked for as soon as this one is known to continue the reply, before its
+        // text goes anywhere, so the next decode runs while the text is streamed.
+        const evaluate = (tokens: readonly Token[]) => {
+            sampler.applyConfig(config());
+            const sampled = loop.evaluate(sequence, tokens, sampler, wantLogprobs);
+            // Its failure is read where it is awaited; until then it must not count as unhandled.
+            sampled.catch(() => undefined);
+            return sampled;
+        };
+        let pending: Promise<Sampled> | undefined = evaluate(input);
+        try {
+            for (;;) {
+                const {token, probabilities}: Sampled = await pending!;
+                pending = undefined;
+                if (job.signal?.aborted)
+                    throw new RequestAbortedError();
+                firstTokenAt ??= performance.now();
+                if (token == null || model.isEogToken(token))
+                    return;
+                let logprob: TokenLogprob | undefined;
+                if (probabilities != null) {
+                    const top: TopLogprob[] = [];
+                    for (const [candidate, probability] of probabilities) {
+                        if (top.length >= (job.logprobsTop ?? 0))
+                            break;
+                        top.push(toTopLogprob(decoder.tokenText(candidate), probability));
+                    }
+                    logprob = {...toTopLogprob(decoder.tokenText(token), probabilities.get(token) ?? 0), topLogprobs: top};
                 }
-                logprob = {...toTopLogprob(decoder.tokenText(token), item.probabilities.get(token) ?? 0), topLogprobs: top};
+                generated.push(token);
+                const {events, end} = onText(decoder.push(token), logprob);
+                const full = generated.length >= job.maxNewTokens || job.deadline?.aborted === true;
+                if (!end && !full)
+                    pending = evaluate([token]);
+                yield* events;
+                if (end)
+                    return;
+                if (full) {
+                    finishReason = "length";
+                    return;
+                }
             }
-            generated.push(token);
-            const {events, end} = onText(decoder.push(token), logprob);
-            yield* events;
-            if (end)
-                return;
-            if (generated.length >= job.maxNewTokens || job.deadline?.aborted) {
-                finishReason = "length";
-                return;
-            }
+        } finally {
+            // A token asked for ahead is still being sampled with this sampler: let it finish first.
+            await pending?.catch(() => undefined);
+            sampler.dispose();
         }
     }
 
@@ -158,8 +193,8 @@ export async function* generateOnSlot(model: LlamaModel, lease: SlotLease, job: 
             yield* textEvents(stops.flush());
         if (stoppedBy === TOOL_CALL_OPEN && autoCall != null && (finishReason as FinishReason) !== "length") {
             // Replace what was sampled with the content and the opening tag, then generate the call under its grammar.
-            await sequence.eraseContextTokenRanges([{start: prompt.length, end: sequence.nextTokenIndex}]);
-            yield* toolCall(model.tokenize(`${content}${TOOL_CALL_OPEN}\n`, false, "trimLeadingSpace"), autoCall.grammar);
+            const kept = await loop.truncate(sequence, prompt.length);
+            yield* toolCall([...prompt.slice(kept), ...model.tokenize(`${content}${TOOL_CALL_OPEN}\n`, false, "trimLeadingSpace")], autoCall.grammar);
         }
     }
 

@@ -10,7 +10,12 @@ export type BackendReport = {
     /** Backends that can run on this machine (their driver or runtime is present), fastest first. */
     available: Backend[],
     /** Why each faster backend was not used, in one sentence; undefined when the fastest one was. */
-    reason: string | undefined
+    reason: string | undefined,
+    /**
+     * `source` when node-llama-cpp runs a binary built on this machine (`npm run build:engine`, with the
+     * compiler's native CPU flags), which it prefers when present; else `prebuilt`.
+     */
+    binary: "source" | "prebuilt"
 };
 
 export type LoadBackendOptions = {
@@ -24,6 +29,8 @@ const MISSING: Record<GpuBackend, string> = {
     metal: "Metal needs a Mac with Apple silicon",
     vulkan: "no Vulkan driver (libvulkan) was found"
 };
+
+const binaryOf = (llama: Llama): BackendReport["binary"] => llama.buildType === "localBuild" ? "source" : "prebuilt";
 
 /**
  * Starts node-llama-cpp on a backend from its prebuilt binaries. `"auto"` takes the first of CUDA,
@@ -49,7 +56,7 @@ export async function loadBackend(requested: "auto" | Backend, {logger}: LoadBac
                 const llama = await start(backend);
                 if (llama.gpu === backend) {
                     const reasonText = passedOver.length > 0 ? passedOver.join("; ") : undefined;
-                    return {llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText}};
+                    return {llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText, binary: binaryOf(llama)}};
                 }
                 reason = `its binary started on ${llama.gpu === false ? "the CPU" : DISPLAY_NAME[llama.gpu]} instead`;
                 await llama.dispose();
@@ -69,7 +76,8 @@ export async function loadBackend(requested: "auto" | Backend, {logger}: LoadBac
         report: {
             selected: "cpu",
             available: [...available, "cpu"],
-            reason: requested === "cpu" ? "the CPU was chosen with --gpu cpu" : passedOver.join("; ")
+            reason: requested === "cpu" ? "the CPU was chosen with --gpu cpu" : passedOver.join("; "),
+            binary: binaryOf(llama)
         }
     };
 }

@@ -4,7 +4,8 @@ import {StopDetector} from "../native/StopDetector.js";
 import {SlotScheduler} from "../native/SlotScheduler.js";
 import {ToolCallStreamParser, toolCallSchema} from "../native/toolCalls.js";
 import {toGrammarSchema} from "../native/grammarSchema.js";
-import type {LlamaContextSequence} from "node-llama-cpp";
+import {KvSequence} from "../native/DecodeLoop.js";
+import type {Token} from "node-llama-cpp";
 
 describe("StopDetector", () => {
     it("holds back a possible stop string and drops it when it completes", () => {
@@ -76,7 +77,12 @@ describe("toGrammarSchema", () => {
 });
 
 describe("SlotScheduler", () => {
-    const fakeSequence = (tokens: number[]) => ({contextTokens: tokens}) as unknown as LlamaContextSequence;
+    let nextId = 0;
+    const fakeSequence = (tokens: number[]) => {
+        const sequence = new KvSequence(nextId++);
+        sequence.contextTokens.push(...tokens as Token[]);
+        return sequence;
+    };
 
     it("prefers a slot whose cache holds the prompt, else the least recently used one", async () => {
         const scheduler = new SlotScheduler([fakeSequence([1, 5, 6, 7, 8]), fakeSequence([]), fakeSequence([1, 9, 9, 9])], 4);

@@ -128,7 +128,7 @@ export type ServerInfo = {
     lan: boolean,
     status: "loading" | "ok",
     backend: {selected?: string, reason?: string} | null,
-    defaults: {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number},
+    defaults: {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number, threads: number | null},
     loaded_models: number,
     metrics: RequestMetrics
 };

@@ -19,7 +19,7 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
             lan: !isLoopback(host),
             status: engine.status,
             backend: engine.backendReport ?? null,
-            defaults: {ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers},
+            defaults: {ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers, threads: engine.threads ?? null},
             metrics: log.metrics(),
             loaded_models: engine.loadedModels.length
         };

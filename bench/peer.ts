@@ -1,0 +1,179 @@
+/**
+ * `npm run bench:peer`: Hearth next to llama.cpp's own llama-server, same engine source, same model,
+ * threads, context and slots, measured by the same streaming client in one run.
+ *
+ *   node dist/bench/peer.js [--model FILE]... [--threads N] [--parallel N] [--ctx-size N] [--tokens N]
+ *                           [--runs N] [--streams 1,2,4,8] [--llama-server PATH] [--no-thread-sweep]
+ *
+ * For each model: single-stream decode tokens/s and time to first token, and aggregate tokens/s at each
+ * concurrency, for both servers, with Hearth/llama-server ratios; then Hearth alone at every thread count
+ * from 1 to the machine's cores and at its default, to check the default against the best. Each figure is
+ * the best of --runs; the two servers are measured in turns, so a noisy machine hurts both alike.
+ * Prints tables and writes JSON to bench/results/.
+ */
+import os from "node:os";
+import path from "node:path";
+import {parseArgs} from "node:util";
+import {getModuleVersion} from "node-llama-cpp";
+import {spawnHearth} from "../test/helpers/spawnHearth.js";
+import {testModel} from "../test/helpers/testModels.js";
+import {ensureLlamaServer, startLlamaServer} from "./llamaServer.js";
+import {describeMachine, printTable, writeResult} from "./report.js";
+import {best, concurrentStreams} from "./streamClient.js";
+import type {ConcurrentResult, StreamResult} from "./streamClient.js";
+
+const {values: args} = parseArgs({options: {
+    model: {type: "string", multiple: true},
+    threads: {type: "string", default: "1"},
+    parallel: {type: "string", default: "4"},
+    "ctx-size": {type: "string", default: "2048"},
+    tokens: {type: "string"},
+    runs: {type: "string", default: "3"},
+    streams: {type: "string", default: "1,2,4,8"},
+    "llama-server": {type: "string"},
+    "no-thread-sweep": {type: "boolean", default: false}
+}});
+const threads = Number(args.threads);
+const parallel = Number(args.parallel);
+const ctxSizePerSlot = Number(args["ctx-size"]);
+const runs = Number(args.runs);
+const streamCounts = args.streams.split(",").map(Number);
+const prompt = "Once upon a time";
+
+/** The models the speed targets name, with the tokens each is measured over. */
+const defaultModels: [file: string, tokens: number][] = [
+    ["stories260K.gguf", 300],
+    ["synthetic/synthetic-llama-23M-Q8_0.gguf", 128]
+];
+
+type Server = {url: string, stop(): Promise<void>};
+type Measured = {single: StreamResult, aggregate: Record<number, number>};
+
+async function startHearth(model: string, threadsArg: number | "default"): Promise<Server & {threads: number}> {
+    const server = spawnHearth([
+        "serve", "--model", model, "--alias", "bench", "--port", "0", "--gpu", "cpu",
+        "--parallel", String(parallel), "--ctx-size", String(ctxSizePerSlot),
+        ...(threadsArg === "default" ? [] : ["--threads", String(threadsArg)])
+    ], {HEARTH_LOG_LEVEL: "info"});
+    const [, url] = await server.waitForOutput(/listening on (\S+) /);
+    await server.waitForOutput(/Ready/);
+    const info = await (await fetch(`${url}/api/server`)).json() as {defaults: {threads: number}};
+    return {url: url!, threads: info.defaults.threads, stop: async () => {
+        server.child.kill("SIGTERM");
+        await server.exited;
+    }};
+}
+
+/** Every concurrency, best of `runs`, the servers taking turns (and turns about who goes first). */
+async function measureInTurns(servers: readonly Server[], tokens: number): Promise<Measured[]> {
+    const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
+    for (const server of servers)
+        await warmUp(server, tokens);
+    const results = servers.map(() => new Map<number, ConcurrentResult[]>());
+    for (const streams of streamCounts) {
+        for (let run = 0; run < runs; run++) {
+            const order = run % 2 === 0 ? servers.map((_, index) => index) : servers.map((_, index) => index).reverse();
+            for (const index of order) {
+                const measured = await concurrentStreams(servers[index]!.url, streams, body);
+                results[index]!.set(streams, [...results[index]!.get(streams) ?? [], measured]);
+            }
+        }
+    }
+    return results.map((byStreams) => ({
+        single: best(byStreams.get(1) ?? [], (result) => result.perStream[0]!.decodeTokensPerSecond).perStream[0]!,
+        aggregate: Object.fromEntries([...byStreams].map(([streams, measured]) => [streams, best(measured, (result) => result.aggregate).aggregate]))
+    }));
+}
+
+const ratio = (hearth: number, peer: number) => `${(hearth / peer).toFixed(2)}x`;
+
+async function benchModel(binary: string, file: string, tokens: number) {
+    const model = path.isAbsolute(file) ? file : await testModel(file);
+    console.log(`\n${path.basename(model)}: ${tokens} tokens, ${threads} thread(s), ${parallel} slots of ${ctxSizePerSlot}, best of ${runs}`);
+    const peer = await startLlamaServer(binary, {model, alias: "bench", threads, parallel, ctxSizePerSlot});
+    let hearth;
+    let peerResult: Measured;
+    let hearthResult: Measured;
+    try {
+        hearth = await startHearth(model, threads);
+        [peerResult, hearthResult] = await measureInTurns([peer, hearth], tokens) as [Measured, Measured];
+    } finally {
+        await hearth?.stop();
+        await peer.stop();
+    }
+    const rows = [
+        ["", "llama-server", "Hearth", "Hearth / llama-server"],
+        ["decode tok/s, 1 stream", peerResult.single.decodeTokensPerSecond.toFixed(0), hearthResult.single.decodeTokensPerSecond.toFixed(0),
+            ratio(hearthResult.single.decodeTokensPerSecond, peerResult.single.decodeTokensPerSecond)],
+        ["time to first token, ms", peerResult.single.ttftMs.toFixed(1), hearthResult.single.ttftMs.toFixed(1),
+            ratio(hearthResult.single.ttftMs, peerResult.single.ttftMs)],
+        ...streamCounts.map((streams) => [`aggregate tok/s, ${streams} stream${streams > 1 ? "s" : ""}`,
+            peerResult.aggregate[streams]!.toFixed(0), hearthResult.aggregate[streams]!.toFixed(0),
+            ratio(hearthResult.aggregate[streams]!, peerResult.aggregate[streams]!)])
+    ];
+    printTable(rows);
+
+    const sweep: {threads: number | "default", resolvedThreads: number, decodeTokensPerSecond: number}[] = [];
+    if (!args["no-thread-sweep"]) {
+        const counts: (number | "default")[] = ["default", ...Array.from({length: os.availableParallelism()}, (_, index) => index + 1)];
+        for (const count of counts) {
+            const server = await startHearth(model, count);
+            try {
+                sweep.push({threads: count, resolvedThreads: server.threads, decodeTokensPerSecond: await measureSingle(server, tokens)});
+            } finally {
+                await server.stop();
+            }
+        }
+        const top = Math.max(...sweep.map((entry) => entry.decodeTokensPerSecond));
+        printTable([["Hearth threads", "decode tok/s, 1 stream", "of the best"], ...sweep.map((entry) => [
+            entry.threads === "default" ? `default (${entry.resolvedThreads})` : String(entry.threads),
+            entry.decodeTokensPerSecond.toFixed(0), `${(100 * entry.decodeTokensPerSecond / top).toFixed(0)}%`])]);
+    }
+    const top = sweep.length > 0 ? Math.max(...sweep.map((entry) => entry.decodeTokensPerSecond)) : undefined;
+    const defaultEntry = sweep.find((entry) => entry.threads === "default");
+    return {
+        model: path.basename(model), tokens, llamaServer: peerResult, hearth: hearthResult,
+        ratios: {
+            singleStreamDecode: hearthResult.single.decodeTokensPerSecond / peerResult.single.decodeTokensPerSecond,
+            ...Object.fromEntries(streamCounts.map((streams) => [`aggregate${streams}`, hearthResult.aggregate[streams]! / peerResult.aggregate[streams]!]))
+        },
+        threadSweep: sweep,
+        defaultThreadsOfBest: defaultEntry != null && top != null ? defaultEntry.decodeTokensPerSecond / top : undefined
+    };
+}
+
+/** A few requests alone and in parallel first, so a server is measured as it runs once warm (JIT, caches). */
+async function warmUp(server: Server, tokens: number): Promise<void> {
+    const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
+    for (let request = 0; request < 5; request++)
+        await concurrentStreams(server.url, 1, body);
+    await concurrentStreams(server.url, parallel, body);
+}
+
+/** Single-stream decode tokens/s of one server, best of `runs`. */
+async function measureSingle(server: Server, tokens: number): Promise<number> {
+    const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
+    await warmUp(server, tokens);
+    const measured = [];
+    for (let run = 0; run < runs; run++)
+        measured.push((await concurrentStreams(server.url, 1, body)).perStream[0]!.decodeTokensPerSecond);
+    return Math.max(...measured);
+}
+
+async function main() {
+    const binary = args["llama-server"] ?? await ensureLlamaServer();
+    const models: [string, number][] = args.model != null
+        ? args.model.map((file) => [path.resolve(file), Number(args.tokens ?? 128)])
+        : defaultModels.map(([file, tokens]) => [file, args.tokens != null ? Number(args.tokens) : tokens]);
+    console.log(`llama-server: ${binary}`);
+    const results = [];
+    for (const [file, tokens] of models)
+        results.push(await benchModel(binary, file, tokens));
+    await writeResult("peer", {
+        date: new Date().toISOString(),
+        machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()},
+        llamaServer: binary, threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results
+    });
+}
+
+await main();

@@ -1,0 +1,66 @@
+/**
+ * The benchmarks' client: streamed `/v1/completions` requests read as raw SSE, so the client costs as
+ * little as possible and any OpenAI-compatible server can be measured the same way.
+ */
+
+export type StreamResult = {
+    tokens: number,
+    /** From sending the request to the first piece of text. */
+    ttftMs: number,
+    /** (tokens - 1) / (last text - first text): decoding alone, without prompt evaluation. */
+    decodeTokensPerSecond: number,
+    wallMs: number
+};
+
+export type ConcurrentResult = {aggregate: number, perStream: StreamResult[]};
+
+type Chunk = {choices?: {text?: string}[], usage?: {completion_tokens: number} | null, timings?: {predicted_n?: number}};
+
+/** One streamed completion; its token count comes from `usage` (or llama-server's `timings`) in the last chunks. */
+export async function streamCompletion(url: string, body: object): Promise<StreamResult> {
+    const start = performance.now();
+    const response = await fetch(`${url}/v1/completions`, {
+        method: "POST",
+        headers: {"content-type": "application/json"},
+        body: JSON.stringify({...body, stream: true, stream_options: {include_usage: true}})
+    });
+    if (!response.ok || response.body == null)
+        throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+    let first = 0;
+    let last = 0;
+    let completionTokens: number | undefined;
+    let textChunks = 0;
+    let buffer = "";
+    const decoder = new TextDecoder();
+    for await (const bytes of response.body) {
+        buffer += decoder.decode(bytes as Uint8Array, {stream: true});
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const line = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (!line.startsWith("data: ") || line === "data: [DONE]")
+                continue;
+            const chunk = JSON.parse(line.slice(6)) as Chunk;
+            completionTokens = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n ?? completionTokens;
+            if (chunk.choices?.[0]?.text) {
+                textChunks++;
+                last = performance.now();
+                if (first === 0)
+                    first = last;
+            }
+        }
+    }
+    const tokens = completionTokens ?? textChunks;
+    return {tokens, ttftMs: first - start, decodeTokensPerSecond: (tokens - 1) / ((last - first) / 1000), wallMs: last - start};
+}
+
+/** `streams` identical requests at once; aggregate tokens/s is every stream's tokens over the wall time of all. */
+export async function concurrentStreams(url: string, streams: number, body: object): Promise<ConcurrentResult> {
+    const start = performance.now();
+    const perStream = await Promise.all(Array.from({length: streams}, () => streamCompletion(url, body)));
+    const wall = performance.now() - start;
+    return {aggregate: perStream.reduce((sum, result) => sum + result.tokens, 0) / (wall / 1000), perStream};
+}
+
+export const best = <T>(items: readonly T[], key: (item: T) => number): T => items.reduce((a, b) => key(b) > key(a) ? b : a);
+export const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;

@@ -1,0 +1,86 @@
+import type {LlamaContext, LlamaGrammarEvaluationState, LlamaModel} from "node-llama-cpp";
+
+/**
+ * The parts of node-llama-cpp's native addon that Hearth's decode loop drives directly: batch building,
+ * decoding and sampling on one context. node-llama-cpp's public `LlamaContextSequence.evaluate` wraps
+ * the same calls in a lock, a batch queue and a generator per sequence, and on small models that
+ * bookkeeping costs as much as the decode itself; Hearth keeps each sequence's tokens itself and calls
+ * these four functions in its own loop (see DecodeLoop).
+ *
+ * These are internal to node-llama-cpp (the version is pinned in package.json); every access is in this
+ * file and is checked when a model loads, so an upgrade that changes them fails at once with this name.
+ */
+
+export type NativeContext = {
+    /** Starts a batch of up to `tokens` tokens (at most the context's batch size). */
+    initBatch(tokens: number): void,
+    /** Adds tokens of a sequence at consecutive positions; returns the batch indexes of `logitIndexes`. */
+    addToBatch(sequenceId: number, firstPosition: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array,
+    /** Evaluates the batch on a worker thread. */
+    decodeBatch(): Promise<void>,
+    /** Samples from the logits at a batch index (on a worker thread) and accepts the token into the sampler. */
+    sampleToken(batchIndex: number, sampler: NativeSampler, probabilities?: boolean): Promise<number | [number, number[] | undefined]>,
+    /** Drops positions [start, end) of a sequence from the KV cache; false when the cache cannot drop part of it. */
+    removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean,
+    /** Drops a whole sequence from the KV cache. */
+    disposeSequence(sequenceId: number): void
+};
+
+export type NativeSampler = {
+    applyConfig(config: NativeSamplerConfig): void,
+    dispose(): void
+};
+
+/** What node-llama-cpp's sampler accepts; greedy when temperature is 0. */
+export type NativeSamplerConfig = {
+    temperature: number,
+    minP: number,
+    topK: number,
+    topP: number,
+    seed: number,
+    repeatPenalty?: number,
+    repeatPenaltyMaxTokens?: number,
+    repeatPenaltyTokens?: Uint32Array,
+    repeatPenaltyPresencePenalty?: number,
+    repeatPenaltyFrequencyPenalty?: number,
+    grammarEvaluationState?: unknown
+};
+
+type Internals = {
+    _ctx?: Partial<NativeContext>,
+    _llama?: {_bindings?: {AddonSampler?: new (model: unknown) => NativeSampler}},
+    _model?: unknown,
+    _state?: unknown
+};
+
+class AddonAccessError extends Error {
+    constructor(what: string) {
+        super(`node-llama-cpp's ${what} is not what Hearth expects: this node-llama-cpp version is not supported (use the version in package.json)`);
+    }
+}
+
+const contextMethods = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "removeTokenCellsFromSequence", "disposeSequence"] as const;
+
+export function nativeContextOf(context: LlamaContext): NativeContext {
+    const native = (context as unknown as Internals)._ctx;
+    if (native == null || contextMethods.some((method) => typeof native[method] !== "function"))
+        throw new AddonAccessError("context");
+    return native as NativeContext;
+}
+
+/** A native sampler for one generation; dispose it when the generation ends. */
+export function createNativeSampler(model: LlamaModel): NativeSampler {
+    const internals = model as unknown as Internals;
+    const Sampler = internals._llama?._bindings?.AddonSampler;
+    if (Sampler == null || internals._model == null)
+        throw new AddonAccessError("sampler");
+    return new Sampler(internals._model);
+}
+
+/** The native state of a grammar, as the sampler's config takes it. */
+export function nativeGrammarState(state: LlamaGrammarEvaluationState): unknown {
+    const native = (state as unknown as Internals)._state;
+    if (native == null)
+        throw new AddonAccessError("grammar state");
+    return native;
+}
