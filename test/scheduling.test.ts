@@ -115,4 +115,28 @@ describe("slots and the queue", () => {
         // The story's last token or two may merge with the text after it, so they differ.
         assert.ok(cached >= first.usage!.prompt_tokens - 3, `${cached} of ${first.usage!.prompt_tokens} prompt tokens reused`);
     });
+
+    it("evaluates a prompt longer than a batch in chunks while another slot decodes, changing neither reply", async () => {
+        const {client} = await server({parallel: 2, ctxSize: 2048});
+        const long = "Once upon a time there was a little girl named Lily who loved to play in the park with her red ball. ".repeat(40);
+        const short = {model, prompt: "Once upon a time", max_tokens: 200, temperature: 0};
+        const longAlone = await client.completions.create({model, prompt: long, max_tokens: 20, temperature: 0});
+        assert.ok(longAlone.usage!.prompt_tokens > 1024, `${longAlone.usage!.prompt_tokens} prompt tokens: more than two batches of 512`);
+        const shortAlone = (await client.completions.create(short)).choices[0]!.text;
+        // Takes the least recently used slot, the long prompt's, so its cache is gone.
+        await client.completions.create({model, prompt: "The dog ran", max_tokens: 4, temperature: 0});
+
+        // The short reply streams on its own slot while the whole long prompt is evaluated on the other.
+        const stream = await client.completions.create({...short, stream: true});
+        let shortText = "";
+        let longReply: Promise<OpenAI.Completions.Completion> | undefined;
+        for await (const chunk of stream) {
+            shortText += chunk.choices[0]?.text ?? "";
+            longReply ??= client.completions.create({model, prompt: long, max_tokens: 20, temperature: 0});
+        }
+        const longTogether = await longReply!;
+        assert.ok((longTogether.usage!.prompt_tokens_details?.cached_tokens ?? 0) < 8, "the long prompt was evaluated again");
+        assert.equal(shortText, shortAlone);
+        assert.equal(longTogether.choices[0]!.text, longAlone.choices[0]!.text);
+    });
 });
