@@ -42,7 +42,8 @@ export class DecodeLoop {
     /** KV cache edits, run between batches so they never race a decode. */
     #edits: (() => void)[] = [];
     #members = 0;
-    #running = false;
+    #running: Promise<void> | undefined;
+    #closed = false;
     #busy = false;
     #release: (() => void) | undefined;
 
@@ -68,14 +69,24 @@ export class DecodeLoop {
     evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler, probabilities = false): Promise<Sampled> {
         if (tokens.length === 0)
             return Promise.reject(new Error("Nothing to evaluate"));
+        if (this.#closed)
+            return Promise.reject(new Error("The model was unloaded"));
         return new Promise<Sampled>((resolve, reject) => {
             this.#queue.push({sequence, tokens: [...tokens], sampler, probabilities, resolve, reject});
-            if (!this.#running) {
-                this.#running = true;
-                void this.#run();
-            } else
+            if (this.#running == null)
+                this.#running = this.#run();
+            else
                 this.#releaseIfReady();
         });
+    }
+
+    /** Refuses new work, fails what has not started and waits for the batch in flight: the context can then go. */
+    async close(): Promise<void> {
+        this.#closed = true;
+        for (const evaluation of this.#queue.splice(0))
+            evaluation.reject(new Error("The model was unloaded"));
+        this.#releaseIfReady();
+        await this.#running;
     }
 
     /**
@@ -135,7 +146,7 @@ export class DecodeLoop {
                 await this.#step();
             }
         } finally {
-            this.#running = false;
+            this.#running = undefined;
         }
     }
 

@@ -257,6 +257,7 @@ export class LoadedModel {
         const embeddingContext = this.#embeddingContext;
         this.#embeddingContext = undefined;
         await (await embeddingContext?.catch(() => undefined))?.dispose();
+        await this.#loop.close();
         await this.context.dispose();
         await this.model.dispose();
     }
