@@ -112,8 +112,9 @@ export class DecodeLoop {
         });
     }
 
+    /** A member has at most one evaluation waiting (it asks again only once its token is back). */
     #everyoneAsked(): boolean {
-        return new Set(this.#queue.map((evaluation) => evaluation.sequence)).size >= this.#members;
+        return this.#queue.length >= this.#members;
     }
 
     #releaseIfReady(): void {

@@ -5,10 +5,11 @@ import type {LlamaContext, LlamaGrammarEvaluationState, LlamaModel} from "node-l
  * decoding and sampling on one context. node-llama-cpp's public `LlamaContextSequence.evaluate` wraps
  * the same calls in a lock, a batch queue and a generator per sequence, and on small models that
  * bookkeeping costs as much as the decode itself; Hearth keeps each sequence's tokens itself and calls
- * these four functions in its own loop (see DecodeLoop).
+ * the context's and the sampler's native methods in its own loop (see DecodeLoop).
  *
  * These are internal to node-llama-cpp (the version is pinned in package.json); every access is in this
- * file and is checked when a model loads, so an upgrade that changes them fails at once with this name.
+ * file and is checked where it is first used (the context when a model loads, the sampler and a grammar's
+ * state when a generation starts), so an upgrade that changes them fails at once with this name.
  */
 
 export type NativeContext = {

@@ -1,7 +1,7 @@
 /**
  * Runs an async generator ahead of its reader: items are pulled as soon as they are ready and
- * queued until read. For generation this means the next token's decode is dispatched while the
- * previous one is still being encoded and written to the socket, instead of after it.
+ * queued until read. For generation this means writing a token to a slow socket never holds up the
+ * generation, which has already asked for the next token.
  * When the reader stops early, the source is stopped after the item in flight and `onEnd` runs.
  */
 export function prefetch<T>(source: AsyncGenerator<T>, onEnd: () => void): AsyncGenerator<T> {
