@@ -73,7 +73,11 @@ export async function ensureLlamaServer(say: (line: string) => void = console.lo
 
 export type PeerServer = {url: string, child: ChildProcess, stop(): Promise<void>};
 
-export type PeerSettings = {model: string, alias: string, threads: number, parallel: number, ctxSizePerSlot: number};
+export type PeerSettings = {
+    model: string, alias: string, threads: number, parallel: number, ctxSizePerSlot: number,
+    /** More llama-server flags, as given. */
+    extraArgs?: readonly string[]
+};
 
 /** Starts llama-server on a free loopback port with Hearth's meaning of the settings, and waits until it is ready. */
 export async function startLlamaServer(binary: string, settings: PeerSettings): Promise<PeerServer> {
@@ -83,7 +87,7 @@ export async function startLlamaServer(binary: string, settings: PeerSettings): 
         "--threads", String(settings.threads), "--threads-batch", String(settings.threads),
         // llama-server splits --ctx-size among its slots; Hearth gives each slot its own.
         "--parallel", String(settings.parallel), "--ctx-size", String(settings.ctxSizePerSlot * settings.parallel),
-        "--no-webui"
+        "--no-webui", ...settings.extraArgs ?? []
     ], {stdio: ["ignore", "ignore", "pipe"]});
     let stderr = "";
     child.stderr!.on("data", (data: Buffer) => stderr = (stderr + data).slice(-4000));

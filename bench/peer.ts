@@ -6,7 +6,9 @@
  *                           [--runs N] [--streams 1,2,4,8] [--llama-server PATH] [--no-thread-sweep]
  *
  * For each model: single-stream decode tokens/s and time to first token, and aggregate tokens/s at each
- * concurrency, for both servers, with Hearth/llama-server ratios; then Hearth alone at every thread count
+ * concurrency, for both servers, with Hearth/llama-server ratios. Where Hearth's flash-attention choice
+ * differs from llama-server's default (tiny attention heads on the CPU, see native/flashAttention.ts),
+ * llama-server is measured a second time with Hearth's choice, so the engine settings match too; then Hearth alone at every thread count
  * from 1 to the machine's cores and at its default, to check the default against the best. Each figure is
  * the best of --runs; the two servers are measured in turns, so a noisy machine hurts both alike.
  * Prints tables and writes JSON to bench/results/.
@@ -14,7 +16,8 @@
 import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
-import {getModuleVersion} from "node-llama-cpp";
+import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
+import {flashAttentionFor} from "../native/flashAttention.js";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
 import {ensureLlamaServer, startLlamaServer} from "./llamaServer.js";
@@ -87,31 +90,54 @@ async function measureInTurns(servers: readonly Server[], tokens: number): Promi
 
 const ratio = (hearth: number, peer: number) => `${(hearth / peer).toFixed(2)}x`;
 
+/** llama-server's flags that give it Hearth's engine settings where Hearth's default differs from its own. */
+async function peerFlagsLikeHearth(model: string): Promise<string[] | undefined> {
+    const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
+    try {
+        const loaded = await llama.loadModel({modelPath: model});
+        const flashAttention = flashAttentionFor("auto", loaded);
+        await loaded.dispose();
+        return flashAttention === false ? ["--flash-attn", "off"] : undefined;
+    } finally {
+        await llama.dispose();
+    }
+}
+
 async function benchModel(binary: string, file: string, tokens: number) {
     const model = path.isAbsolute(file) ? file : await testModel(file);
     console.log(`\n${path.basename(model)}: ${tokens} tokens, ${threads} thread(s), ${parallel} slots of ${ctxSizePerSlot}, best of ${runs}`);
-    const peer = await startLlamaServer(binary, {model, alias: "bench", threads, parallel, ctxSizePerSlot});
+    const likeHearth = await peerFlagsLikeHearth(model);
+    const peerSettings = {model, alias: "bench", threads, parallel, ctxSizePerSlot};
+    const peers = [await startLlamaServer(binary, peerSettings)];
     let hearth;
-    let peerResult: Measured;
+    let peerResults: Measured[];
     let hearthResult: Measured;
     try {
+        if (likeHearth != null)
+            peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: likeHearth}));
         hearth = await startHearth(model, threads);
-        [peerResult, hearthResult] = await measureInTurns([peer, hearth], tokens) as [Measured, Measured];
+        const measured = await measureInTurns([...peers, hearth], tokens);
+        hearthResult = measured.pop()!;
+        peerResults = measured;
     } finally {
         await hearth?.stop();
-        await peer.stop();
+        for (const peer of peers)
+            await peer.stop();
     }
-    const rows = [
-        ["", "llama-server", "Hearth", "Hearth / llama-server"],
-        ["decode tok/s, 1 stream", peerResult.single.decodeTokensPerSecond.toFixed(0), hearthResult.single.decodeTokensPerSecond.toFixed(0),
-            ratio(hearthResult.single.decodeTokensPerSecond, peerResult.single.decodeTokensPerSecond)],
-        ["time to first token, ms", peerResult.single.ttftMs.toFixed(1), hearthResult.single.ttftMs.toFixed(1),
-            ratio(hearthResult.single.ttftMs, peerResult.single.ttftMs)],
-        ...streamCounts.map((streams) => [`aggregate tok/s, ${streams} stream${streams > 1 ? "s" : ""}`,
-            peerResult.aggregate[streams]!.toFixed(0), hearthResult.aggregate[streams]!.toFixed(0),
-            ratio(hearthResult.aggregate[streams]!, peerResult.aggregate[streams]!)])
-    ];
-    printTable(rows);
+    const peerLabels = ["llama-server", ...likeHearth != null ? [`llama-server ${likeHearth.join(" ")}`] : []];
+    const row = (label: string, value: (result: Measured) => number, digits: number) => [label,
+        ...peerResults.map((result) => value(result).toFixed(digits)), value(hearthResult).toFixed(digits),
+        ...peerResults.map((result) => ratio(value(hearthResult), value(result)))];
+    printTable([
+        ["", ...peerLabels, "Hearth", ...peerLabels.map((label) => `Hearth / ${label}`)],
+        row("decode tok/s, 1 stream", (result) => result.single.decodeTokensPerSecond, 0),
+        row("time to first token, ms", (result) => result.single.ttftMs, 1),
+        ...streamCounts.map((streams) => row(`aggregate tok/s, ${streams} stream${streams > 1 ? "s" : ""}`, (result) => result.aggregate[streams]!, 0))
+    ]);
+    const ratios = (peer: Measured) => ({
+        singleStreamDecode: hearthResult.single.decodeTokensPerSecond / peer.single.decodeTokensPerSecond,
+        ...Object.fromEntries(streamCounts.map((streams) => [`aggregate${streams}`, hearthResult.aggregate[streams]! / peer.aggregate[streams]!]))
+    });
 
     const sweep: {threads: number | "default", resolvedThreads: number, decodeTokensPerSecond: number}[] = [];
     if (!args["no-thread-sweep"]) {
@@ -132,11 +158,8 @@ async function benchModel(binary: string, file: string, tokens: number) {
     const top = sweep.length > 0 ? Math.max(...sweep.map((entry) => entry.decodeTokensPerSecond)) : undefined;
     const defaultEntry = sweep.find((entry) => entry.threads === "default");
     return {
-        model: path.basename(model), tokens, llamaServer: peerResult, hearth: hearthResult,
-        ratios: {
-            singleStreamDecode: hearthResult.single.decodeTokensPerSecond / peerResult.single.decodeTokensPerSecond,
-            ...Object.fromEntries(streamCounts.map((streams) => [`aggregate${streams}`, hearthResult.aggregate[streams]! / peerResult.aggregate[streams]!]))
-        },
+        model: path.basename(model), tokens, llamaServer: peerResults[0], hearth: hearthResult, ratios: ratios(peerResults[0]!),
+        ...likeHearth != null ? {llamaServerLikeHearth: {flags: likeHearth, result: peerResults[1], ratios: ratios(peerResults[1]!)}} : {},
         threadSweep: sweep,
         defaultThreadsOfBest: defaultEntry != null && top != null ? defaultEntry.decodeTokensPerSecond / top : undefined
     };

@@ -3,13 +3,14 @@
  *
  *   node dist/bench/server.js [--model FILE] [--threads N] [--tokens N] [--runs N]
  *
- * Prints a table and writes JSON to bench/results/. Decode tokens/s is (tokens - 1) / (last token time -
+ * Prints a table and writes JSON to bench/results/. In-process and HTTP runs take turns. Decode tokens/s is (tokens - 1) / (last token time -
  * first token time), so it leaves prompt evaluation out; each figure is the best of --runs.
  */
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
 import type {LlamaContextSequence, LlamaModel} from "node-llama-cpp";
+import {flashAttentionFor} from "../native/flashAttention.js";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
@@ -20,7 +21,7 @@ const {values: args} = parseArgs({options: {
     model: {type: "string"},
     threads: {type: "string", default: "1"},
     tokens: {type: "string", default: "300"},
-    runs: {type: "string", default: "3"},
+    runs: {type: "string", default: "5"},
     parallel: {type: "string", default: "4"}
 }});
 const threads = Number(args.threads);
@@ -50,23 +51,23 @@ async function decodeInProcess(model: LlamaModel, sequences: LlamaContextSequenc
     return {aggregate: perStream.reduce((sum, stream) => sum + stream.tokens, 0) / (wall / 1000), perStream};
 }
 
+/** node-llama-cpp in this process, with a context of 1 and one of 4 sequences, ready to measure. */
 async function inProcess(modelPath: string) {
     const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
     const model = await llama.loadModel({modelPath});
-    const results: Record<number, ConcurrentResult> = {};
+    const bySequences = new Map<number, LlamaContextSequence[]>();
     for (const streams of [1, 4]) {
-        const context = await model.createContext({contextSize: 2048 * streams, sequences: streams, threads});
-        const sequences = Array.from({length: streams}, () => context.getSequence());
-        await decodeInProcess(model, sequences);
-        const measured = [];
-        for (let run = 0; run < runs; run++)
-            measured.push(await decodeInProcess(model, sequences));
-        results[streams] = best(measured, (result) => result.aggregate);
-        await context.dispose();
+        // The engine settings Hearth would choose, so the ratio is the server's overhead alone.
+        const context = await model.createContext({contextSize: 2048, sequences: streams, threads, flashAttention: flashAttentionFor("auto", model)});
+        bySequences.set(streams, Array.from({length: streams}, () => context.getSequence()));
     }
-    await model.dispose();
-    await llama.dispose();
-    return results;
+    return {
+        measure: (streams: number) => decodeInProcess(model, bySequences.get(streams)!),
+        dispose: async () => {
+            await model.dispose();
+            await llama.dispose();
+        }
+    };
 }
 
 function concurrent(url: string, streams: number): Promise<ConcurrentResult> {
@@ -108,21 +109,33 @@ async function main() {
     const modelPath = args.model != null ? path.resolve(args.model) : await testModel("stories260K.gguf");
     console.log(`model ${path.basename(modelPath)}, ${threads} thread(s), ${tokens} tokens, best of ${runs}, server --parallel ${parallel}`);
 
-    const direct = await inProcess(modelPath);
+    // In-process and HTTP runs take turns, so a machine whose speed drifts affects both alike.
+    const engine = await inProcess(modelPath);
     const server = await startServer(modelPath);
+    const direct: Record<number, ConcurrentResult> = {};
     const http: Record<number, ConcurrentResult> = {};
     let prefix;
     try {
-        await concurrent(server.url, 1);
+        for (let warm = 0; warm < 5; warm++) {
+            await concurrent(server.url, 1);
+            await engine.measure(1);
+        }
         for (const streams of [1, 2, 4, 8]) {
             const measured = [];
-            for (let run = 0; run < runs; run++)
+            const measuredDirect = [];
+            for (let run = 0; run < runs; run++) {
                 measured.push(await concurrent(server.url, streams));
+                if (streams === 1 || streams === 4)
+                    measuredDirect.push(await engine.measure(streams));
+            }
             http[streams] = best(measured, (result) => result.aggregate);
+            if (measuredDirect.length > 0)
+                direct[streams] = best(measuredDirect, (result) => result.aggregate);
         }
         prefix = await prefixTtft(server.url);
     } finally {
         await server.stop();
+        await engine.dispose();
     }
 
     const single = http[1]!.perStream[0]!;

@@ -327,7 +327,8 @@ export class Engine {
 
     #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
         return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
-            threads: this.#threads!, maxQueue: this.options.maxQueue, chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
+            threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
+            chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
         });
     }
 

@@ -4,6 +4,8 @@ import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {toChatHistory} from "./chatHistory.js";
 import {nativeContextOf} from "./addonAccess.js";
+import {flashAttentionFor} from "./flashAttention.js";
+import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop, KvSequence} from "./DecodeLoop.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
 import {toGrammarSchema} from "./grammarSchema.js";
@@ -24,6 +26,7 @@ export type LoadModelOptions = {
     /** Context size of each slot, in tokens. */
     ctxSize: number,
     threads: number,
+    flashAttention: FlashAttentionSetting,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
@@ -90,6 +93,7 @@ export class LoadedModel {
                 contextSize: options.ctxSize,
                 sequences: options.parallel,
                 threads: options.threads,
+                flashAttention: flashAttentionFor(options.flashAttention, model),
                 batchSize: Math.min(512, options.ctxSize * options.parallel)
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
@@ -159,6 +163,7 @@ export class LoadedModel {
             promptTokens: prompt.tokens,
             maxNewTokens: Math.min(options.maxTokens ?? room, room),
             sampling: options.sampling,
+            ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
             signal: options.signal,

@@ -1,5 +1,6 @@
 import type {Backend} from "./loadBackend.js";
 import type {GenerationReport, LoadedModel} from "./LoadedModel.js";
+import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {OffloadPlan} from "./planOffload.js";
 
 /** The types the engine is configured with and hands out. */
@@ -8,6 +9,8 @@ export type EngineOptions = {
     /** Defaults to `"auto"`: CUDA, Metal or Vulkan when usable, else the CPU. */
     gpu: "auto" | Backend,
     gpuLayers: "auto" | "max" | number,
+    /** Defaults to `"auto"`: see `flashAttentionFor`. */
+    flashAttention?: FlashAttentionSetting,
     /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
     threads: "auto" | number,
     parallel: number,

@@ -1,6 +1,7 @@
 import {InsufficientMemoryError} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import type {ModelToLoad} from "./engineTypes.js";
+import type {FlashAttentionSetting} from "./flashAttention.js";
 import {ModelTooLargeError} from "./errors.js";
 import {LoadedModel} from "./LoadedModel.js";
 import type {GenerationReport} from "./LoadedModel.js";
@@ -8,8 +9,8 @@ import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, the settings' context and slots. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, maxQueue, chatTemplate, onGenerationDone}: {threads: number, maxQueue: number, chatTemplate: string | undefined,
-        onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
+    {threads, flashAttention, maxQueue, chatTemplate, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
+        maxQueue: number, chatTemplate: string | undefined, onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
             names: spec.names,
@@ -17,6 +18,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             parallel: settings.parallel,
             ctxSize: settings.ctxSize,
             threads,
+            flashAttention,
             gpuLayers: plan.gpuLayers,
             maxQueue,
             chatTemplate,

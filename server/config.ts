@@ -6,6 +6,8 @@ import {parseArgs} from "node:util";
 
 export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
 export type GpuLayers = "auto" | "max" | number;
+export type FlashAttentionSetting = "auto" | "on" | "off";
+const FLASH_ATTENTION_SETTINGS: readonly FlashAttentionSetting[] = ["auto", "on", "off"];
 
 export type ModelSpec = {
     /** Absolute path of the GGUF file. */
@@ -33,6 +35,8 @@ export type ServeConfig = {
     gpu: GpuChoice,
     /** Defaults to `"auto"`. */
     gpuLayers: GpuLayers,
+    /** Flash attention: `"auto"` (the default) chooses per model, see `flashAttentionFor` in `native/`. */
+    flashAttention: FlashAttentionSetting,
     /** Requests that may wait for a slot, per model, before new ones get 503. Defaults to `64`. */
     maxQueue: number,
     /** Overrides the chat template read from the GGUF file (`chatml`, `llama2`, `llama3`, …). */
@@ -146,6 +150,7 @@ const serveOptions = {
     threads: {type: "string", short: "t"},
     gpu: {type: "string"},
     "gpu-layers": {type: "string"},
+    "flash-attn": {type: "string"},
     "max-queue": {type: "string"},
     "chat-template": {type: "string"},
     home: {type: "string"},
@@ -173,6 +178,8 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
   -t, --threads N         CPU threads for evaluation (default: see README)      HEARTH_THREADS
       --gpu BACKEND       auto|cuda|metal|vulkan|cpu (default auto)             HEARTH_GPU
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
+      --flash-attn MODE   auto|on|off (default auto: off for tiny attention heads on the
+                          CPU, where it is slower, else llama.cpp's choice)   HEARTH_FLASH_ATTN
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
       --chat-template T   override the model's template: chatml, llama2, llama3, mistral, gemma, general
       --home DIR          data folder (default ${defaultHome()})
@@ -237,6 +244,9 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const threads = pick(values.threads, "HEARTH_THREADS");
     const gpu = pick(values.gpu, "HEARTH_GPU");
     const gpuLayers = pick(values["gpu-layers"], "HEARTH_GPU_LAYERS");
+    const flashAttention = pick(values["flash-attn"], "HEARTH_FLASH_ATTN") ?? "auto";
+    if (!(FLASH_ATTENTION_SETTINGS as readonly string[]).includes(flashAttention))
+        throw new ConfigError(`--flash-attn must be one of ${FLASH_ATTENTION_SETTINGS.join(", ")}, got "${flashAttention}"`);
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
     const keepAliveMs = keepAlive != null ? parseDuration(keepAlive) : 5 * 60 * 1000;
@@ -265,6 +275,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
             gpu: gpu != null ? parseGpu(gpu) : "auto",
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
+            flashAttention: flashAttention as FlashAttentionSetting,
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
             home: resolveHome(values.home, env, cwd),

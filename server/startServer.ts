@@ -79,6 +79,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         gpu: config.gpu === "cpu" ? "cpu" : config.gpu,
         gpuLayers: config.gpuLayers,
         threads: config.threads,
+        flashAttention: config.flashAttention,
         parallel: config.parallel,
         ctxSize: config.ctxSize,
         maxQueue: config.maxQueue,

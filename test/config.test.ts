@@ -12,11 +12,12 @@ describe("serve configuration", () => {
         assert.equal(config.threads, "auto");
         assert.equal(config.gpu, "auto");
         assert.equal(config.gpuLayers, "auto");
+        assert.equal(config.flashAttention, "auto");
         assert.deepEqual(config.models, []);
     });
 
     it("reads flags over HEARTH_* variables", () => {
-        const env = {HEARTH_PORT: "9000", HEARTH_THREADS: "3", HEARTH_MODEL: "/m/a.gguf:/m/b.gguf", HEARTH_HOME: "/data", HEARTH_GPU_LAYERS: "max"};
+        const env = {HEARTH_PORT: "9000", HEARTH_THREADS: "3", HEARTH_MODEL: "/m/a.gguf:/m/b.gguf", HEARTH_HOME: "/data", HEARTH_GPU_LAYERS: "max", HEARTH_FLASH_ATTN: "on"};
         const {config} = parseServeArgs(["--port", "9100", "--gpu", "cpu", "--ctx-size", "4096"], env, "/work");
         assert.equal(config.port, 9100);
         assert.equal(config.threads, 3);
@@ -24,6 +25,8 @@ describe("serve configuration", () => {
         assert.equal(config.gpuLayers, "max");
         assert.equal(config.ctxSize, 4096);
         assert.equal(config.home, "/data");
+        assert.equal(config.flashAttention, "on");
+        assert.equal(parseServeArgs(["--flash-attn", "off"], env, "/work").config.flashAttention, "off");
         assert.deepEqual(config.models.map((model) => model.names), [["a"], ["b"]]);
     });
 
@@ -43,6 +46,7 @@ describe("serve configuration", () => {
             [["--threads", "two"], /--threads must be a whole number/],
             [["--gpu", "tpu"], /--gpu must be one of auto, cuda, metal, vulkan, cpu/],
             [["--gpu-layers", "most"], /--gpu-layers must be a whole number/],
+            [["--flash-attn", "yes"], /--flash-attn must be one of auto, on, off, got "yes"/],
             [["--alias", "x"], /--alias was given 1 times but --model only 0/],
             [["-m", "a/x.gguf", "-m", "b/x.gguf"], /two models are served under the name "x"/],
             [["--bogus"], /Unknown option '--bogus'/]

@@ -19,7 +19,10 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
             lan: !isLoopback(host),
             status: engine.status,
             backend: engine.backendReport ?? null,
-            defaults: {ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers, threads: engine.threads ?? null},
+            defaults: {
+                ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers,
+                threads: engine.threads ?? null, flash_attn: engine.options.flashAttention ?? "auto"
+            },
             metrics: log.metrics(),
             loaded_models: engine.loadedModels.length
         };
