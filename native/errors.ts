@@ -116,3 +116,12 @@ export class DeadlineError extends HearthError {
         this.retryAfterSeconds = reason === "timeout" ? 5 : 10;
     }
 }
+
+/** A benchmark that could not measure a model: the file, the text or the pairing of models will not do. */
+export class BenchmarkError extends HearthError {
+    override readonly name = "BenchmarkError";
+
+    constructor(message: string) {
+        super(message, {statusCode: 422, code: "benchmark_failed"});
+    }
+}

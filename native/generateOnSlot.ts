@@ -19,6 +19,7 @@ export type PreparedGeneration = {
     maxNewTokens: number,
     sampling: SamplingOptions,
     stops: readonly string[],
+    ignoreEos?: boolean,
     /** Constrains the reply (`response_format`). */
     grammar?: LlamaGrammar,
     /** `forced`: the reply is one tool call; `auto`: a call starts when the model writes `<tool_call>`. */
@@ -113,7 +114,7 @@ async function* generate(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, 
                 if (job.signal?.aborted)
                     throw new RequestAbortedError();
                 firstTokenAt ??= performance.now();
-                if (token == null || model.isEogToken(token))
+                if (token == null || (job.ignoreEos !== true && model.isEogToken(token)))
                     return;
                 let logprob: TokenLogprob | undefined;
                 if (probabilities != null) {

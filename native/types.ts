@@ -41,6 +41,8 @@ export type GenerationOptions = {
     sampling: SamplingOptions,
     /** Strings that end generation; they are never part of the output. */
     stop: readonly string[],
+    /** Generate past end-of-generation tokens, up to `maxTokens` (benchmarks). Defaults to `false`. */
+    ignoreEos?: boolean,
     responseFormat?: ResponseFormat,
     tools?: {definitions: readonly ToolDefinition[], choice: ToolChoice},
     /** Report log probabilities of each generated token and of the `top` likeliest alternatives. */

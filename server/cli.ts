@@ -4,6 +4,7 @@ import {LoadedModel} from "../native/LoadedModel.js";
 import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.js";
 import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
+import {BENCH_USAGE, runBenchCommand} from "./benchCli.js";
 import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
 import {KEYS_USAGE, runKeysCommand} from "./access/keysCli.js";
 import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
@@ -19,6 +20,8 @@ Commands:
 ${LIBRARY_USAGE}
 
 ${HARDWARE_USAGE}
+
+${BENCH_USAGE}
 
 ${KEYS_USAGE}`;
 
@@ -110,6 +113,8 @@ async function main(argv: string[]): Promise<void> {
         case "system":
         case "estimate":
             return runHardwareCommand(command, rest);
+        case "bench":
+            return runBenchCommand(rest);
         case "--version":
         case "-v":
             console.log(version());
