@@ -1,5 +1,3 @@
-import {createHash} from "node:crypto";
-import {createReadStream} from "node:fs";
 import {copyFile, link, mkdir, readdir, rm, rmdir, stat, statfs} from "node:fs/promises";
 import path from "node:path";
 import {downloadFile} from "./downloadFile.js";
@@ -12,6 +10,7 @@ import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry} from "./quantization.js";
 import {readGgufSummary} from "./readGgufSummary.js";
+import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
 import {Registry} from "./Registry.js";
 import type {LibraryFile, LibraryModel} from "./Registry.js";
@@ -396,11 +395,4 @@ class ProgressMeter {
         const seconds = (timeMs - first.timeMs) / 1000;
         return seconds > 0.05 ? (bytes - first.bytes) / seconds : 0;
     }
-}
-
-async function sha256Of(file: string): Promise<string> {
-    const hash = createHash("sha256");
-    for await (const chunk of createReadStream(file, {highWaterMark: 1 << 20}))
-        hash.update(chunk as Buffer);
-    return hash.digest("hex");
 }

@@ -11,3 +11,4 @@ export {formatBytes} from "./errors.js";
 export {modelShapeOf} from "./modelShape.js";
 export type {ModelShape} from "./modelShape.js";
 export {readModelShape} from "./readModelShape.js";
+export {sha256Of} from "./sha256Of.js";

@@ -2,6 +2,8 @@ import Fastify, {LogController} from "fastify";
 import type {FastifyInstance, FastifyReply, FastifyServerOptions} from "fastify";
 import type {Library} from "../models/index.js";
 import type {Engine} from "../native/Engine.js";
+import {benchRoutes} from "./benchmarks/benchRoutes.js";
+import type {BenchStore} from "./benchmarks/BenchStore.js";
 import {conversationRoutes} from "./conversations/conversationRoutes.js";
 import type {ConversationStore} from "./conversations/ConversationStore.js";
 import type {DownloadManager} from "../models/DownloadManager.js";
@@ -31,6 +33,7 @@ export type AppOptions = {
     engine: Engine,
     library: Library,
     conversations: ConversationStore,
+    benchmarks: BenchStore,
     downloads: DownloadManager,
     access: AccessStore,
     metrics: ServerMetrics,
@@ -55,7 +58,7 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
+export async function buildApp({engine, library, conversations, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
     host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
@@ -94,6 +97,7 @@ export async function buildApp({engine, library, conversations, downloads, acces
     await app.register(ollamaChatRoutes, options);
     await app.register(engineRoutes, options);
     await app.register(conversationRoutes, {engine, conversations});
+    await app.register(benchRoutes, {engine, library, store: benchmarks, shutdown});
     await app.register(downloadRoutes, {downloads});
     await app.register(serverRoutes, {engine, log: requestLog, host});
     await app.register(accessRoutes, {store: access, host, startupOrigins: allowedOrigins});

@@ -3,16 +3,20 @@ import {readFile, writeFile} from "node:fs/promises";
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {HubClient, Library, formatBytes} from "../models/index.js";
-import type {ModelBenchResult} from "../native/benchmark/benchmarkModel.js";
 import {defaultBenchText} from "../native/benchmark/defaultBenchText.js";
-import {runBenchmarks} from "../native/benchmark/runBenchmarks.js";
+import {BenchmarkError} from "../native/errors.js";
+import {loadBackend} from "../native/loadBackend.js";
+import {systemReport} from "../native/systemReport.js";
+import {BenchStore} from "./benchmarks/BenchStore.js";
+import type {SavedModelResult} from "./benchmarks/BenchStore.js";
+import {runRecordedBenchmark} from "./benchmarks/runRecordedBenchmark.js";
 import {ConfigError, parseServeArgs} from "./config.js";
 import {loadTest} from "./loadTest.js";
 import type {LoadTestResult} from "./loadTest.js";
 
 export const BENCH_USAGE = `Benchmarks:
   bench --model M [--model M]... [--text FILE] [--ctx-size N] [--prompt-tokens N] [--gen-tokens N]
-        [--repetitions N] [--threads N] [--gpu B] [--gpu-layers N] [--flash-attn M] [--json] [--csv FILE]
+        [--parallel N] [--repetitions N] [--threads N] [--gpu B] [--gpu-layers N] [--flash-attn M] [--json] [--csv FILE]
                                 each model (a .gguf file or a library name), alone in its own process:
                                 size, load time, prompt and generation tokens/s, time to first token,
                                 peak memory, perplexity on the text and KL divergence from the first model
@@ -27,6 +31,7 @@ const options = {
     "ctx-size": {type: "string", default: "512"},
     "prompt-tokens": {type: "string", default: "512"},
     "gen-tokens": {type: "string", default: "128"},
+    parallel: {type: "string", default: "1"},
     repetitions: {type: "string", default: "3"},
     threads: {type: "string"},
     gpu: {type: "string"},
@@ -75,22 +80,38 @@ async function runModelBenchmarks(models: readonly string[], values: Values): Pr
     const serveFlags = (["threads", "gpu", "gpu-layers", "flash-attn", "home"] as const)
         .flatMap((flag) => values[flag] != null ? [`--${flag}`, values[flag]] : []);
     const {config} = parseServeArgs(serveFlags);
-    const modelPaths = await resolveModels(models, config.home, config.hub);
+    const resolved = await resolveModels(models, config.home, config.hub);
     const text = values.text != null ? await readText(values.text) : defaultBenchText;
     const settings = {
         ctxSize: positiveInteger("ctx-size", values["ctx-size"]!, 1 << 20),
         promptTokens: positiveInteger("prompt-tokens", values["prompt-tokens"]!, 1 << 20),
         generateTokens: positiveInteger("gen-tokens", values["gen-tokens"]!, 1 << 20),
+        parallel: positiveInteger("parallel", values.parallel!, 256),
         repetitions: positiveInteger("repetitions", values.repetitions!, 1000),
         threads: config.threads,
         gpuLayers: config.gpuLayers,
         flashAttention: config.flashAttention
     };
-    const results = await runBenchmarks({modelPaths, text, gpu: config.gpu, settings, scratchDir: config.home}, (progress) => {
-        if (!values.json)
-            process.stderr.write(progress.result == null ? `[${progress.done + 1}/${progress.total}] ${progress.model}…\n` : "");
-    });
-    await report(results, values, modelTable);
+    const {llama, report: backend} = await loadBackend(config.gpu);
+    const machine = await systemReport(llama, backend);
+    await llama.dispose();
+    // Every run goes into the history the app shows (GET /api/bench/runs), failed ones with their error.
+    const store = new BenchStore(config.home);
+    try {
+        const run = store.start(models, {...settings, gpu: config.gpu}, machine);
+        const finished = await runRecordedBenchmark(store, run, {
+            names: models, machine, knownSha256: (modelPath) => resolved.find((model) => model.path === modelPath)?.sha256,
+            plan: {modelPaths: resolved.map((model) => model.path), text, gpu: config.gpu, settings, scratchDir: config.home}
+        }, (progress) => {
+            if (!values.json && progress.result == null)
+                process.stderr.write(`[${progress.done + 1}/${progress.total}] ${progress.model}…\n`);
+        });
+        if (finished.status !== "complete")
+            throw new BenchmarkError(finished.error ?? "The benchmark did not finish");
+        await report(finished.results, values, modelTable);
+    } finally {
+        store.close();
+    }
 }
 
 async function runLoadTest(url: string, values: Values): Promise<void> {
@@ -114,21 +135,21 @@ async function report<T extends Record<string, unknown>>(rows: readonly T[], val
     console.log(values.json ? JSON.stringify(rows, null, 2) : table(rows));
 }
 
-/** A file path as given, else a library model's path; either way it must exist. */
-async function resolveModels(models: readonly string[], home: string, hub: ConstructorParameters<typeof HubClient>[0]): Promise<string[]> {
+/** A file path as given, else a library model's path (and its known sha256); either way it must exist. */
+async function resolveModels(models: readonly string[], home: string, hub: ConstructorParameters<typeof HubClient>[0]): Promise<{path: string, sha256?: string}[]> {
     let library: Library | undefined;
     try {
-        const paths: string[] = [];
+        const paths: {path: string, sha256?: string}[] = [];
         for (const model of models) {
             if (/\.gguf$/i.test(model) && existsSync(model)) {
-                paths.push(path.resolve(model));
+                paths.push({path: path.resolve(model)});
                 continue;
             }
             library ??= await Library.open({home, hub: new HubClient(hub)});
             const found = library.find(model);
             if (found == null)
                 throw new ConfigError(`"${model}" is neither a .gguf file nor a model in the library (${home}); hearth ls lists the library`);
-            paths.push(library.filePaths(found)[0]!);
+            paths.push({path: library.filePaths(found)[0]!, sha256: found.sha256});
         }
         return paths;
     } finally {
@@ -162,7 +183,7 @@ function columns(header: string[], rows: string[][]): string {
     return [line(header), ...rows.map(line)].join("\n");
 }
 
-function modelTable(results: readonly ModelBenchResult[]): string {
+function modelTable(results: readonly SavedModelResult[]): string {
     const range = (spread: {min: number, max: number}, digits: number) => `±${((spread.max - spread.min) / 2).toFixed(digits)}`;
     return columns(
         ["model", "quant", "size", "load ms", "pp tok/s", "tg tok/s", "ttft ms", "peak RSS", "perplexity", "KLD"],
@@ -171,7 +192,7 @@ function modelTable(results: readonly ModelBenchResult[]): string {
             `${result.pp_tps.toFixed(0)} ${range(result.spread.pp_tps, 0)}`, `${result.tg_tps.toFixed(1)} ${range(result.spread.tg_tps, 1)}`,
             result.ttft_ms.toFixed(1), formatBytes(result.peak_rss_bytes), result.perplexity.toFixed(3), result.kld.toFixed(5)
         ])
-    ) + `\n\nMedian of ${results[0]?.repetitions ?? 0} runs (± half the range); perplexity and KLD over ${results[0]?.scored_tokens ?? 0} tokens of the text; KLD is from ${results[0]?.model ?? "the first model"}.`;
+    ) + `\n\nMedian of ${results[0]?.repetitions ?? 0} run${results[0]?.repetitions === 1 ? "" : "s"} (± half the range)${(results[0]?.settings.parallel ?? 1) > 1 ? `, ${results[0]!.settings.parallel} generations at once (tg tok/s is their sum)` : ""}; perplexity and KLD over ${results[0]?.scored_tokens ?? 0} tokens of the text; KLD is from ${results[0]?.model ?? "the first model"}.`;
 }
 
 function loadTable(results: readonly LoadTestResult[]): string {

@@ -5,6 +5,7 @@ import type {ModelCatalog} from "../native/Engine.js";
 import {AccessStore} from "./access/AccessStore.js";
 import {buildApp} from "./app.js";
 import {boundUrl, isLoopback} from "./boundUrl.js";
+import {BenchStore} from "./benchmarks/BenchStore.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
 import {AuditLog} from "./observability/AuditLog.js";
 import {recordGeneration} from "./observability/requestContext.js";
@@ -94,13 +95,14 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         }
     }, config.models);
     const conversations = new ConversationStore(library.home);
+    const benchmarks = new BenchStore(library.home);
     const downloads = new DownloadManager(library);
     const metrics = new ServerMetrics({engine, downloads});
     const audit = new AuditLog(library.home, {keepBodies: config.auditPrompts});
     const lifecycle = {draining: false};
     const shutdown = new AbortController();
     const app = await buildApp({
-        engine, library, conversations, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
+        engine, library, conversations, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger
     });
@@ -108,6 +110,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         await app.listen({host, port: config.port});
     } catch (error) {
         conversations.close();
+        benchmarks.close();
         audit.close();
         access.close();
         library.close();
@@ -145,6 +148,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
                 shutdown.abort();
                 await engine.dispose();
                 conversations.close();
+                benchmarks.close();
                 audit.close();
                 access.close();
                 library.close();

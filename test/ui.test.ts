@@ -162,7 +162,15 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await screenshot(page, "server");
 
             await page.getByRole("link", {name: "Benchmarks"}).click();
-            await page.getByText("No benchmarks in the app yet").waitFor();
+            await page.getByText("No benchmarks yet.").waitFor();
+            await page.getByRole("checkbox", {name: Q8_NAME}).check();
+            await page.getByLabel("Repetitions").fill("1");
+            await page.getByLabel("Prompt tokens").fill("32");
+            await page.getByLabel("Generated tokens").fill("8");
+            await page.getByRole("button", {name: "Run benchmark"}).click();
+            await eventually(async () => assert.match(await page.locator("table.bench-results").innerText(), /Q8_0/), "the benchmark's results", 60_000);
+            assert.equal(await page.getByRole("img", {name: /against size/}).count(), 2, "a speed chart and a quality chart");
+            assert.match(await page.locator("table.bench-history").innerText(), /complete/);
             await screenshot(page, "benchmarks");
             assert.deepEqual(problems, []);
         } finally {

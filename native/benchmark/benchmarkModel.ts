@@ -15,6 +15,8 @@ export type ModelBenchSettings = {
     promptTokens: number,
     /** Tokens generated for generation tokens/s. */
     generateTokens: number,
+    /** Generations run at once, each on its own slot; tokens/s is then their aggregate. */
+    parallel: number,
     repetitions: number,
     threads: number,
     gpuLayers: "auto" | "max" | number,
@@ -32,11 +34,11 @@ export type ModelBenchResult = {
     load_ms: number,
     /** Prompt tokens/s, median of the repetitions. */
     pp_tps: number,
-    /** Generation tokens/s (after the first token), median of the repetitions. */
+    /** Generation tokens/s after the first token (of all `parallel` generations together), median of the repetitions. */
     tg_tps: number,
     /** Time to first token for the prompt, median of the repetitions. */
     ttft_ms: number,
-    /** The highest resident memory of the process that measured this model alone. */
+    /** The highest resident memory of the process that loaded and ran this model alone (before the quality pass). */
     peak_rss_bytes: number,
     /** VRAM the model and its context took; 0 on the CPU. */
     vram_bytes: number,
@@ -63,7 +65,7 @@ export async function benchmarkModel(llama: Llama, modelPath: string, text: stri
     const loadStarted = performance.now();
     const loaded = await LoadedModel.load(llama, {
         // The slot holds the speed prompt and its generation (plus BOS); quality chunks get their own context.
-        names: [path.basename(modelPath, ".gguf")], path: modelPath, parallel: 1,
+        names: [path.basename(modelPath, ".gguf")], path: modelPath, parallel: settings.parallel,
         ctxSize: Math.max(settings.ctxSize, settings.promptTokens + settings.generateTokens + 2),
         threads: settings.threads, flashAttention: settings.flashAttention, gpuLayers: settings.gpuLayers, maxQueue: 0
     });
@@ -72,6 +74,8 @@ export async function benchmarkModel(llama: Llama, modelPath: string, text: stri
         const vramBytes = llama.gpu !== false ? Math.max(0, (await llama.getVramState()).used - vramBefore) : 0;
         const textTokens = loaded.model.tokenize(text);
         const speed = await measureSpeed(loaded, textTokens, settings);
+        // Read before the quality pass, whose full-vocabulary distributions are the benchmark's, not the model's.
+        const peakRssBytes = process.resourceUsage().maxRSS * 1024;
         const quality = await measureQuality(loaded.model, textTokens, settings, reference);
         return {
             model: path.basename(modelPath),
@@ -82,7 +86,7 @@ export async function benchmarkModel(llama: Llama, modelPath: string, text: stri
             pp_tps: speed.pp.median,
             tg_tps: speed.tg.median,
             ttft_ms: speed.ttft.median,
-            peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+            peak_rss_bytes: peakRssBytes,
             vram_bytes: vramBytes,
             perplexity: quality.perplexity,
             kld: reference.mode === "write" ? 0 : quality.kld,
@@ -104,32 +108,44 @@ function spread(values: readonly number[]): Spread {
 }
 
 /**
- * Generations through Hearth's own engine path (its decode loop, one slot), greedy. Each repetition's prompt
+ * Generations through Hearth's own engine path (its decode loop, `parallel` slots), greedy. Each prompt
  * starts at another place in the text, so no cached prefix shortens it.
  */
 async function measureSpeed(loaded: LoadedModel, textTokens: readonly Token[], settings: ModelBenchSettings) {
     if (textTokens.length === 0)
         throw new Error("The benchmark text has no tokens");
-    const promptFor = (repetition: number) => Array.from({length: settings.promptTokens},
-        (_, index) => textTokens[(repetition * 17 + index) % textTokens.length]!);
+    const promptFor = (round: number) => Array.from({length: settings.promptTokens},
+        (_, index) => textTokens[(round * 17 + index) % textTokens.length]!);
     const pp: number[] = [];
     const tg: number[] = [];
     const ttft: number[] = [];
-    // The first round warms caches and the JIT and is not counted.
+    // The first repetition warms caches and the JIT and is not counted.
     for (let repetition = 0; repetition <= settings.repetitions; repetition++) {
-        const generation = await loaded.start(loaded.textPrompt(promptFor(repetition)), {
-            maxTokens: settings.generateTokens, sampling: {temperature: 0}, stop: [], ignoreEos: true
-        }, "prompt");
-        for await (const event of generation.events) {
-            if (event.type !== "done" || repetition === 0)
-                continue;
-            pp.push(event.usage.promptTokens / (event.timings.promptMs / 1000));
-            ttft.push(event.timings.promptMs);
-            if (event.usage.completionTokens > 1)
-                tg.push((event.usage.completionTokens - 1) / (event.timings.generationMs / 1000));
+        const streams = await Promise.all(Array.from({length: settings.parallel}, async (_, stream) => {
+            const generation = await loaded.start(loaded.textPrompt(promptFor(repetition * settings.parallel + stream)), {
+                maxTokens: settings.generateTokens, sampling: {temperature: 0}, stop: [], ignoreEos: true
+            }, "prompt");
+            let firstAt = 0;
+            for await (const event of generation.events) {
+                if (event.type === "done")
+                    return {firstAt: firstAt || performance.now(), doneAt: performance.now(), promptTokens: event.usage.promptTokens,
+                        completionTokens: event.usage.completionTokens, promptMs: event.timings.promptMs};
+                if (firstAt === 0)
+                    firstAt = performance.now();
+            }
+            throw new Error("The generation ended without a result");
+        }));
+        if (repetition === 0)
+            continue;
+        for (const stream of streams) {
+            pp.push(stream.promptTokens / (stream.promptMs / 1000));
+            ttft.push(stream.promptMs);
         }
+        const generatedAfterFirst = streams.reduce((sum, stream) => sum + stream.completionTokens - 1, 0);
+        const seconds = (Math.max(...streams.map((stream) => stream.doneAt)) - Math.min(...streams.map((stream) => stream.firstAt))) / 1000;
+        tg.push(seconds > 0 ? generatedAfterFirst / seconds : 0);
     }
-    return {pp: spread(pp), tg: spread(tg.length > 0 ? tg : [0]), ttft: spread(ttft)};
+    return {pp: spread(pp), tg: spread(tg), ttft: spread(ttft)};
 }
 
 /**

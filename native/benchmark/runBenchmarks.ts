@@ -8,7 +8,9 @@ import type {WorkerMessage, WorkerRequest} from "./benchWorker.js";
 export type BenchmarkPlan = Omit<WorkerRequest, "modelPath" | "reference"> & {
     modelPaths: readonly string[],
     /** Where the reference model's distributions are kept while the run lasts. */
-    scratchDir: string
+    scratchDir: string,
+    /** Stops the model being measured (its process is killed) and the run. */
+    signal?: AbortSignal
 };
 
 export type BenchmarkProgress = {done: number, total: number, model: string, result?: ModelBenchResult};
@@ -30,7 +32,7 @@ export async function runBenchmarks(plan: BenchmarkPlan, onProgress: (progress: 
             const result = await inWorker({
                 modelPath, text: plan.text, gpu: plan.gpu, settings: plan.settings,
                 reference: {path: referencePath, mode: index === 0 ? "write" : "read"}
-            });
+            }, plan.signal);
             results.push(result);
             onProgress({done: index + 1, total: plan.modelPaths.length, model: path.basename(modelPath), result});
         }
@@ -40,9 +42,14 @@ export async function runBenchmarks(plan: BenchmarkPlan, onProgress: (progress: 
     return results;
 }
 
-function inWorker(request: WorkerRequest): Promise<ModelBenchResult> {
+function inWorker(request: WorkerRequest, signal: AbortSignal | undefined): Promise<ModelBenchResult> {
     return new Promise((resolve, reject) => {
+        if (signal?.aborted === true)
+            return reject(new BenchmarkError("The benchmark was stopped"));
         const worker = fork(new URL("./benchWorker.js", import.meta.url), [], {stdio: ["ignore", "ignore", "pipe", "ipc"]});
+        const stop = () => worker.kill();
+        signal?.addEventListener("abort", stop, {once: true});
+        worker.on("exit", () => signal?.removeEventListener("abort", stop));
         let stderr = "";
         worker.stderr!.on("data", (data: Buffer) => stderr = (stderr + data.toString()).slice(-2000));
         let answered = false;
