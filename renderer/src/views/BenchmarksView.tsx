@@ -16,6 +16,8 @@ export function BenchmarksView() {
     const [repetitions, setRepetitions] = useState(3);
     const [promptTokens, setPromptTokens] = useState(512);
     const [genTokens, setGenTokens] = useState(128);
+    const [parallel, setParallel] = useState(1);
+    const [ctxSize, setCtxSize] = useState(512);
     const [runs, setRuns] = useState<BenchRun[]>([]);
     const [shownId, setShownId] = useState<string | undefined>();
     const [error, setError] = useState<string | undefined>();
@@ -36,7 +38,9 @@ export function BenchmarksView() {
     async function start() {
         setError(undefined);
         try {
-            const run = await request<BenchRun>("POST", "/api/bench", {models: picked, repetitions, prompt_tokens: promptTokens, gen_tokens: genTokens});
+            const run = await request<BenchRun>("POST", "/api/bench", {
+                models: picked, repetitions, prompt_tokens: promptTokens, gen_tokens: genTokens, parallel, ctx_size: ctxSize
+            });
             setShownId(run.id);
             await refresh();
         } catch (caught) {
@@ -65,6 +69,8 @@ export function BenchmarksView() {
                     <label>Repetitions <input type="number" min={1} max={20} value={repetitions} onChange={(event) => setRepetitions(Number(event.target.value))} /></label>
                     <label>Prompt tokens <input type="number" min={1} value={promptTokens} onChange={(event) => setPromptTokens(Number(event.target.value))} /></label>
                     <label>Generated tokens <input type="number" min={1} value={genTokens} onChange={(event) => setGenTokens(Number(event.target.value))} /></label>
+                    <label title="Generations run at once, each on its own slot">Parallel <input type="number" min={1} max={64} value={parallel} onChange={(event) => setParallel(Number(event.target.value))} /></label>
+                    <label title="Tokens per chunk of the quality text">Quality context <input type="number" min={16} value={ctxSize} onChange={(event) => setCtxSize(Number(event.target.value))} /></label>
                     <button type="submit" disabled={picked.length === 0 || running != null}>Run benchmark</button>
                 </div>
                 {error != null && <p className="error" role="alert">{error}</p>}
