@@ -100,7 +100,7 @@ async function runModelBenchmarks(models: readonly string[], values: Values): Pr
     try {
         const run = store.start(models, {...settings, gpu: config.gpu}, machine);
         const finished = await runRecordedBenchmark(store, run, {
-            names: models, machine, knownSha256: (modelPath) => resolved.find((model) => model.path === modelPath)?.sha256,
+            knownSha256: (modelPath) => resolved.find((model) => model.path === modelPath)?.sha256,
             plan: {modelPaths: resolved.map((model) => model.path), text, gpu: config.gpu, settings, scratchDir: config.home}
         }, (progress) => {
             if (!values.json && progress.result == null)

@@ -79,7 +79,7 @@ export async function benchRoutes(app: FastifyInstance, {engine, library, store,
         const run = store.start(body.models, {...settings, gpu: engine.options.gpu}, machine);
         running = run;
         void runRecordedBenchmark(store, run, {
-            names: body.models, machine, knownSha256: (modelPath) => sha256ByPath.get(modelPath),
+            knownSha256: (modelPath) => sha256ByPath.get(modelPath),
             plan: {modelPaths, text: body.text ?? defaultBenchText, gpu: engine.options.gpu, settings, scratchDir: library.home, signal: shutdown}
         }).catch(() => undefined).finally(() => {
             running = undefined;

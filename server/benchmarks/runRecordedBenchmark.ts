@@ -4,10 +4,7 @@ import type {BenchmarkPlan, BenchmarkProgress} from "../../native/benchmark/runB
 import type {BenchRun, BenchStore, SavedModelResult} from "./BenchStore.js";
 
 export type RecordedBenchmark = {
-    /** The models as the user named them, in the order of `plan.modelPaths`. */
-    names: readonly string[],
     plan: BenchmarkPlan,
-    machine: unknown,
     /** The sha256 of a model file when it is already known (a library model), else it is computed. */
     knownSha256?: (modelPath: string) => string | undefined
 };
