@@ -2,6 +2,7 @@
  * The benchmarks' client: streamed `/v1/completions` requests read as raw SSE, so the client costs as
  * little as possible and any OpenAI-compatible server can be measured the same way.
  */
+import {readSseData} from "../server/readSseData.js";
 
 export type StreamResult = {
     tokens: number,
@@ -30,24 +31,14 @@ export async function streamCompletion(url: string, body: object): Promise<Strea
     let last = 0;
     let completionTokens: number | undefined;
     let textChunks = 0;
-    let buffer = "";
-    const decoder = new TextDecoder();
-    for await (const bytes of response.body) {
-        buffer += decoder.decode(bytes as Uint8Array, {stream: true});
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const line = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            if (!line.startsWith("data: ") || line === "data: [DONE]")
-                continue;
-            const chunk = JSON.parse(line.slice(6)) as Chunk;
-            completionTokens = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n ?? completionTokens;
-            if (chunk.choices?.[0]?.text) {
-                textChunks++;
-                last = performance.now();
-                if (first === 0)
-                    first = last;
-            }
+    for await (const data of readSseData(response.body)) {
+        const chunk = data as Chunk;
+        completionTokens = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n ?? completionTokens;
+        if (chunk.choices?.[0]?.text) {
+            textChunks++;
+            last = performance.now();
+            if (first === 0)
+                first = last;
         }
     }
     const tokens = completionTokens ?? textChunks;

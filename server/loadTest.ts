@@ -1,3 +1,5 @@
+import {readSseData} from "./readSseData.js";
+
 /**
  * `hearth bench --server`: a load test of any OpenAI-compatible server (Hearth, Ollama's /v1, llama-server,
  * vLLM): `requests` streamed chat completions, `concurrency` at a time, each with the same prompt.
@@ -56,22 +58,12 @@ async function oneRequest(url: string, options: LoadTestOptions): Promise<{ttftM
     let ttftMs: number | undefined;
     let contentChunks = 0;
     let usageTokens: number | undefined;
-    let buffer = "";
-    const decoder = new TextDecoder();
-    for await (const bytes of response.body) {
-        buffer += decoder.decode(bytes as Uint8Array, {stream: true});
-        let end;
-        while ((end = buffer.indexOf("\n")) >= 0) {
-            const line = buffer.slice(0, end).trim();
-            buffer = buffer.slice(end + 1);
-            if (!line.startsWith("data:") || line === "data: [DONE]")
-                continue;
-            const chunk = JSON.parse(line.slice(5)) as Chunk;
-            usageTokens = chunk.usage?.completion_tokens ?? usageTokens;
-            if (chunk.choices?.[0]?.delta?.content) {
-                contentChunks++;
-                ttftMs ??= performance.now() - started;
-            }
+    for await (const data of readSseData(response.body)) {
+        const chunk = data as Chunk;
+        usageTokens = chunk.usage?.completion_tokens ?? usageTokens;
+        if (chunk.choices?.[0]?.delta?.content) {
+            contentChunks++;
+            ttftMs ??= performance.now() - started;
         }
     }
     const latencyMs = performance.now() - started;
