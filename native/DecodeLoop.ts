@@ -1,18 +1,12 @@
-import type {Token} from "node-llama-cpp";
-import type {NativeContext, NativeSampler} from "./addonAccess.js";
+import {LlamaGrammarEvaluationState} from "node-llama-cpp";
+import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
+import type {NativeContext, NativeSampler, NativeSamplerConfig} from "./addonAccess.js";
+import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, Sampled, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 
-/** A sampled token, with its candidates' probabilities when asked for; `null` when nothing could be sampled. */
-export type Sampled = {token: Token | null, probabilities?: Map<Token, number>};
-
-/** One sequence of a context (a slot's KV cache): its id and the tokens the cache holds, in order. */
-export class KvSequence {
-    readonly id: number;
-    readonly contextTokens: Token[] = [];
-
-    constructor(id: number) {
-        this.id = id;
-    }
-}
+/** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
+type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};
 
 type Evaluation = {
     sequence: KvSequence,
@@ -20,12 +14,13 @@ type Evaluation = {
     tokens: Token[],
     sampler: NativeSampler,
     probabilities: boolean,
-    resolve(sampled: Sampled): void,
+    resolve(sampled: RawSampled): void,
     reject(error: unknown): void
 };
 
 /**
- * Continuous batching on one context, driving node-llama-cpp's native calls directly.
+ * Continuous batching on one context in JavaScript, driving node-llama-cpp's native calls directly: the
+ * decode loop Hearth falls back on where its native one (NativeDecodeLoop) is not built.
  *
  * Each generation joins the loop and asks it to evaluate tokens (a prompt, then one token at a time);
  * the loop puts every waiting request into one batch (decoding slots first, then prompt chunks, up to
@@ -35,7 +30,9 @@ type Evaluation = {
  * each decode. Everything a reply does with its token (text, stop strings, the socket) happens while the
  * next batch is already decoding.
  */
-export class DecodeLoop {
+export class DecodeLoop implements SlotDecoder {
+    readonly kind = "javascript";
+    readonly #model: LlamaModel;
     readonly #native: NativeContext;
     readonly #batchSize: number;
     #queue: Evaluation[] = [];
@@ -47,13 +44,49 @@ export class DecodeLoop {
     #busy = false;
     #release: (() => void) | undefined;
 
-    constructor(native: NativeContext, batchSize: number) {
+    constructor(model: LlamaModel, native: NativeContext, batchSize: number) {
+        this.#model = model;
         this.#native = native;
         this.#batchSize = batchSize;
     }
 
+    generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
+        let stopped = false;
+        const queue = new TokenQueue(() => {
+            stopped = true;
+        });
+        const generated: Token[] = [];
+        const history = () => [...request.history, ...generated].slice(-penaltyWindow);
+        const run = async (sampler: NativeSampler) => {
+            const config = samplerConfig(this.#model, request, history);
+            let tokens = input;
+            for (;;) {
+                sampler.applyConfig(config());
+                const {token, probabilities} = await this.#evaluate(sequence, tokens, sampler, request.topLogprobs != null);
+                if (token == null || (!request.ignoreEos && this.#model.isEogToken(token)))
+                    return;
+                generated.push(token);
+                queue.push(toSampled(token, probabilities, request.topLogprobs));
+                if (stopped || generated.length >= request.maxTokens)
+                    return;
+                tokens = [token];
+            }
+        };
+        // Registered at once, so that batches wait for this generation's first evaluation.
+        const leave = this.#join();
+        let sampler: NativeSampler | undefined;
+        (async () => {
+            sampler = createNativeSampler(this.#model);
+            await run(sampler);
+        })().then(() => queue.end(), (error: unknown) => queue.fail(error)).finally(() => {
+            sampler?.dispose();
+            leave();
+        });
+        return queue;
+    }
+
     /** Registers a generation that will evaluate; call the returned function when it is done. */
-    join(): () => void {
+    #join(): () => void {
         this.#members++;
         let left = false;
         return () => {
@@ -66,12 +99,12 @@ export class DecodeLoop {
     }
 
     /** Evaluates `tokens` on a sequence after its cached ones and samples the next token with `sampler`. */
-    evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler, probabilities = false): Promise<Sampled> {
+    #evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler, probabilities: boolean): Promise<RawSampled> {
         if (tokens.length === 0)
             return Promise.reject(new Error("Nothing to evaluate"));
         if (this.#closed)
             return Promise.reject(new Error("The model was unloaded"));
-        return new Promise<Sampled>((resolve, reject) => {
+        return new Promise<RawSampled>((resolve, reject) => {
             this.#queue.push({sequence, tokens: [...tokens], sampler, probabilities, resolve, reject});
             if (this.#running == null)
                 this.#running = this.#run();
@@ -89,11 +122,7 @@ export class DecodeLoop {
         await this.#running;
     }
 
-    /**
-     * Keeps the first `length` cached tokens of a sequence and drops the rest from the KV cache, between
-     * batches. Resolves with the tokens kept: `length`, or 0 when the cache cannot drop part of a sequence
-     * (recurrent models) and the whole sequence was dropped instead.
-     */
+    /** Runs between batches, so it never races a decode. */
     truncate(sequence: KvSequence, length: number): Promise<number> {
         return new Promise((resolve) => {
             const edit = () => {
@@ -203,7 +232,7 @@ export class DecodeLoop {
                 if (outcome.status === "rejected")
                     evaluation.reject(outcome.reason);
                 else
-                    evaluation.resolve(toSampled(outcome.value));
+                    evaluation.resolve(toRawSampled(outcome.value));
             });
         } finally {
             this.#busy = false;
@@ -213,7 +242,7 @@ export class DecodeLoop {
     }
 }
 
-function toSampled(value: number | [number, number[] | undefined] | null | undefined): Sampled {
+function toRawSampled(value: number | [number, number[] | undefined] | null | undefined): RawSampled {
     if (value == null)
         return {token: null};
     if (typeof value === "number")
@@ -223,4 +252,46 @@ function toSampled(value: number | [number, number[] | undefined] | null | undef
     for (let index = 1; index < (pairs?.length ?? 0); index += 2)
         probabilities.set(pairs![index - 1] as Token, pairs![index]!);
     return {token: token === -1 ? null : token as Token, probabilities};
+}
+
+/** node-llama-cpp's probabilities (its candidates, likeliest first) as log probabilities. */
+function toSampled(token: Token, probabilities: Map<Token, number> | undefined, top: number | undefined): Sampled {
+    if (probabilities == null || top == null)
+        return {token};
+    return {
+        token,
+        logprob: Math.log(probabilities.get(token) ?? 0),
+        top: [...probabilities].slice(0, top).map(([candidate, probability]) => [candidate, Math.log(probability)] as const)
+    };
+}
+
+/** The sampler's settings for the next token; with penalties, they change as tokens are generated. */
+function samplerConfig(model: LlamaModel, request: GenerateRequest, history: () => Token[]): () => NativeSamplerConfig {
+    const {sampling, grammar} = request;
+    const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
+    const fixed: NativeSamplerConfig = {
+        temperature: sampling.temperature ?? 0.8,
+        topK: sampling.topK ?? 40,
+        topP: sampling.topP ?? 0.95,
+        minP: sampling.minP ?? 0.05,
+        seed: sampling.seed ?? 0,
+        ...(grammar != null ? {grammarEvaluationState: grammarState(model, grammar)} : {})
+    };
+    if (!penalized)
+        return () => fixed;
+    return () => {
+        const tokens = history();
+        return {
+            ...fixed,
+            repeatPenalty: sampling.repeatPenalty ?? 1,
+            repeatPenaltyMaxTokens: Math.max(penaltyWindow, tokens.length),
+            repeatPenaltyTokens: Uint32Array.from(tokens),
+            repeatPenaltyPresencePenalty: sampling.presencePenalty ?? 0,
+            repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty ?? 0
+        };
+    };
+}
+
+function grammarState(model: LlamaModel, grammar: LlamaGrammar): unknown {
+    return nativeGrammarState(new LlamaGrammarEvaluationState({model, grammar}));
 }

@@ -328,6 +328,7 @@ export class Engine {
     #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
         return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
+            decodeLoop: this.options.decodeLoop ?? "auto",
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
         });
     }
@@ -364,6 +365,7 @@ export class Engine {
     async #startBackend(): Promise<Llama> {
         const log = this.options.log ?? (() => undefined);
         const {llama, report} = await loadBackend(this.options.gpu, {
+            decodeLoop: this.options.decodeLoop,
             logger: (level, message) => {
                 if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
                     log("error", message.trim());
@@ -373,6 +375,8 @@ export class Engine {
         this.#backendReport = report;
         this.#threads = this.options.threads === "auto" ? defaultThreadCount(llama.cpuMathCores) : this.options.threads;
         log("info", `backend ${report.selected} (${report.binary} binary), ${this.#threads} threads` + (report.reason != null && this.options.gpu === "auto" ? ` (${report.reason})` : ""));
+        if (report.decodeLoopReason != null)
+            log("warn", `decoding with the JavaScript loop: the native decode loop is not available (${report.decodeLoopReason})`);
         return llama;
     }
 

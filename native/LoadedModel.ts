@@ -6,7 +6,11 @@ import {toChatHistory} from "./chatHistory.js";
 import {nativeContextOf} from "./addonAccess.js";
 import {flashAttentionFor} from "./flashAttention.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
-import {DecodeLoop, KvSequence} from "./DecodeLoop.js";
+import {DecodeLoop} from "./DecodeLoop.js";
+import {NativeDecodeLoop} from "./NativeDecodeLoop.js";
+import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import {KvSequence} from "./SlotDecoder.js";
+import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
 import {toGrammarSchema} from "./grammarSchema.js";
 import {generateOnSlot} from "./generateOnSlot.js";
@@ -27,6 +31,8 @@ export type LoadModelOptions = {
     ctxSize: number,
     threads: number,
     flashAttention: FlashAttentionSetting,
+    /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
+    decodeLoop?: DecodeLoopSetting,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
@@ -58,7 +64,7 @@ export class LoadedModel {
     readonly model: LlamaModel;
     readonly context: LlamaContext;
     readonly scheduler: SlotScheduler;
-    readonly #loop: DecodeLoop;
+    readonly #loop: SlotDecoder;
     readonly chatWrapper: ChatWrapper;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
@@ -79,8 +85,10 @@ export class LoadedModel {
         this.#threads = options.threads;
         this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
-        // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop.
-        this.#loop = new DecodeLoop(nativeContextOf(context), context.batchSize);
+        // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
+        // one where it is built, else the JavaScript one.
+        const native = options.decodeLoop === "javascript" ? undefined : NativeDecodeLoop.create(model, context);
+        this.#loop = native instanceof NativeDecodeLoop ? native : new DecodeLoop(model, nativeContextOf(context), context.batchSize);
         const sequences = Array.from({length: options.parallel}, (_, id) => new KvSequence(id));
         this.scheduler = new SlotScheduler(sequences, options.maxQueue);
     }
@@ -108,6 +116,11 @@ export class LoadedModel {
     /** Reads the GGUF header only, to fail fast on a file that is not a model before anything is loaded. */
     static async checkFile(path: string): Promise<void> {
         await readGgufHeader(path);
+    }
+
+    /** Which decode loop runs this model's slots. */
+    get decodeLoop(): SlotDecoder["kind"] {
+        return this.#loop.kind;
     }
 
     get name(): string {

@@ -1,5 +1,5 @@
 import type {Token} from "node-llama-cpp";
-import type {KvSequence} from "./DecodeLoop.js";
+import type {KvSequence} from "./SlotDecoder.js";
 import {QueueFullError, RequestAbortedError} from "./errors.js";
 
 export type Slot = {

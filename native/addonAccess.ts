@@ -49,7 +49,7 @@ export type NativeSamplerConfig = {
 
 type Internals = {
     _ctx?: Partial<NativeContext>,
-    _llama?: {_bindings?: {AddonSampler?: new (model: unknown) => NativeSampler}},
+    _llama?: {_bindings?: {AddonSampler?: new (model: unknown) => NativeSampler, AddonContext?: abstract new (...args: never[]) => unknown}},
     _model?: unknown,
     _state?: unknown
 };
@@ -67,6 +67,19 @@ export function nativeContextOf(context: LlamaContext): NativeContext {
     if (native == null || contextMethods.some((method) => typeof native[method] !== "function"))
         throw new AddonAccessError("context");
     return native as NativeContext;
+}
+
+/**
+ * node-llama-cpp's native context object itself, for Hearth's native decode loop, which reads the
+ * llama_context it wraps; checked to be an instance of node-llama-cpp's context class.
+ */
+export function nativeAddonContextOf(context: LlamaContext): object {
+    const internals = context as unknown as Internals;
+    const AddonContext = internals._llama?._bindings?.AddonContext;
+    const native = internals._ctx;
+    if (AddonContext == null || native == null || !(native instanceof AddonContext))
+        throw new AddonAccessError("context");
+    return native;
 }
 
 /** A native sampler for one generation; dispose it when the generation ends. */

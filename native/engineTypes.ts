@@ -1,6 +1,7 @@
 import type {Backend} from "./loadBackend.js";
 import type {GenerationReport, LoadedModel} from "./LoadedModel.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
+import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {OffloadPlan} from "./planOffload.js";
 
 /** The types the engine is configured with and hands out. */
@@ -11,6 +12,8 @@ export type EngineOptions = {
     gpuLayers: "auto" | "max" | number,
     /** Defaults to `"auto"`: see `flashAttentionFor`. */
     flashAttention?: FlashAttentionSetting,
+    /** Defaults to `"auto"`: Hearth's native decode loop where it is built. */
+    decodeLoop?: DecodeLoopSetting,
     /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
     threads: "auto" | number,
     parallel: number,

@@ -1,11 +1,8 @@
 import {randomInt} from "node:crypto";
-import {LlamaGrammarEvaluationState} from "node-llama-cpp";
 import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
-import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
-import type {NativeSamplerConfig} from "./addonAccess.js";
-import type {DecodeLoop, Sampled} from "./DecodeLoop.js";
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
+import type {SlotDecoder} from "./SlotDecoder.js";
 import {StopDetector} from "./StopDetector.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
@@ -30,37 +27,8 @@ export type PreparedGeneration = {
     queueMs: number
 };
 
-const recentTokensForPenalty = 64;
-
-/** The sampler's settings for the next token; with penalties, they change as tokens are generated. */
-function samplerConfig(model: LlamaModel, sampling: SamplingOptions, grammar: LlamaGrammar | undefined,
-    recentTokens: () => Token[]): () => NativeSamplerConfig {
-    const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
-    const fixed: NativeSamplerConfig = {
-        temperature: sampling.temperature ?? 0.8,
-        topK: sampling.topK ?? 40,
-        topP: sampling.topP ?? 0.95,
-        minP: sampling.minP ?? 0.05,
-        seed: Math.max(0, Math.floor(sampling.seed ?? randomInt(2 ** 31))),
-        ...(grammar != null ? {grammarEvaluationState: nativeGrammarState(new LlamaGrammarEvaluationState({model, grammar}))} : {})
-    };
-    if (!penalized)
-        return () => fixed;
-    return () => {
-        const tokens = recentTokens();
-        return {
-            ...fixed,
-            repeatPenalty: sampling.repeatPenalty ?? 1,
-            repeatPenaltyMaxTokens: Math.max(recentTokensForPenalty, tokens.length),
-            repeatPenaltyTokens: Uint32Array.from(tokens),
-            repeatPenaltyPresencePenalty: sampling.presencePenalty ?? 0,
-            repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty ?? 0
-        };
-    };
-}
-
-function toTopLogprob(text: string, probability: number): TopLogprob {
-    return {token: text, logprob: probability > 0 ? Math.log(probability) : -9999, bytes: [...Buffer.from(text, "utf8")]};
+function toTopLogprob(text: string, logprob: number): TopLogprob {
+    return {token: text, logprob: Number.isFinite(logprob) ? logprob : -9999, bytes: [...Buffer.from(text, "utf8")]};
 }
 
 /**
@@ -69,16 +37,7 @@ function toTopLogprob(text: string, probability: number): TopLogprob {
  * an end-of-generation token, the token budget or a finished tool call, and checks the abort
  * signal after every token. It never releases the lease; its caller does.
  */
-export async function* generateOnSlot(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
-    const leave = loop.join();
-    try {
-        yield* generate(model, loop, lease, job);
-    } finally {
-        leave();
-    }
-}
-
-async function* generate(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
+export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
     // At least one prompt token is evaluated again, to get the logits of the first new token.
@@ -88,61 +47,50 @@ async function* generate(model: LlamaModel, loop: DecodeLoop, lease: SlotLease, 
     let firstTokenAt: number | undefined;
     const generated: Token[] = [];
     let finishReason: FinishReason = "stop";
-    const recentTokens = () => [...prompt.slice(-recentTokensForPenalty), ...generated].slice(-recentTokensForPenalty);
+    // Without a seed, each reply gets a random one; the loop then samples the same way for either decode loop.
+    const sampling = {...job.sampling, seed: Math.max(0, Math.floor(job.sampling.seed ?? randomInt(2 ** 31)))};
 
-    /** Runs one evaluation from `input`, handing each decoded piece to `onText`, which may end it. */
+    /** Runs one generation from `input`, handing each decoded piece to `onText`, which may end it. */
     async function* sample(input: Token[], grammar: LlamaGrammar | undefined,
         onText: (text: string, logprob: TokenLogprob | undefined) => {events: GenerationEvent[], end?: boolean}): AsyncGenerator<GenerationEvent> {
+        if (generated.length >= job.maxNewTokens) {
+            finishReason = "length";
+            return;
+        }
         const decoder = new TokenTextDecoder(model, [...prompt, ...generated]);
-        const config = samplerConfig(model, job.sampling, grammar, recentTokens);
-        const sampler = createNativeSampler(model);
-        const wantLogprobs = job.logprobsTop != null;
-        // The next token is asked for as soon as this one is known to continue the reply, before its
-        // text goes anywhere, so the next decode runs while the text is streamed.
-        const evaluate = (tokens: readonly Token[]) => {
-            sampler.applyConfig(config());
-            const sampled = loop.evaluate(sequence, tokens, sampler, wantLogprobs);
-            // Its failure is read where it is awaited; until then it must not count as unhandled.
-            sampled.catch(() => undefined);
-            return sampled;
-        };
-        let pending: Promise<Sampled> | undefined = evaluate(input);
+        // The loop samples ahead while the text of earlier tokens is streamed; it is stopped once the reply ends.
+        const stream = loop.generate(sequence, input, {
+            sampling,
+            grammar,
+            history: [...prompt, ...generated],
+            maxTokens: job.maxNewTokens - generated.length,
+            ignoreEos: job.ignoreEos === true,
+            topLogprobs: job.logprobsTop
+        });
         try {
-            for (;;) {
-                const {token, probabilities}: Sampled = await pending!;
-                pending = undefined;
+            for await (const {token, logprob: tokenLogprob, top} of stream) {
                 if (job.signal?.aborted)
                     throw new RequestAbortedError();
                 firstTokenAt ??= performance.now();
-                if (token == null || (job.ignoreEos !== true && model.isEogToken(token)))
-                    return;
                 let logprob: TokenLogprob | undefined;
-                if (probabilities != null) {
-                    const top: TopLogprob[] = [];
-                    for (const [candidate, probability] of probabilities) {
-                        if (top.length >= (job.logprobsTop ?? 0))
-                            break;
-                        top.push(toTopLogprob(decoder.tokenText(candidate), probability));
-                    }
-                    logprob = {...toTopLogprob(decoder.tokenText(token), probabilities.get(token) ?? 0), topLogprobs: top};
+                if (tokenLogprob != null) {
+                    const topLogprobs = (top ?? []).map(([candidate, value]) => toTopLogprob(decoder.tokenText(candidate), value));
+                    logprob = {...toTopLogprob(decoder.tokenText(token), tokenLogprob), topLogprobs};
                 }
                 generated.push(token);
                 const {events, end} = onText(decoder.push(token), logprob);
-                const full = generated.length >= job.maxNewTokens || job.deadline?.aborted === true;
-                if (!end && !full)
-                    pending = evaluate([token]);
                 yield* events;
                 if (end)
                     return;
-                if (full) {
+                if (generated.length >= job.maxNewTokens || job.deadline?.aborted === true) {
                     finishReason = "length";
                     return;
                 }
             }
         } finally {
-            // A token asked for ahead is still being sampled with this sampler: let it finish first.
-            await pending?.catch(() => undefined);
-            sampler.dispose();
+            // The slot is handed back only once the loop has let go of the sequence.
+            stream.stop();
+            await stream.finished;
         }
     }
 

@@ -1,6 +1,8 @@
 import {getLlama, getLlamaGpuTypes, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import {BackendUnavailableError} from "./errors.js";
+import {nativeDecodeLoopStatus} from "./NativeDecodeLoop.js";
+import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 
 export type Backend = "cuda" | "metal" | "vulkan" | "cpu";
 type GpuBackend = Exclude<Backend, "cpu">;
@@ -15,11 +17,18 @@ export type BackendReport = {
      * `source` when node-llama-cpp runs a binary built on this machine (`npm run build:engine`, with the
      * compiler's native CPU flags), which it prefers when present; else `prebuilt`.
      */
-    binary: "source" | "prebuilt"
+    binary: "source" | "prebuilt",
+    /**
+     * `native` when Hearth's native decode loop (built by `npm run build`) runs the slots, else `javascript`,
+     * with the reason in `decodeLoopReason`.
+     */
+    decodeLoop: "native" | "javascript",
+    decodeLoopReason?: string
 };
 
 export type LoadBackendOptions = {
-    logger?: (level: LlamaLogLevel, message: string) => void
+    logger?: (level: LlamaLogLevel, message: string) => void,
+    decodeLoop?: DecodeLoopSetting
 };
 
 const PREFERENCE: readonly GpuBackend[] = ["cuda", "metal", "vulkan"];
@@ -30,14 +39,21 @@ const MISSING: Record<GpuBackend, string> = {
     vulkan: "no Vulkan driver (libvulkan) was found"
 };
 
-const binaryOf = (llama: Llama): BackendReport["binary"] => llama.buildType === "localBuild" ? "source" : "prebuilt";
+/** What runs on the started backend: node-llama-cpp's binary and Hearth's decode loop. */
+function engineOf(llama: Llama, decodeLoop: DecodeLoopSetting | undefined): Pick<BackendReport, "binary" | "decodeLoop" | "decodeLoopReason"> {
+    const loop = nativeDecodeLoopStatus(decodeLoop);
+    return {
+        binary: llama.buildType === "localBuild" ? "source" : "prebuilt",
+        ...(loop.available ? {decodeLoop: "native"} : {decodeLoop: "javascript", decodeLoopReason: loop.reason})
+    };
+}
 
 /**
  * Starts node-llama-cpp on a backend from its prebuilt binaries. `"auto"` takes the first of CUDA,
  * Metal, Vulkan that this machine can run, else the CPU, and reports why each faster one was passed
  * over. A forced backend that cannot run fails at once, naming it and why.
  */
-export async function loadBackend(requested: "auto" | Backend, {logger}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
+export async function loadBackend(requested: "auto" | Backend, {logger, decodeLoop}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
     const buildable = new Set(await getLlamaGpuTypes("allValid"));
     const usable = new Set(await getLlamaGpuTypes("supported"));
     const passedOver: string[] = [];
@@ -56,7 +72,7 @@ export async function loadBackend(requested: "auto" | Backend, {logger}: LoadBac
                 const llama = await start(backend);
                 if (llama.gpu === backend) {
                     const reasonText = passedOver.length > 0 ? passedOver.join("; ") : undefined;
-                    return {llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText, binary: binaryOf(llama)}};
+                    return {llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText, ...engineOf(llama, decodeLoop)}};
                 }
                 reason = `its binary started on ${llama.gpu === false ? "the CPU" : DISPLAY_NAME[llama.gpu]} instead`;
                 await llama.dispose();
@@ -77,7 +93,7 @@ export async function loadBackend(requested: "auto" | Backend, {logger}: LoadBac
             selected: "cpu",
             available: [...available, "cpu"],
             reason: requested === "cpu" ? "the CPU was chosen with --gpu cpu" : passedOver.join("; "),
-            binary: binaryOf(llama)
+            ...engineOf(llama, decodeLoop)
         }
     };
 }

@@ -5,12 +5,14 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {ModelTooLargeError} from "./errors.js";
 import {LoadedModel} from "./LoadedModel.js";
 import type {GenerationReport} from "./LoadedModel.js";
+import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, the settings' context and slots. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, flashAttention, maxQueue, chatTemplate, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
-        maxQueue: number, chatTemplate: string | undefined, onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
+    {threads, flashAttention, decodeLoop, maxQueue, chatTemplate, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
+        decodeLoop: DecodeLoopSetting, maxQueue: number, chatTemplate: string | undefined,
+        onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
             names: spec.names,
@@ -19,6 +21,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             ctxSize: settings.ctxSize,
             threads,
             flashAttention,
+            decodeLoop,
             gpuLayers: plan.gpuLayers,
             maxQueue,
             chatTemplate,

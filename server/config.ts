@@ -7,7 +7,9 @@ import {parseArgs} from "node:util";
 export type GpuChoice = "auto" | "cuda" | "metal" | "vulkan" | "cpu";
 export type GpuLayers = "auto" | "max" | number;
 export type FlashAttentionSetting = "auto" | "on" | "off";
+export type DecodeLoopSetting = "auto" | "javascript";
 const FLASH_ATTENTION_SETTINGS: readonly FlashAttentionSetting[] = ["auto", "on", "off"];
+const DECODE_LOOP_SETTINGS: readonly DecodeLoopSetting[] = ["auto", "javascript"];
 
 export type ModelSpec = {
     /** Absolute path of the GGUF file. */
@@ -37,6 +39,8 @@ export type ServeConfig = {
     gpuLayers: GpuLayers,
     /** Flash attention: `"auto"` (the default) chooses per model, see `flashAttentionFor` in `native/`. */
     flashAttention: FlashAttentionSetting,
+    /** `"auto"` (the default): Hearth's native decode loop where it is built; `"javascript"`: its JavaScript loop. */
+    decodeLoop: DecodeLoopSetting,
     /** Requests that may wait for a slot, per model, before new ones get 503. Defaults to `64`. */
     maxQueue: number,
     /** Overrides the chat template read from the GGUF file (`chatml`, `llama2`, `llama3`, …). */
@@ -151,6 +155,7 @@ const serveOptions = {
     gpu: {type: "string"},
     "gpu-layers": {type: "string"},
     "flash-attn": {type: "string"},
+    "decode-loop": {type: "string"},
     "max-queue": {type: "string"},
     "chat-template": {type: "string"},
     home: {type: "string"},
@@ -180,6 +185,8 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
       --flash-attn MODE   auto|on|off (default auto: off for tiny attention heads on the
                           CPU, where it is slower, else llama.cpp's choice)   HEARTH_FLASH_ATTN
+      --decode-loop L     auto|javascript (default auto: the native loop where it
+                          was built, see README)                             HEARTH_DECODE_LOOP
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
       --chat-template T   override the model's template: chatml, llama2, llama3, mistral, gemma, general
       --home DIR          data folder (default ${defaultHome()})
@@ -247,6 +254,9 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const flashAttention = pick(values["flash-attn"], "HEARTH_FLASH_ATTN") ?? "auto";
     if (!(FLASH_ATTENTION_SETTINGS as readonly string[]).includes(flashAttention))
         throw new ConfigError(`--flash-attn must be one of ${FLASH_ATTENTION_SETTINGS.join(", ")}, got "${flashAttention}"`);
+    const decodeLoop = pick(values["decode-loop"], "HEARTH_DECODE_LOOP") ?? "auto";
+    if (!(DECODE_LOOP_SETTINGS as readonly string[]).includes(decodeLoop))
+        throw new ConfigError(`--decode-loop must be one of ${DECODE_LOOP_SETTINGS.join(", ")}, got "${decodeLoop}"`);
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
     const keepAliveMs = keepAlive != null ? parseDuration(keepAlive) : 5 * 60 * 1000;
@@ -276,6 +286,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             gpu: gpu != null ? parseGpu(gpu) : "auto",
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
             flashAttention: flashAttention as FlashAttentionSetting,
+            decodeLoop: decodeLoop as DecodeLoopSetting,
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
             home: resolveHome(values.home, env, cwd),

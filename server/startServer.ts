@@ -81,6 +81,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         gpuLayers: config.gpuLayers,
         threads: config.threads,
         flashAttention: config.flashAttention,
+        decodeLoop: config.decodeLoop,
         parallel: config.parallel,
         ctxSize: config.ctxSize,
         maxQueue: config.maxQueue,

@@ -4,7 +4,7 @@ import {StopDetector} from "../native/StopDetector.js";
 import {SlotScheduler} from "../native/SlotScheduler.js";
 import {ToolCallStreamParser, toolCallSchema} from "../native/toolCalls.js";
 import {toGrammarSchema} from "../native/grammarSchema.js";
-import {KvSequence} from "../native/DecodeLoop.js";
+import {KvSequence} from "../native/SlotDecoder.js";
 import type {Token} from "node-llama-cpp";
 
 describe("StopDetector", () => {

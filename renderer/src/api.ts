@@ -127,7 +127,7 @@ export type ServerInfo = {
     port: number,
     lan: boolean,
     status: "loading" | "ok",
-    backend: {selected?: string, reason?: string} | null,
+    backend: {selected?: string, reason?: string, decode_loop?: "native" | "javascript", decode_loop_reason?: string | null} | null,
     defaults: {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number, threads: number | null},
     loaded_models: number,
     metrics: RequestMetrics

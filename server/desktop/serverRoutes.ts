@@ -10,6 +10,7 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
 
     app.get("/api/server", async () => {
         const url = boundUrl(app.server, host);
+        const backend = engine.backendReport;
         return {
             base_url: `${url}/v1`,
             ollama_url: url,
@@ -18,7 +19,10 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
             // Whether other machines on the network can reach this server.
             lan: !isLoopback(host),
             status: engine.status,
-            backend: engine.backendReport ?? null,
+            backend: backend == null ? null : {
+                selected: backend.selected, available: backend.available, reason: backend.reason, binary: backend.binary,
+                decode_loop: backend.decodeLoop, decode_loop_reason: backend.decodeLoopReason ?? null
+            },
             defaults: {
                 ctx_size: engine.defaultSettings.ctxSize, parallel: engine.defaultSettings.parallel, gpu_layers: engine.defaultSettings.gpuLayers,
                 threads: engine.threads ?? null, flash_attn: engine.options.flashAttention ?? "auto"

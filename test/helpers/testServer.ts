@@ -33,6 +33,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         gpu: "cpu",
         gpuLayers: 0,
         flashAttention: "auto",
+        decodeLoop: "auto",
         maxQueue: 64,
         chatTemplate: undefined,
         home: options.home ?? temporaryHome!,

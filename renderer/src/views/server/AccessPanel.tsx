@@ -64,6 +64,10 @@ export function AccessPanel({info, onChange}: {info: ServerInfo, onChange(settin
             <dl className="facts">
                 <dt>Address</dt><dd>{info.host}, port {info.port}</dd>
                 <dt>Backend</dt><dd>{info.backend?.selected ?? "starting"}{info.backend?.reason ? ` (${info.backend.reason})` : ""}</dd>
+                {info.backend?.decode_loop != null && <>
+                    <dt>Decode loop</dt>
+                    <dd>{info.backend.decode_loop}{info.backend.decode_loop_reason ? ` (${info.backend.decode_loop_reason})` : ""}</dd>
+                </>}
             </dl>
 
             <h3>LAN access</h3>

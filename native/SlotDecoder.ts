@@ -1,0 +1,131 @@
+import type {LlamaGrammar, Token} from "node-llama-cpp";
+import type {SamplingOptions} from "./types.js";
+
+/** One sequence of a context (a slot's KV cache): its id and the tokens the cache holds, in order. */
+export class KvSequence {
+    readonly id: number;
+    readonly contextTokens: Token[] = [];
+
+    constructor(id: number) {
+        this.id = id;
+    }
+}
+
+/** A sampled token, with natural-log probabilities when they were asked for: its own and the likeliest `top`. */
+export type Sampled = {token: Token, logprob?: number, top?: readonly (readonly [Token, number])[]};
+
+export type GenerateRequest = {
+    sampling: SamplingOptions,
+    grammar?: LlamaGrammar,
+    /** The tokens before the input, most recent last, that repeat penalties look back on. */
+    history: readonly Token[],
+    /** Tokens it may sample at most (at least 1). */
+    maxTokens: number,
+    ignoreEos: boolean,
+    /** Log probabilities of the sampled token and this many likeliest candidates; none when undefined. */
+    topLogprobs?: number
+};
+
+/** How many recent tokens repeat penalties look back on. */
+export const penaltyWindow = 64;
+
+/**
+ * The tokens of one generation, in order. It ends after an end-of-generation token (not included), when
+ * `maxTokens` have been sampled, or soon after `stop()`; iterating throws if decoding failed.
+ */
+export interface TokenStream extends AsyncIterable<Sampled> {
+    /** Asks the generation to end; tokens already sampled may still arrive. Safe to call at any time. */
+    stop(): void;
+    /** Settles once the generation has ended and its sequence's `contextTokens` match the KV cache. */
+    readonly finished: Promise<void>;
+}
+
+/**
+ * Decodes and samples the sequences of one context with continuous batching. Two implementations:
+ * NativeDecodeLoop (a native thread, the default where it is built) and DecodeLoop (JavaScript).
+ */
+export interface SlotDecoder {
+    readonly kind: "native" | "javascript";
+    /** Starts generating on a sequence after its cached tokens: evaluates `input`, then samples token after token. */
+    generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream;
+    /**
+     * Keeps the first `length` cached tokens of a sequence that is not generating and drops the rest from the
+     * KV cache. Resolves with the tokens kept: `length`, or 0 when the cache cannot drop part of a sequence
+     * (recurrent models) and the whole sequence was dropped instead.
+     */
+    truncate(sequence: KvSequence, length: number): Promise<number>;
+    /** Refuses new work, ends what runs and waits for the batch in flight: the context can then go. */
+    close(): Promise<void>;
+}
+
+/** A TokenStream fed by a producer: `push` tokens, then `end` or `fail`. */
+export class TokenQueue implements TokenStream {
+    readonly finished: Promise<void>;
+    readonly #onStop: () => void;
+    readonly #items: Sampled[] = [];
+    #ended = false;
+    #error: {reason: unknown} | undefined;
+    #wake: (() => void) | undefined;
+    #settle!: () => void;
+
+    constructor(onStop: () => void) {
+        this.#onStop = onStop;
+        this.finished = new Promise((resolve) => {
+            this.#settle = resolve;
+        });
+    }
+
+    get ended(): boolean {
+        return this.#ended;
+    }
+
+    push(item: Sampled): void {
+        if (this.#ended)
+            return;
+        this.#items.push(item);
+        this.#notify();
+    }
+
+    end(): void {
+        if (this.#ended)
+            return;
+        this.#ended = true;
+        this.#settle();
+        this.#notify();
+    }
+
+    fail(reason: unknown): void {
+        if (this.#ended)
+            return;
+        this.#error = {reason};
+        this.end();
+    }
+
+    stop(): void {
+        if (!this.#ended)
+            this.#onStop();
+    }
+
+    async* [Symbol.asyncIterator](): AsyncGenerator<Sampled> {
+        for (;;) {
+            const item = this.#items.shift();
+            if (item != null) {
+                yield item;
+                continue;
+            }
+            if (this.#error != null)
+                throw this.#error.reason;
+            if (this.#ended)
+                return;
+            await new Promise<void>((resolve) => {
+                this.#wake = resolve;
+            });
+        }
+    }
+
+    #notify(): void {
+        const wake = this.#wake;
+        this.#wake = undefined;
+        wake?.();
+    }
+}

@@ -1,0 +1,550 @@
+// Hearth's decode loop in native code: continuous batching on one node-llama-cpp context, with
+// decoding and sampling on one thread of its own, so that a token never waits for JavaScript.
+//
+// Each generation starts with a prompt (or the rest of one) on a sequence of the context. The loop
+// puts every sequence that has work into one batch (one token for each sequence that is generating,
+// then prompt chunks up to the batch size), decodes it, samples the next token of every sequence whose
+// input is complete, and feeds each token straight into the next batch until the sequence reaches an
+// end-of-generation token, its token budget, or JavaScript asks it to stop (a stop string, a closed
+// client). Every sampled token is posted to JavaScript, which turns tokens into text and streams them.
+//
+// The context itself belongs to node-llama-cpp; this addon borrows its llama_context while the loop
+// runs and is linked against the same libllama that node-llama-cpp loaded (the dynamic linker reuses
+// the loaded library by its soname), so both work on one instance of the engine.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "llama.h"
+#include "napi.h"
+#include "AddonContext.h"
+
+namespace {
+
+enum class EventKind : int32_t { Token = 0, End = 1, Edited = 2, Failed = 3 };
+enum class EndReason : int32_t { Stopped = 0, EndOfGeneration = 1, Budget = 2, NothingSampled = 3 };
+
+struct Event {
+    EventKind kind;
+    int32_t sequence;
+    int32_t value;         // Token: the token; End: the reason; Edited: the tokens kept
+    int32_t count = 0;     // End: how many tokens (input, then sampled) went into the sequence; Edited: the request id
+    float logprob = 0;     // Token, with log probabilities asked for
+    std::vector<std::pair<llama_token, float>> top;
+    std::string message;   // Failed
+};
+
+using Events = std::vector<Event>;
+
+struct Sampling {
+    llama_sampler* chain = nullptr;
+    llama_sampler* grammar = nullptr;
+    int32_t topLogprobs = -1;  // < 0: none
+
+    Sampling() = default;
+    Sampling(const Sampling&) = delete;
+    Sampling& operator=(const Sampling&) = delete;
+    ~Sampling() {
+        if (chain != nullptr)
+            llama_sampler_free(chain);
+        if (grammar != nullptr)
+            llama_sampler_free(grammar);
+    }
+};
+
+struct Generation {
+    int32_t sequence;
+    llama_pos position;              // where the next input token goes
+    std::vector<llama_token> input;  // still to decode; the last one's logits are sampled
+    size_t inputDone = 0;
+    std::unique_ptr<Sampling> sampling;
+    int32_t budget;                  // tokens it may still sample
+    bool ignoreEndOfGeneration;
+    llama_pos startPosition;
+    int32_t sampled = 0;             // tokens sampled so far
+    bool stopRequested = false;
+};
+
+struct Edit {
+    int32_t requestId;
+    int32_t sequence;
+    int32_t keep;  // positions [keep, end) are dropped
+};
+
+class DecodeLoop : public Napi::ObjectWrap<DecodeLoop> {
+public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "DecodeLoop", {
+            InstanceMethod<&DecodeLoop::Start>("start"),
+            InstanceMethod<&DecodeLoop::Stop>("stop"),
+            InstanceMethod<&DecodeLoop::Truncate>("truncate"),
+            InstanceMethod<&DecodeLoop::Close>("close"),
+            InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
+            InstanceMethod<&DecodeLoop::Info>("info")
+        });
+    }
+
+    // new DecodeLoop(addonContext, onEvents)
+    DecodeLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecodeLoop>(info) {
+        Napi::Env env = info.Env();
+        if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
+            throw Napi::TypeError::New(env, "DecodeLoop(context, onEvents)");
+        addonContext_ = Napi::ObjectWrap<AddonContext>::Unwrap(info[0].As<Napi::Object>());
+        if (addonContext_ == nullptr || addonContext_->ctx == nullptr || addonContext_->disposed)
+            throw Napi::Error::New(env, "The context is not loaded");
+        contextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+        ctx_ = addonContext_->ctx;
+        vocab_ = llama_model_get_vocab(llama_get_model(ctx_));
+        vocabSize_ = llama_vocab_n_tokens(vocab_);
+        batchSize_ = static_cast<int32_t>(llama_n_batch(ctx_));
+        batch_ = llama_batch_init(batchSize_, 0, 1);
+        candidates_.resize(vocabSize_);
+
+        events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "HearthDecodeLoop", 0, 1);
+        events_.Unref(env);
+        thread_ = std::thread([this] { Run(); });
+    }
+
+    ~DecodeLoop() override {
+        Shutdown();
+    }
+
+private:
+    AddonContext* addonContext_ = nullptr;
+    Napi::ObjectReference contextRef_;
+    llama_context* ctx_ = nullptr;
+    const llama_vocab* vocab_ = nullptr;
+    int32_t vocabSize_ = 0;
+    int32_t batchSize_ = 0;
+    llama_batch batch_{};
+    std::vector<llama_token_data> candidates_;
+
+    Napi::ThreadSafeFunction events_;
+    std::thread thread_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool closing_ = false;
+    bool shutDown_ = false;
+    // Guarded by mutex_: what JavaScript asked for since the loop last looked.
+    std::deque<std::unique_ptr<Generation>> starts_;
+    std::vector<int32_t> stops_;
+    std::deque<Edit> edits_;
+    // Owned by the loop thread.
+    std::map<int32_t, std::unique_ptr<Generation>> running_;
+
+    // info(): what the loop runs on, for the checks JavaScript makes when it starts.
+    Napi::Value Info(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("contextSize", Napi::Number::New(env, llama_n_ctx(ctx_)));
+        result.Set("sequences", Napi::Number::New(env, llama_n_seq_max(ctx_)));
+        result.Set("batchSize", Napi::Number::New(env, batchSize_));
+        result.Set("vocabularySize", Napi::Number::New(env, vocabSize_));
+        return result;
+    }
+
+    // start(sequence, position, tokens: Uint32Array, options)
+    Napi::Value Start(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsTypedArray() || !info[3].IsObject())
+            throw Napi::TypeError::New(env, "start(sequence, position, tokens, options)");
+        auto generation = std::make_unique<Generation>();
+        generation->sequence = info[0].As<Napi::Number>().Int32Value();
+        generation->position = info[1].As<Napi::Number>().Int32Value();
+        generation->startPosition = generation->position;
+        Napi::Uint32Array tokens = info[2].As<Napi::Uint32Array>();
+        if (tokens.ElementLength() == 0)
+            throw Napi::RangeError::New(env, "Nothing to evaluate");
+        if (generation->sequence < 0 || generation->sequence >= static_cast<int32_t>(llama_n_seq_max(ctx_)))
+            throw Napi::RangeError::New(env, "No such sequence");
+        generation->input.reserve(tokens.ElementLength());
+        for (size_t index = 0; index < tokens.ElementLength(); index++) {
+            if (tokens[index] >= static_cast<uint32_t>(vocabSize_))
+                throw Napi::RangeError::New(env, "Token id out of range");
+            generation->input.push_back(static_cast<llama_token>(tokens[index]));
+        }
+
+        Napi::Object options = info[3].As<Napi::Object>();
+        auto number = [&](const char* name, double fallback) {
+            Napi::Value value = options.Get(name);
+            return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
+        };
+        generation->budget = static_cast<int32_t>(number("maxTokens", 0));
+        if (generation->budget <= 0)
+            throw Napi::RangeError::New(env, "maxTokens must be at least 1");
+        generation->ignoreEndOfGeneration = options.Get("ignoreEos").ToBoolean().Value();
+        generation->sampling = CreateSampling(env, options, number);
+
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closing_)
+                throw Napi::Error::New(env, "The model was unloaded");
+            starts_.push_back(std::move(generation));
+        }
+        wake_.notify_one();
+        return env.Undefined();
+    }
+
+    template <typename Number>
+    std::unique_ptr<Sampling> CreateSampling(Napi::Env env, Napi::Object options, Number number) {
+        auto sampling = std::make_unique<Sampling>();
+        sampling->chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+
+        const float repeatPenalty = static_cast<float>(number("repeatPenalty", 1));
+        const float frequencyPenalty = static_cast<float>(number("frequencyPenalty", 0));
+        const float presencePenalty = static_cast<float>(number("presencePenalty", 0));
+        const int32_t penaltyWindow = static_cast<int32_t>(number("penaltyWindow", 64));
+        if (penaltyWindow > 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0.0f || presencePenalty != 0.0f)) {
+            llama_sampler_chain_add(sampling->chain,
+                llama_sampler_init_penalties(vocabSize_, penaltyWindow, repeatPenalty, frequencyPenalty, presencePenalty));
+            Napi::Value history = options.Get("penaltyTokens");
+            if (history.IsTypedArray()) {
+                Napi::Uint32Array tokens = history.As<Napi::Uint32Array>();
+                for (size_t index = 0; index < tokens.ElementLength(); index++)
+                    llama_sampler_accept(sampling->chain, static_cast<llama_token>(tokens[index]));
+            }
+        }
+
+        const float temperature = static_cast<float>(number("temperature", 0.8));
+        if (temperature <= 0) {
+            llama_sampler_chain_add(sampling->chain, llama_sampler_init_greedy());
+        } else {
+            // The same chain as node-llama-cpp's sampler, so a seed gives the same text with either decode loop.
+            const int32_t topK = static_cast<int32_t>(number("topK", 40));
+            const float topP = static_cast<float>(number("topP", 0.95));
+            const float minP = static_cast<float>(number("minP", 0.05));
+            llama_sampler_chain_add(sampling->chain, llama_sampler_init_top_k(topK <= 0 ? vocabSize_ : std::min(topK, vocabSize_)));
+            if (topP != 1 && topP >= 0 && topP <= 1)
+                llama_sampler_chain_add(sampling->chain, llama_sampler_init_top_p(topP, 1));
+            if (minP > 0)
+                llama_sampler_chain_add(sampling->chain, llama_sampler_init_min_p(minP, 1));
+            llama_sampler_chain_add(sampling->chain, llama_sampler_init_temp(temperature));
+            llama_sampler_chain_add(sampling->chain, llama_sampler_init_dist(static_cast<uint32_t>(number("seed", 0))));
+        }
+
+        Napi::Value grammar = options.Get("grammar");
+        if (grammar.IsString()) {
+            Napi::Value root = options.Get("grammarRoot");
+            const std::string text = grammar.As<Napi::String>().Utf8Value();
+            const std::string rootName = root.IsString() ? root.As<Napi::String>().Utf8Value() : "root";
+            sampling->grammar = llama_sampler_init_grammar(vocab_, text.c_str(), rootName.c_str());
+            if (sampling->grammar == nullptr)
+                throw Napi::Error::New(env, "The grammar could not be parsed");
+        }
+        sampling->topLogprobs = static_cast<int32_t>(number("topLogprobs", -1));
+        return sampling;
+    }
+
+    // stop(sequence): the generation on it ends after the batch in flight.
+    Napi::Value Stop(const Napi::CallbackInfo& info) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stops_.push_back(info[0].As<Napi::Number>().Int32Value());
+        }
+        wake_.notify_one();
+        return info.Env().Undefined();
+    }
+
+    // truncate(requestId, sequence, keep): between batches, keeps the first `keep` positions of a sequence.
+    Napi::Value Truncate(const Napi::CallbackInfo& info) {
+        Edit edit{info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value()};
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closing_)
+                throw Napi::Error::New(info.Env(), "The model was unloaded");
+            edits_.push_back(edit);
+        }
+        wake_.notify_one();
+        return info.Env().Undefined();
+    }
+
+    // keepAlive(bool): while work is under way, the pending events keep Node.js running.
+    Napi::Value KeepAlive(const Napi::CallbackInfo& info) {
+        if (!shutDown_) {
+            if (info[0].ToBoolean().Value())
+                events_.Ref(info.Env());
+            else
+                events_.Unref(info.Env());
+        }
+        return info.Env().Undefined();
+    }
+
+    // close(): stops the loop after the batch in flight and waits for it; the context can then go.
+    Napi::Value Close(const Napi::CallbackInfo& info) {
+        Shutdown();
+        contextRef_.Reset();
+        return info.Env().Undefined();
+    }
+
+    void Shutdown() {
+        if (shutDown_)
+            return;
+        shutDown_ = true;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            closing_ = true;
+        }
+        wake_.notify_one();
+        if (thread_.joinable())
+            thread_.join();
+        running_.clear();
+        starts_.clear();
+        llama_batch_free(batch_);
+        events_.Release();
+    }
+
+    void Post(Events* events) {
+        if (events->empty()) {
+            delete events;
+            return;
+        }
+        const napi_status status = events_.NonBlockingCall(events, [](Napi::Env env, Napi::Function callback, Events* events) {
+            std::unique_ptr<Events> owned(events);
+            if (env == nullptr || callback.IsEmpty())
+                return;
+            Napi::Array list = Napi::Array::New(env, events->size());
+            uint32_t index = 0;
+            for (const Event& event : *events) {
+                Napi::Object item = Napi::Object::New(env);
+                item.Set("kind", Napi::Number::New(env, static_cast<int32_t>(event.kind)));
+                item.Set("sequence", Napi::Number::New(env, event.sequence));
+                item.Set("value", Napi::Number::New(env, event.value));
+                item.Set("count", Napi::Number::New(env, event.count));
+                if (event.kind == EventKind::Token && !std::isnan(event.logprob)) {
+                    item.Set("logprob", Napi::Number::New(env, event.logprob));
+                    Napi::Array top = Napi::Array::New(env, event.top.size() * 2);
+                    for (size_t position = 0; position < event.top.size(); position++) {
+                        top.Set(static_cast<uint32_t>(position * 2), Napi::Number::New(env, event.top[position].first));
+                        top.Set(static_cast<uint32_t>(position * 2 + 1), Napi::Number::New(env, event.top[position].second));
+                    }
+                    item.Set("top", top);
+                }
+                if (event.kind == EventKind::Failed)
+                    item.Set("message", Napi::String::New(env, event.message));
+                list.Set(index++, item);
+            }
+            callback.Call({list});
+        });
+        if (status != napi_ok)
+            delete events;
+    }
+
+    void Run() {
+        for (;;) {
+            auto events = std::make_unique<Events>();
+            {
+                std::unique_lock<std::mutex> lock(mutex_);
+                wake_.wait(lock, [this] {
+                    return closing_ || !starts_.empty() || !stops_.empty() || !edits_.empty() || !running_.empty();
+                });
+                if (closing_)
+                    return;
+                for (int32_t sequence : stops_) {
+                    auto found = running_.find(sequence);
+                    if (found != running_.end())
+                        found->second->stopRequested = true;
+                }
+                stops_.clear();
+                while (!starts_.empty()) {
+                    std::unique_ptr<Generation> generation = std::move(starts_.front());
+                    starts_.pop_front();
+                    const int32_t sequence = generation->sequence;
+                    if (running_.count(sequence) != 0) {
+                        events->push_back({EventKind::Failed, sequence, 0, 0, NAN, {}, "The sequence is already generating"});
+                        continue;
+                    }
+                    running_[sequence] = std::move(generation);
+                }
+                while (!edits_.empty()) {
+                    const Edit edit = edits_.front();
+                    edits_.pop_front();
+                    llama_memory_t memory = llama_get_memory(ctx_);
+                    int32_t kept = edit.keep;
+                    if (!llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1)) {
+                        llama_memory_seq_rm(memory, edit.sequence, -1, -1);
+                        kept = 0;
+                    }
+                    events->push_back({EventKind::Edited, edit.sequence, kept, edit.requestId, NAN, {}, {}});
+                }
+            }
+            for (auto iterator = running_.begin(); iterator != running_.end();) {
+                Generation& generation = *iterator->second;
+                if (generation.stopRequested) {
+                    events->push_back({EventKind::End, generation.sequence, static_cast<int32_t>(EndReason::Stopped), generation.position - generation.startPosition, NAN, {}, {}});
+                    iterator = running_.erase(iterator);
+                } else {
+                    ++iterator;
+                }
+            }
+            if (!running_.empty())
+                Step(*events);
+            Post(events.release());
+        }
+    }
+
+    // One batch: build, decode, sample.
+    void Step(Events& events) {
+        struct Item {
+            Generation* generation;
+            int32_t count;
+            int32_t logitIndex;  // -1: no token sampled from this item
+        };
+        std::vector<Item> items;
+        int32_t room = batchSize_;
+        // Generating sequences first, one token each; then prompt chunks fill the rest.
+        for (int pass = 0; pass < 2 && room > 0; pass++) {
+            for (auto& [sequence, generation] : running_) {
+                const int32_t left = static_cast<int32_t>(generation->input.size() - generation->inputDone);
+                if ((pass == 0) != (left == 1) || left == 0 || room == 0)
+                    continue;
+                const int32_t count = std::min(left, room);
+                items.push_back({generation.get(), count, -1});
+                room -= count;
+            }
+        }
+
+        batch_.n_tokens = 0;
+        for (Item& item : items) {
+            Generation& generation = *item.generation;
+            for (int32_t offset = 0; offset < item.count; offset++) {
+                const int32_t index = batch_.n_tokens++;
+                batch_.token[index] = generation.input[generation.inputDone + offset];
+                batch_.pos[index] = generation.position + offset;
+                batch_.n_seq_id[index] = 1;
+                batch_.seq_id[index][0] = generation.sequence;
+                batch_.logits[index] = 0;
+            }
+            if (generation.inputDone + item.count == generation.input.size()) {
+                item.logitIndex = batch_.n_tokens - 1;
+                batch_.logits[item.logitIndex] = 1;
+            }
+        }
+
+        const int32_t status = llama_decode(ctx_, batch_);
+        if (status != 0) {
+            // What this batch held is not in the cache as far as anyone can tell: drop those sequences.
+            const std::string message = status == 1
+                ? "The context is full: no room in the KV cache for this batch"
+                : "Decoding failed (llama_decode returned " + std::to_string(status) + ")";
+            llama_memory_t memory = llama_get_memory(ctx_);
+            for (const Item& item : items) {
+                const int32_t sequence = item.generation->sequence;
+                llama_memory_seq_rm(memory, sequence, -1, -1);
+                events.push_back({EventKind::Failed, sequence, 0, 0, NAN, {}, message});
+                running_.erase(sequence);
+            }
+            return;
+        }
+
+        for (const Item& item : items) {
+            Generation& generation = *item.generation;
+            generation.inputDone += item.count;
+            generation.position += item.count;
+            if (item.logitIndex < 0)
+                continue;
+            Event event{EventKind::Token, generation.sequence, 0, 0, NAN, {}, {}};
+            const llama_token token = Sample(generation, item.logitIndex, event);
+            const int32_t sequence = generation.sequence;
+            if (token == LLAMA_TOKEN_NULL) {
+                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::NothingSampled), generation.position - generation.startPosition, NAN, {}, {}});
+                running_.erase(sequence);
+                continue;
+            }
+            if (!generation.ignoreEndOfGeneration && llama_vocab_is_eog(vocab_, token)) {
+                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::EndOfGeneration), generation.position - generation.startPosition, NAN, {}, {}});
+                running_.erase(sequence);
+                continue;
+            }
+            event.value = token;
+            events.push_back(std::move(event));
+            generation.sampled++;
+            if (generation.sampled >= generation.budget) {
+                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::Budget), generation.position - generation.startPosition, NAN, {}, {}});
+                running_.erase(sequence);
+                continue;
+            }
+            generation.input.assign(1, token);
+            generation.inputDone = 0;
+        }
+    }
+
+    void FillCandidates(const float* logits, llama_token_data_array& current) {
+        for (int32_t token = 0; token < vocabSize_; token++)
+            candidates_[token] = llama_token_data{token, logits[token], 0.0f};
+        current = llama_token_data_array{candidates_.data(), static_cast<size_t>(vocabSize_), -1, false};
+    }
+
+    llama_token Sample(Generation& generation, int32_t logitIndex, Event& event) {
+        Sampling& sampling = *generation.sampling;
+        const float* logits = llama_get_logits_ith(ctx_, logitIndex);
+        if (logits == nullptr)
+            return LLAMA_TOKEN_NULL;
+        llama_token_data_array current;
+        FillCandidates(logits, current);
+        llama_sampler_apply(sampling.chain, &current);
+        if (sampling.grammar != nullptr && current.selected >= 0 && current.selected < static_cast<int64_t>(current.size)) {
+            // The token most samples pick is usually allowed; check it alone before constraining every candidate.
+            llama_token_data single{current.data[current.selected].id, 1.0f, 0.0f};
+            llama_token_data_array check{&single, 1, -1, false};
+            llama_sampler_apply(sampling.grammar, &check);
+            if (single.logit == -INFINITY) {
+                FillCandidates(logits, current);
+                llama_sampler_apply(sampling.grammar, &current);
+                llama_sampler_apply(sampling.chain, &current);
+            }
+        }
+        if (current.selected < 0 || current.selected >= static_cast<int64_t>(current.size))
+            return LLAMA_TOKEN_NULL;
+        const llama_token token = current.data[current.selected].id;
+        if (sampling.grammar != nullptr) {
+            // A grammar with nothing left to allow leaves every candidate at -inf.
+            if (current.data[current.selected].logit == -INFINITY)
+                return LLAMA_TOKEN_NULL;
+            llama_sampler_accept(sampling.grammar, token);
+        }
+        llama_sampler_accept(sampling.chain, token);
+        if (sampling.topLogprobs >= 0)
+            Logprobs(logits, token, sampling.topLogprobs, event);
+        return token;
+    }
+
+    // The model's log probabilities (softmax of the raw logits): the chosen token's and the `top` highest.
+    void Logprobs(const float* logits, llama_token token, int32_t top, Event& event) {
+        float highest = -INFINITY;
+        for (int32_t index = 0; index < vocabSize_; index++)
+            highest = std::max(highest, logits[index]);
+        double sum = 0;
+        for (int32_t index = 0; index < vocabSize_; index++)
+            sum += std::exp(static_cast<double>(logits[index] - highest));
+        const double logSum = std::log(sum) + highest;
+        event.logprob = static_cast<float>(logits[token] - logSum);
+        const int32_t count = std::min(top, vocabSize_);
+        std::vector<llama_token> order(vocabSize_);
+        for (int32_t index = 0; index < vocabSize_; index++)
+            order[index] = index;
+        std::partial_sort(order.begin(), order.begin() + count, order.end(), [logits](llama_token a, llama_token b) {
+            return logits[a] > logits[b];
+        });
+        event.top.reserve(count);
+        for (int32_t index = 0; index < count; index++)
+            event.top.emplace_back(order[index], static_cast<float>(logits[order[index]] - logSum));
+    }
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    exports.Set("DecodeLoop", DecodeLoop::Define(env));
+    return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(hearth_decode_loop, Init)
