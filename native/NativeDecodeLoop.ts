@@ -10,7 +10,8 @@ import type {GenerateRequest, KvSequence, SlotDecoder, TokenStream} from "./Slot
 type AddonLoop = {
     start(sequence: number, position: number, tokens: Uint32Array, options: Record<string, unknown>): void,
     stop(sequence: number): void,
-    truncate(requestId: number, sequence: number, keep: number): void,
+    /** The tokens kept when the edit was made at once (the loop was idle), else undefined and an edited event follows. */
+    truncate(requestId: number, sequence: number, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
     close(): void,
     info(): {contextSize: number, sequences: number, batchSize: number, vocabularySize: number}
@@ -141,10 +142,12 @@ export class NativeDecodeLoop implements SlotDecoder {
             return Promise.resolve(sequence.contextTokens.length);
         if (this.#closed)
             return Promise.reject(new Error("The model was unloaded"));
+        const id = this.#nextEdit++;
+        const kept = this.#loop.truncate(id, sequence.id, length);
+        if (kept != null)
+            return Promise.resolve(keep(sequence, kept));
         return new Promise((resolve, reject) => {
-            const id = this.#nextEdit++;
             this.#edits.set(id, {sequence, resolve, reject});
-            this.#loop.truncate(id, sequence.id, length);
             this.#keepAlive();
         });
     }
@@ -178,11 +181,7 @@ export class NativeDecodeLoop implements SlotDecoder {
             if (event.kind === EventKind.edited) {
                 const edit = this.#edits.get(event.count);
                 this.#edits.delete(event.count);
-                if (edit != null) {
-                    const cached = edit.sequence.contextTokens;
-                    cached.length = Math.min(event.value, cached.length);
-                    edit.resolve(cached.length);
-                }
+                edit?.resolve(keep(edit.sequence, event.value));
                 continue;
             }
             const running = this.#running.get(event.sequence);
@@ -210,6 +209,12 @@ export class NativeDecodeLoop implements SlotDecoder {
         }
         this.#keepAlive();
     }
+}
+
+/** Shortens a sequence's cached tokens to what the cache kept. */
+function keep(sequence: KvSequence, kept: number): number {
+    sequence.contextTokens.length = Math.min(kept, sequence.contextTokens.length);
+    return sequence.contextTokens.length;
 }
 
 function pairs(flat: readonly number[]): (readonly [Token, number])[] {

@@ -134,6 +134,8 @@ private:
     std::condition_variable wake_;
     bool closing_ = false;
     bool shutDown_ = false;
+    // Guarded by mutex_: false while the loop thread waits for work, so JavaScript may edit the cache itself.
+    bool working_ = false;
     // Guarded by mutex_: what JavaScript asked for since the loop last looked.
     std::deque<std::unique_ptr<Generation>> starts_;
     std::vector<int32_t> stops_;
@@ -254,17 +256,30 @@ private:
         return info.Env().Undefined();
     }
 
-    // truncate(requestId, sequence, keep): between batches, keeps the first `keep` positions of a sequence.
+    // truncate(requestId, sequence, keep): keeps the first `keep` positions of a sequence. While the loop
+    // waits for work, the edit is made at once and the tokens kept are returned; else it is made between
+    // batches and reported by an Edited event (and undefined is returned).
     Napi::Value Truncate(const Napi::CallbackInfo& info) {
         Edit edit{info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value()};
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (closing_)
                 throw Napi::Error::New(info.Env(), "The model was unloaded");
+            if (!working_ && starts_.empty() && edits_.empty())
+                return Napi::Number::New(info.Env(), ApplyEdit(edit));
             edits_.push_back(edit);
         }
         wake_.notify_one();
         return info.Env().Undefined();
+    }
+
+    // Called with mutex_ held, while no batch runs.
+    int32_t ApplyEdit(const Edit& edit) {
+        llama_memory_t memory = llama_get_memory(ctx_);
+        if (llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1))
+            return edit.keep;
+        llama_memory_seq_rm(memory, edit.sequence, -1, -1);
+        return 0;
     }
 
     // keepAlive(bool): while work is under way, the pending events keep Node.js running.
@@ -343,11 +358,13 @@ private:
             auto events = std::make_unique<Events>();
             {
                 std::unique_lock<std::mutex> lock(mutex_);
+                working_ = false;
                 wake_.wait(lock, [this] {
                     return closing_ || !starts_.empty() || !stops_.empty() || !edits_.empty() || !running_.empty();
                 });
                 if (closing_)
                     return;
+                working_ = true;
                 for (int32_t sequence : stops_) {
                     auto found = running_.find(sequence);
                     if (found != running_.end())
@@ -367,13 +384,7 @@ private:
                 while (!edits_.empty()) {
                     const Edit edit = edits_.front();
                     edits_.pop_front();
-                    llama_memory_t memory = llama_get_memory(ctx_);
-                    int32_t kept = edit.keep;
-                    if (!llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1)) {
-                        llama_memory_seq_rm(memory, edit.sequence, -1, -1);
-                        kept = 0;
-                    }
-                    events->push_back({EventKind::Edited, edit.sequence, kept, edit.requestId, NAN, {}, {}});
+                    events->push_back({EventKind::Edited, edit.sequence, ApplyEdit(edit), edit.requestId, NAN, {}, {}});
                 }
             }
             for (auto iterator = running_.begin(); iterator != running_.end();) {
