@@ -55,6 +55,13 @@ export function nativeDecodeLoopStatus(setting: DecodeLoopSetting = "auto"): Nat
     return "addon" in result ? {available: true} : {available: false, reason: result.reason};
 }
 
+/** A process that exits with models loaded (process.exit) stops their loop threads before Node.js tears down. */
+const openLoops = new Set<NativeDecodeLoop>();
+process.on("exit", () => {
+    for (const loop of openLoops)
+        void loop.close();
+});
+
 type Running = {
     sequence: KvSequence,
     queue: TokenQueue,
@@ -83,6 +90,7 @@ export class NativeDecodeLoop implements SlotDecoder {
             this.#loop.close();
             throw new Error(`the native loop sees ${info.sequences} sequences and a batch of ${info.batchSize}, not ${context.totalSequences} and ${context.batchSize}`);
         }
+        openLoops.add(this);
     }
 
     /** The native loop for a context, or the reason there is none. */
@@ -156,6 +164,7 @@ export class NativeDecodeLoop implements SlotDecoder {
         if (this.#closed)
             return;
         this.#closed = true;
+        openLoops.delete(this);
         // Waits for the batch in flight; what was sampled after it is not delivered.
         this.#loop.close();
         for (const running of this.#running.values()) {

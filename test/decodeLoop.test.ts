@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import {metricValue} from "./helpers/metrics.js";
+import {spawnHearth} from "./helpers/spawnHearth.js";
+import {testModel} from "./helpers/testModels.js";
 import {useTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 
@@ -132,5 +134,24 @@ describe("decode loops", () => {
             const replies = await Promise.all(prompts.map((prompt) => complete(server, {prompt, max_tokens: 20})));
             assert.ok(replies.every((reply) => reply.text.length > 0));
         }
+    });
+
+    it("exits cleanly when stopped at once while a reply is being generated", async () => {
+        const server = spawnHearth(["serve", "--model", await testModel("stories260K.gguf"), "--port", "0", "--threads", "1", "--ctx-size", "32768", "--parallel", "1"]);
+        const [, url] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+        await server.waitForOutput(/Ready/);
+        const response = await fetch(`${url}/v1/completions`, {
+            method: "POST", headers: {"content-type": "application/json"},
+            body: JSON.stringify({model, prompt: "Once upon a time", max_tokens: 30_000, temperature: 0, stream: true})
+        });
+        const reader = response.body!.getReader();
+        await reader.read();
+        // The first SIGTERM drains running replies; the second exits at once, with the loop thread still decoding.
+        server.child.kill("SIGTERM");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        server.child.kill("SIGTERM");
+        const exited = await server.exited;
+        assert.equal(exited.code, 1, `exit code ${exited.code}: ${exited.stderr}`);
+        await reader.cancel().catch(() => undefined);
     });
 });

@@ -112,9 +112,14 @@ public:
         events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "HearthDecodeLoop", 0, 1);
         events_.Unref(env);
         thread_ = std::thread([this] { Run(); });
+        // An environment torn down with a model loaded (a worker thread) stops the loop first. A process that
+        // exits is handled in JavaScript ('exit'), before Node.js tears anything down.
+        cleanupHook_ = env.AddCleanupHook(OnEnvironmentCleanup, this);
+        hookInstalled_ = true;
     }
 
     ~DecodeLoop() override {
+        RemoveCleanupHook(Env());
         Shutdown();
     }
 
@@ -129,6 +134,8 @@ private:
     std::vector<llama_token_data> candidates_;
 
     Napi::ThreadSafeFunction events_;
+    Napi::Env::CleanupHook<void (*)(DecodeLoop*), DecodeLoop> cleanupHook_;
+    bool hookInstalled_ = false;
     std::thread thread_;
     std::mutex mutex_;
     std::condition_variable wake_;
@@ -293,17 +300,28 @@ private:
         return info.Env().Undefined();
     }
 
+    static void OnEnvironmentCleanup(DecodeLoop* loop) {
+        loop->hookInstalled_ = false;  // node-addon-api frees the hook after this call
+        loop->Shutdown();
+    }
+
+    void RemoveCleanupHook(Napi::Env env) {
+        if (hookInstalled_) {
+            hookInstalled_ = false;
+            cleanupHook_.Remove(env);
+        }
+    }
+
     // close(): stops the loop after the batch in flight and waits for it; the context can then go.
     Napi::Value Close(const Napi::CallbackInfo& info) {
+        RemoveCleanupHook(info.Env());
         Shutdown();
         contextRef_.Reset();
         return info.Env().Undefined();
     }
 
-    void Shutdown() {
-        if (shutDown_)
-            return;
-        shutDown_ = true;
+    // Stops the loop thread after the batch in flight.
+    void StopThread() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             closing_ = true;
@@ -311,6 +329,13 @@ private:
         wake_.notify_one();
         if (thread_.joinable())
             thread_.join();
+    }
+
+    void Shutdown() {
+        if (shutDown_)
+            return;
+        shutDown_ = true;
+        StopThread();
         running_.clear();
         starts_.clear();
         llama_batch_free(batch_);
@@ -396,10 +421,25 @@ private:
                     ++iterator;
                 }
             }
-            if (!running_.empty())
-                Step(*events);
+            if (!running_.empty()) {
+                try {
+                    Step(*events);
+                } catch (const std::exception& error) {
+                    FailAll(*events, std::string("Decoding failed: ") + error.what());
+                }
+            }
             Post(events.release());
         }
+    }
+
+    // Ends every running generation with an error, dropping their sequences from the cache.
+    void FailAll(Events& events, const std::string& message) {
+        llama_memory_t memory = llama_get_memory(ctx_);
+        for (auto& [sequence, generation] : running_) {
+            llama_memory_seq_rm(memory, sequence, -1, -1);
+            events.push_back({EventKind::Failed, sequence, 0, 0, NAN, {}, message});
+        }
+        running_.clear();
     }
 
     // One batch: build, decode, sample.
