@@ -49,6 +49,7 @@ struct Sampling {
     llama_sampler* chain = nullptr;
     llama_sampler* grammar = nullptr;
     int32_t topLogprobs = -1;  // < 0: none
+    bool plainGreedy = false;  // greedy with nothing else in the chain: the likeliest token, read off the logits
 
     Sampling() = default;
     Sampling(const Sampling&) = delete;
@@ -224,6 +225,7 @@ private:
         }
 
         const float temperature = static_cast<float>(number("temperature", 0.8));
+        sampling->plainGreedy = temperature <= 0 && llama_sampler_chain_n(sampling->chain) == 0;
         if (temperature <= 0) {
             llama_sampler_chain_add(sampling->chain, llama_sampler_init_greedy());
         } else {
@@ -539,6 +541,17 @@ private:
         const float* logits = llama_get_logits_ith(ctx_, logitIndex);
         if (logits == nullptr)
             return LLAMA_TOKEN_NULL;
+        if (sampling.plainGreedy && sampling.grammar == nullptr) {
+            // What llama.cpp's greedy sampler picks (the first of the highest logits), without copying the vocabulary.
+            llama_token best = 0;
+            for (llama_token token = 1; token < vocabSize_; token++)
+                if (logits[token] > logits[best])
+                    best = token;
+            llama_sampler_accept(sampling.chain, best);
+            if (sampling.topLogprobs >= 0)
+                Logprobs(logits, best, sampling.topLogprobs, event);
+            return best;
+        }
         llama_token_data_array current;
         FillCandidates(logits, current);
         llama_sampler_apply(sampling.chain, &current);
