@@ -9,8 +9,9 @@
  * concurrency, for both servers, with Hearth/llama-server ratios. Where Hearth's flash-attention choice
  * differs from llama-server's default (tiny attention heads on the CPU, see native/flashAttention.ts),
  * llama-server is measured a second time with Hearth's choice, so the engine settings match too; then Hearth alone at every thread count
- * from 1 to the machine's cores and at its default, to check the default against the best. Each figure is
- * the best of --runs; the two servers are measured in turns, so a noisy machine hurts both alike.
+ * from 1 to the machine's cores and at its default (the same server as the count it resolves to), to check the
+ * default against the best. Each figure is the best of --runs (5); servers are measured in turns, so a noisy
+ * machine hurts all alike.
  * Prints tables and writes JSON to bench/results/.
  */
 import os from "node:os";
@@ -31,7 +32,7 @@ const {values: args} = parseArgs({options: {
     parallel: {type: "string", default: "4"},
     "ctx-size": {type: "string", default: "2048"},
     tokens: {type: "string"},
-    runs: {type: "string", default: "3"},
+    runs: {type: "string", default: "5"},
     streams: {type: "string", default: "1,2,4,8"},
     "llama-server": {type: "string"},
     "no-thread-sweep": {type: "boolean", default: false}
@@ -50,6 +51,15 @@ const defaultModels: [file: string, tokens: number][] = [
 ];
 
 type Server = {url: string, stop(): Promise<void>};
+
+/** A request to a server, failing with the server's name (and how its process ended, when it did). */
+async function streamsOn(server: Server, label: string, streams: number, body: object): Promise<ConcurrentResult> {
+    try {
+        return await concurrentStreams(server.url, streams, body);
+    } catch (error) {
+        throw new Error(`${label} failed during ${streams} stream(s): ${(error as Error).message}${(error as {cause?: Error}).cause != null ? ` (${(error as {cause: Error}).cause.message})` : ""}`);
+    }
+}
 type Measured = {single: StreamResult, aggregate: Record<number, number>};
 
 async function startHearth(model: string, threadsArg: number | "default"): Promise<Server & {threads: number}> {
@@ -68,7 +78,7 @@ async function startHearth(model: string, threadsArg: number | "default"): Promi
 }
 
 /** Every concurrency, best of `runs`, the servers taking turns (and turns about who goes first). */
-async function measureInTurns(servers: readonly Server[], tokens: number): Promise<Measured[]> {
+async function measureInTurns(servers: readonly Server[], labels: readonly string[], tokens: number): Promise<Measured[]> {
     const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
     for (const server of servers)
         await warmUp(server, tokens);
@@ -77,7 +87,7 @@ async function measureInTurns(servers: readonly Server[], tokens: number): Promi
         for (let run = 0; run < runs; run++) {
             const order = run % 2 === 0 ? servers.map((_, index) => index) : servers.map((_, index) => index).reverse();
             for (const index of order) {
-                const measured = await concurrentStreams(servers[index]!.url, streams, body);
+                const measured = await streamsOn(servers[index]!, labels[index]!, streams, body);
                 results[index]!.set(streams, [...results[index]!.get(streams) ?? [], measured]);
             }
         }
@@ -110,13 +120,14 @@ async function benchModel(binary: string, file: string, tokens: number) {
     const peerSettings = {model, alias: "bench", threads, parallel, ctxSizePerSlot};
     const peers = [await startLlamaServer(binary, peerSettings)];
     let hearth;
+    const peerLabels = ["llama-server", ...likeHearth != null ? [`llama-server ${likeHearth.join(" ")}`] : []];
     let peerResults: Measured[];
     let hearthResult: Measured;
     try {
         if (likeHearth != null)
             peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: likeHearth}));
         hearth = await startHearth(model, threads);
-        const measured = await measureInTurns([...peers, hearth], tokens);
+        const measured = await measureInTurns([...peers, hearth], [...peerLabels, "Hearth"], tokens);
         hearthResult = measured.pop()!;
         peerResults = measured;
     } finally {
@@ -124,7 +135,6 @@ async function benchModel(binary: string, file: string, tokens: number) {
         for (const peer of peers)
             await peer.stop();
     }
-    const peerLabels = ["llama-server", ...likeHearth != null ? [`llama-server ${likeHearth.join(" ")}`] : []];
     const row = (label: string, value: (result: Measured) => number, digits: number) => [label,
         ...peerResults.map((result) => value(result).toFixed(digits)), value(hearthResult).toFixed(digits),
         ...peerResults.map((result) => ratio(value(hearthResult), value(result)))];
@@ -141,14 +151,24 @@ async function benchModel(binary: string, file: string, tokens: number) {
 
     const sweep: {threads: number | "default", resolvedThreads: number, decodeTokensPerSecond: number}[] = [];
     if (!args["no-thread-sweep"]) {
-        const counts: (number | "default")[] = ["default", ...Array.from({length: os.availableParallelism()}, (_, index) => index + 1)];
-        for (const count of counts) {
-            const server = await startHearth(model, count);
-            try {
-                sweep.push({threads: count, resolvedThreads: server.threads, decodeTokensPerSecond: await measureSingle(server, tokens)});
-            } finally {
-                await server.stop();
+        // One server per thread count, measured in turns; the default is the same server as the count it resolves to.
+        const counts = Array.from({length: os.availableParallelism()}, (_, index) => index + 1);
+        const servers: (Server & {threads: number})[] = [];
+        try {
+            const byDefault = await startHearth(model, "default");
+            servers.push(byDefault);
+            for (const count of counts)
+                if (count !== byDefault.threads)
+                    servers.push(await startHearth(model, count));
+            const rates = await measureSingleInTurns(servers, tokens);
+            sweep.push({threads: "default", resolvedThreads: byDefault.threads, decodeTokensPerSecond: rates[0]!});
+            for (const count of counts) {
+                const index = servers.findIndex((server) => server.threads === count);
+                sweep.push({threads: count, resolvedThreads: count, decodeTokensPerSecond: rates[index]!});
             }
+        } finally {
+            for (const server of servers)
+                await server.stop();
         }
         const top = Math.max(...sweep.map((entry) => entry.decodeTokensPerSecond));
         printTable([["Hearth threads", "decode tok/s, 1 stream", "of the best"], ...sweep.map((entry) => [
@@ -173,14 +193,16 @@ async function warmUp(server: Server, tokens: number): Promise<void> {
     await concurrentStreams(server.url, parallel, body);
 }
 
-/** Single-stream decode tokens/s of one server, best of `runs`. */
-async function measureSingle(server: Server, tokens: number): Promise<number> {
+/** Single-stream decode tokens/s of each server, best of `runs`, the servers taking turns. */
+async function measureSingleInTurns(servers: readonly Server[], tokens: number): Promise<number[]> {
     const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
-    await warmUp(server, tokens);
-    const measured = [];
+    for (const server of servers)
+        await warmUp(server, tokens);
+    const measured = servers.map(() => [] as number[]);
     for (let run = 0; run < runs; run++)
-        measured.push((await concurrentStreams(server.url, 1, body)).perStream[0]!.decodeTokensPerSecond);
-    return Math.max(...measured);
+        for (const index of servers.keys())
+            measured[index]!.push((await streamsOn(servers[index]!, `Hearth (server ${index + 1})`, 1, body)).perStream[0]!.decodeTokensPerSecond);
+    return measured.map((rates) => Math.max(...rates));
 }
 
 async function main() {
