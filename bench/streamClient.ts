@@ -19,12 +19,21 @@ type Chunk = {choices?: {text?: string}[], usage?: {completion_tokens: number} |
 
 /** One streamed completion; its token count comes from `usage` (or llama-server's `timings`) in the last chunks. */
 export async function streamCompletion(url: string, body: object): Promise<StreamResult> {
-    const start = performance.now();
-    const response = await fetch(`${url}/v1/completions`, {
+    const request = () => fetch(`${url}/v1/completions`, {
         method: "POST",
         headers: {"content-type": "application/json"},
         body: JSON.stringify({...body, stream: true, stream_options: {include_usage: true}})
     });
+    let start = performance.now();
+    let response: Response;
+    try {
+        response = await request();
+    } catch {
+        // A kept-alive connection that the server closed while idle (llama-server closes them after 5 s) fails
+        // before any answer: the request never reached the server, so it is sent again on a new connection.
+        start = performance.now();
+        response = await request();
+    }
     if (!response.ok || response.body == null)
         throw new Error(`HTTP ${response.status}: ${await response.text()}`);
     let first = 0;
