@@ -8,8 +8,9 @@ import type {GenerateRequest, KvSequence, SlotDecoder, TokenStream} from "./Slot
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
 type AddonLoop = {
-    start(sequence: number, position: number, tokens: Uint32Array, options: Record<string, unknown>): void,
-    stop(sequence: number): void,
+    start(id: number, sequence: number, position: number, tokens: Uint32Array, options: Record<string, unknown>): void,
+    /** Stops the generation of that id, if it still runs. */
+    stop(id: number): void,
     /** The tokens kept when the edit was made at once (the loop was idle), else undefined and an edited event follows. */
     truncate(requestId: number, sequence: number, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
@@ -81,6 +82,7 @@ export class NativeDecodeLoop implements SlotDecoder {
     readonly #running = new Map<number, Running>();
     readonly #edits = new Map<number, {sequence: KvSequence, resolve(kept: number): void, reject(error: Error): void}>();
     #nextEdit = 0;
+    #nextGeneration = 0;
     #closed = false;
 
     private constructor(addon: Addon, context: LlamaContext) {
@@ -106,9 +108,10 @@ export class NativeDecodeLoop implements SlotDecoder {
     }
 
     generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
+        const id = this.#nextGeneration++;
         const queue = new TokenQueue(() => {
             if (this.#running.get(sequence.id)?.queue === queue)
-                this.#loop.stop(sequence.id);
+                this.#loop.stop(id);
         });
         if (this.#closed) {
             queue.fail(new Error("The model was unloaded"));
@@ -120,7 +123,7 @@ export class NativeDecodeLoop implements SlotDecoder {
         }
         const {sampling, grammar} = request;
         try {
-            this.#loop.start(sequence.id, sequence.contextTokens.length, Uint32Array.from(input), {
+            this.#loop.start(id, sequence.id, sequence.contextTokens.length, Uint32Array.from(input), {
                 maxTokens: request.maxTokens,
                 ignoreEos: request.ignoreEos,
                 temperature: sampling.temperature ?? 0.8,

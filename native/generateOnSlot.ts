@@ -2,6 +2,7 @@ import {randomInt} from "node:crypto";
 import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
+import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {StopDetector} from "./StopDetector.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
@@ -62,7 +63,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         const stream = loop.generate(sequence, input, {
             sampling,
             grammar,
-            history: [...prompt, ...generated],
+            history: [...prompt.slice(-penaltyWindow), ...generated].slice(-penaltyWindow),
             maxTokens: job.maxNewTokens - generated.length,
             ignoreEos: job.ignoreEos === true,
             topLogprobs: job.logprobsTop

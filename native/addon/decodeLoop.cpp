@@ -63,6 +63,7 @@ struct Sampling {
 };
 
 struct Generation {
+    double id;                       // JavaScript's id for it, which stop() names
     int32_t sequence;
     llama_pos position;              // where the next input token goes
     std::vector<llama_token> input;  // still to decode; the last one's logits are sampled
@@ -146,7 +147,7 @@ private:
     bool working_ = false;
     // Guarded by mutex_: what JavaScript asked for since the loop last looked.
     std::deque<std::unique_ptr<Generation>> starts_;
-    std::vector<int32_t> stops_;
+    std::vector<double> stops_;
     std::deque<Edit> edits_;
     // Owned by the loop thread.
     std::map<int32_t, std::unique_ptr<Generation>> running_;
@@ -162,16 +163,17 @@ private:
         return result;
     }
 
-    // start(sequence, position, tokens: Uint32Array, options)
+    // start(id, sequence, position, tokens: Uint32Array, options)
     Napi::Value Start(const Napi::CallbackInfo& info) {
         Napi::Env env = info.Env();
-        if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsTypedArray() || !info[3].IsObject())
-            throw Napi::TypeError::New(env, "start(sequence, position, tokens, options)");
+        if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsTypedArray() || !info[4].IsObject())
+            throw Napi::TypeError::New(env, "start(id, sequence, position, tokens, options)");
         auto generation = std::make_unique<Generation>();
-        generation->sequence = info[0].As<Napi::Number>().Int32Value();
-        generation->position = info[1].As<Napi::Number>().Int32Value();
+        generation->id = info[0].As<Napi::Number>().DoubleValue();
+        generation->sequence = info[1].As<Napi::Number>().Int32Value();
+        generation->position = info[2].As<Napi::Number>().Int32Value();
         generation->startPosition = generation->position;
-        Napi::Uint32Array tokens = info[2].As<Napi::Uint32Array>();
+        Napi::Uint32Array tokens = info[3].As<Napi::Uint32Array>();
         if (tokens.ElementLength() == 0)
             throw Napi::RangeError::New(env, "Nothing to evaluate");
         if (generation->sequence < 0 || generation->sequence >= static_cast<int32_t>(llama_n_seq_max(ctx_)))
@@ -183,7 +185,7 @@ private:
             generation->input.push_back(static_cast<llama_token>(tokens[index]));
         }
 
-        Napi::Object options = info[3].As<Napi::Object>();
+        Napi::Object options = info[4].As<Napi::Object>();
         auto number = [&](const char* name, double fallback) {
             Napi::Value value = options.Get(name);
             return value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : fallback;
@@ -255,11 +257,11 @@ private:
         return sampling;
     }
 
-    // stop(sequence): the generation on it ends after the batch in flight.
+    // stop(id): that generation ends after the batch in flight (nothing happens if it has ended).
     Napi::Value Stop(const Napi::CallbackInfo& info) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            stops_.push_back(info[0].As<Napi::Number>().Int32Value());
+            stops_.push_back(info[0].As<Napi::Number>().DoubleValue());
         }
         wake_.notify_one();
         return info.Env().Undefined();
@@ -392,12 +394,7 @@ private:
                 if (closing_)
                     return;
                 working_ = true;
-                for (int32_t sequence : stops_) {
-                    auto found = running_.find(sequence);
-                    if (found != running_.end())
-                        found->second->stopRequested = true;
-                }
-                stops_.clear();
+                // Starts first, so that a generation stopped before the loop saw it start is stopped too.
                 while (!starts_.empty()) {
                     std::unique_ptr<Generation> generation = std::move(starts_.front());
                     starts_.pop_front();
@@ -408,6 +405,11 @@ private:
                     }
                     running_[sequence] = std::move(generation);
                 }
+                for (double id : stops_)
+                    for (auto& [sequence, generation] : running_)
+                        if (generation->id == id)
+                            generation->stopRequested = true;
+                stops_.clear();
                 while (!edits_.empty()) {
                     const Edit edit = edits_.front();
                     edits_.pop_front();
