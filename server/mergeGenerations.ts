@@ -22,6 +22,9 @@ export async function* mergeGenerations(generations: readonly Generation[]): Asy
             yield {index, event: result.value};
         }
     } finally {
+        // A next() still in flight may yet fail (the client went away); nobody reads it now.
+        for (const promise of pending.values())
+            promise.catch(() => undefined);
         for (const generation of generations) {
             generation.release();
             // Finish each generator so its slot cleanup runs even if a next() is still in flight.

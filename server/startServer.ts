@@ -1,3 +1,4 @@
+import {setMaxListeners} from "node:events";
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
 import {DownloadManager, HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
@@ -102,6 +103,8 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const audit = new AuditLog(library.home, {keepBodies: config.auditPrompts});
     const lifecycle = {draining: false};
     const shutdown = new AbortController();
+    // Every generation request in flight listens for shutdown (and stops listening when it ends): no limit applies.
+    setMaxListeners(0, shutdown.signal);
     const app = await buildApp({
         engine, library, conversations, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,

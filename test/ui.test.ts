@@ -215,6 +215,9 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await box.press("Enter");
             const reply = page.locator('[data-role="assistant"]');
             const shown = await eventually(async () => {
+                // The stopped reply stays on screen until the edit is saved: wait for the new one.
+                assert.equal(await reply.count(), 1);
+                assert.equal(await reply.getAttribute("data-status"), "streaming");
                 const text = letters(await reply.locator(".markdown").innerText());
                 assert.ok(text.length >= 40);
                 return text;
