@@ -77,13 +77,13 @@ async function startHearth(model: string, threadsArg: number | "default"): Promi
     }};
 }
 
-/** Every concurrency, best of `runs`, the servers taking turns (and turns about who goes first). */
-async function measureInTurns(servers: readonly Server[], labels: readonly string[], tokens: number): Promise<Measured[]> {
+/** Each concurrency, best of `runs`, the servers taking turns (and turns about who goes first). */
+async function measureInTurns(servers: readonly Server[], labels: readonly string[], tokens: number, counts = streamCounts): Promise<Measured[]> {
     const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
     for (const server of servers)
         await warmUp(server, tokens);
     const results = servers.map(() => new Map<number, ConcurrentResult[]>());
-    for (const streams of streamCounts) {
+    for (const streams of counts) {
         for (let run = 0; run < runs; run++) {
             const order = run % 2 === 0 ? servers.map((_, index) => index) : servers.map((_, index) => index).reverse();
             for (const index of order) {
@@ -160,7 +160,8 @@ async function benchModel(binary: string, file: string, tokens: number) {
             for (const count of counts)
                 if (count !== byDefault.threads)
                     servers.push(await startHearth(model, count));
-            const rates = await measureSingleInTurns(servers, tokens);
+            const rates = (await measureInTurns(servers, servers.map((server) => `Hearth, ${server.threads} thread(s)`), tokens, [1]))
+                .map((measured) => measured.single.decodeTokensPerSecond);
             sweep.push({threads: "default", resolvedThreads: byDefault.threads, decodeTokensPerSecond: rates[0]!});
             for (const count of counts) {
                 const index = servers.findIndex((server) => server.threads === count);
@@ -191,18 +192,6 @@ async function warmUp(server: Server, tokens: number): Promise<void> {
     for (let request = 0; request < 5; request++)
         await concurrentStreams(server.url, 1, body);
     await concurrentStreams(server.url, parallel, body);
-}
-
-/** Single-stream decode tokens/s of each server, best of `runs`, the servers taking turns. */
-async function measureSingleInTurns(servers: readonly Server[], tokens: number): Promise<number[]> {
-    const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
-    for (const server of servers)
-        await warmUp(server, tokens);
-    const measured = servers.map(() => [] as number[]);
-    for (let run = 0; run < runs; run++)
-        for (const index of servers.keys())
-            measured[index]!.push((await streamsOn(servers[index]!, `Hearth (server ${index + 1})`, 1, body)).perStream[0]!.decodeTokensPerSecond);
-    return measured.map((rates) => Math.max(...rates));
 }
 
 async function main() {

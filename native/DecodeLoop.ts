@@ -31,7 +31,6 @@ type Evaluation = {
  * next batch is already decoding.
  */
 export class DecodeLoop implements SlotDecoder {
-    readonly kind = "javascript";
     readonly #model: LlamaModel;
     readonly #native: NativeContext;
     readonly #batchSize: number;

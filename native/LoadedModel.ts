@@ -118,11 +118,6 @@ export class LoadedModel {
         await readGgufHeader(path);
     }
 
-    /** Which decode loop runs this model's slots. */
-    get decodeLoop(): SlotDecoder["kind"] {
-        return this.#loop.kind;
-    }
-
     get name(): string {
         return this.names[0]!;
     }

@@ -15,7 +15,7 @@ type AddonLoop = {
     truncate(requestId: number, sequence: number, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
     close(): void,
-    info(): {contextSize: number, sequences: number, batchSize: number, vocabularySize: number}
+    info(): {sequences: number, batchSize: number}
 };
 
 type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string};
@@ -77,13 +77,13 @@ type Running = {
  * client stops the sequence after the batch in flight.
  */
 export class NativeDecodeLoop implements SlotDecoder {
-    readonly kind = "native";
     readonly #loop: AddonLoop;
     readonly #running = new Map<number, Running>();
     readonly #edits = new Map<number, {sequence: KvSequence, resolve(kept: number): void, reject(error: Error): void}>();
     #nextEdit = 0;
     #nextGeneration = 0;
     #closed = false;
+    #keptAlive = false;
 
     private constructor(addon: Addon, context: LlamaContext) {
         this.#loop = new addon.DecodeLoop(nativeAddonContextOf(context), (events) => this.#onEvents(events));
@@ -182,8 +182,11 @@ export class NativeDecodeLoop implements SlotDecoder {
 
     /** Pending work keeps Node.js running; an idle loop does not. */
     #keepAlive(): void {
-        if (!this.#closed)
-            this.#loop.keepAlive(this.#running.size + this.#edits.size > 0);
+        const alive = this.#running.size + this.#edits.size > 0;
+        if (!this.#closed && alive !== this.#keptAlive) {
+            this.#keptAlive = alive;
+            this.#loop.keepAlive(alive);
+        }
     }
 
     #onEvents(events: AddonEvent[]): void {

@@ -45,7 +45,6 @@ export interface TokenStream extends AsyncIterable<Sampled> {
  * NativeDecodeLoop (a native thread, the default where it is built) and DecodeLoop (JavaScript).
  */
 export interface SlotDecoder {
-    readonly kind: "native" | "javascript";
     /** Starts generating on a sequence after its cached tokens: evaluates `input`, then samples token after token. */
     generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream;
     /**

@@ -100,11 +100,11 @@ public:
         Napi::Env env = info.Env();
         if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
             throw Napi::TypeError::New(env, "DecodeLoop(context, onEvents)");
-        addonContext_ = Napi::ObjectWrap<AddonContext>::Unwrap(info[0].As<Napi::Object>());
-        if (addonContext_ == nullptr || addonContext_->ctx == nullptr || addonContext_->disposed)
+        AddonContext* addonContext = Napi::ObjectWrap<AddonContext>::Unwrap(info[0].As<Napi::Object>());
+        if (addonContext == nullptr || addonContext->ctx == nullptr || addonContext->disposed)
             throw Napi::Error::New(env, "The context is not loaded");
         contextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
-        ctx_ = addonContext_->ctx;
+        ctx_ = addonContext->ctx;
         vocab_ = llama_model_get_vocab(llama_get_model(ctx_));
         vocabSize_ = llama_vocab_n_tokens(vocab_);
         batchSize_ = static_cast<int32_t>(llama_n_batch(ctx_));
@@ -126,7 +126,6 @@ public:
     }
 
 private:
-    AddonContext* addonContext_ = nullptr;
     Napi::ObjectReference contextRef_;
     llama_context* ctx_ = nullptr;
     const llama_vocab* vocab_ = nullptr;
@@ -156,10 +155,8 @@ private:
     Napi::Value Info(const Napi::CallbackInfo& info) {
         Napi::Env env = info.Env();
         Napi::Object result = Napi::Object::New(env);
-        result.Set("contextSize", Napi::Number::New(env, llama_n_ctx(ctx_)));
         result.Set("sequences", Napi::Number::New(env, llama_n_seq_max(ctx_)));
         result.Set("batchSize", Napi::Number::New(env, batchSize_));
-        result.Set("vocabularySize", Napi::Number::New(env, vocabSize_));
         return result;
     }
 
