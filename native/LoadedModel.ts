@@ -122,7 +122,8 @@ export class LoadedModel {
         return this.names[0]!;
     }
 
-    chatPrompt(messages: readonly ChatMessage[], tools?: GenerationOptions["tools"]): Prompt {
+    chatPrompt(messages: readonly ChatMessage[], options: Pick<GenerationOptions, "tools" | "reasoning"> = {}): Prompt {
+        const tools = options.tools;
         const offered = tools != null ? callableTools(tools.definitions, tools.choice) : [];
         const state = this.chatWrapper.generateContextState({chatHistory: toChatHistory(messages, offered)});
         return {tokens: state.contextText.tokenize(this.model.tokenizer), stops: stopTriggerStrings(state.stopGenerationTriggers), tools: offered};

@@ -152,7 +152,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     yield {
         type: "done",
         finishReason,
-        usage: {promptTokens: prompt.length, completionTokens: generated.length, cachedPromptTokens: reused},
+        usage: {promptTokens: prompt.length, completionTokens: generated.length, cachedPromptTokens: reused, reasoningTokens: 0},
         timings: {
             queueMs: job.queueMs,
             promptMs: (firstTokenAt ?? finished) - started,

@@ -27,8 +27,17 @@ export type ToolCall = {id: string, name: string, arguments: string};
 
 export type ChatMessage =
     | {role: "system" | "user", content: string}
-    | {role: "assistant", content: string, toolCalls?: readonly ToolCall[]}
-    | {role: "tool", content: string, toolCallId?: string};
+    /** `reasoning`: the thinking that came before the answer; templates usually leave past thinking out. */
+    | {role: "assistant", content: string, reasoning?: string, toolCalls?: readonly ToolCall[]}
+    /** A tool's result: matched to its call by `toolCallId`, else by `name`, else by order. */
+    | {role: "tool", content: string, toolCallId?: string, name?: string};
+
+/**
+ * Whether a reasoning model thinks before it answers, and how hard, mapped to its template's own switch
+ * (Qwen3's `enable_thinking`, gpt-oss's reasoning level, Gemma 4's thinking flag). Undefined: the model's default.
+ * A model that cannot stop thinking (gpt-oss) thinks as little as it can when `enabled` is false.
+ */
+export type ReasoningOptions = {enabled: boolean, effort?: "low" | "medium" | "high"};
 
 export type ResponseFormat =
     | {type: "text"}
@@ -44,7 +53,9 @@ export type GenerationOptions = {
     /** Generate past end-of-generation tokens, up to `maxTokens` (benchmarks). Defaults to `false`. */
     ignoreEos?: boolean,
     responseFormat?: ResponseFormat,
-    tools?: {definitions: readonly ToolDefinition[], choice: ToolChoice},
+    /** `parallel`: whether one reply may hold several calls, where the model's format allows it. Defaults to `true`. */
+    tools?: {definitions: readonly ToolDefinition[], choice: ToolChoice, parallel?: boolean},
+    reasoning?: ReasoningOptions,
     /** Report log probabilities of each generated token and of the `top` likeliest alternatives. */
     logprobs?: {top: number},
     /** Aborts the generation: the client went away. Nothing more is sent. */
@@ -65,7 +76,9 @@ export type Usage = {
     promptTokens: number,
     completionTokens: number,
     /** Prompt tokens that were already in the slot's cache and were not evaluated again. */
-    cachedPromptTokens: number
+    cachedPromptTokens: number,
+    /** Generated tokens that were thinking (part of `completionTokens`). */
+    reasoningTokens: number
 };
 
 export type Timings = {
@@ -77,8 +90,14 @@ export type Timings = {
     queueMs: number
 };
 
+/**
+ * What a generation yields, in order. `text` is the answer; `reasoning` the model's thinking, never mixed into
+ * `text`; a tool call is `toolCall` (its name, once known) then `toolCallArguments` pieces of its JSON arguments.
+ * A model's special tokens (channel markers, call delimiters, end tokens) are never in any text.
+ */
 export type GenerationEvent =
     | {type: "text", text: string, logprobs?: TokenLogprob[]}
+    | {type: "reasoning", text: string}
     | {type: "toolCall", index: number, id: string, name: string}
     | {type: "toolCallArguments", index: number, text: string}
     | {type: "done", finishReason: FinishReason, usage: Usage, timings: Timings};

@@ -7,7 +7,7 @@ import type {Conversation, ConversationOptions, ConversationSummary, Message, Me
 export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "./conversationTypes.js";
 
 type ConversationRow = {id: string, title: string, model: string | null, system_prompt: string | null, options_json: string, created_at: string, updated_at: string};
-type MessageRow = {id: string, role: "user" | "assistant", content: string, status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string};
+type MessageRow = {id: string, role: "user" | "assistant", content: string, reasoning: string, status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string};
 
 const MIGRATIONS = [
     `CREATE TABLE conversations (
@@ -31,7 +31,9 @@ const MIGRATIONS = [
         error TEXT,
         created_at TEXT NOT NULL,
         UNIQUE (conversation_id, position)
-    ) STRICT;`
+    ) STRICT;`,
+    // A reasoning model's thinking, kept apart from its answer.
+    "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''"
 ];
 
 /**
@@ -96,13 +98,13 @@ export class ConversationStore {
 
     addMessage(conversationId: string, fields: {role: "user" | "assistant", content: string, status?: MessageStatus, model?: string | null}): Message {
         const row: MessageRow = {
-            id: randomUUID(), role: fields.role, content: fields.content, status: fields.status ?? "complete",
+            id: randomUUID(), role: fields.role, content: fields.content, reasoning: "", status: fields.status ?? "complete",
             model: fields.model ?? null, stats_json: null, error: null, created_at: new Date().toISOString()
         };
         this.#db.transaction(() => {
             const {next} = this.#db.prepare("SELECT COALESCE(MAX(position), -1) + 1 AS next FROM messages WHERE conversation_id = ?").get(conversationId) as {next: number};
-            this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, status, model, stats_json, error, created_at)
-                VALUES (@id, @conversation_id, @position, @role, @content, @status, @model, @stats_json, @error, @created_at)`)
+            this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at)
+                VALUES (@id, @conversation_id, @position, @role, @content, @reasoning, @status, @model, @stats_json, @error, @created_at)`)
                 .run({...row, conversation_id: conversationId, position: next});
             this.#touch(conversationId);
         })();
@@ -139,6 +141,11 @@ export class ConversationStore {
         this.#db.prepare("UPDATE messages SET content = content || ? WHERE id = ?").run(text, messageId);
     }
 
+    /** Adds streamed thinking to a reply; it is on disk when this returns. */
+    appendReasoningToReply(messageId: string, text: string): void {
+        this.#db.prepare("UPDATE messages SET reasoning = reasoning || ? WHERE id = ?").run(text, messageId);
+    }
+
     finishReply(messageId: string, status: Exclude<MessageStatus, "streaming">, result: {stats?: ReplyStats, error?: string} = {}): Message {
         this.#db.prepare("UPDATE messages SET status = ?, stats_json = ?, error = ? WHERE id = ?")
             .run(status, result.stats != null ? JSON.stringify(result.stats) : null, result.error ?? null, messageId);
@@ -169,7 +176,7 @@ function toConversation(row: ConversationRow): Conversation {
 
 function toMessage(row: MessageRow): Message {
     return {
-        id: row.id, role: row.role, content: row.content, status: row.status, model: row.model,
+        id: row.id, role: row.role, content: row.content, reasoning: row.reasoning, status: row.status, model: row.model,
         stats: row.stats_json != null ? JSON.parse(row.stats_json) as ReplyStats : null, error: row.error, created_at: row.created_at
     };
 }

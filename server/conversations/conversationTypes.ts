@@ -31,6 +31,8 @@ export type Message = {
     id: string,
     role: "user" | "assistant",
     content: string,
+    /** An assistant's thinking before its answer (empty for models that do not think). */
+    reasoning: string,
     status: MessageStatus,
     /** The model that wrote an assistant message. */
     model: string | null,

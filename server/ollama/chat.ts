@@ -136,7 +136,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
         const chatMessages = toChatMessages(messages);
         const options = {...generationOptions(body, clientAbortSignal(reply)), deadline: request.deadline};
         const {model, clock} = await acquireTimed(engine, reply, body.model, keepAlive);
-        const generation = await model.start(model.chatPrompt(chatMessages, options.tools), options);
+        const generation = await model.start(model.chatPrompt(chatMessages, options), options);
         return answer(reply, generation, {model: body.model, stream: body.stream ?? true, payload: chatPayload, clock});
     });
 

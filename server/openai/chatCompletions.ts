@@ -66,7 +66,7 @@ export async function chatCompletionsRoutes(app: FastifyInstance, {engine}: {eng
         const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);
         const options = {...chatGenerationOptions(body, signal), deadline: request.deadline};
-        const prompt = model.chatPrompt(toChatMessages(body.messages), options.tools);
+        const prompt = model.chatPrompt(toChatMessages(body.messages), options);
         const generations = await startAll(body.n ?? 1, (index) => model.start(prompt, optionsForChoice(options, index)));
 
         const id = completionId("chatcmpl");
