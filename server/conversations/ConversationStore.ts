@@ -2,12 +2,21 @@ import {randomUUID} from "node:crypto";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import {openDatabase} from "../../models/openDatabase.js";
-import type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "./conversationTypes.js";
+import type {Conversation, ConversationOptions, ConversationSummary, Message, MessageRole, MessageStatus, MessageToolCall, ReplyStats} from "./conversationTypes.js";
 
-export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "./conversationTypes.js";
+export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageRole, MessageStatus, MessageToolCall, ReplyStats} from "./conversationTypes.js";
 
 type ConversationRow = {id: string, title: string, model: string | null, system_prompt: string | null, options_json: string, created_at: string, updated_at: string};
-type MessageRow = {id: string, role: "user" | "assistant", content: string, reasoning: string, status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string};
+type MessageRow = {
+    id: string, role: MessageRole, content: string, reasoning: string, tool_calls_json: string, tool_call_id: string | null, name: string | null,
+    status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string
+};
+
+/** A message as `addMessage` takes it; tool calls belong to assistant messages, `tool_call_id` and `name` to tool messages. */
+export type NewMessage = {
+    role: MessageRole, content: string, reasoning?: string, tool_calls?: readonly MessageToolCall[], tool_call_id?: string | null, name?: string | null,
+    status?: MessageStatus, model?: string | null
+};
 
 const MIGRATIONS = [
     `CREATE TABLE conversations (
@@ -33,7 +42,30 @@ const MIGRATIONS = [
         UNIQUE (conversation_id, position)
     ) STRICT;`,
     // A reasoning model's thinking, kept apart from its answer.
-    "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''"
+    "ALTER TABLE messages ADD COLUMN reasoning TEXT NOT NULL DEFAULT ''",
+    // Tool calls and their results. SQLite cannot change a CHECK constraint in place, so the table is
+    // rebuilt with the `tool` role and every row copied over; nothing refers to messages, so it may be dropped.
+    `CREATE TABLE messages_new (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'tool')),
+        content TEXT NOT NULL,
+        reasoning TEXT NOT NULL DEFAULT '',
+        tool_calls_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tool_calls_json)),
+        tool_call_id TEXT,
+        name TEXT,
+        status TEXT NOT NULL CHECK (status IN ('complete', 'streaming', 'stopped', 'interrupted', 'error')),
+        model TEXT,
+        stats_json TEXT,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (conversation_id, position)
+    ) STRICT;
+    INSERT INTO messages_new (id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at)
+        SELECT id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_new RENAME TO messages;`
 ];
 
 /**
@@ -96,15 +128,18 @@ export class ConversationStore {
         return this.#db.prepare("DELETE FROM conversations WHERE id = ?").run(id).changes > 0;
     }
 
-    addMessage(conversationId: string, fields: {role: "user" | "assistant", content: string, status?: MessageStatus, model?: string | null}): Message {
+    addMessage(conversationId: string, fields: NewMessage): Message {
         const row: MessageRow = {
-            id: randomUUID(), role: fields.role, content: fields.content, reasoning: "", status: fields.status ?? "complete",
-            model: fields.model ?? null, stats_json: null, error: null, created_at: new Date().toISOString()
+            id: randomUUID(), role: fields.role, content: fields.content, reasoning: fields.reasoning ?? "",
+            tool_calls_json: JSON.stringify(fields.tool_calls ?? []), tool_call_id: fields.tool_call_id ?? null, name: fields.name ?? null,
+            status: fields.status ?? "complete", model: fields.model ?? null, stats_json: null, error: null, created_at: new Date().toISOString()
         };
         this.#db.transaction(() => {
             const {next} = this.#db.prepare("SELECT COALESCE(MAX(position), -1) + 1 AS next FROM messages WHERE conversation_id = ?").get(conversationId) as {next: number};
-            this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at)
-                VALUES (@id, @conversation_id, @position, @role, @content, @reasoning, @status, @model, @stats_json, @error, @created_at)`)
+            this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, reasoning, tool_calls_json, tool_call_id, name,
+                status, model, stats_json, error, created_at)
+                VALUES (@id, @conversation_id, @position, @role, @content, @reasoning, @tool_calls_json, @tool_call_id, @name,
+                @status, @model, @stats_json, @error, @created_at)`)
                 .run({...row, conversation_id: conversationId, position: next});
             this.#touch(conversationId);
         })();
@@ -146,6 +181,21 @@ export class ConversationStore {
         this.#db.prepare("UPDATE messages SET reasoning = reasoning || ? WHERE id = ?").run(text, messageId);
     }
 
+    /** Adds a call the reply started (its arguments come after, by `appendToolCallArguments`); it is on disk when this returns. */
+    addToolCallToReply(messageId: string, call: {id: string, name: string, arguments?: string}): void {
+        this.#db.prepare("UPDATE messages SET tool_calls_json = json_insert(tool_calls_json, '$[#]', json(?)) WHERE id = ?")
+            .run(JSON.stringify({id: call.id, name: call.name, arguments: call.arguments ?? ""}), messageId);
+    }
+
+    /** Adds a streamed piece of the arguments of the reply's call at `index` (in the order the calls were added). */
+    appendToolCallArguments(messageId: string, index: number, text: string): void {
+        if (!Number.isInteger(index) || index < 0)
+            throw new RangeError(`Tool call index ${index} is not a position`);
+        const argumentsPath = `$[${index}].arguments`;
+        this.#db.prepare(`UPDATE messages SET tool_calls_json = json_replace(tool_calls_json, @path, json_extract(tool_calls_json, @path) || @text)
+            WHERE id = @id AND json_type(tool_calls_json, @path) = 'text'`).run({path: argumentsPath, text, id: messageId});
+    }
+
     finishReply(messageId: string, status: Exclude<MessageStatus, "streaming">, result: {stats?: ReplyStats, error?: string} = {}): Message {
         this.#db.prepare("UPDATE messages SET status = ?, stats_json = ?, error = ? WHERE id = ?")
             .run(status, result.stats != null ? JSON.stringify(result.stats) : null, result.error ?? null, messageId);
@@ -176,7 +226,9 @@ function toConversation(row: ConversationRow): Conversation {
 
 function toMessage(row: MessageRow): Message {
     return {
-        id: row.id, role: row.role, content: row.content, reasoning: row.reasoning, status: row.status, model: row.model,
+        id: row.id, role: row.role, content: row.content, reasoning: row.reasoning,
+        tool_calls: JSON.parse(row.tool_calls_json) as MessageToolCall[], tool_call_id: row.tool_call_id, name: row.name,
+        status: row.status, model: row.model,
         stats: row.stats_json != null ? JSON.parse(row.stats_json) as ReplyStats : null, error: row.error, created_at: row.created_at
     };
 }

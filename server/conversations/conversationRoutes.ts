@@ -40,9 +40,22 @@ const ConversationFields = Type.Object({
     options: Type.Optional(Options)
 }, {additionalProperties: false});
 type ConversationFields = Static<typeof ConversationFields>;
+const ToolCall = Type.Object({
+    id: Type.String({minLength: 1, maxLength: 200}),
+    name: Type.String({minLength: 1, maxLength: 200}),
+    /** JSON text, as OpenAI's API carries it. */
+    arguments: Type.String({maxLength: 1_000_000})
+}, {additionalProperties: false});
 const NewMessage = Type.Object({
-    role: Type.Union([Type.Literal("user"), Type.Literal("assistant")]),
-    content: Type.String({maxLength: 1_000_000})
+    role: Type.Union([Type.Literal("user"), Type.Literal("assistant"), Type.Literal("tool")]),
+    content: Type.String({maxLength: 1_000_000}),
+    /** An assistant's thinking. */
+    reasoning: Type.Optional(Type.String({maxLength: 1_000_000})),
+    /** The calls an assistant message made. */
+    tool_calls: Type.Optional(Type.Array(ToolCall, {maxItems: 128})),
+    /** A tool message's call, and the function that answered it. */
+    tool_call_id: Type.Optional(Type.String({minLength: 1, maxLength: 200})),
+    name: Type.Optional(Type.String({minLength: 1, maxLength: 200}))
 }, {additionalProperties: false});
 type NewMessage = Static<typeof NewMessage>;
 const EditMessage = Type.Object({content: Type.String({maxLength: 1_000_000})}, {additionalProperties: false});
@@ -82,6 +95,11 @@ export async function conversationRoutes(app: FastifyInstance, {engine, conversa
 
     app.post<{Params: IdParams, Body: NewMessage}>("/api/conversations/:id/messages", {schema: {body: NewMessage}}, async (request, reply) => {
         const conversation = find(request.params.id);
+        const {role, reasoning, tool_calls, tool_call_id, name} = request.body;
+        if (role !== "assistant" && (reasoning !== undefined || tool_calls !== undefined))
+            throw new InvalidRequestError(`Only assistant messages have ${reasoning !== undefined ? "reasoning" : "tool_calls"}`, reasoning !== undefined ? "reasoning" : "tool_calls");
+        if (role !== "tool" && (tool_call_id !== undefined || name !== undefined))
+            throw new InvalidRequestError(`Only tool messages have ${tool_call_id !== undefined ? "tool_call_id" : "name"}`, tool_call_id !== undefined ? "tool_call_id" : "name");
         const message = conversations.addMessage(conversation.id, request.body);
         if (conversation.title === UNTITLED && request.body.role === "user" && conversation.messages.length === 0)
             conversations.update(conversation.id, {title: titleFrom(request.body.content)});
@@ -100,8 +118,10 @@ export async function conversationRoutes(app: FastifyInstance, {engine, conversa
 
     /**
      * Generates the assistant's reply to the conversation as it stands. NDJSON lines: `{"type":"message"}`
-     * with the new message, `{"type":"text"}` per piece, then `{"type":"done"}` with the message as stored
-     * (or `{"type":"error"}`). A client that disconnects stops it; what was generated stays, as `stopped`.
+     * with the new message, then per piece `{"type":"text"}` (the answer), `{"type":"reasoning"}` (thinking),
+     * `{"type":"tool_call","index","id","name"}` and `{"type":"tool_call_arguments","index","text"}`, then
+     * `{"type":"done"}` with the message as stored (or `{"type":"error"}`). A client that disconnects stops it;
+     * what was generated stays, as `stopped`.
      */
     app.post<{Params: IdParams, Body: ReplyRequest}>("/api/conversations/:id/reply", {schema: {body: ReplyRequest}}, async (request, reply) => {
         let conversation = find(request.params.id);
@@ -113,8 +133,10 @@ export async function conversationRoutes(app: FastifyInstance, {engine, conversa
         const modelName = request.body.model ?? conversation.model;
         if (modelName == null)
             throw new InvalidRequestError("Choose a model for this conversation (model)", "model");
-        if (conversation.messages.at(-1)?.role !== "user")
-            throw new InvalidRequestError("The conversation must end with a user message to reply to", "messages");
+        // A tool's result is answered as a user's message is: the model goes on from what its call returned.
+        const lastRole = conversation.messages.at(-1)?.role;
+        if (lastRole !== "user" && lastRole !== "tool")
+            throw new InvalidRequestError("The conversation must end with a user message (or a tool result) to reply to", "messages");
         if (modelName !== conversation.model)
             conversations.update(conversation.id, {model: modelName});
 
@@ -129,11 +151,20 @@ export async function conversationRoutes(app: FastifyInstance, {engine, conversa
                 if (event.type === "text") {
                     conversations.appendToReply(message.id, event.text);
                     await stream.send({type: "text", text: event.text});
-                    if (stream.closed)
-                        break;
+                } else if (event.type === "reasoning") {
+                    conversations.appendReasoningToReply(message.id, event.text);
+                    await stream.send({type: "reasoning", text: event.text});
+                } else if (event.type === "toolCall") {
+                    conversations.addToolCallToReply(message.id, {id: event.id, name: event.name});
+                    await stream.send({type: "tool_call", index: event.index, id: event.id, name: event.name});
+                } else if (event.type === "toolCallArguments") {
+                    conversations.appendToolCallArguments(message.id, event.index, event.text);
+                    await stream.send({type: "tool_call_arguments", index: event.index, text: event.text});
                 } else if (event.type === "done") {
                     done = event;
                 }
+                if (stream.closed)
+                    break;
             }
             if (stream.closed || done == null) {
                 conversations.finishReply(message.id, "stopped");
@@ -171,8 +202,19 @@ function toChatMessages(conversation: Conversation & {messages: Message[]}): Cha
     const messages: ChatMessage[] = conversation.system_prompt ? [{role: "system", content: conversation.system_prompt}] : [];
     for (const message of conversation.messages) {
         // A failed reply has nothing the model said; a stopped or interrupted one keeps what it did say.
-        if (message.status !== "error")
-            messages.push({role: message.role, content: message.content});
+        if (message.status === "error")
+            continue;
+        if (message.role === "assistant") {
+            messages.push({
+                role: "assistant", content: message.content,
+                ...message.reasoning !== "" ? {reasoning: message.reasoning} : {},
+                ...message.tool_calls.length > 0 ? {toolCalls: message.tool_calls} : {}
+            });
+        } else if (message.role === "tool") {
+            messages.push({role: "tool", content: message.content, ...message.tool_call_id != null ? {toolCallId: message.tool_call_id} : {}, ...message.name != null ? {name: message.name} : {}});
+        } else {
+            messages.push({role: "user", content: message.content});
+        }
     }
     return messages;
 }

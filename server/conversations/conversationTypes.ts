@@ -27,12 +27,23 @@ export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted"
 
 export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
 
+/** A function the assistant called: `arguments` is JSON text as the model wrote it (partial in a stopped reply). */
+export type MessageToolCall = {id: string, name: string, arguments: string};
+
+/** `tool`: the result of one of the assistant's tool calls, matched to it by `tool_call_id`. */
+export type MessageRole = "user" | "assistant" | "tool";
+
 export type Message = {
     id: string,
-    role: "user" | "assistant",
+    role: MessageRole,
     content: string,
     /** An assistant's thinking before its answer (empty for models that do not think). */
     reasoning: string,
+    /** The calls an assistant message made, in order (empty for the others). */
+    tool_calls: MessageToolCall[],
+    /** A tool message's call and function name (null for the others). */
+    tool_call_id: string | null,
+    name: string | null,
     status: MessageStatus,
     /** The model that wrote an assistant message. */
     model: string | null,
