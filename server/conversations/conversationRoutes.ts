@@ -237,6 +237,8 @@ function replyStats(done: Extract<GenerationEvent, {type: "done"}>): ReplyStats 
         prompt_tokens: usage.promptTokens,
         completion_tokens: usage.completionTokens,
         tokens_per_second: timings.generationMs > 0 ? Math.round(usage.completionTokens / (timings.generationMs / 1000) * 10) / 10 : 0,
-        time_to_first_token_ms: Math.round(timings.promptMs)
+        time_to_first_token_ms: Math.round(timings.promptMs),
+        reasoning_tokens: usage.reasoningTokens,
+        reasoning_ms: usage.completionTokens > 0 ? Math.round(timings.generationMs * usage.reasoningTokens / usage.completionTokens) : 0
     };
 }

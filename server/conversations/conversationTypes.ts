@@ -25,7 +25,16 @@ export type Conversation = {
  */
 export type MessageStatus = "complete" | "streaming" | "stopped" | "interrupted" | "error";
 
-export type ReplyStats = {prompt_tokens: number, completion_tokens: number, tokens_per_second: number, time_to_first_token_ms: number};
+export type ReplyStats = {
+    prompt_tokens: number,
+    completion_tokens: number,
+    tokens_per_second: number,
+    time_to_first_token_ms: number,
+    /** Generated tokens that were thinking (part of `completion_tokens`); absent in replies stored before Hearth kept it. */
+    reasoning_tokens?: number,
+    /** About how long the model thought: its share of the generation time, by tokens; absent as `reasoning_tokens` is. */
+    reasoning_ms?: number
+};
 
 /** A function the assistant called: `arguments` is JSON text as the model wrote it (partial in a stopped reply). */
 export type MessageToolCall = {id: string, name: string, arguments: string};
