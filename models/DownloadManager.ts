@@ -1,5 +1,4 @@
-import {DownloadCancelledError} from "./errors.js";
-import {HearthError} from "../native/errors.js";
+import {DownloadCancelledError, DownloadNotFoundError} from "./errors.js";
 import type {Library, PullProgress} from "./Library.js";
 import {formatModelName, parseModelName} from "./modelNames.js";
 
@@ -19,14 +18,6 @@ export type Download = {
 };
 
 type Entry = {state: Download, files: string[], controller: AbortController | undefined, settled: Promise<void>};
-
-class DownloadNotFoundError extends HearthError {
-    override readonly name = "DownloadNotFoundError";
-
-    constructor(name: string) {
-        super(`There is no download of ${name}; start it with POST /api/downloads {"model": "${name}"}`, {statusCode: 404, code: "not_found"});
-    }
-}
 
 /**
  * Pulls that run in the server, not in a request: a client starts one, then follows, pauses, resumes or

@@ -46,7 +46,7 @@ export class HubClient {
     /** A repo's GGUF quantizations at its current commit, pinned to that commit so a later push cannot mix files. */
     async repoFiles(repo: string): Promise<HubRepoFiles> {
         if (!REPO_ID.test(repo) || repo.includes(".."))
-            throw new HubError(`"${repo}" is not a Hub repo id; it looks like owner/name`, 400, "invalid_repo");
+            throw new HubError(`"${repo}" is not a Hub repo id; it looks like owner/name`, "invalid_repo");
         return this.#call(`list hf.co/${repo}`, async () => {
             const info = await modelInfo({...this.#credentials(), name: repo, additionalFields: ["sha"]});
             const commit = info.sha;
@@ -94,11 +94,11 @@ function toHubError(what: string, error: unknown, endpoint: string): Error {
         const detail = ((error as Error).message.split(". URL:")[0] ?? "").trim();
         // Without a token the Hub answers 401 for a repo that does not exist, so as not to reveal private ones.
         if (status === 404 || (status === 401 && /not.?found/i.test(detail)))
-            return new HubError(`Could not ${what}: it was not found on the Hub (${detail}). Check the name; a private repo also needs HF_TOKEN.`, 404, "repo_not_found");
+            return new HubError(`Could not ${what}: it was not found on the Hub (${detail}). Check the name; a private repo also needs HF_TOKEN.`, "repo_not_found");
         if (status === 401 || status === 403)
-            return new HubError(`Could not ${what}: the Hub refused access (${detail}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
+            return new HubError(`Could not ${what}: the Hub refused access (${detail}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, "hub_access_denied");
         if (status === 429)
-            return new HubError(`Could not ${what}: the Hub is rate-limiting requests. Try again in a minute.`, 503, "hub_rate_limited");
+            return new HubError(`Could not ${what}: the Hub is rate-limiting requests. Try again in a minute.`, "hub_rate_limited");
         return new HubError(`Could not ${what}: the Hub answered HTTP ${status} (${detail}).`);
     }
     const cause = (error as {cause?: {code?: string, message?: string}}).cause;

@@ -1,8 +1,7 @@
 import {copyFile, link, mkdir, readdir, rm, rmdir, stat, statfs} from "node:fs/promises";
 import path from "node:path";
 import {downloadFile} from "./downloadFile.js";
-import {DownloadCancelledError, InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError} from "./errors.js";
-import {HearthError} from "../native/errors.js";
+import {DownloadCancelledError, InvalidGgufError, InvalidModelNameError, ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError, UnsafePathError} from "./errors.js";
 import type {HubClient, HubRepoFiles} from "./HubClient.js";
 import {rescaleShape, weightBytes} from "./modelShape.js";
 import type {ModelShape} from "./modelShape.js";
@@ -189,7 +188,7 @@ export class Library {
         }
         onProgress?.({status: "verifying", name: canonical});
         const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
-            throw new HearthError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {statusCode: 422, code: "invalid_gguf"});
+            throw new InvalidGgufError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {downloaded: true});
         });
         const model: LibraryModel = {
             name: canonical,
@@ -294,10 +293,10 @@ export class Library {
         const source = path.resolve(file);
         const split = parseSplitPart(source);
         if (split != null && split.part !== 1)
-            throw new HearthError(`${source} is part ${split.part} of a split model; import its first part (${path.basename(splitPartPath(source, 1, split.of))})`, {statusCode: 400, code: "invalid_gguf"});
+            throw new InvalidGgufError(`${source} is part ${split.part} of a split model; import its first part (${path.basename(splitPartPath(source, 1, split.of))})`, {downloaded: false});
         const sources = split == null ? [source] : Array.from({length: split.of}, (_, index) => splitPartPath(source, index + 1, split.of));
         const gguf = await readGgufSummary(source).catch((error: Error) => {
-            throw new HearthError(`${source} is not a GGUF model file (or a part of it is missing): ${error.message}`, {statusCode: 400, code: "invalid_gguf"});
+            throw new InvalidGgufError(`${source} is not a GGUF model file (or a part of it is missing): ${error.message}`, {downloaded: false});
         });
         const parsed = parseModelName(nameInput ?? localNameFor(withoutSplitPart(source)));
         if (parsed.kind !== "local")
@@ -374,7 +373,7 @@ export class Library {
     #inside(relative: string): string {
         const absolute = path.resolve(this.modelsDir, ...relative.split("/"));
         if (!absolute.startsWith(this.modelsDir + path.sep))
-            throw new HearthError(`Refusing a path outside the data folder: ${relative}`, {statusCode: 400, code: "unsafe_path"});
+            throw new UnsafePathError(relative);
         return absolute;
     }
 

@@ -5,8 +5,7 @@ import path from "node:path";
 import {createReadStream, createWriteStream} from "node:fs";
 import {readFile, rename, rm, stat, truncate, writeFile} from "node:fs/promises";
 import {setTimeout as sleep} from "node:timers/promises";
-import {HearthError} from "../native/errors.js";
-import {DownloadCancelledError, HubError, IntegrityError, ModelBusyError} from "./errors.js";
+import {DiskFullError, DownloadCancelledError, HubError, IntegrityError, ModelBusyError} from "./errors.js";
 import {getFollowingRedirects} from "./getFollowingRedirects.js";
 import type {HttpAnswer} from "./getFollowingRedirects.js";
 
@@ -104,8 +103,7 @@ async function receive(options: DownloadFileOptions, partial: string, progress: 
             if (signal?.aborted)
                 throw new DownloadCancelledError(path.basename(options.destination));
             if ((error as NodeJS.ErrnoException).code === "ENOSPC")
-                throw new HearthError(`The disk filled up while downloading ${path.basename(options.destination)}. Free some space and pull again: it resumes where it stopped.`,
-                    {statusCode: 507, type: "server_error", code: "insufficient_storage"});
+                throw new DiskFullError(path.basename(options.destination));
             if (!(error instanceof RetryableError) && !isNetworkError(error))
                 throw error;
             if (progress.written > before)
@@ -146,8 +144,8 @@ async function request(options: DownloadFileOptions, offset: number, etag: strin
     if (status >= 500 || status === 429 || status === 408)
         throw new RetryableError(`HTTP ${status}`);
     if (status === 401 || status === 403)
-        throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, 403, "hub_access_denied");
-    throw new HubError(`Downloading ${options.url} failed: HTTP ${status}`, status === 404 ? 404 : 502);
+        throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, "hub_access_denied");
+    throw new HubError(`Downloading ${options.url} failed: HTTP ${status}`, status === 404 ? "file_not_found" : "hub_error");
 }
 
 /**

@@ -1,12 +1,12 @@
-import {HearthError} from "../native/errors.js";
+import {HearthError} from "./HearthError.js";
 
-/** Errors of the model library. Each is a {@link HearthError}, so the API maps it to a status and a message. */
+/** Errors of the model library. Each is a {@link HearthError}; `server/` maps each class to a status and the API's error shape. */
 
 export class InvalidModelNameError extends HearthError {
     override readonly name = "InvalidModelNameError";
 
     constructor(input: string, reason: string) {
-        super(`"${input}" is not a valid model name: ${reason}.`, {statusCode: 400, param: "model", code: "invalid_model_name"});
+        super(`"${input}" is not a valid model name: ${reason}.`, {param: "model", code: "invalid_model_name"});
     }
 }
 
@@ -15,7 +15,7 @@ export class ModelNotInLibraryError extends HearthError {
 
     constructor(name: string) {
         super(`The model "${name}" is not in the library. Pull it first (hearth pull ${name}), or list what is there with hearth ls.`,
-            {statusCode: 404, param: "model", code: "model_not_found"});
+            {param: "model", code: "model_not_found"});
     }
 }
 
@@ -23,16 +23,19 @@ export class ModelExistsError extends HearthError {
     override readonly name = "ModelExistsError";
 
     constructor(name: string) {
-        super(`A model named "${name}" is already in the library. Choose another name, or remove it first.`, {statusCode: 409, code: "model_exists"});
+        super(`A model named "${name}" is already in the library. Choose another name, or remove it first.`, {code: "model_exists"});
     }
 }
 
-/** The Hub answered with an error, or could not be reached. */
+/**
+ * The Hub answered with an error, or could not be reached. `code`: `invalid_repo` (not a repo id), `repo_not_found`,
+ * `file_not_found`, `hub_access_denied`, `hub_rate_limited`, or `hub_error` for anything else.
+ */
 export class HubError extends HearthError {
     override readonly name = "HubError";
 
-    constructor(message: string, statusCode = 502, code = "hub_error") {
-        super(message, {statusCode, code});
+    constructor(message: string, code: "invalid_repo" | "repo_not_found" | "file_not_found" | "hub_access_denied" | "hub_rate_limited" | "hub_error" = "hub_error") {
+        super(message, {code});
     }
 }
 
@@ -42,7 +45,7 @@ export class QuantizationNotFoundError extends HearthError {
     constructor(repo: string, quantization: string, available: readonly string[]) {
         super(`hf.co/${repo} has no ${quantization} GGUF file. ` +
             (available.length > 0 ? `It has: ${available.join(", ")}.` : "It has no GGUF files at all."),
-        {statusCode: 404, param: "model", code: "quantization_not_found"});
+        {param: "model", code: "quantization_not_found"});
     }
 }
 
@@ -51,7 +54,7 @@ export class NotEnoughDiskSpaceError extends HearthError {
 
     constructor(name: string, neededBytes: number, freeBytes: number, folder: string) {
         super(`Not enough disk space for ${name}: it needs ${formatBytes(neededBytes)}, ${formatBytes(freeBytes)} free in ${folder}.`,
-            {statusCode: 507, type: "server_error", code: "insufficient_storage"});
+            {code: "insufficient_storage"});
     }
 }
 
@@ -61,7 +64,7 @@ export class IntegrityError extends HearthError {
 
     constructor(file: string, what: string) {
         super(`The download of ${file} was rejected and deleted: ${what}. Pull again; if it happens again, the file on the Hub is not what its listing says.`,
-            {statusCode: 502, type: "server_error", code: "integrity_check_failed"});
+            {code: "integrity_check_failed"});
     }
 }
 
@@ -69,7 +72,7 @@ export class DownloadCancelledError extends HearthError {
     override readonly name = "DownloadCancelledError";
 
     constructor(name: string) {
-        super(`The download of ${name} was cancelled. Pull again to resume it.`, {statusCode: 499, code: "cancelled"});
+        super(`The download of ${name} was cancelled. Pull again to resume it.`, {code: "cancelled"});
     }
 }
 
@@ -77,7 +80,44 @@ export class ModelBusyError extends HearthError {
     override readonly name = "ModelBusyError";
 
     constructor(name: string, what: string) {
-        super(`The model "${name}" ${what}. Try again when it is done.`, {statusCode: 409, code: "model_busy"});
+        super(`The model "${name}" ${what}. Try again when it is done.`, {code: "model_busy"});
+    }
+}
+
+/** The disk filled up while a file was written; what was written is kept, so pulling again resumes. */
+export class DiskFullError extends HearthError {
+    override readonly name = "DiskFullError";
+
+    constructor(file: string) {
+        super(`The disk filled up while downloading ${file}. Free some space and pull again: it resumes where it stopped.`, {code: "insufficient_storage"});
+    }
+}
+
+/** A file that is not a readable GGUF model: one given to import (`downloaded` false), or one the Hub served. */
+export class InvalidGgufError extends HearthError {
+    override readonly name = "InvalidGgufError";
+    readonly downloaded: boolean;
+
+    constructor(message: string, {downloaded}: {downloaded: boolean}) {
+        super(message, {code: "invalid_gguf"});
+        this.downloaded = downloaded;
+    }
+}
+
+/** A stored path that would lead outside the data folder. */
+export class UnsafePathError extends HearthError {
+    override readonly name = "UnsafePathError";
+
+    constructor(relative: string) {
+        super(`Refusing a path outside the data folder: ${relative}`, {code: "unsafe_path"});
+    }
+}
+
+export class DownloadNotFoundError extends HearthError {
+    override readonly name = "DownloadNotFoundError";
+
+    constructor(name: string) {
+        super(`There is no download of ${name}; start it with POST /api/downloads {"model": "${name}"}`, {code: "not_found"});
     }
 }
 

@@ -54,7 +54,7 @@ async function readFirstBytes(url: string, length: number, headersFor: (url: str
     const answer = await getFollowingRedirects(url, (at) => ({...headersFor(at), range: `bytes=0-${length - 1}`}), signal);
     if (answer.status !== 200 && answer.status !== 206) {
         answer.body.resume();
-        throw new HubError(`Reading the header of ${url} failed: HTTP ${answer.status}`, answer.status === 404 ? 404 : 502);
+        throw new HubError(`Reading the header of ${url} failed: HTTP ${answer.status}`, answer.status === 404 ? "file_not_found" : "hub_error");
     }
     const chunks: Buffer[] = [];
     let received = 0;

@@ -1,28 +1,17 @@
-/**
- * Errors a client can cause or must wait out. Each carries the HTTP status and the OpenAI error
- * `type`/`code` it maps to, so one handler in `server/` turns any of them into the API's error shape.
- */
-export class HearthError extends Error {
-    override readonly name: string = "HearthError";
-    readonly statusCode: number;
-    readonly type: string;
-    readonly code: string | null;
-    readonly param: string | null;
+import {HearthError} from "../models/HearthError.js";
 
-    constructor(message: string, options: {statusCode: number, type?: string, code?: string | null, param?: string | null}) {
-        super(message);
-        this.statusCode = options.statusCode;
-        this.type = options.type ?? (options.statusCode >= 500 ? "server_error" : "invalid_request_error");
-        this.code = options.code ?? null;
-        this.param = options.param ?? null;
-    }
-}
+/**
+ * The engine's errors: each says what went wrong, with a stable `code`. None carries an HTTP status or an API's
+ * error type; `server/errors.ts` maps each class to those.
+ */
+
+export {HearthError};
 
 export class InvalidRequestError extends HearthError {
     override readonly name = "InvalidRequestError";
 
-    constructor(message: string, param: string | null = null, code: string | null = null) {
-        super(message, {statusCode: 400, param, code});
+    constructor(message: string, param: string | null = null, code = "invalid_value") {
+        super(message, {param, code});
     }
 }
 
@@ -33,7 +22,7 @@ export class ModelNotFoundError extends HearthError {
         super(
             `The model "${model}" does not exist. ` +
             (available.length === 0 ? "No models are available: pull one (hearth pull hf.co/{owner}/{repo}:{QUANT}) or start the server with --model FILE.gguf" : `Available models: ${available.join(", ")}`),
-            {statusCode: 404, param: "model", code: "model_not_found"}
+            {param: "model", code: "model_not_found"}
         );
     }
 }
@@ -43,7 +32,7 @@ export class ModelNotReadyError extends HearthError {
     readonly retryAfterSeconds: number;
 
     constructor(message: string, retryAfterSeconds = 1) {
-        super(message, {statusCode: 503, type: "server_error", code: "model_not_ready"});
+        super(message, {code: "model_not_ready"});
         this.retryAfterSeconds = retryAfterSeconds;
     }
 }
@@ -55,7 +44,7 @@ export class ContextOverflowError extends HearthError {
         super(
             `This prompt is ${promptTokens} tokens long, but the model's context is ${contextSize} tokens per slot ` +
             "(and at least one token must be left to generate). Shorten the prompt, or start the server with a larger --ctx-size.",
-            {statusCode: 400, param, code: "context_length_exceeded"}
+            {param, code: "context_length_exceeded"}
         );
     }
 }
@@ -67,7 +56,7 @@ export class QueueFullError extends HearthError {
     constructor(queued: number, retryAfterSeconds = 1) {
         super(
             `The server is busy: all slots are generating and ${queued} requests are already waiting. Retry shortly.`,
-            {statusCode: 503, type: "server_error", code: "queue_full"}
+            {code: "queue_full"}
         );
         this.retryAfterSeconds = retryAfterSeconds;
     }
@@ -87,7 +76,7 @@ export class BackendUnavailableError extends HearthError {
 
     constructor(backend: string, reason: string) {
         super(`The ${backend} backend is not available on this machine: ${reason}. Use --gpu auto to pick the best available one, or --gpu cpu.`,
-            {statusCode: 400, code: "backend_unavailable"});
+            {code: "backend_unavailable"});
     }
 }
 
@@ -96,7 +85,7 @@ export class ModelTooLargeError extends HearthError {
     override readonly name = "ModelTooLargeError";
 
     constructor(model: string, detail: string) {
-        super(`"${model}" does not fit in memory. ${detail}`, {statusCode: 422, code: "model_too_large"});
+        super(`"${model}" does not fit in memory. ${detail}`, {code: "model_too_large"});
     }
 }
 
@@ -112,7 +101,7 @@ export class DeadlineError extends HearthError {
         super(reason === "timeout"
             ? `The request waited past the server's request timeout (${Math.round(timeoutMs / 1000)} s) without getting a slot. Retry later, or ask for fewer tokens.`
             : "The server is shutting down. Retry in a moment, or against another server.",
-        {statusCode: 503, type: "server_error", code: reason === "timeout" ? "request_timeout" : "shutting_down"});
+        {code: reason === "timeout" ? "request_timeout" : "shutting_down"});
         this.retryAfterSeconds = reason === "timeout" ? 5 : 10;
     }
 }
@@ -122,6 +111,6 @@ export class BenchmarkError extends HearthError {
     override readonly name = "BenchmarkError";
 
     constructor(message: string) {
-        super(message, {statusCode: 422, code: "benchmark_failed"});
+        super(message, {code: "benchmark_failed"});
     }
 }

@@ -9,7 +9,8 @@ import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
 import {KEYS_USAGE, runKeysCommand} from "./access/keysCli.js";
 import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
 import {startServer} from "./startServer.js";
-import {HearthError} from "../native/errors.js";
+import {HearthError} from "../models/HearthError.js";
+import {statusOf} from "./errors.js";
 
 const USAGE = `Usage: hearth <command> [options]
 
@@ -133,7 +134,10 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((error: unknown) => {
     if (error instanceof ConfigError)
         fail(error.message, 2);
-    if (error instanceof HearthError)
-        fail(error.message, error.statusCode >= 400 && error.statusCode < 500 && error.statusCode !== 499 ? 2 : 1);
+    if (error instanceof HearthError) {
+        // What the API would answer with a 4xx is the caller's to fix: a usage error.
+        const status = statusOf(error);
+        fail(error.message, status >= 400 && status < 500 && status !== 499 ? 2 : 1);
+    }
     fail((error as Error).stack ?? String(error));
 });

@@ -1,6 +1,14 @@
 import type {FastifyError, FastifyReply, FastifyRequest} from "fastify";
 import {InsufficientMemoryError} from "node-llama-cpp";
-import {DeadlineError, HearthError, ModelNotReadyError, QueueFullError} from "../native/errors.js";
+import {HearthError} from "../models/HearthError.js";
+import {
+    DiskFullError, DownloadCancelledError, DownloadNotFoundError, HubError, IntegrityError, InvalidGgufError, InvalidModelNameError,
+    ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError, UnsafePathError
+} from "../models/errors.js";
+import {
+    BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError,
+    ModelTooLargeError, QueueFullError
+} from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
 export type ErrorBody = {error: {message: string, type: string, param: string | null, code: string | null}};
@@ -9,11 +17,71 @@ export function errorBody(message: string, type: string, param: string | null = 
     return {error: {message, type, param, code}};
 }
 
+/** An error of the HTTP layer itself (a route's own refusal), which names its status; the engine and the library never do. */
+export class ApiError extends HearthError {
+    override readonly name: string = "ApiError";
+    readonly statusCode: number;
+
+    constructor(statusCode: number, message: string, {code, param = null}: {code: string, param?: string | null}) {
+        super(message, {code, param});
+        this.statusCode = statusCode;
+    }
+}
+
+type ErrorClass = abstract new (...args: never[]) => HearthError;
+
+/** The status of each error class of the engine and the library. A class not listed (nor an {@link ApiError}) is a 500. */
+const STATUS_BY_CLASS: readonly (readonly [ErrorClass, number | ((error: never) => number)])[] = [
+    [InvalidRequestError, 400],
+    [ContextOverflowError, 400],
+    [BackendUnavailableError, 400],
+    [ModelNotFoundError, 404],
+    [ModelTooLargeError, 422],
+    [BenchmarkError, 422],
+    [ModelNotReadyError, 503],
+    [QueueFullError, 503],
+    [DeadlineError, 503],
+    [InvalidModelNameError, 400],
+    [UnsafePathError, 400],
+    [InvalidGgufError, (error: InvalidGgufError) => error.downloaded ? 422 : 400],
+    [ModelNotInLibraryError, 404],
+    [QuantizationNotFoundError, 404],
+    [DownloadNotFoundError, 404],
+    [ModelExistsError, 409],
+    [ModelBusyError, 409],
+    [DownloadCancelledError, 499],
+    [HubError, (error: HubError) => HUB_STATUS[error.code] ?? 502],
+    [IntegrityError, 502],
+    [NotEnoughDiskSpaceError, 507],
+    [DiskFullError, 507]
+];
+
+const HUB_STATUS: Record<string, number> = {invalid_repo: 400, repo_not_found: 404, file_not_found: 404, hub_access_denied: 403, hub_rate_limited: 503};
+
+/** The HTTP status a Hearth error is answered with. */
+export function statusOf(error: HearthError): number {
+    if (error instanceof ApiError)
+        return error.statusCode;
+    const entry = STATUS_BY_CLASS.find(([errorClass]) => error instanceof errorClass);
+    if (entry == null)
+        return 500;
+    const status = entry[1];
+    return typeof status === "number" ? status : status(error as never);
+}
+
+function retryAfterSecondsOf(error: HearthError): number | undefined {
+    return error instanceof QueueFullError || error instanceof ModelNotReadyError || error instanceof DeadlineError ? error.retryAfterSeconds : undefined;
+}
+
+/** What an error is answered with: the status, OpenAI's body (each API reshapes it), and `Retry-After` when it applies. */
+export type ErrorReply = {statusCode: number, body: ErrorBody, retryAfterSeconds?: number};
+
 /** Maps any error to a status and the API's error body. Unknown errors are 500 and keep their details out of the reply. */
-export function toErrorReply(error: unknown): {statusCode: number, body: ErrorBody, retryAfterSeconds?: number} {
+export function toErrorReply(error: unknown): ErrorReply {
     if (error instanceof HearthError) {
-        const retryAfterSeconds = error instanceof QueueFullError || error instanceof ModelNotReadyError || error instanceof DeadlineError ? error.retryAfterSeconds : undefined;
-        return {statusCode: error.statusCode, body: errorBody(error.message, error.type, error.param, error.code), retryAfterSeconds};
+        const statusCode = statusOf(error);
+        const type = statusCode >= 500 ? "server_error" : "invalid_request_error";
+        return {statusCode, body: errorBody(error.message, type, error.param, error.code), retryAfterSeconds: retryAfterSecondsOf(error)};
     }
     if (error instanceof InsufficientMemoryError) {
         // node-llama-cpp's own check before allocating (a context for embeddings, say): refused, nothing crashed.
@@ -39,7 +107,7 @@ export function toErrorReply(error: unknown): {statusCode: number, body: ErrorBo
 export function errorHandlerFor(shape: (body: ErrorBody) => unknown) {
     return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
         const {statusCode, body, retryAfterSeconds} = toErrorReply(error);
-        if (statusCode >= 500 && !(error instanceof HearthError))
+        if (statusCode === 500 || (statusCode > 500 && !(error instanceof HearthError)))
             request.log.error({err: error}, "request failed");
         if (retryAfterSeconds != null)
             reply.header("retry-after", String(retryAfterSeconds));

@@ -1,7 +1,8 @@
 import type {FastifyInstance} from "fastify";
 import Type from "typebox";
 import type {Static} from "typebox";
-import {HearthError, InvalidRequestError} from "../../native/errors.js";
+import {InvalidRequestError} from "../../native/errors.js";
+import {ApiError} from "../errors.js";
 import {isLoopback} from "../boundUrl.js";
 import {normalizeOrigin} from "../config.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
@@ -50,7 +51,7 @@ export async function accessRoutes(app: FastifyInstance, {store, host, startupOr
         if (store.isStartupKey(id))
             throw new InvalidRequestError("This key was given with --api-key when the server started; restart the server without it to stop accepting it.", "id", "startup_key");
         if (!store.revoke(id))
-            throw new HearthError(`There is no API key "${id}"; it may have been revoked already.`, {statusCode: 404, code: "not_found"});
+            throw new ApiError(404, `There is no API key "${id}"; it may have been revoked already.`, {code: "not_found"});
         return reply.status(204).send();
     });
 
@@ -59,7 +60,7 @@ export async function accessRoutes(app: FastifyInstance, {store, host, startupOr
     app.patch<{Body: SettingsChange}>("/api/server/settings", {schema: {body: SettingsChange}}, async (request) => {
         const change = request.body;
         if (change.lan_access === true && !store.hasKeys())
-            throw new HearthError("Create an API key first: with LAN access on, anyone on your network could otherwise use this server.", {statusCode: 409, code: "api_key_required"});
+            throw new ApiError(409, "Create an API key first: with LAN access on, anyone on your network could otherwise use this server.", {code: "api_key_required"});
         let origins: string[] | undefined;
         if (change.allowed_origins != null) {
             origins = [];

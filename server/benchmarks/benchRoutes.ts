@@ -4,7 +4,8 @@ import type {Static} from "typebox";
 import type {Library} from "../../models/index.js";
 import type {Engine} from "../../native/Engine.js";
 import {defaultBenchText} from "../../native/benchmark/defaultBenchText.js";
-import {HearthError, ModelNotFoundError} from "../../native/errors.js";
+import {ModelNotFoundError} from "../../native/errors.js";
+import {ApiError} from "../errors.js";
 import {systemReport} from "../../native/systemReport.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {BenchRun, BenchStore} from "./BenchStore.js";
@@ -26,19 +27,19 @@ const StartBody = Type.Object({
 }, {additionalProperties: false});
 type StartBody = Static<typeof StartBody>;
 
-class BenchRunNotFoundError extends HearthError {
+class BenchRunNotFoundError extends ApiError {
     override readonly name = "BenchRunNotFoundError";
 
     constructor() {
-        super("There is no such benchmark run.", {statusCode: 404, code: "not_found"});
+        super(404, "There is no such benchmark run.", {code: "not_found"});
     }
 }
 
-class BenchBusyError extends HearthError {
+class BenchBusyError extends ApiError {
     override readonly name = "BenchBusyError";
 
     constructor(run: BenchRun) {
-        super(`A benchmark is already running (${run.progress.done} of ${run.progress.total} models done); start another when it ends.`, {statusCode: 409, code: "bench_running"});
+        super(409, `A benchmark is already running (${run.progress.done} of ${run.progress.total} models done); start another when it ends.`, {code: "bench_running"});
     }
 }
 

@@ -2,10 +2,10 @@ import type {FastifyInstance} from "fastify";
 import Type from "typebox";
 import type {Static} from "typebox";
 import type {Engine} from "../../native/Engine.js";
-import {HearthError, InvalidRequestError, RequestAbortedError} from "../../native/errors.js";
+import {InvalidRequestError, RequestAbortedError} from "../../native/errors.js";
 import type {ChatMessage, GenerationEvent, GenerationOptions} from "../../native/types.js";
 import {acquireModel} from "../acquireModel.js";
-import {toErrorReply} from "../errors.js";
+import {ApiError, toErrorReply} from "../errors.js";
 import {mergeGenerations} from "../mergeGenerations.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import {NdjsonStream, clientAbortSignal} from "../sse.js";
@@ -16,11 +16,11 @@ import type {Conversation, ConversationOptions, ConversationStore, Message, Repl
  * server from the stored conversation and streamed as NDJSON, each piece written to disk before it is sent.
  */
 
-class ConversationNotFoundError extends HearthError {
+class ConversationNotFoundError extends ApiError {
     override readonly name = "ConversationNotFoundError";
 
     constructor(what: string) {
-        super(`There is no ${what}; it may have been deleted.`, {statusCode: 404, code: "not_found"});
+        super(404, `There is no ${what}; it may have been deleted.`, {code: "not_found"});
     }
 }
 
