@@ -28,6 +28,7 @@ import {modelsRoutes} from "./openai/models.js";
 import {ollamaChatRoutes} from "./ollama/chat.js";
 import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
+import {QUIET} from "./routeConfig.js";
 
 export type AppOptions = {
     engine: Engine,
@@ -85,7 +86,7 @@ export async function buildApp({engine, library, conversations, benchmarks, down
     observeRequests(app, {log: requestLog, metrics, audit, shutdown, requestTimeoutMs});
     accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
 
-    app.get("/health", async () => ({status: engine.status}));
+    app.get("/health", QUIET, async () => ({status: engine.status}));
     await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle});
 
     const options = {engine, library};

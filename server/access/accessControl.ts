@@ -2,7 +2,8 @@ import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
 import {errorBody} from "../errors.js";
 import {isLoopback} from "../boundUrl.js";
 import type {AccessStore} from "./AccessStore.js";
-import {allowedOrigin, hostAllowed, hostName, isAccessManagement, isGenerationRequest, isLoopbackClient, needsKey, presentedKey} from "./accessRules.js";
+import {routeConfigOf} from "../routeConfig.js";
+import {allowedOrigin, hostAllowed, hostName, isLoopbackClient, needsKey, presentedKey} from "./accessRules.js";
 import type {RateLimiter} from "./RateLimiter.js";
 
 declare module "fastify" {
@@ -66,7 +67,7 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
         }
 
         const local = isLoopbackClient(request.socket.remoteAddress);
-        if (isAccessManagement(request.method, path) && !local)
+        if (routeConfigOf(request).localOnly === true && !local)
             return refuse(request, reply, 403, "API keys and access settings can be changed only on the machine Hearth runs on.", "forbidden");
 
         if (needsKey(path) && (store.hasKeys() || (lan && !local))) {
@@ -81,7 +82,7 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
             request.keyId = keyId;
         }
 
-        if (rateLimiter != null && isGenerationRequest(request.method, path)) {
+        if (rateLimiter != null && routeConfigOf(request).runsModel === true) {
             const result = rateLimiter.take(request.keyId ?? `address:${request.socket.remoteAddress ?? "unknown"}`);
             if (!result.allowed) {
                 reply.header("retry-after", String(result.retryAfterSeconds));

@@ -8,6 +8,7 @@ import {normalizeOrigin} from "../config.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {AccessStore} from "./AccessStore.js";
 import type {AccessSettingsReply} from "./accessTypes.js";
+import {LOCAL_ONLY, QUIET} from "../routeConfig.js";
 
 /**
  * `/api/server/keys` and `/api/server/settings`: the Server view's API keys, LAN access and allowed
@@ -39,14 +40,14 @@ export async function accessRoutes(app: FastifyInstance, {store, host, startupOr
         };
     };
 
-    app.get("/api/server/keys", async () => ({keys: store.list()}));
+    app.get("/api/server/keys", QUIET, async () => ({keys: store.list()}));
 
-    app.post<{Body: NewKey}>("/api/server/keys", {schema: {body: NewKey}}, async (request, reply) => {
+    app.post<{Body: NewKey}>("/api/server/keys", {schema: {body: NewKey}, ...LOCAL_ONLY}, async (request, reply) => {
         void reply.status(201);
         return store.create(request.body.name ?? "");
     });
 
-    app.delete<{Params: KeyParams}>("/api/server/keys/:id", {schema: {params: KeyParams}}, async (request, reply) => {
+    app.delete<{Params: KeyParams}>("/api/server/keys/:id", {schema: {params: KeyParams}, ...LOCAL_ONLY}, async (request, reply) => {
         const {id} = request.params;
         if (store.isStartupKey(id))
             throw new InvalidRequestError("This key was given with --api-key when the server started; restart the server without it to stop accepting it.", "id", "startup_key");
@@ -55,9 +56,9 @@ export async function accessRoutes(app: FastifyInstance, {store, host, startupOr
         return reply.status(204).send();
     });
 
-    app.get("/api/server/settings", async () => settingsReply());
+    app.get("/api/server/settings", QUIET, async () => settingsReply());
 
-    app.patch<{Body: SettingsChange}>("/api/server/settings", {schema: {body: SettingsChange}}, async (request) => {
+    app.patch<{Body: SettingsChange}>("/api/server/settings", {schema: {body: SettingsChange}, ...LOCAL_ONLY}, async (request) => {
         const change = request.body;
         if (change.lan_access === true && !store.hasKeys())
             throw new ApiError(409, "Create an API key first: with LAN access on, anyone on your network could otherwise use this server.", {code: "api_key_required"});

@@ -77,14 +77,3 @@ export function needsKey(path: string): boolean {
     return path.startsWith("/v1/") || path === "/v1" || path.startsWith("/api/") || path === "/api" || path === "/metrics";
 }
 
-const GENERATION_PATHS = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/api/chat", "/api/generate", "/api/embed", "/api/embeddings"]);
-
-/** Requests that run a model, which the rate limit counts. */
-export function isGenerationRequest(method: string, path: string): boolean {
-    return method === "POST" && (GENERATION_PATHS.has(path) || /^\/api\/conversations\/[^/]+\/reply$/.test(path));
-}
-
-/** Keys and access settings can be changed only from this machine, never by a LAN client holding a key. */
-export function isAccessManagement(method: string, path: string): boolean {
-    return method !== "GET" && method !== "HEAD" && (path.startsWith("/api/server/keys") || path === "/api/server/settings");
-}

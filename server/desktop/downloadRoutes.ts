@@ -3,6 +3,7 @@ import Type from "typebox";
 import type {Static} from "typebox";
 import type {DownloadManager} from "../../models/DownloadManager.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
+import {QUIET} from "../routeConfig.js";
 
 /**
  * `/api/downloads`: pulls that keep running when the page that started them reloads. The app polls the
@@ -15,7 +16,7 @@ type DownloadRequest = Static<typeof DownloadRequest>;
 export async function downloadRoutes(app: FastifyInstance, {downloads}: {downloads: DownloadManager}): Promise<void> {
     useOllamaConventions(app);
 
-    app.get("/api/downloads", async () => ({downloads: downloads.list()}));
+    app.get("/api/downloads", QUIET, async () => ({downloads: downloads.list()}));
 
     app.post<{Body: DownloadRequest}>("/api/downloads", {schema: {body: DownloadRequest}}, async (request, reply) => {
         void reply.status(202);

@@ -3,12 +3,13 @@ import type {Engine} from "../../native/Engine.js";
 import {boundPort, boundUrl, isLoopback} from "../boundUrl.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {RequestLog} from "./RequestLog.js";
+import {QUIET} from "../routeConfig.js";
 
 /** What the Server view shows: where the API listens, how it is reachable, the request log and live counts. */
 export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {engine: Engine, log: RequestLog, host: string}): Promise<void> {
     useOllamaConventions(app);
 
-    app.get("/api/server", async () => {
+    app.get("/api/server", QUIET, async () => {
         const url = boundUrl(app.server, host);
         const backend = engine.backendReport;
         return {
@@ -32,7 +33,7 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
         };
     });
 
-    app.get<{Querystring: {after?: string}}>("/api/server/requests", async (request) => {
+    app.get<{Querystring: {after?: string}}>("/api/server/requests", QUIET, async (request) => {
         const after = Number(request.query.after ?? 0);
         return {requests: log.since(Number.isSafeInteger(after) ? after : 0)};
     });

@@ -6,6 +6,7 @@ import type {Engine} from "../../native/Engine.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {AuditLog} from "./AuditLog.js";
 import type {ServerMetrics} from "./ServerMetrics.js";
+import {QUIET} from "../routeConfig.js";
 
 const AuditQuery = Type.Object({
     limit: Type.Optional(Type.String({pattern: "^[0-9]{1,4}$"})),
@@ -22,7 +23,7 @@ export type Lifecycle = {draining: boolean};
 export async function observabilityRoutes(app: FastifyInstance, {engine, library, metrics, audit, lifecycle}: {
     engine: Engine, library: Library, metrics: ServerMetrics, audit: AuditLog, lifecycle: Lifecycle
 }): Promise<void> {
-    app.get("/ready", async (_request, reply) => {
+    app.get("/ready", QUIET, async (_request, reply) => {
         const loaded = engine.models.flatMap((model) => model.names);
         const readiness = lifecycle.draining
             ? {status: "draining", message: "The server is shutting down."}
@@ -36,14 +37,14 @@ export async function observabilityRoutes(app: FastifyInstance, {engine, library
         return {...readiness, loaded_models: loaded};
     });
 
-    app.get("/metrics", async (_request, reply) => {
+    app.get("/metrics", QUIET, async (_request, reply) => {
         void reply.type(metrics.registry.contentType);
         return metrics.text();
     });
 
     await app.register(async (api) => {
         useOllamaConventions(api);
-        api.get<{Querystring: AuditQuery}>("/api/audit", {schema: {querystring: AuditQuery}}, async (request) => ({
+        api.get<{Querystring: AuditQuery}>("/api/audit", {schema: {querystring: AuditQuery}, ...QUIET}, async (request) => ({
             prompts_kept: audit.keepsBodies,
             entries: audit.list({
                 limit: Math.min(1000, Math.max(1, Number(request.query.limit ?? 100))),

@@ -1,8 +1,9 @@
 import {randomUUID} from "node:crypto";
 import type {FastifyInstance, FastifyRequest} from "fastify";
 import {DeadlineError} from "../../native/errors.js";
-import {isGenerationRequest, needsKey} from "../access/accessRules.js";
+import {needsKey} from "../access/accessRules.js";
 import type {RequestLog} from "../desktop/RequestLog.js";
+import {routeConfigOf} from "../routeConfig.js";
 import type {AuditLog} from "./AuditLog.js";
 import {runWithRecord} from "./requestContext.js";
 import type {RequestRecord} from "./requestContext.js";
@@ -17,16 +18,11 @@ declare module "fastify" {
     }
 }
 
-/**
- * Reads that the app (and editors) repeat every few seconds to watch the server: counted in metrics, but kept out of
- * the request log, the audit log and info logs, where they would bury the requests that do something.
- */
-const QUIET_PATHS = new Set(["/api/tags", "/v1/models", "/api/server", "/api/server/requests", "/api/server/settings", "/api/server/keys", "/api/downloads", "/api/ps", "/api/audit", "/health", "/ready", "/metrics"]);
-/** HEAD and OPTIONS (preflights) are not logged either. */
+/** HEAD and OPTIONS (preflights) are kept out of the logs, as the routes declared `quiet` (polled reads) are. */
 const LOGGED_METHODS = new Set(["GET", "POST", "PUT", "PATCH", "DELETE"]);
 
-function isQuiet(method: string, path: string): boolean {
-    return !LOGGED_METHODS.has(method) || (method === "GET" && QUIET_PATHS.has(path));
+function isQuiet(request: FastifyRequest): boolean {
+    return !LOGGED_METHODS.has(request.method) || routeConfigOf(request).quiet === true;
 }
 
 /** A request id from the client's `x-request-id` when it is a sane one, else a new one. */
@@ -55,13 +51,13 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit, shut
 
     app.addHook("onRequest", async (request, reply) => {
         const path = request.url.split("?")[0]!;
-        const quiet = isQuiet(request.method, path);
+        const quiet = isQuiet(request);
         request.record = {model: undefined, promptTokens: 0, completionTokens: 0};
         void reply.header("x-request-id", request.id);
         metrics.requestStarted();
         if (!quiet)
             log.started();
-        const stopDeadline = isGenerationRequest(request.method, path) ? startDeadline(request, shutdown, requestTimeoutMs) : undefined;
+        const stopDeadline = routeConfigOf(request).runsModel === true ? startDeadline(request, shutdown, requestTimeoutMs) : undefined;
 
         reply.raw.once("close", () => {
             stopDeadline?.();

@@ -14,6 +14,7 @@ import {
     checkGenerateInput, doneFields, embedFields, generationOptions, keepAliveMs, toChatMessages, toOllamaToolCall
 } from "./translate.js";
 import type {OllamaToolCall, RequestClock} from "./translate.js";
+import {RUNS_MODEL} from "../routeConfig.js";
 
 type DoneEvent = Extract<GenerationEvent, {type: "done"}>;
 type Outcome = {content: string, toolCalls: OllamaToolCall[], done?: DoneEvent};
@@ -125,7 +126,7 @@ async function acquireTimed(engine: Engine, reply: FastifyReply, name: string, k
 export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
     useOllamaConventions(app);
 
-    app.post<{Body: OllamaChatRequest}>("/api/chat", {schema: {body: OllamaChatRequest}}, async (request, reply) => {
+    app.post<{Body: OllamaChatRequest}>("/api/chat", {schema: {body: OllamaChatRequest}, ...RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const keepAlive = keepAliveMs(body.keep_alive);
         const messages = body.messages ?? [];
@@ -140,7 +141,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
         return answer(reply, generation, {model: body.model, stream: body.stream ?? true, payload: chatPayload, clock});
     });
 
-    app.post<{Body: OllamaGenerateRequest}>("/api/generate", {schema: {body: OllamaGenerateRequest}}, async (request, reply) => {
+    app.post<{Body: OllamaGenerateRequest}>("/api/generate", {schema: {body: OllamaGenerateRequest}, ...RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const keepAlive = keepAliveMs(body.keep_alive);
         checkGenerateInput(body);
@@ -157,7 +158,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
         return answer(reply, generation, {model: body.model, stream: body.stream ?? true, payload: generatePayload, clock});
     });
 
-    app.post<{Body: OllamaEmbedRequest}>("/api/embed", {schema: {body: OllamaEmbedRequest}}, async (request, reply) => {
+    app.post<{Body: OllamaEmbedRequest}>("/api/embed", {schema: {body: OllamaEmbedRequest}, ...RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const {model, clock} = await acquireTimed(engine, reply, body.model, keepAliveMs(body.keep_alive));
         // An empty input only loads the model, as in Ollama.
@@ -175,7 +176,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine}: {engine: 
         return {model: body.model, embeddings, ...embedFields(clock, promptTokens)};
     });
 
-    app.post<{Body: OllamaEmbeddingsRequest}>("/api/embeddings", {schema: {body: OllamaEmbeddingsRequest}}, async (request, reply) => {
+    app.post<{Body: OllamaEmbeddingsRequest}>("/api/embeddings", {schema: {body: OllamaEmbeddingsRequest}, ...RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model, keepAliveMs(body.keep_alive));
         if (!body.prompt)

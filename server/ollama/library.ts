@@ -13,6 +13,7 @@ import {planOffload} from "../../native/planOffload.js";
 import {offloadPlanJson} from "../offloadPlanJson.js";
 import {NdjsonStream, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
+import {QUIET} from "../routeConfig.js";
 
 /** Ollama's model-management API over the library, and the Hub lookups the UI uses. */
 
@@ -75,7 +76,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
 
     app.get("/api/version", async () => ({version: VERSION}));
 
-    app.get("/api/tags", async () => ({models: library.list().map(tagEntry)}));
+    app.get("/api/tags", QUIET, async () => ({models: library.list().map(tagEntry)}));
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const model = library.get(modelOf(request.body));
@@ -140,7 +141,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         return reply;
     });
 
-    app.get("/api/ps", async () => ({
+    app.get("/api/ps", QUIET, async () => ({
         models: engine.loadedModels.flatMap((loaded) => {
             const model = library.find(loaded.names[0]!);
             const expiresAt = loaded.pinned || loaded.expiresAt == null ? NEVER : loaded.expiresAt.toISOString();

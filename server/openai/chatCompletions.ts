@@ -8,6 +8,7 @@ import {clientAbortSignal} from "../sse.js";
 import {streamEvents} from "./streamEvents.js";
 import {ChatCompletionRequest} from "./schemas.js";
 import {SYSTEM_FINGERPRINT, chatGenerationOptions, completionId, toChatMessages, toOpenAIUsage, toTimings} from "./translate.js";
+import {RUNS_MODEL} from "../routeConfig.js";
 
 type OpenAILogprob = {token: string, logprob: number, bytes: number[], top_logprobs: {token: string, logprob: number, bytes: number[]}[]};
 
@@ -61,7 +62,7 @@ async function collect(generations: readonly Generation[]): Promise<Choice[]> {
 }
 
 export async function chatCompletionsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
-    app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}}, async (request, reply: FastifyReply) => {
+    app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}, ...RUNS_MODEL}, async (request, reply: FastifyReply) => {
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);

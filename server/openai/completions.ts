@@ -9,6 +9,7 @@ import {optionsForChoice} from "./chatCompletions.js";
 import {CompletionRequest} from "./schemas.js";
 import {streamEvents} from "./streamEvents.js";
 import {SYSTEM_FINGERPRINT, completionGenerationOptions, completionId, toOpenAIUsage} from "./translate.js";
+import {RUNS_MODEL} from "../routeConfig.js";
 
 /** The legacy completions log-probability shape: parallel arrays and one `{token: logprob}` map per token. */
 type LegacyLogprobs = {tokens: string[], token_logprobs: number[], top_logprobs: Record<string, number>[], text_offset: number[]};
@@ -35,7 +36,7 @@ function promptList(prompt: CompletionRequest["prompt"]): (string | number[])[] 
 }
 
 export async function completionsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
-    app.post<{Body: CompletionRequest}>("/v1/completions", {schema: {body: CompletionRequest}}, async (request, reply) => {
+    app.post<{Body: CompletionRequest}>("/v1/completions", {schema: {body: CompletionRequest}, ...RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model);
         const signal = clientAbortSignal(reply);

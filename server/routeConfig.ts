@@ -1,0 +1,32 @@
+import type {FastifyRequest} from "fastify";
+
+/**
+ * What a route is, declared on the route itself (`config` in its options) and read by the hooks of
+ * `observability/` and `access/`, so no other file keeps a list of paths that drifts from the routes.
+ */
+declare module "fastify" {
+    interface FastifyContextConfig {
+        /** Runs a model (a generation or an embedding): the rate limit counts it. */
+        runsModel?: boolean,
+        /**
+         * A read that the app and editors repeat every few seconds to watch the server: counted in `/metrics`, but
+         * kept out of the request log, the audit log and info logs (unless refused), where it would bury the requests
+         * that do something.
+         */
+        quiet?: boolean,
+        /** Changes API keys or access settings: only a client on this machine may call it, never a LAN client with a key. */
+        localOnly?: boolean
+    }
+}
+
+/** Route options for a route that runs a model. */
+export const RUNS_MODEL = {config: {runsModel: true}} as const;
+/** Route options for a polled read. */
+export const QUIET = {config: {quiet: true}} as const;
+/** Route options for a change to keys or access settings. */
+export const LOCAL_ONLY = {config: {localOnly: true}} as const;
+
+/** The matched route's declarations; none for a request that matched no route. */
+export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, localOnly?: boolean} {
+    return request.routeOptions.config ?? {};
+}
