@@ -1,8 +1,9 @@
-import {resolveChatWrapper} from "node-llama-cpp";
+import {LlamaText} from "node-llama-cpp";
 import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import {ChatFormat} from "./chat/ChatFormat.js";
+import type {ChatTurn} from "./chat/ChatFormat.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
-import {toChatHistory} from "./chatHistory.js";
 import {nativeContextOf} from "./addonAccess.js";
 import {flashAttentionFor} from "./flashAttention.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
@@ -14,12 +15,12 @@ import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
 import {toGrammarSchema} from "./grammarSchema.js";
 import {generateOnSlot} from "./generateOnSlot.js";
-import type {PreparedGeneration} from "./generateOnSlot.js";
+import type {PreparedGeneration, ToolGrammars} from "./generateOnSlot.js";
 import {prefetch} from "./prefetch.js";
 import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
-import {callableTools, toolCallSchema} from "./toolCalls.js";
+import {callableTools} from "./toolCalls.js";
 import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, Timings, ToolDefinition, Usage} from "./types.js";
 
 export type LoadModelOptions = {
@@ -43,8 +44,8 @@ export type LoadModelOptions = {
 
 export type GenerationReport = {model: string, usage: Usage, timings: Timings};
 
-/** A prompt ready to run: its tokens and the stop strings its template implies. */
-export type Prompt = {tokens: Token[], stops: string[], tools?: readonly ToolDefinition[]};
+/** A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply. */
+export type Prompt = {tokens: Token[], stops: string[], turn?: ChatTurn};
 
 /** A generation that holds a slot. Iterate `events` to run it; `events` returns the slot when it ends. */
 export type Generation = {
@@ -65,7 +66,7 @@ export class LoadedModel {
     readonly context: LlamaContext;
     readonly scheduler: SlotScheduler;
     readonly #loop: SlotDecoder;
-    readonly chatWrapper: ChatWrapper;
+    readonly chatFormat: ChatFormat;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
@@ -74,13 +75,13 @@ export class LoadedModel {
     #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
 
-    private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatWrapper: ChatWrapper) {
+    private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatFormat: ChatFormat) {
         this.names = options.names;
         this.path = options.path;
         this.createdAt = Math.floor(Date.now() / 1000);
         this.model = model;
         this.context = context;
-        this.chatWrapper = chatWrapper;
+        this.chatFormat = chatFormat;
         this.ctxSizePerSlot = options.ctxSize;
         this.#threads = options.threads;
         this.#onGenerationDone = options.onGenerationDone;
@@ -105,8 +106,7 @@ export class LoadedModel {
                 batchSize: Math.min(512, options.ctxSize * options.parallel)
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
-            const chatWrapper = resolveChatWrapper(model, chatWrapperType != null ? {type: chatWrapperType} : {});
-            return new LoadedModel(options, model, context, chatWrapper);
+            return new LoadedModel(options, model, context, new ChatFormat(model, chatWrapperType));
         } catch (error) {
             await model.dispose();
             throw error;
@@ -122,11 +122,20 @@ export class LoadedModel {
         return this.names[0]!;
     }
 
+    /** The chat wrapper node-llama-cpp chose for this model's family (for its default reasoning setting). */
+    get chatWrapper(): ChatWrapper {
+        return this.chatFormat.wrapper;
+    }
+
+    /** A chat rendered in the model's own format, with the tools the tool choice allows and its reasoning switch. */
     chatPrompt(messages: readonly ChatMessage[], options: Pick<GenerationOptions, "tools" | "reasoning"> = {}): Prompt {
         const tools = options.tools;
+        for (const tool of tools?.definitions ?? [])
+            if (!/^[^\s]{1,128}$/u.test(tool.name))
+                throw new InvalidRequestError(`The tool name "${tool.name}" must be 1 to 128 characters without spaces`, "tools");
         const offered = tools != null ? callableTools(tools.definitions, tools.choice) : [];
-        const state = this.chatWrapper.generateContextState({chatHistory: toChatHistory(messages, offered)});
-        return {tokens: state.contextText.tokenize(this.model.tokenizer), stops: stopTriggerStrings(state.stopGenerationTriggers), tools: offered};
+        const turn = this.chatFormat.render(messages, {tools: offered, reasoning: options.reasoning});
+        return {tokens: turn.tokens, stops: turn.stops, turn};
     }
 
     /** A raw prompt: text, or token ids (checked against the vocabulary). */
@@ -184,15 +193,28 @@ export class LoadedModel {
             job.grammar = format;
             job.stops = [...job.stops, ...stopTriggerStrings(format.stopGenerationTriggers)];
         }
-        const tools = prompt.tools ?? [];
-        if (options.tools != null && tools.length > 0) {
-            const grammar = await this.#jsonSchemaGrammar(toolCallSchema(tools.map((tool) => ({
-                ...tool,
-                parameters: tool.parameters != null ? toGrammarSchema(tool.parameters, "tools") : undefined
-            }))), "tools");
-            job.toolCall = {mode: options.tools.choice === "auto" ? "auto" : "forced", grammar};
-        }
+        job.turn = prompt.turn;
+        const tools = prompt.turn?.tools ?? [];
+        if (options.tools != null && tools.length > 0)
+            job.tools = await this.#toolGrammars(tools, options.tools);
         return job;
+    }
+
+    async #toolGrammars(tools: readonly ToolDefinition[], request: NonNullable<GenerationOptions["tools"]>): Promise<ToolGrammars> {
+        const optionalSpace = this.chatFormat.wrapper.settings.functions.call.optionalPrefixSpace;
+        // A name, then a newline that ends it (the format's own text follows it, injected).
+        const names = `root ::= ${optionalSpace ? "[ ]? " : ""}(${tools.map((tool) => JSON.stringify(tool.name)).join(" | ")}) "\\n"`;
+        const params = new Map<string, LlamaGrammar>();
+        for (const tool of tools) {
+            const schema = tool.parameters != null && Object.keys(tool.parameters).length > 0 ? tool.parameters : {type: "object", properties: {}};
+            params.set(tool.name, await this.#jsonSchemaGrammar(toGrammarSchema(schema, "tools"), "tools"));
+        }
+        return {
+            mode: request.choice === "auto" ? "auto" : "forced",
+            parallel: request.parallel !== false,
+            names: await this.#cachedGrammar(names, () => this.model.llama.createGrammar({grammar: names, stopGenerationTriggers: [LlamaText("\n")]})),
+            params
+        };
     }
 
     #run(lease: SlotLease, job: PreparedGeneration): Generation {

@@ -1,14 +1,26 @@
 import {randomInt} from "node:crypto";
-import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import type {ChatModelResponse, LlamaGrammar, LlamaModel, LlamaText, Token} from "node-llama-cpp";
+import type {ChatTurn} from "./chat/ChatFormat.js";
+import {MarkerScanner} from "./chat/MarkerScanner.js";
+import {ReplyText} from "./chat/ReplyText.js";
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
-import {StopDetector} from "./StopDetector.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
-import {TOOL_CALL_OPEN, ToolCallStreamParser, newToolCallId} from "./toolCalls.js";
+import {newToolCallId} from "./toolCalls.js";
 import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob} from "./types.js";
+
+/** Grammars that keep a tool call in the model's own syntax: one for the function's name, one per function for its arguments. */
+export type ToolGrammars = {
+    /** `forced`: the reply is a call (`tool_choice` required or named); `auto`: the model chooses. */
+    mode: "forced" | "auto",
+    /** Whether one reply may hold several calls. */
+    parallel: boolean,
+    names: LlamaGrammar,
+    params: ReadonlyMap<string, LlamaGrammar>
+};
 
 /** Everything about one generation that was worked out before it got a slot. */
 export type PreparedGeneration = {
@@ -20,8 +32,9 @@ export type PreparedGeneration = {
     ignoreEos?: boolean,
     /** Constrains the reply (`response_format`). */
     grammar?: LlamaGrammar,
-    /** `forced`: the reply is one tool call; `auto`: a call starts when the model writes `<tool_call>`. */
-    toolCall?: {mode: "forced" | "auto", grammar: LlamaGrammar},
+    /** How the model marks up its reply (reasoning, calls); none for a raw prompt. */
+    turn?: ChatTurn,
+    tools?: ToolGrammars,
     logprobsTop?: number,
     signal?: AbortSignal,
     deadline?: AbortSignal,
@@ -32,42 +45,82 @@ function toTopLogprob(text: string, logprob: number): TopLogprob {
     return {token: text, logprob: Number.isFinite(logprob) ? logprob : -9999, bytes: [...Buffer.from(text, "utf8")]};
 }
 
+/** How a sampling phase ended: at a marker (the tokens up to `at` were kept), at an end token, or out of tokens. */
+type PhaseEnd = {kind: "marker" | "end", text: string, scanner: MarkerScanner};
+type Verdict = {events?: GenerationEvent[], cutAt?: number, end?: boolean};
+/** What the text phase saw that ends it. */
+type TextEnd = "end" | "call" | "rerender";
+
+const maxRerenders = 16;
+
 /**
- * Generates one reply on a leased slot, as a stream of events ending in `done`.
- * Reuses the slot's cached prefix, evaluates the rest of the prompt, samples until a stop string,
- * an end-of-generation token, the token budget or a finished tool call, and checks the abort
- * signal after every token. It never releases the lease; its caller does.
+ * Generates one reply on a leased slot, as a stream of events ending in `done`. Reuses the slot's cached prefix,
+ * evaluates the rest of the prompt, then samples, reading the reply in the model's own syntax: its thinking goes
+ * out as `reasoning`, its tool calls as `toolCall` events, generated under grammars that keep them in that syntax;
+ * special tokens never reach the text. Ends at a stop string, an end token, the token budget or the end of the
+ * calls, and checks the abort signal after every token. It never releases the lease; its caller does.
  */
 export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
     // At least one prompt token is evaluated again, to get the logits of the first new token.
     const reused = await loop.truncate(sequence, Math.min(lease.cachedPrefixTokens, prompt.length - 1));
+    /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
+    let committed: Token[] = [...prompt];
+    const penaltyHistory: Token[] = prompt.slice(-penaltyWindow);
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
-    const generated: Token[] = [];
+    let sampledTokens = 0;
+    let reasoningTokens = 0;
     let finishReason: FinishReason = "stop";
+    let outOfTokens = false;
     // Without a seed, each reply gets a random one; the loop then samples the same way for either decode loop.
     const sampling = {...job.sampling, seed: Math.max(0, Math.floor(job.sampling.seed ?? randomInt(2 ** 31)))};
+    const syntax = job.turn?.syntax;
+    const tools = job.tools;
+    const call = tools != null ? syntax?.call : undefined;
+    const reply = new ReplyText(job.logprobsTop != null);
+    /** What the reply holds so far, for formats that render the template again mid-reply. */
+    const response: ChatModelResponse["response"] = [];
+    let segment: "thought" | "comment" | undefined = syntax?.thought?.openOnStart === true ? "thought" : undefined;
+    let calls = 0;
 
-    /** Runs one generation from `input`, handing each decoded piece to `onText`, which may end it. */
-    async function* sample(input: Token[], grammar: LlamaGrammar | undefined,
-        onText: (text: string, logprob: TokenLogprob | undefined) => {events: GenerationEvent[], end?: boolean}): AsyncGenerator<GenerationEvent> {
-        if (generated.length >= job.maxNewTokens) {
-            finishReason = "length";
-            return;
+    const deadlinePassed = () => job.deadline?.aborted === true;
+    const tokenize = (text: LlamaText) => text.tokenize(model.tokenizer, "trimLeadingSpace");
+
+    /** Drops what the cache holds past its agreement with `committed`; the rest of `committed` is the next input. */
+    async function nextInput(): Promise<Token[]> {
+        const cache = sequence.contextTokens;
+        const limit = Math.min(cache.length, committed.length - 1);
+        let common = 0;
+        while (common < limit && cache[common] === committed[common])
+            common++;
+        const kept = await loop.truncate(sequence, common);
+        return committed.slice(kept);
+    }
+
+    /**
+     * Samples from the end of `committed` under `grammar`, giving `onToken` the scanner after every token, until
+     * it cuts (the tokens before the cut are committed, the rest dropped from the cache), an end token, or the budget.
+     */
+    async function* phase(grammar: LlamaGrammar | undefined, onToken: (scanner: MarkerScanner, logprob: TokenLogprob | undefined) => Verdict): AsyncGenerator<GenerationEvent, PhaseEnd> {
+        const scanner = new MarkerScanner();
+        if (sampledTokens >= job.maxNewTokens || deadlinePassed()) {
+            outOfTokens = true;
+            return {kind: "end", text: "", scanner};
         }
-        const decoder = new TokenTextDecoder(model, [...prompt, ...generated]);
-        // The loop samples ahead while the text of earlier tokens is streamed; it is stopped once the reply ends.
-        const stream = loop.generate(sequence, input, {
+        const decoder = new TokenTextDecoder(model, committed);
+        const stream = loop.generate(sequence, await nextInput(), {
             sampling,
             grammar,
-            history: [...prompt.slice(-penaltyWindow), ...generated].slice(-penaltyWindow),
-            maxTokens: job.maxNewTokens - generated.length,
+            history: penaltyHistory.slice(-penaltyWindow),
+            maxTokens: job.maxNewTokens - sampledTokens,
             ignoreEos: job.ignoreEos === true,
             topLogprobs: job.logprobsTop
         });
+        const sampled: {token: Token, end: number}[] = [];
+        let cutAt: number | undefined;
         try {
             for await (const {token, logprob: tokenLogprob, top} of stream) {
                 if (job.signal?.aborted)
@@ -78,14 +131,24 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                     const topLogprobs = (top ?? []).map(([candidate, value]) => toTopLogprob(decoder.tokenText(candidate), value));
                     logprob = {...toTopLogprob(decoder.tokenText(token), tokenLogprob), topLogprobs};
                 }
-                generated.push(token);
-                const {events, end} = onText(decoder.push(token), logprob);
-                yield* events;
-                if (end)
-                    return;
-                if (generated.length >= job.maxNewTokens || job.deadline?.aborted === true) {
-                    finishReason = "length";
-                    return;
+                sampledTokens++;
+                if (segment === "thought")
+                    reasoningTokens++;
+                penaltyHistory.push(token);
+                scanner.push(decoder.push(token), model.isSpecialToken(token));
+                sampled.push({token, end: scanner.text.length});
+                const verdict = onToken(scanner, logprob);
+                if (verdict.events != null)
+                    yield* verdict.events;
+                if (verdict.cutAt != null) {
+                    cutAt = verdict.cutAt;
+                    break;
+                }
+                if (verdict.end === true)
+                    break;
+                if (sampledTokens >= job.maxNewTokens || deadlinePassed()) {
+                    outOfTokens = true;
+                    break;
                 }
             }
         } finally {
@@ -93,70 +156,219 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             stream.stop();
             await stream.finished;
         }
-    }
-
-    async function* toolCall(input: Token[], grammar: LlamaGrammar): AsyncGenerator<GenerationEvent> {
-        const parser = new ToolCallStreamParser();
-        const id = newToolCallId();
-        // The grammar ends a call with its own stop text (blank lines); the call is complete there.
-        const end = new StopDetector(stopTriggerStrings(grammar.stopGenerationTriggers));
-        yield* sample(input, grammar, (piece) => {
-            const {text, stop} = end.push(piece);
-            const update = parser.push(text);
-            const events: GenerationEvent[] = [];
-            if (update.name != null)
-                events.push({type: "toolCall", index: 0, id, name: update.name});
-            if (update.arguments)
-                events.push({type: "toolCallArguments", index: 0, text: update.arguments});
-            return {events, end: stop != null};
-        });
-        if (parser.name != null && finishReason !== "length")
-            finishReason = "tool_calls";
-    }
-
-    const openCallTokens = () => model.tokenize(`${TOOL_CALL_OPEN}\n`, false, "trimLeadingSpace");
-    const input = prompt.slice(reused);
-    if (job.toolCall?.mode === "forced") {
-        yield* toolCall([...input, ...openCallTokens()], job.toolCall.grammar);
-    } else {
-        const autoCall = job.toolCall?.mode === "auto" ? job.toolCall : undefined;
-        const stops = new StopDetector(autoCall != null ? [...job.stops, TOOL_CALL_OPEN] : job.stops);
-        let content = "";
-        let pendingLogprobs: TokenLogprob[] = [];
-        let stoppedBy: string | undefined;
-        const textEvents = (text: string): GenerationEvent[] => {
-            if (text.length === 0)
-                return [];
-            content += text;
-            const logprobs = pendingLogprobs;
-            pendingLogprobs = [];
-            return [{type: "text", text, ...(job.logprobsTop != null ? {logprobs} : {})}];
-        };
-        yield* sample(input, job.grammar, (text, logprob) => {
-            if (logprob != null)
-                pendingLogprobs.push(logprob);
-            const result = stops.push(text);
-            stoppedBy = result.stop;
-            return {events: textEvents(result.text), end: stoppedBy != null};
-        });
-        if (stoppedBy == null)
-            yield* textEvents(stops.flush());
-        if (stoppedBy === TOOL_CALL_OPEN && autoCall != null && (finishReason as FinishReason) !== "length") {
-            // Replace what was sampled with the content and the opening tag, then generate the call under its grammar.
-            const kept = await loop.truncate(sequence, prompt.length);
-            yield* toolCall([...prompt.slice(kept), ...model.tokenize(`${content}${TOOL_CALL_OPEN}\n`, false, "trimLeadingSpace")], autoCall.grammar);
+        if (cutAt == null) {
+            committed = [...committed, ...sampled.map((entry) => entry.token)];
+            return {kind: "end", text: scanner.text, scanner};
         }
+        // Keep the tokens before the cut; a token the cut falls inside is replaced by the text before the cut.
+        let kept = 0;
+        while (kept < sampled.length && sampled[kept]!.end <= cutAt)
+            kept++;
+        const keptEnd = kept > 0 ? sampled[kept - 1]!.end : 0;
+        const rest = scanner.text.slice(keptEnd, cutAt);
+        committed = [...committed, ...sampled.slice(0, kept).map((entry) => entry.token), ...(rest !== "" ? model.tokenize(rest, false, "trimLeadingSpace") : [])];
+        return {kind: "marker", text: scanner.text.slice(0, cutAt), scanner};
     }
+
+    /** Closes the open segment: its text joins the reply so far. */
+    function closeSegment(): GenerationEvent[] {
+        const events = reply.endItem();
+        if (segment === "thought")
+            response.push({type: "segment", segmentType: "thought", text: reply.takeReasoning(), ended: true});
+        segment = undefined;
+        return events;
+    }
+
+    /** The markers that matter now: stops, the open segment's end, what may open one, and a call's start. */
+    function markers(afterCall: boolean): string[] {
+        const list = [...job.stops, ...(syntax?.rerender ?? [])];
+        if (syntax == null)
+            return list;
+        if (segment === "thought")
+            list.push(syntax.thought!.suffix);
+        else if (segment === "comment")
+            list.push(syntax.comment!.suffix);
+        else if (!afterCall) {
+            if (syntax.thought != null && syntax.thought.prefix !== "")
+                list.push(syntax.thought.prefix);
+            if (syntax.comment != null)
+                list.push(syntax.comment.prefix);
+        }
+        if (syntax.closeAllSegments != null && segment != null)
+            list.push(syntax.closeAllSegments);
+        if (call != null && (call.detectInText || afterCall) && segment !== "thought")
+            list.push(...call.detect);
+        return list;
+    }
+
+    /** Free text: the answer and the thinking, until a stop, an end token, a call's start or a re-render. */
+    async function* textPhase(afterCall: boolean): AsyncGenerator<GenerationEvent, TextEnd> {
+        let result: TextEnd = "end";
+        const emit = (text: string, logprob: TokenLogprob | undefined): GenerationEvent[] | "stop" => {
+            if (afterCall)
+                return text.trim() === "" ? [] : "stop";
+            return segment === "thought" ? reply.reasoning(text) : reply.content(text, logprob);
+        };
+        const end = yield* phase(afterCall ? undefined : job.grammar, (scanner, logprob) => {
+            const events: GenerationEvent[] = [];
+            let pendingLogprob = logprob;
+            for (;;) {
+                const {text, found} = scanner.next(markers(afterCall));
+                const emitted = emit(text, pendingLogprob);
+                pendingLogprob = undefined;
+                if (emitted === "stop")
+                    return {events, end: true};
+                events.push(...emitted);
+                if (found == null)
+                    return {events};
+                const marker = found.marker;
+                if (job.stops.includes(marker))
+                    return {events, end: true};
+                if (syntax!.rerender.includes(marker)) {
+                    if (segment == null)
+                        return {events, end: true};
+                    events.push(...closeSegment());
+                    result = "rerender";
+                    return {events, cutAt: found.end};
+                }
+                if (call != null && call.detect.includes(marker) && segment !== "thought") {
+                    result = "call";
+                    return {events, cutAt: found.start};
+                }
+                if (segment == null && marker === syntax!.thought?.prefix)
+                    segment = "thought";
+                else if (segment == null && marker === syntax!.comment?.prefix)
+                    segment = "comment";
+                else
+                    events.push(...closeSegment());
+            }
+        });
+        if (end.kind === "end" && !afterCall) {
+            // Nothing more comes: what was held back as a possible marker is text after all.
+            const rest = emit(end.scanner.next([], true).text, undefined);
+            if (rest !== "stop")
+                yield* rest;
+        }
+        return result;
+    }
+
+    /** The reply opens with one of the format's channel headers (gpt-oss); anything else takes the default one. */
+    async function* openingPhase(): AsyncGenerator<GenerationEvent, "text" | "call" | "end"> {
+        const opening = syntax!.opening!;
+        let action = opening.otherwise;
+        const end = yield* phase(undefined, (scanner) => {
+            const text = scanner.text.trimStart();
+            const skipped = scanner.text.length - text.length;
+            const hit = opening.triggers.find((trigger) => text.startsWith(trigger.text));
+            if (hit != null) {
+                action = hit.action;
+                return {cutAt: hit.action.type === "functionCall" && !hit.action.keepTrigger ? 0 : skipped + hit.text.length};
+            }
+            if (opening.triggers.some((trigger) => trigger.text.startsWith(text)))
+                return {};
+            return {cutAt: 0};
+        });
+        if (end.kind === "end")
+            return "end";
+        if (action == null)
+            return "text";
+        if (action.inject != null)
+            committed = [...committed, ...tokenize(action.inject)];
+        if (action.type === "segment")
+            segment = action.segment;
+        return action.type === "functionCall" ? "call" : "text";
+    }
+
+    /** One call: the format's prefix, the function's name under a grammar, its arguments under its schema's grammar. */
+    async function* callPhase(): AsyncGenerator<GenerationEvent, boolean> {
+        committed = [...committed, ...tokenize(call!.prefix)];
+        const nameEnd = yield* phase(tools!.names, (scanner) => {
+            const newline = scanner.text.indexOf("\n");
+            return newline >= 0 ? {cutAt: newline} : {};
+        });
+        const name = nameEnd.text.trim();
+        if (nameEnd.kind !== "marker" || !tools!.params.has(name))
+            return false;
+        const index = calls++;
+        const id = newToolCallId();
+        yield {type: "toolCall", index, id, name};
+        committed = [...committed, ...tokenize(call!.paramsPrefix(name))];
+        const grammar = tools!.params.get(name)!;
+        const stops = stopTriggerStrings(grammar.stopGenerationTriggers);
+        let args = "";
+        const paramsEnd = yield* phase(grammar, (scanner) => {
+            const {text, found} = scanner.next(stops);
+            args += text;
+            const events: GenerationEvent[] = text !== "" ? [{type: "toolCallArguments", index, text}] : [];
+            return found != null ? {events, cutAt: found.start} : {events};
+        });
+        response.push({type: "functionCall", name, params: safeJson(args), result: null, startsNewChunk: index === 0});
+        if (paramsEnd.kind !== "marker")
+            return false;
+        committed = [...committed, ...tokenize(call!.suffix(name))];
+        return true;
+    }
+
+    let rerenders = 0;
+    let next: "opening" | "text" | "call" | "end" = syntax?.opening != null ? "opening" : "text";
+    // A forced call starts at once: the format's call opening (gpt-oss's channel), its section prefix, then the call.
+    if (tools?.mode === "forced" && call != null) {
+        const callOpening = syntax?.opening?.triggers.find((trigger) => trigger.action.type === "functionCall");
+        if (callOpening?.action.inject != null)
+            committed = [...committed, ...tokenize(callOpening.action.inject)];
+        if (call.parallel != null)
+            committed = [...committed, ...tokenize(call.parallel.sectionPrefix)];
+        next = "call";
+    }
+    while (next !== "end") {
+        if (next === "opening") {
+            next = yield* openingPhase();
+            continue;
+        }
+        if (next === "call") {
+            if (calls > 0) {
+                const between = call!.parallel?.betweenCalls;
+                if (between != null && between.values.length > 0)
+                    committed = [...committed, ...tokenize(between)];
+            }
+            const complete = yield* callPhase();
+            if (!complete || !tools!.parallel || call!.parallel == null) {
+                next = "end";
+                continue;
+            }
+            next = (yield* textPhase(true)) === "call" ? "call" : "end";
+            continue;
+        }
+        const end = yield* textPhase(false);
+        if (end === "rerender" && rerenders++ < maxRerenders) {
+            committed = job.turn!.rerender(response);
+            next = syntax?.opening != null ? "opening" : "text";
+        } else
+            next = end === "call" ? "call" : "end";
+    }
+    yield* reply.finish();
+    if (outOfTokens)
+        finishReason = "length";
+    else if (calls > 0)
+        finishReason = "tool_calls";
 
     const finished = performance.now();
     yield {
         type: "done",
         finishReason,
-        usage: {promptTokens: prompt.length, completionTokens: generated.length, cachedPromptTokens: reused, reasoningTokens: 0},
+        usage: {promptTokens: prompt.length, completionTokens: sampledTokens, cachedPromptTokens: reused, reasoningTokens},
         timings: {
             queueMs: job.queueMs,
             promptMs: (firstTokenAt ?? finished) - started,
             generationMs: firstTokenAt != null ? finished - firstTokenAt : 0
         }
     };
+}
+
+function safeJson(text: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return text;
+    }
 }

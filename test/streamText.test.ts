@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import {StopDetector} from "../native/StopDetector.js";
 import {SlotScheduler} from "../native/SlotScheduler.js";
-import {ToolCallStreamParser, toolCallSchema} from "../native/toolCalls.js";
+import {MarkerScanner} from "../native/chat/MarkerScanner.js";
+import {ReplyText} from "../native/chat/ReplyText.js";
 import {toGrammarSchema} from "../native/grammarSchema.js";
 import {KvSequence} from "../native/SlotDecoder.js";
 import type {Token} from "node-llama-cpp";
@@ -30,28 +31,31 @@ describe("StopDetector", () => {
     });
 });
 
-describe("ToolCallStreamParser", () => {
-    it("reports the name once, then the arguments piece by piece, without the closing brace", () => {
-        const parser = new ToolCallStreamParser();
-        const pieces = ["{\"na", "me\": \"get_", "weather\", \"arguments\":", " {\"city\"", ": \"Paris\"", "}", " }", "\n"];
-        let args = "";
-        const names: string[] = [];
-        for (const piece of pieces) {
-            const update = parser.push(piece);
-            if (update.name != null)
-                names.push(update.name);
-            args += update.arguments ?? "";
-        }
-        assert.deepEqual(names, ["get_weather"]);
-        assert.equal(args, "{\"city\": \"Paris\"}");
-        assert.deepEqual(parser.finish(), {name: "get_weather", arguments: "{\"city\": \"Paris\"}"});
+describe("MarkerScanner", () => {
+    it("finds the earliest marker, holds back a possible one and never emits special tokens", () => {
+        const scanner = new MarkerScanner();
+        scanner.push("<think>", true);
+        scanner.push("\nLet me", false);
+        assert.deepEqual(scanner.next(["<think>\n"]), {text: "", found: {marker: "<think>\n", start: 0, end: 8}});
+        assert.deepEqual(scanner.next(["\n</think>"]), {text: "Let me", found: undefined});
+        scanner.push(" think.\n", false);
+        assert.deepEqual(scanner.next(["\n</think>"]), {text: " think.", found: undefined});
+        scanner.push("</think>", true);
+        scanner.push("<|x|>Hi", true);
+        assert.deepEqual(scanner.next(["\n</think>"]), {text: "", found: {marker: "\n</think>", start: 21, end: 30}});
+        assert.deepEqual(scanner.next(["END"], true), {text: "", found: undefined});
     });
+});
 
-    it("builds a schema that allows only the offered tools", () => {
-        const one = toolCallSchema([{name: "f", parameters: {type: "object", properties: {x: {type: "integer"}}}}]);
-        assert.deepEqual(one, {type: "object", properties: {name: {const: "f"}, arguments: {type: "object", properties: {x: {type: "integer"}}}}});
-        const two = toolCallSchema([{name: "f"}, {name: "g"}]) as {oneOf: unknown[]};
-        assert.equal(two.oneOf.length, 2);
+describe("ReplyText", () => {
+    it("trims the whitespace around thinking and before the answer that follows it", () => {
+        const reply = new ReplyText(false);
+        const events = [...reply.reasoning("\n Let"), ...reply.reasoning(" me\n"), ...reply.reasoning(" think.\n"), ...reply.endItem(),
+            ...reply.content("\n\n", undefined), ...reply.content("Hello.", undefined)];
+        assert.deepEqual(events, [
+            {type: "reasoning", text: "Let"}, {type: "reasoning", text: " me"}, {type: "reasoning", text: "\n think."}, {type: "text", text: "Hello."}
+        ]);
+        assert.equal(reply.takeReasoning(), "Let me\n think.");
     });
 });
 
