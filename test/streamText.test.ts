@@ -37,13 +37,13 @@ describe("MarkerScanner", () => {
         scanner.push("<think>", true);
         scanner.push("\nLet me", false);
         assert.deepEqual(scanner.next(["<think>\n"]), {text: "", found: {marker: "<think>\n", start: 0, end: 8}});
-        assert.deepEqual(scanner.next(["\n</think>"]), {text: "Let me", found: undefined});
+        assert.deepEqual(scanner.next(["\n</think>"]), {text: "Let me"});
         scanner.push(" think.\n", false);
-        assert.deepEqual(scanner.next(["\n</think>"]), {text: " think.", found: undefined});
+        assert.deepEqual(scanner.next(["\n</think>"]), {text: " think."});
         scanner.push("</think>", true);
         scanner.push("<|x|>Hi", true);
         assert.deepEqual(scanner.next(["\n</think>"]), {text: "", found: {marker: "\n</think>", start: 21, end: 30}});
-        assert.deepEqual(scanner.next(["END"], true), {text: "", found: undefined});
+        assert.deepEqual(scanner.next(["END"], true), {text: ""});
     });
 });
 
