@@ -41,6 +41,23 @@ export type PreparedGeneration = {
     queueMs: number
 };
 
+/** Which tokens are special, per model: asked once per token, since asking crosses into native code twice. */
+const specialTokens = new WeakMap<LlamaModel, Map<Token, boolean>>();
+
+function isSpecialToken(model: LlamaModel, token: Token): boolean {
+    let known = specialTokens.get(model);
+    if (known == null) {
+        known = new Map();
+        specialTokens.set(model, known);
+    }
+    let special = known.get(token);
+    if (special == null) {
+        special = model.isSpecialToken(token);
+        known.set(token, special);
+    }
+    return special;
+}
+
 function toTopLogprob(text: string, logprob: number): TopLogprob {
     return {token: text, logprob: Number.isFinite(logprob) ? logprob : -9999, bytes: [...Buffer.from(text, "utf8")]};
 }
@@ -135,7 +152,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                 if (segment === "thought")
                     reasoningTokens++;
                 penaltyHistory.push(token);
-                scanner.push(decoder.push(token), model.isSpecialToken(token));
+                scanner.push(decoder.push(token), isSpecialToken(model, token));
                 sampled.push({token, end: scanner.text.length});
                 const verdict = onToken(scanner, logprob);
                 if (verdict.events != null)
@@ -326,11 +343,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             continue;
         }
         if (next === "call") {
-            if (calls > 0) {
-                const between = call!.parallel?.betweenCalls;
-                if (between != null && between.values.length > 0)
-                    committed = [...committed, ...tokenize(between)];
-            }
+            // A later call was detected in what the model wrote after the last one, separator included.
             const complete = yield* callPhase();
             if (!complete || !tools!.parallel || call!.parallel == null) {
                 next = "end";

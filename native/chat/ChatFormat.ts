@@ -39,8 +39,8 @@ export type CallSyntax = {
     optionalPrefixSpace: boolean,
     paramsPrefix(name: string): LlamaText,
     suffix(name: string): LlamaText,
-    /** Set where one reply may hold several calls. */
-    parallel?: {sectionPrefix: LlamaText, betweenCalls: LlamaText}
+    /** Set where one reply may hold several calls: what opens the calls' section. */
+    parallel?: {sectionPrefix: LlamaText}
 };
 
 /** A rendered chat turn: the prompt's tokens, and how to read and continue the reply. */
@@ -202,10 +202,7 @@ function replySyntax(wrapper: ChatWrapper, state: ChatWrapperGeneratedContextSta
         optionalPrefixSpace: call.optionalPrefixSpace,
         paramsPrefix: (name) => withFunctionName(call.paramsPrefix, name),
         suffix: (name) => withFunctionName(call.suffix, name),
-        parallel: parallelism != null ? {
-            sectionPrefix: LlamaText(parallelism.call.sectionPrefix),
-            betweenCalls: LlamaText(parallelism.call.betweenCalls ?? "")
-        } : undefined
+        parallel: parallelism != null ? {sectionPrefix: LlamaText(parallelism.call.sectionPrefix)} : undefined
     } : undefined;
 
     const prefixTriggers = "prefixTriggers" in state ? state.prefixTriggers : undefined;
