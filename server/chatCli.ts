@@ -23,14 +23,24 @@ export async function runChat(library: Library, name: string, prompt: string | u
             messages.push({role: "user", content: text});
             const generation = await model.start(model.chatPrompt(messages), {sampling: {}, stop: []});
             let reply = "";
+            let reasoning = "";
+            // Thinking is shown apart, dimmed on a terminal, as `ollama run` shows it.
+            const dim = process.stdout.isTTY ? ["\x1b[2m", "\x1b[0m"] : ["", ""];
             for await (const event of generation.events) {
-                if (event.type === "text") {
+                if (event.type === "reasoning") {
+                    if (reasoning === "")
+                        process.stdout.write(`${dim[0]}Thinking...\n`);
+                    reasoning += event.text;
+                    process.stdout.write(event.text);
+                } else if (event.type === "text") {
+                    if (reasoning !== "" && reply === "")
+                        process.stdout.write(`\n...done thinking.${dim[1]}\n\n`);
                     reply += event.text;
                     process.stdout.write(event.text);
                 }
             }
             process.stdout.write("\n");
-            messages.push({role: "assistant", content: reply});
+            messages.push({role: "assistant", content: reply, reasoning});
         };
         if (prompt != null) {
             await answer(prompt);
