@@ -29,6 +29,7 @@ import {ollamaChatRoutes} from "./ollama/chat.js";
 import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
 import {QUIET} from "./routeConfig.js";
+import type {GenerationContext} from "./generation/index.js";
 
 export type AppOptions = {
     engine: Engine,
@@ -83,13 +84,15 @@ export async function buildApp({engine, library, conversations, benchmarks, down
     });
 
     const requestLog = new RequestLog();
-    observeRequests(app, {log: requestLog, metrics, audit, shutdown, requestTimeoutMs});
+    observeRequests(app, {log: requestLog, metrics, audit});
     accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
 
     app.get("/health", QUIET, async () => ({status: engine.status}));
     await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle});
 
-    const options = {engine, library};
+    // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
+    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs};
+    const options = {engine, library, generation};
     await app.register(modelsRoutes, options);
     await app.register(chatCompletionsRoutes, options);
     await app.register(completionsRoutes, options);
@@ -97,7 +100,7 @@ export async function buildApp({engine, library, conversations, benchmarks, down
     await app.register(ollamaLibraryRoutes, options);
     await app.register(ollamaChatRoutes, options);
     await app.register(engineRoutes, options);
-    await app.register(conversationRoutes, {engine, conversations});
+    await app.register(conversationRoutes, {generation, conversations});
     await app.register(benchRoutes, {engine, library, store: benchmarks, shutdown});
     await app.register(downloadRoutes, {downloads});
     await app.register(serverRoutes, {engine, log: requestLog, host});

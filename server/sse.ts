@@ -1,19 +1,30 @@
 import type {ServerResponse} from "node:http";
 import type {FastifyReply} from "fastify";
 
+/** How a stream's chunks are written on the wire: its content type, each chunk's frame, and what ends it. */
+export type WireFormat = {contentType: string, frame(chunk: unknown): string, trailer?: string};
+
+/** Server-sent events as OpenAI streams them: `data: {json}` per chunk, ending in `data: [DONE]`. */
+export const OPENAI_SSE: WireFormat = {
+    contentType: "text/event-stream; charset=utf-8",
+    frame: (chunk) => `data: ${JSON.stringify(chunk)}\n\n`,
+    trailer: "data: [DONE]\n\n"
+};
+
+/** One JSON object per line, as Ollama (and the conversations API) stream. */
+export const NDJSON: WireFormat = {contentType: "application/x-ndjson", frame: (chunk) => `${JSON.stringify(chunk)}\n`};
+
 /**
- * A stream of JSON events on a hijacked reply, one `frame` per event: SSE for `/v1`, NDJSON for `/api`.
- * Writes wait for the socket to drain, so a slow client slows only its own stream.
+ * A stream of chunks on a hijacked reply, framed by its {@link WireFormat}. Writes wait for the socket to
+ * drain, so a slow client slows only its own stream.
  */
 export class EventStream {
     readonly #reply: FastifyReply;
-    readonly #frame: (json: string) => string;
-    readonly #trailer: string;
+    readonly #format: WireFormat;
 
-    constructor(reply: FastifyReply, format: {contentType: string, frame(json: string): string, trailer?: string}, headers: Record<string, string> = {}) {
+    constructor(reply: FastifyReply, format: WireFormat, headers: Record<string, string> = {}) {
         this.#reply = reply;
-        this.#frame = format.frame;
-        this.#trailer = format.trailer ?? "";
+        this.#format = format;
         reply.hijack();
         reply.raw.writeHead(200, {
             // Headers set before the stream began (CORS, the request id) go out with it.
@@ -31,29 +42,15 @@ export class EventStream {
         return this.#reply.raw.destroyed || this.#reply.raw.writableEnded;
     }
 
-    async send(data: unknown): Promise<void> {
+    async send(chunk: unknown): Promise<void> {
         if (this.closed)
             return;
-        await writeDrained(this.#reply.raw, this.#frame(JSON.stringify(data)));
+        await writeDrained(this.#reply.raw, this.#format.frame(chunk));
     }
 
     end(): void {
         if (!this.closed)
-            this.#reply.raw.end(this.#trailer);
-    }
-}
-
-/** Server-sent events, `data: {json}` per event, ending in `data: [DONE]`, as OpenAI streams. */
-export class SseStream extends EventStream {
-    constructor(reply: FastifyReply, headers: Record<string, string> = {}) {
-        super(reply, {contentType: "text/event-stream; charset=utf-8", frame: (json) => `data: ${json}\n\n`, trailer: "data: [DONE]\n\n"}, headers);
-    }
-}
-
-/** One JSON object per line, as Ollama streams. */
-export class NdjsonStream extends EventStream {
-    constructor(reply: FastifyReply) {
-        super(reply, {contentType: "application/x-ndjson", frame: (json) => `${json}\n`});
+            this.#reply.raw.end(this.#format.trailer ?? "");
     }
 }
 

@@ -1,6 +1,5 @@
 import {randomUUID} from "node:crypto";
 import type {FastifyInstance, FastifyRequest} from "fastify";
-import {DeadlineError} from "../../native/errors.js";
 import {needsKey} from "../access/accessRules.js";
 import type {RequestLog} from "../desktop/RequestLog.js";
 import {routeConfigOf} from "../routeConfig.js";
@@ -12,9 +11,7 @@ import type {ServerMetrics} from "./ServerMetrics.js";
 declare module "fastify" {
     interface FastifyRequest {
         /** What the request did, for its log line and audit entry. */
-        record: RequestRecord,
-        /** For generation requests: fires at the request timeout or on shutdown, ending generation early but properly. */
-        deadline: AbortSignal | undefined
+        record: RequestRecord
     }
 }
 
@@ -33,11 +30,7 @@ export function requestIdFor(header: string | string[] | undefined): string {
 export type ObserveOptions = {
     log: RequestLog,
     metrics: ServerMetrics,
-    audit: AuditLog,
-    /** Fires when the server starts to shut down. */
-    shutdown: AbortSignal,
-    /** `0` is none. */
-    requestTimeoutMs: number
+    audit: AuditLog
 };
 
 /**
@@ -45,9 +38,8 @@ export type ObserveOptions = {
  * onResponse, because a stream the client stopped never emits "finish" — into the Server view's request
  * log, `/metrics`, one JSON log line with its request id, and (for API routes) the audit log.
  */
-export function observeRequests(app: FastifyInstance, {log, metrics, audit, shutdown, requestTimeoutMs}: ObserveOptions): void {
+export function observeRequests(app: FastifyInstance, {log, metrics, audit}: ObserveOptions): void {
     app.decorateRequest("record", null as unknown as RequestRecord);
-    app.decorateRequest("deadline", undefined);
 
     app.addHook("onRequest", async (request, reply) => {
         const path = request.url.split("?")[0]!;
@@ -57,10 +49,8 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit, shut
         metrics.requestStarted();
         if (!quiet)
             log.started();
-        const stopDeadline = routeConfigOf(request).runsModel === true ? startDeadline(request, shutdown, requestTimeoutMs) : undefined;
 
         reply.raw.once("close", () => {
-            stopDeadline?.();
             const status = reply.raw.statusCode;
             const durationMs = Math.round(reply.elapsedTime);
             const route = request.routeOptions.url ?? "unmatched";
@@ -100,21 +90,4 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit, shut
 function modelOf(request: FastifyRequest): string | undefined {
     const body = request.body as {model?: unknown} | undefined;
     return typeof body?.model === "string" ? body.model.slice(0, 200) : undefined;
-}
-
-/** Gives a generation request its deadline; returns what stops it when the request ends. */
-function startDeadline(request: FastifyRequest, shutdown: AbortSignal, timeoutMs: number): () => void {
-    const controller = new AbortController();
-    const onShutdown = () => controller.abort(new DeadlineError("shutdown"));
-    const timer = timeoutMs > 0 ? setTimeout(() => controller.abort(new DeadlineError("timeout", timeoutMs)), timeoutMs) : undefined;
-    timer?.unref();
-    if (shutdown.aborted)
-        onShutdown();
-    else
-        shutdown.addEventListener("abort", onShutdown, {once: true});
-    request.deadline = controller.signal;
-    return () => {
-        clearTimeout(timer);
-        shutdown.removeEventListener("abort", onShutdown);
-    };
 }

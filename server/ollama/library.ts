@@ -11,7 +11,7 @@ import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {planOffload} from "../../native/planOffload.js";
 import {offloadPlanJson} from "../offloadPlanJson.js";
-import {NdjsonStream, clientAbortSignal} from "../sse.js";
+import {EventStream, NDJSON, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
 import {QUIET} from "../routeConfig.js";
 
@@ -107,7 +107,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         }
         // The stream opens once the Hub has answered, so a bad name, a missing quantization or a full
         // disk still get their own status code; later errors end the stream with an error line.
-        let stream: NdjsonStream | undefined;
+        let stream: EventStream | undefined;
         const pending: object[] = [];
         const pull = library.pull(name, {
             signal,
@@ -119,7 +119,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                     pending.push(line);
                     return;
                 }
-                stream ??= new NdjsonStream(reply);
+                stream ??= new EventStream(reply, NDJSON);
                 for (const queued of pending.splice(0))
                     void stream.send(queued);
                 void stream.send(line);
@@ -134,7 +134,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         }
         if (stream == null) {
             // It joined a pull that finished before reporting anything more.
-            stream = new NdjsonStream(reply);
+            stream = new EventStream(reply, NDJSON);
             await stream.send({status: "success"});
         }
         stream.end();

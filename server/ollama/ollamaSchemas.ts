@@ -37,6 +37,8 @@ const ToolCall = Type.Object({
 const Message = Type.Object({
     role: Type.Union([Type.Literal("system"), Type.Literal("user"), Type.Literal("assistant"), Type.Literal("tool")]),
     content: Maybe(Type.String()),
+    /** An assistant's thinking before its answer. */
+    thinking: Maybe(Type.String()),
     images: Maybe(Type.Array(Type.String())),
     tool_calls: Maybe(Type.Array(ToolCall)),
     tool_name: Maybe(Type.String()),
@@ -49,12 +51,17 @@ const Tool = Type.Object({
     function: Type.Object({name: Type.String({minLength: 1}), description: Maybe(Type.String()), parameters: Maybe(JsonObject)})
 });
 
+/** Thinking on or off, or how hard (gpt-oss's levels); absent: the model's default. */
+const Think = Maybe(Type.Union([Type.Boolean(), Type.Literal("low"), Type.Literal("medium"), Type.Literal("high")]));
+export type OllamaThink = Static<typeof Think>;
+
 const generationFields = {
     model: Type.String({minLength: 1}),
     stream: Maybe(Type.Boolean()),
     format: Format,
     options: Maybe(Options),
-    keep_alive: KeepAlive
+    keep_alive: KeepAlive,
+    think: Think
 };
 
 export const OllamaChatRequest = Type.Object({

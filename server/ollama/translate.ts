@@ -1,8 +1,10 @@
 import {InvalidRequestError} from "../../native/errors.js";
 import {newToolCallId} from "../../native/toolCalls.js";
-import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat} from "../../native/types.js";
+import type {ChatMessage, ReasoningOptions, ResponseFormat, ToolCall} from "../../native/types.js";
 import {parseDuration} from "../config.js";
-import type {OllamaChatRequest, OllamaMessage, OllamaOptions} from "./ollamaSchemas.js";
+import {toGenerationOptions} from "../generation/index.js";
+import type {DoneEvent, FieldNames, RequestOptions} from "../generation/index.js";
+import type {OllamaChatRequest, OllamaMessage, OllamaOptions, OllamaThink} from "./ollamaSchemas.js";
 
 /** Ollama request fields -> the engine's options, and engine results -> Ollama fields. */
 
@@ -35,6 +37,7 @@ export function toChatMessages(messages: readonly OllamaMessage[]): ChatMessage[
                 return {
                     role: "assistant",
                     content,
+                    ...message.thinking ? {reasoning: message.thinking} : {},
                     // Ollama's calls carry arguments as an object and often no id.
                     toolCalls: message.tool_calls?.map((call) => ({
                         id: call.id ?? newToolCallId(),
@@ -43,7 +46,7 @@ export function toChatMessages(messages: readonly OllamaMessage[]): ChatMessage[
                     }))
                 };
             case "tool":
-                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined};
+                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined, name: message.tool_name ?? undefined};
         }
     });
 }
@@ -64,17 +67,23 @@ function responseFormat(format: string | Record<string, unknown> | null | undefi
     return {type: "json_schema", schema: format};
 }
 
+/** Ollama has no `tool_choice`: the model may call a tool or answer. */
+const FIELD_NAMES: FieldNames = {responseFormat: "format", tools: "tools", toolChoice: "tools"};
+
+/** `think` in the engine's terms: true or false, or a level (gpt-oss's), which thinks at that effort. */
+export function reasoningForThink(think: OllamaThink | undefined): ReasoningOptions | undefined {
+    if (think == null)
+        return undefined;
+    return typeof think === "boolean" ? {enabled: think} : {enabled: true, effort: think};
+}
+
 export function generationOptions(
-    body: {format?: string | Record<string, unknown> | null, options?: OllamaOptions | null, tools?: OllamaChatRequest["tools"]},
-    signal: AbortSignal
-): GenerationOptions {
+    body: {format?: string | Record<string, unknown> | null, options?: OllamaOptions | null, tools?: OllamaChatRequest["tools"], think?: OllamaThink}
+): RequestOptions {
     const options = body.options ?? {};
-    const stop = options.stop == null ? [] : typeof options.stop === "string" ? [options.stop] : options.stop;
-    const format = responseFormat(body.format);
     const tools = body.tools ?? [];
-    if (tools.length > 0 && format != null)
-        throw new InvalidRequestError("format cannot be combined with tools; drop one of them", "format");
-    return {
+    const reasoning = reasoningForThink(body.think);
+    return toGenerationOptions({
         maxTokens: options.num_predict != null && options.num_predict > 0 ? options.num_predict : undefined,
         sampling: {
             // The engine's default temperature is Ollama's, 0.8.
@@ -87,22 +96,21 @@ export function generationOptions(
             presencePenalty: options.presence_penalty ?? undefined,
             frequencyPenalty: options.frequency_penalty ?? undefined
         },
-        stop: stop.filter((item) => item.length > 0),
-        responseFormat: format,
-        tools: tools.length > 0 ? {
+        stop: options.stop ?? undefined,
+        responseFormat: responseFormat(body.format),
+        tools: {
             definitions: tools.map((tool) => ({
                 name: tool.function.name,
                 description: tool.function.description ?? undefined,
                 parameters: tool.function.parameters ?? undefined
-            })),
-            choice: "auto"
-        } : undefined,
-        signal
-    };
+            }))
+        },
+        reasoning: reasoning != null ? [{param: "think", value: reasoning}] : []
+    }, FIELD_NAMES);
 }
 
 /** A tool call as Ollama returns it: complete, with its arguments parsed. */
-export function toOllamaToolCall(call: {id: string, name: string, arguments: string}, index: number): OllamaToolCall {
+export function toOllamaToolCall(call: ToolCall, index: number): OllamaToolCall {
     let args: unknown;
     try {
         args = JSON.parse(call.arguments);
@@ -119,7 +127,7 @@ const nanoseconds = (ms: number) => Math.round(ms * 1e6);
 export type RequestClock = {startedMs: number, loadMs: number};
 
 /** The final line's `done_reason` and statistics, durations in nanoseconds as Ollama gives them. */
-export function doneFields(done: Extract<GenerationEvent, {type: "done"}>, clock: RequestClock) {
+export function doneFields(done: DoneEvent, clock: RequestClock) {
     return {
         done_reason: done.finishReason === "length" ? "length" : "stop",
         total_duration: nanoseconds(performance.now() - clock.startedMs),

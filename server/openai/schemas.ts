@@ -24,7 +24,9 @@ const Message = Type.Object({
     content: Maybe(Content),
     name: Maybe(Type.String()),
     tool_calls: Maybe(Type.Array(ToolCallSchema)),
-    tool_call_id: Maybe(Type.String())
+    tool_call_id: Maybe(Type.String()),
+    /** An assistant's thinking, as llama-server, LM Studio and DeepSeek return it. */
+    reasoning_content: Maybe(Type.String())
 });
 
 const Stop = Maybe(Type.Union([Type.String(), Type.Array(Type.String(), {maxItems: 16})]));
@@ -42,6 +44,13 @@ const ToolChoice = Type.Union([
     Type.Literal("auto"), Type.Literal("none"), Type.Literal("required"),
     Type.Object({type: Type.Literal("function"), function: Type.Object({name: Type.String()})})
 ]);
+
+/** OpenAI's levels; `xhigh` and `max` (newer OpenAI models) are as high as these models go. */
+const ReasoningEffort = Type.Union([
+    Type.Literal("none"), Type.Literal("minimal"), Type.Literal("low"), Type.Literal("medium"), Type.Literal("high"),
+    Type.Literal("xhigh"), Type.Literal("max")
+]);
+export type ReasoningEffort = Static<typeof ReasoningEffort>;
 
 const ResponseFormat = Type.Union([
     Type.Object({type: Type.Literal("text")}),
@@ -79,7 +88,12 @@ export const ChatCompletionRequest = Type.Object({
     response_format: Maybe(ResponseFormat),
     tools: Maybe(Type.Array(Tool)),
     tool_choice: Maybe(ToolChoice),
-    parallel_tool_calls: Maybe(Type.Boolean())
+    parallel_tool_calls: Maybe(Type.Boolean()),
+    reasoning_effort: Maybe(ReasoningEffort),
+    /** The chat template's switches, as llama-server takes them; only `enable_thinking` is read. */
+    chat_template_kwargs: Maybe(Type.Object({enable_thinking: Maybe(Type.Boolean())})),
+    /** Thinking on or off, as some clients send it. */
+    think: Maybe(Type.Boolean())
 });
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
 export type ChatMessageInput = Static<typeof Message>;

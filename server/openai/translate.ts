@@ -1,7 +1,9 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, GenerationOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
-import type {ChatCompletionRequest, ChatMessageInput, CompletionRequest} from "./schemas.js";
+import type {ChatMessage, ReasoningOptions, SamplingOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
+import {toGenerationOptions} from "../generation/index.js";
+import type {FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
+import type {ChatCompletionRequest, ChatMessageInput, CompletionRequest, ReasoningEffort} from "./schemas.js";
 
 /** OpenAI request fields -> the engine's options, and engine results -> OpenAI fields. */
 
@@ -10,6 +12,8 @@ export function completionId(prefix: "chatcmpl" | "cmpl"): string {
 }
 
 export const SYSTEM_FINGERPRINT = "fp_hearth";
+
+const FIELD_NAMES: FieldNames = {responseFormat: "response_format", tools: "tools", toolChoice: "tool_choice"};
 
 function messageText(message: ChatMessageInput, index: number): string {
     const content = message.content;
@@ -39,22 +43,17 @@ export function toChatMessages(messages: readonly ChatMessageInput[]): ChatMessa
                 return {
                     role: "assistant",
                     content,
+                    ...message.reasoning_content ? {reasoning: message.reasoning_content} : {},
                     toolCalls: message.tool_calls?.map((call) => ({id: call.id, name: call.function.name, arguments: call.function.arguments}))
                 };
             case "tool":
             case "function":
-                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined};
+                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined, name: message.name ?? undefined};
         }
     });
 }
 
-function stopList(stop: string | string[] | null | undefined): string[] {
-    if (stop == null)
-        return [];
-    return (typeof stop === "string" ? [stop] : stop).filter((item) => item.length > 0);
-}
-
-function samplingOptions(body: ChatCompletionRequest | CompletionRequest): GenerationOptions["sampling"] {
+function samplingOptions(body: ChatCompletionRequest | CompletionRequest): SamplingOptions {
     return {
         temperature: body.temperature ?? undefined,
         topP: body.top_p ?? undefined,
@@ -67,76 +66,95 @@ function samplingOptions(body: ChatCompletionRequest | CompletionRequest): Gener
     };
 }
 
-function toolChoice(body: ChatCompletionRequest): ToolChoice {
-    const choice = body.tool_choice;
-    if (choice == null)
-        return "auto";
-    if (typeof choice === "string")
-        return choice;
-    const name = choice.function.name;
-    if (!(body.tools ?? []).some((tool) => tool.function.name === name))
-        throw new InvalidRequestError(`tool_choice names the function "${name}", which is not in tools`, "tool_choice");
-    return {name};
+function toolChoice(choice: ChatCompletionRequest["tool_choice"]): ToolChoice | undefined {
+    if (choice == null || typeof choice === "string")
+        return choice ?? undefined;
+    return {name: choice.function.name};
 }
 
-export function chatGenerationOptions(body: ChatCompletionRequest, signal: AbortSignal): GenerationOptions {
+/** `reasoning_effort` in the engine's terms: "none" turns thinking off; "minimal" is as low as these models go, "xhigh" and "max" as high. */
+export function reasoningForEffort(effort: ReasoningEffort): ReasoningOptions {
+    switch (effort) {
+        case "none":
+            return {enabled: false};
+        case "minimal":
+        case "low":
+            return {enabled: true, effort: "low"};
+        case "medium":
+            return {enabled: true, effort: "medium"};
+        case "high":
+        case "xhigh":
+        case "max":
+            return {enabled: true, effort: "high"};
+    }
+}
+
+/** The thinking fields a chat request may carry, each as the engine takes it. */
+function requestedReasoning(body: ChatCompletionRequest): RequestedGeneration["reasoning"] {
+    const enableThinking = body.chat_template_kwargs?.enable_thinking;
+    return [
+        ...body.reasoning_effort != null ? [{param: "reasoning_effort", value: reasoningForEffort(body.reasoning_effort)}] : [],
+        ...enableThinking != null ? [{param: "chat_template_kwargs.enable_thinking", value: {enabled: enableThinking}}] : [],
+        ...body.think != null ? [{param: "think", value: {enabled: body.think}}] : []
+    ];
+}
+
+export function chatGenerationOptions(body: ChatCompletionRequest): RequestOptions {
     const format = body.response_format;
     const tools = body.tools ?? [];
-    const choice = toolChoice(body);
-    if (tools.length === 0 && choice !== "auto" && choice !== "none")
-        throw new InvalidRequestError("tool_choice requires tools", "tool_choice");
-    if (tools.length > 0 && format != null && format.type !== "text" && choice !== "none")
-        throw new InvalidRequestError("response_format cannot be combined with tools; set tool_choice to \"none\" or drop one of them", "response_format");
-    return {
+    return toGenerationOptions({
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         sampling: samplingOptions(body),
-        stop: stopList(body.stop),
+        stop: body.stop ?? undefined,
         responseFormat: format == null ? undefined
             : format.type === "json_schema" ? {type: "json_schema", schema: format.json_schema.schema ?? {}}
             : format,
-        tools: tools.length > 0 ? {
+        tools: {
             definitions: tools.map((tool) => ({
                 name: tool.function.name,
                 description: tool.function.description ?? undefined,
                 parameters: tool.function.parameters ?? undefined
             })),
-            choice
-        } : undefined,
-        logprobs: body.logprobs ? {top: body.top_logprobs ?? 0} : undefined,
-        signal
-    };
+            choice: toolChoice(body.tool_choice),
+            parallel: body.parallel_tool_calls ?? undefined
+        },
+        reasoning: requestedReasoning(body),
+        logprobs: body.logprobs ? {top: body.top_logprobs ?? 0} : undefined
+    }, FIELD_NAMES);
 }
 
-export function completionGenerationOptions(body: CompletionRequest, signal: AbortSignal): GenerationOptions {
+export function completionGenerationOptions(body: CompletionRequest): RequestOptions {
     if (body.suffix)
         throw new InvalidRequestError("suffix (fill-in-the-middle) is not supported", "suffix");
-    return {
+    return toGenerationOptions({
         // The legacy completions API defaults to 16 tokens.
         maxTokens: body.max_tokens ?? 16,
         sampling: samplingOptions(body),
-        stop: stopList(body.stop),
-        logprobs: body.logprobs != null ? {top: body.logprobs} : undefined,
-        signal
-    };
+        stop: body.stop ?? undefined,
+        logprobs: body.logprobs != null ? {top: body.logprobs} : undefined
+    }, FIELD_NAMES);
 }
 
 export type OpenAIUsage = {
     prompt_tokens: number,
     completion_tokens: number,
     total_tokens: number,
-    prompt_tokens_details: {cached_tokens: number}
+    prompt_tokens_details: {cached_tokens: number},
+    completion_tokens_details: {reasoning_tokens: number}
 };
 
 /** Adds up the usage of several generations; a prompt shared by all of them counts once. */
 export function toOpenAIUsage(usages: readonly Usage[], sharedPrompt: boolean): OpenAIUsage {
-    const promptTokens = sharedPrompt ? (usages[0]?.promptTokens ?? 0) : usages.reduce((sum, usage) => sum + usage.promptTokens, 0);
-    const cachedTokens = sharedPrompt ? Math.min(...usages.map((usage) => usage.cachedPromptTokens)) : usages.reduce((sum, usage) => sum + usage.cachedPromptTokens, 0);
-    const completionTokens = usages.reduce((sum, usage) => sum + usage.completionTokens, 0);
+    const sum = (read: (usage: Usage) => number) => usages.reduce((total, usage) => total + read(usage), 0);
+    const promptTokens = sharedPrompt ? (usages[0]?.promptTokens ?? 0) : sum((usage) => usage.promptTokens);
+    const cachedTokens = sharedPrompt ? Math.min(...usages.map((usage) => usage.cachedPromptTokens)) : sum((usage) => usage.cachedPromptTokens);
+    const completionTokens = sum((usage) => usage.completionTokens);
     return {
         prompt_tokens: promptTokens,
         completion_tokens: completionTokens,
         total_tokens: promptTokens + completionTokens,
-        prompt_tokens_details: {cached_tokens: Number.isFinite(cachedTokens) ? cachedTokens : 0}
+        prompt_tokens_details: {cached_tokens: Number.isFinite(cachedTokens) ? cachedTokens : 0},
+        completion_tokens_details: {reasoning_tokens: sum((usage) => usage.reasoningTokens)}
     };
 }
 

@@ -1,0 +1,100 @@
+import type {FastifyReply} from "fastify";
+import {RequestAbortedError} from "../../native/errors.js";
+import type {GenerationEvent} from "../../native/types.js";
+import {toErrorReply} from "../errors.js";
+import type {ErrorReply} from "../errors.js";
+import {EventStream} from "../sse.js";
+import type {WireFormat} from "../sse.js";
+import type {GenerationRun} from "./GenerationRun.js";
+import {isFinished} from "./Reply.js";
+import type {FinishedReply, Reply} from "./Reply.js";
+
+/**
+ * How one API writes a run's events: the only thing an API adds to the pipeline. `stream` frames chunks as they
+ * come; `body` makes the one JSON answer of a request that is not streamed. An API that only streams leaves
+ * `body` out. Each method returns the chunks to send, in order (none is an empty array).
+ */
+export type Encoder = {
+    stream?: StreamEncoder,
+    body?(replies: readonly FinishedReply[]): unknown
+};
+
+export type StreamEncoder = {
+    format: WireFormat,
+    /** Sent before any event (OpenAI's first delta of each choice, the conversation's new message). */
+    start?(): readonly unknown[],
+    /** One event of generation `index`; `reply` is that generation's reply so far, this event included. */
+    event(index: number, event: GenerationEvent, reply: Reply): readonly unknown[],
+    /** After every generation is done (a usage chunk, Ollama's final line with its statistics). */
+    end(replies: readonly FinishedReply[]): readonly unknown[],
+    /** An error after the stream began, in the API's shape; the stream ends after it. */
+    error(error: ErrorReply): readonly unknown[],
+    /** The client went away before the end: nothing more can be sent. */
+    abandoned?(): void
+};
+
+/** Answers a request with its run: streamed when asked and the API streams, else one JSON body. */
+export async function answer(run: GenerationRun, reply: FastifyReply, encoder: Encoder, {stream}: {stream: boolean}): Promise<unknown> {
+    if (stream && encoder.stream != null)
+        return streamRun(run, reply, encoder.stream);
+    if (encoder.body == null)
+        throw new Error("This API only streams");
+    return encoder.body(await collectRun(run));
+}
+
+/** Runs every generation to its end and returns their replies. */
+export async function collectRun(run: GenerationRun): Promise<FinishedReply[]> {
+    try {
+        // The run folds each event into its reply; nothing else is done with them.
+        for await (const event of run.events())
+            void event;
+    } finally {
+        run.release();
+    }
+    const replies = run.replies.filter(isFinished);
+    if (replies.length !== run.replies.length)
+        throw new Error("A generation ended without a result");
+    return replies;
+}
+
+/**
+ * The one writer of streams: runs the generations and sends each chunk the encoder makes of their events as it
+ * comes. An error after the stream began is sent in the API's shape and ends the stream; a client that went away
+ * just ends it, and the run is released either way.
+ */
+export async function streamRun(run: GenerationRun, reply: FastifyReply, encoder: StreamEncoder): Promise<FastifyReply> {
+    const stream = new EventStream(reply, encoder.format);
+    const send = async (chunks: readonly unknown[]) => {
+        for (const chunk of chunks)
+            await stream.send(chunk);
+    };
+    const abandon = () => {
+        encoder.abandoned?.();
+        reply.raw.destroy();
+        return reply;
+    };
+    try {
+        await send(encoder.start?.() ?? []);
+        for await (const {index, event} of run.events()) {
+            await send(encoder.event(index, event, run.replies[index]!));
+            if (stream.closed)
+                break;
+        }
+        const replies = run.replies.filter(isFinished);
+        if (stream.closed || replies.length !== run.replies.length)
+            return abandon();
+        await send(encoder.end(replies));
+        stream.end();
+    } catch (error) {
+        if (error instanceof RequestAbortedError || stream.closed)
+            return abandon();
+        const errorReply = toErrorReply(error);
+        if (errorReply.statusCode >= 500)
+            reply.log.error({err: error}, "stream failed");
+        await send(encoder.error(errorReply));
+        stream.end();
+    } finally {
+        run.release();
+    }
+    return reply;
+}

@@ -1,0 +1,13 @@
+/**
+ * The generation pipeline every API shares: a request's options mapped once ({@link toGenerationOptions}), a run
+ * that owns its model, slots, cancellation and release ({@link GenerationRun}), and one function that streams or
+ * collects its events ({@link answer}) through the API's {@link Encoder}.
+ */
+export {answer, collectRun, streamRun} from "./answer.js";
+export type {Encoder, StreamEncoder} from "./answer.js";
+export {GenerationRun} from "./GenerationRun.js";
+export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
+export {Reply, isFinished} from "./Reply.js";
+export type {DoneEvent, FinishedReply} from "./Reply.js";
+export {optionsForChoice, toGenerationOptions} from "./toGenerationOptions.js";
+export type {FieldNames, RequestOptions, RequestedGeneration} from "./toGenerationOptions.js";
