@@ -112,11 +112,14 @@ export type LibraryEntry = {
 
 export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, expires_at: string};
 
-export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, ReplyStats} from "../../server/conversations/conversationTypes.js";
+export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, MessageToolCall, ReplyStats} from "../../server/conversations/conversationTypes.js";
 export type ConversationWithMessages = Conversation & {messages: Message[]};
 export type ReplyLine =
     | {type: "message", message: Message}
     | {type: "text", text: string}
+    | {type: "reasoning", text: string}
+    | {type: "tool_call", index: number, id: string, name: string}
+    | {type: "tool_call_arguments", index: number, text: string}
     | {type: "done", message: Message}
     | {type: "error", error: string, message?: Message};
 

@@ -72,7 +72,7 @@ export function ChatView() {
 
     useEffect(() => {
         bottom.current?.scrollIntoView({block: "end"});
-    }, [conversation?.messages.length, conversation?.messages.at(-1)?.content]);
+    }, [conversation?.messages.length, conversation?.messages.at(-1)?.content, conversation?.messages.at(-1)?.reasoning, conversation?.messages.at(-1)?.tool_calls]);
 
     const model = conversation?.model ?? (models?.includes(pickedModel) ? pickedModel : models?.[0]) ?? "";
 
@@ -100,6 +100,8 @@ export function ChatView() {
         setStreaming(true);
         const update = (change: (messages: Message[]) => Message[]) =>
             setConversation((current) => current != null && current.id === id ? {...current, messages: change(current.messages)} : current);
+        const updateReply = (change: (reply: Message) => Message) =>
+            update((messages) => messages.map((message, index) => index === messages.length - 1 ? change(message) : message));
         try {
             await streamNdjson<ReplyLine>(`/api/conversations/${id}/reply`, body, (line) => {
                 switch (line.type) {
@@ -107,7 +109,19 @@ export function ChatView() {
                         update((messages) => [...messages, line.message]);
                         break;
                     case "text":
-                        update((messages) => messages.map((message, index) => index === messages.length - 1 ? {...message, content: message.content + line.text} : message));
+                        updateReply((message) => ({...message, content: message.content + line.text}));
+                        break;
+                    case "reasoning":
+                        updateReply((message) => ({...message, reasoning: message.reasoning + line.text}));
+                        break;
+                    case "tool_call":
+                        updateReply((message) => ({...message, tool_calls: [...message.tool_calls, {id: line.id, name: line.name, arguments: ""}]}));
+                        break;
+                    case "tool_call_arguments":
+                        updateReply((message) => ({
+                            ...message,
+                            tool_calls: message.tool_calls.map((call, index) => index === line.index ? {...call, arguments: call.arguments + line.text} : call)
+                        }));
                         break;
                     case "done":
                         update((messages) => [...messages.slice(0, -1), line.message]);

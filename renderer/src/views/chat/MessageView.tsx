@@ -1,13 +1,18 @@
 import {useState} from "react";
 import type {Message} from "../../api.js";
 import {Markdown} from "../../components/Markdown.js";
+import {ThinkingBlock} from "./ThinkingBlock.js";
+import {ToolCallBlock, formatJson} from "./ToolCallBlock.js";
 
 const STATUS_NOTES: Partial<Record<Message["status"], string>> = {
     stopped: "Stopped",
     interrupted: "Interrupted: the server stopped while writing this reply"
 };
 
-/** One message: a user's, editable, or an assistant's, as Markdown with its speed and token counts. */
+/**
+ * One message: a user's, editable; an assistant's, its thinking folded above its answer (Markdown), the
+ * tools it called below, with its speed and token counts; or a tool's result.
+ */
 export function MessageView({message, streaming, canRegenerate, canEdit, onEdit, onRegenerate}: {
     message: Message,
     streaming: boolean,
@@ -49,10 +54,33 @@ export function MessageView({message, streaming, canRegenerate, canEdit, onEdit,
         );
     }
 
+    if (message.role === "tool") {
+        return (
+            <article className="message message-tool" data-role="tool" aria-label={`Result of ${message.name ?? "a tool"}`}>
+                <div className="tool-block tool-result">
+                    <div className="tool-head">
+                        <span className="tool-kind">Tool result</span>
+                        {message.name != null && <code className="tool-name">{message.name}</code>}
+                        {message.tool_call_id != null && <span className="muted tool-call-id">{message.tool_call_id}</span>}
+                    </div>
+                    <pre className="tool-body"><code>{formatJson(message.content)}</code></pre>
+                </div>
+            </article>
+        );
+    }
+
     const note = STATUS_NOTES[message.status];
+    const answering = message.content !== "" || message.tool_calls.length > 0;
+    const {stats} = message;
     return (
         <article className={`message message-assistant ${streaming ? "message-streaming" : ""}`} data-role="assistant" data-status={message.status} aria-label="Reply" aria-busy={streaming}>
-            {message.content === "" && streaming ? <p className="muted">Thinking…</p> : <Markdown text={message.content}/>}
+            {message.reasoning !== "" && (
+                <ThinkingBlock reasoning={message.reasoning} thinking={streaming && !answering}
+                    reasoningMs={stats?.reasoning_tokens != null && stats.reasoning_tokens > 0 ? stats.reasoning_ms : undefined}/>
+            )}
+            {!answering && streaming && message.reasoning === "" && <p className="muted">Thinking…</p>}
+            {(message.content !== "" || !streaming && message.tool_calls.length === 0) && <Markdown text={message.content}/>}
+            {message.tool_calls.map((call, index) => <ToolCallBlock key={index} call={call}/>)}
             {message.status === "error" && <p className="error">{message.error ?? "The reply failed"}</p>}
             <div className="message-tools">
                 {message.model != null && <span className="muted">{message.model}</span>}
