@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import {after, before, describe, it} from "node:test";
 import type {Browser} from "playwright-core";
+import {ConversationStore} from "../server/conversations/ConversationStore.js";
 import {launchBrowser, openApp, screenshot} from "./helpers/browser.js";
 import {startFakeHub} from "./helpers/fakeHub.js";
 import type {FakeHub} from "./helpers/fakeHub.js";
@@ -53,6 +54,7 @@ async function serveHearth(hub: FakeHub, extraArgs: string[] = []) {
     let current = await start();
     return {
         origin: `http://127.0.0.1:${port}`,
+        home,
         get process() {
             return current;
         },
@@ -144,6 +146,8 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await box.press("Enter");
             const reply = page.locator('[data-role="assistant"]');
             await eventually(async () => assert.equal(await reply.getAttribute("data-status"), "complete"), "the reply to finish");
+            // The app reads the stored conversation back after the stream ends; Regenerate shows once it has.
+            await reply.getByRole("button", {name: "Regenerate"}).waitFor();
             const replyText = await reply.innerText();
             assert.ok(letters(replyText).length > 0, "the reply has text");
             assert.match(replyText, /tokens\/s/, "the reply shows its speed");
@@ -311,6 +315,79 @@ describe("the app in a browser", {timeout: 240_000}, () => {
                 assert.equal(await reply.locator("img, script").count(), 0, "raw HTML is not rendered");
                 assert.notEqual(await page.title(), "owned");
                 await screenshot(page, "chat-markdown");
+                assert.deepEqual(problems, []);
+            } finally {
+                await page.context().close();
+            }
+        } finally {
+            await hearth.stop();
+        }
+    });
+
+    it("shows a reply's thinking folded above its answer, and tool calls and results as such", async () => {
+        const hearth = await serveHearth(hub);
+        const {origin} = hearth;
+        try {
+            const post = async <T>(url: string, body: unknown) => await (await fetch(`${origin}${url}`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})).json() as T;
+            const conversation = await post<{id: string}>("/api/conversations", {title: "Weather"});
+            const messages = `/api/conversations/${conversation.id}/messages`;
+            await post(messages, {role: "user", content: "What is the weather in Paris?"});
+            await post(messages, {
+                role: "assistant", content: "", reasoning: "The user asks about Paris.\nI should call get_weather.",
+                tool_calls: [{id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\",\"unit\":\"celsius\"}"}]
+            });
+            await post(messages, {role: "tool", content: "{\"sky\":\"sunny\",\"temperature_c\":21}", tool_call_id: "call_1", name: "get_weather"});
+            // The answer as the reply route stores one, with how long the model thought.
+            const store = new ConversationStore(hearth.home);
+            try {
+                const reply = store.addMessage(conversation.id, {role: "assistant", content: "", status: "streaming", model: "qwen3-script"});
+                store.appendReasoningToReply(reply.id, "The tool says sunny, 21 degrees. ");
+                store.appendReasoningToReply(reply.id, "Answer **briefly**.");
+                store.appendToReply(reply.id, "It is **sunny** in Paris, 21 °C.");
+                store.finishReply(reply.id, "complete", {stats: {
+                    prompt_tokens: 80, completion_tokens: 60, tokens_per_second: 20, time_to_first_token_ms: 40, reasoning_tokens: 48, reasoning_ms: 3200
+                }});
+            } finally {
+                store.close();
+            }
+
+            const {page, problems} = await openApp(browser, `${origin}/#/chat/${conversation.id}`);
+            try {
+                const replies = page.locator('[data-role="assistant"]');
+                await replies.nth(1).waitFor();
+                const [calling, answer] = [replies.nth(0), replies.nth(1)];
+
+                // Opened again, every thinking is folded away, the answer below it.
+                const answerThinking = answer.getByRole("button", {name: "Thought for 3 s"});
+                assert.equal(await answerThinking.getAttribute("aria-expanded"), "false");
+                assert.equal(await answer.getByRole("region", {name: "Thinking"}).isVisible(), false);
+                assert.equal(await answer.locator(".markdown").innerText(), "It is sunny in Paris, 21 °C.", "the thinking is not in the answer");
+                assert.equal(await answer.locator(".markdown strong").innerText(), "sunny");
+                const toggleBox = (await answerThinking.boundingBox())!;
+                const answerBox = (await answer.locator(".markdown").boundingBox())!;
+                assert.ok(toggleBox.y + toggleBox.height <= answerBox.y, "the thinking is above the answer");
+                // A reply stored without its thinking time still has its thinking, unlabelled by time.
+                const callingThinking = calling.getByRole("button", {name: "Thoughts"});
+                assert.equal(await callingThinking.getAttribute("aria-expanded"), "false");
+                await screenshot(page, "chat-thinking-folded");
+
+                await answerThinking.click();
+                assert.equal(await answerThinking.getAttribute("aria-expanded"), "true");
+                const thought = answer.getByRole("region", {name: "Thinking"});
+                assert.equal(await thought.innerText(), "The tool says sunny, 21 degrees. Answer **briefly**.", "thinking is shown as written, not as Markdown");
+                await callingThinking.click();
+                assert.equal(await calling.getByRole("region", {name: "Thinking"}).innerText(), "The user asks about Paris.\nI should call get_weather.");
+
+                const call = calling.getByRole("group", {name: "Call to get_weather"});
+                assert.match(await call.locator(".tool-head").innerText(), /Tool call\s+get_weather/i);
+                assert.equal(await call.locator("pre").innerText(), JSON.stringify({city: "Paris", unit: "celsius"}, null, 2), "arguments as formatted JSON");
+                const result = page.getByRole("article", {name: "Result of get_weather"});
+                assert.equal(await result.getAttribute("data-role"), "tool");
+                assert.match(await result.locator(".tool-head").innerText(), /Tool result\s+get_weather\s+call_1/i);
+                assert.equal(await result.locator("pre").innerText(), JSON.stringify({sky: "sunny", temperature_c: 21}, null, 2));
+                assert.equal(await result.locator(".markdown").count(), 0, "a tool's result is not shown as a reply");
+                assert.equal(await page.getByRole("button", {name: "Regenerate"}).count(), 1, "only the last reply can be regenerated");
+                await screenshot(page, "chat-thinking-tools");
                 assert.deepEqual(problems, []);
             } finally {
                 await page.context().close();
