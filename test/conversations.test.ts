@@ -149,6 +149,29 @@ describe("conversations", () => {
         assert.equal((await call<Conversation>("GET", base)).json.messages.length, 4, "nothing refused was stored");
     });
 
+    it("streams a thinking model's reasoning apart from its answer, and stores both", async () => {
+        // The scripted Qwen3 model thinks "Let me think." and answers "Hello from Qwen." to a plain chat.
+        const {json: conversation} = await call<Conversation>("POST", `${server.url}/api/conversations`, {model: "qwen3-script", options: {temperature: 0, max_tokens: 100}});
+        const base = `${server.url}/api/conversations/${conversation.id}`;
+        await call("POST", `${base}/messages`, {role: "user", content: "Hello"});
+        const lines = await readReply(`${base}/reply`, {});
+        const reasoning = lines.filter((line) => line.type === "reasoning").map((line) => line.text).join("");
+        assert.equal(reasoning.trim(), "Let me think.");
+        assert.equal(textOf(lines), "Hello from Qwen.", "the thinking is not in the answer");
+        assert.ok(lines.findLastIndex((line) => line.type === "reasoning") < lines.findIndex((line) => line.type === "text"), "thinking comes first");
+        const done = lines.at(-1)!;
+        assert.equal(done.type, "done", JSON.stringify(done));
+        assert.deepEqual([done.message!.reasoning, done.message!.content], [reasoning, "Hello from Qwen."]);
+        const stats = done.message!.stats as {reasoning_tokens: number, completion_tokens: number} | null;
+        assert.ok(stats!.reasoning_tokens > 0 && stats!.reasoning_tokens < stats!.completion_tokens, JSON.stringify(stats));
+
+        const stored = (await call<Conversation>("GET", base)).json.messages[1]!;
+        assert.deepEqual([stored.reasoning, stored.content], [reasoning, "Hello from Qwen."]);
+        // A conversation that goes on gives the model its past thinking (the template leaves it out) and still works.
+        await call("POST", `${base}/messages`, {role: "user", content: "Again"});
+        assert.equal(textOf(await readReply(`${base}/reply`, {})), "Hello from Qwen.");
+    });
+
     it("stores a reply's thinking and tool calls as they stream, and the API returns them", async () => {
         const {json: conversation} = await call<Conversation>("POST", `${server.url}/api/conversations`, {title: "Streamed by the store"});
         // A second store on the same file, as a second process would open it (WAL).

@@ -396,4 +396,34 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await hearth.stop();
         }
     });
+
+    it("shows a thinking model's reply with its thinking folded above the answer, once streamed and after a reload", async () => {
+        const hearth = await serveHearth(hub, ["--model", await testModel("scripted/qwen3-script.gguf")]);
+        await hearth.process.waitForOutput(/Ready/);
+        const {page, problems} = await openApp(browser, hearth.origin);
+        try {
+            const box = page.getByRole("textbox", {name: "Message"});
+            await box.fill("Hello");
+            await box.press("Enter");
+            const reply = page.locator('[data-role="assistant"]');
+            await reply.getByRole("button", {name: "Regenerate"}).waitFor();
+            const check = async (when: string) => {
+                const thinking = reply.getByRole("button", {name: /^Thought for /});
+                assert.equal(await thinking.getAttribute("aria-expanded"), "false", `${when}: folded once the answer came`);
+                assert.equal(await reply.locator(".markdown").innerText(), "Hello from Qwen.", `${when}: the answer without the thinking`);
+                assert.ok((await thinking.boundingBox())!.y < (await reply.locator(".markdown").boundingBox())!.y, `${when}: the thinking above the answer`);
+                await thinking.click();
+                assert.equal((await reply.getByRole("region", {name: "Thinking"}).innerText()).trim(), "Let me think.", when);
+            };
+            await check("streamed");
+            await screenshot(page, "chat-thinking-streamed");
+            await page.reload();
+            await reply.getByRole("button", {name: "Regenerate"}).waitFor();
+            await check("after a reload");
+            assert.deepEqual(problems, []);
+        } finally {
+            await page.context().close();
+            await hearth.stop();
+        }
+    });
 });

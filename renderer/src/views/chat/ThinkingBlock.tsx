@@ -38,7 +38,7 @@ export function ThinkingBlock({reasoning, thinking, reasoningMs}: {
     const elapsedMs = startedAtMs.current != null ? nowMs - startedAtMs.current : 0;
     const label = thinking
         ? elapsedMs >= 1000 ? `Thinking… ${formatSeconds(elapsedMs / 1000)}` : "Thinking…"
-        : thoughtMs != null ? `Thought for ${formatSeconds(thoughtMs / 1000)}` : "Thoughts";
+        : thoughtMs == null ? "Thoughts" : thoughtMs < 1000 ? "Thought for less than a second" : `Thought for ${formatSeconds(thoughtMs / 1000)}`;
     return (
         <div className={`thinking ${thinking ? "thinking-live" : ""}`}>
             <button type="button" className="thinking-toggle" aria-expanded={open} aria-controls={contentId} onClick={() => setOpen(!open)}>
