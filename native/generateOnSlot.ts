@@ -1,6 +1,6 @@
 import {randomInt} from "node:crypto";
 import type {ChatModelResponse, LlamaGrammar, LlamaModel, LlamaText, Token} from "node-llama-cpp";
-import type {ChatTurn} from "./chat/ChatFormat.js";
+import type {CallStart, ChatTurn} from "./chat/ChatFormat.js";
 import {MarkerScanner} from "./chat/MarkerScanner.js";
 import {ReplyText} from "./chat/ReplyText.js";
 import {RequestAbortedError} from "./errors.js";
@@ -196,6 +196,13 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         return events;
     }
 
+    /** What starts a call now: the first one in free text (where the format allows it), or the next one after a call. */
+    function callStarts(afterCall: boolean): readonly CallStart[] {
+        if (call == null)
+            return [];
+        return afterCall ? call.next : call.detectInText ? call.starts : [];
+    }
+
     /** The markers that matter now: stops, the open segment's end, what may open one, and a call's start. */
     function markers(afterCall: boolean): string[] {
         const list = [...job.stops, ...(syntax?.rerender ?? [])];
@@ -213,10 +220,13 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         }
         if (syntax.closeAllSegments != null && segment != null)
             list.push(syntax.closeAllSegments);
-        if (call != null && (call.detectInText || afterCall) && segment !== "thought")
-            list.push(...call.detect);
+        if (call != null && segment !== "thought")
+            list.push(...callStarts(afterCall).map((start) => start.text));
         return list;
     }
+
+    /** What replaces the text that started the next call: the format's own opening of it. */
+    let callStart: LlamaText | undefined;
 
     /** Free text: the answer and the thinking, until a stop, an end token, a call's start or a re-render. */
     async function* textPhase(afterCall: boolean): AsyncGenerator<GenerationEvent, TextEnd> {
@@ -248,7 +258,9 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                     result = "rerender";
                     return {events, cutAt: found.end};
                 }
-                if (call != null && call.detect.includes(marker) && segment !== "thought") {
+                const start = segment !== "thought" ? callStarts(afterCall).find((entry) => entry.text === marker) : undefined;
+                if (start != null) {
+                    callStart = start.inject;
                     result = "call";
                     return {events, cutAt: found.start};
                 }
@@ -298,7 +310,8 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
 
     /** One call: the format's prefix, the function's name under a grammar, its arguments under its schema's grammar. */
     async function* callPhase(): AsyncGenerator<GenerationEvent, boolean> {
-        committed = [...committed, ...tokenize(call!.prefix)];
+        committed = [...committed, ...tokenize(callStart ?? call!.forced)];
+        callStart = undefined;
         const nameEnd = yield* phase(tools!.names, (scanner) => {
             const newline = scanner.text.indexOf("\n");
             return newline >= 0 ? {cutAt: newline} : {};
@@ -333,8 +346,6 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         const callOpening = syntax?.opening?.triggers.find((trigger) => trigger.action.type === "functionCall");
         if (callOpening?.action.inject != null)
             committed = [...committed, ...tokenize(callOpening.action.inject)];
-        if (call.parallel != null)
-            committed = [...committed, ...tokenize(call.parallel.sectionPrefix)];
         next = "call";
     }
     while (next !== "end") {
@@ -345,7 +356,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         if (next === "call") {
             // A later call was detected in what the model wrote after the last one, separator included.
             const complete = yield* callPhase();
-            if (!complete || !tools!.parallel || call!.parallel == null) {
+            if (!complete || !tools!.parallel || call!.next.length === 0) {
                 next = "end";
                 continue;
             }

@@ -29,18 +29,21 @@ export type ReplySyntax = {
     rerender: string[]
 };
 
+/** A text that starts a call in the reply, and the format's own text that replaces it before the function's name. */
+export type CallStart = {text: string, inject: LlamaText};
+
 export type CallSyntax = {
-    /** Texts that start a call in free text (the prefix and its alternates). */
-    detect: string[],
+    /** What starts the first call in free text: the call's prefix and its alternates, or the calls' section opening. */
+    starts: CallStart[],
+    /** What starts another call after one, where one reply may hold several (the separator, then the prefix). */
+    next: CallStart[],
     /** Whether a call may start in free text; `false` where only an opening starts one. */
     detectInText: boolean,
-    /** The call's prefix, as injected before the function name. */
-    prefix: LlamaText,
+    /** What starts a forced call: the section opening (where there is one) and the call's prefix. */
+    forced: LlamaText,
     optionalPrefixSpace: boolean,
     paramsPrefix(name: string): LlamaText,
-    suffix(name: string): LlamaText,
-    /** Set where one reply may hold several calls: what opens the calls' section. */
-    parallel?: {sectionPrefix: LlamaText}
+    suffix(name: string): LlamaText
 };
 
 /** A rendered chat turn: the prompt's tokens, and how to read and continue the reply. */
@@ -135,8 +138,9 @@ export class ChatFormat {
         const syntax = replySyntax(wrapper, state, native, tools.length > 0);
 
         let contextText = state.contextText;
-        // Thinking off, where the wrapper leaves the reply open: start it with an empty, closed thought, as the templates do.
-        if (options.reasoning?.enabled === false && syntax.thought?.emptyBlock != null && !syntax.thought.openOnStart &&
+        // Thinking off, where the wrapper leaves the reply open: start it with an empty, closed thought, as the templates
+        // do; not where the model opens its own channels (gpt-oss, which cannot stop thinking, thinks at its lowest level).
+        if (options.reasoning?.enabled === false && syntax.thought?.emptyBlock != null && !syntax.thought.openOnStart && syntax.opening == null &&
             !textOf(contextText, true)!.trimEnd().endsWith(syntax.thought.suffix.trim()))
             contextText = LlamaText([contextText, syntax.thought.emptyBlock]);
         const tokenize = (text: LlamaText) => text.tokenize(this.#model.tokenizer);
@@ -192,17 +196,29 @@ function replySyntax(wrapper: ChatWrapper, state: ChatWrapperGeneratedContextSta
     }
 
     const call = native ? settings.functions.call : HERMES_CALL;
-    const parallelism = native ? settings.functions.parallelism : undefined;
-    const detect = [call.prefix, ...(call.prefixAlternateMatches ?? [])].map((value) => textOf(value)).filter((text): text is string => text != null && text !== "");
+    const texts = (values: readonly (string | LlamaText)[]) =>
+        values.map((value) => textOf(value)).filter((text): text is string => text != null && text !== "");
+    const prefix = LlamaText(call.prefix);
+    const prefixes = native ? texts([call.prefix, ...(call.prefixAlternateMatches ?? [])]) : ["<tool_call>"];
+    const parallelism = native ? settings.functions.parallelism?.call : undefined;
+    const section = parallelism != null ? LlamaText(parallelism.sectionPrefix) : undefined;
+    const sectionTexts = parallelism != null ? texts([parallelism.sectionPrefix, ...(parallelism.sectionPrefixAlternateMatches ?? [])]) : [];
+    const opening = section != null ? LlamaText([section, prefix]) : prefix;
+    const between = parallelism != null ? LlamaText(parallelism.betweenCalls ?? "") : undefined;
+    const betweenText = between != null ? textOf(between) ?? "" : "";
     const stateDetects = "detectFunctionCalls" in state ? state.detectFunctionCalls : undefined;
     const callSyntax: CallSyntax | undefined = toolsOffered ? {
-        detect: native ? detect : ["<tool_call>"],
+        // The section's opening comes first, so a call that opens it is found before its own prefix.
+        starts: [...sectionTexts.map((text) => ({text, inject: opening})), ...prefixes.map((text) => ({text, inject: opening}))],
+        next: parallelism == null ? [] : [
+            ...(betweenText !== "" ? prefixes.map((text) => ({text: betweenText + text, inject: LlamaText([between!, prefix])})) : []),
+            ...prefixes.map((text) => ({text, inject: LlamaText([between!, prefix])}))
+        ],
         detectInText: stateDetects !== false,
-        prefix: LlamaText(call.prefix),
+        forced: opening,
         optionalPrefixSpace: call.optionalPrefixSpace,
         paramsPrefix: (name) => withFunctionName(call.paramsPrefix, name),
-        suffix: (name) => withFunctionName(call.suffix, name),
-        parallel: parallelism != null ? {sectionPrefix: LlamaText(parallelism.call.sectionPrefix)} : undefined
+        suffix: (name) => withFunctionName(call.suffix, name)
     } : undefined;
 
     const prefixTriggers = "prefixTriggers" in state ? state.prefixTriggers : undefined;
