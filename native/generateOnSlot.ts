@@ -2,6 +2,7 @@ import {randomInt} from "node:crypto";
 import type {ChatModelResponse, LlamaGrammar, LlamaModel, LlamaText, Token} from "node-llama-cpp";
 import type {CallStart, ChatTurn} from "./chat/ChatFormat.js";
 import {MarkerScanner} from "./chat/MarkerScanner.js";
+import {parseJsonOrText} from "./chat/nativeHistory.js";
 import {ReplyText} from "./chat/ReplyText.js";
 import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
@@ -189,11 +190,11 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
 
     /** Closes the open segment: its text joins the reply so far. */
     function closeSegment(): GenerationEvent[] {
-        const events = reply.endItem();
-        if (segment === "thought")
-            response.push({type: "segment", segmentType: "thought", text: reply.takeReasoning(), ended: true});
+        const {reasoning, content} = reply.endItem();
+        if (segment != null)
+            response.push({type: "segment", segmentType: segment, text: segment === "thought" ? reasoning : content, ended: true});
         segment = undefined;
-        return events;
+        return [];
     }
 
     /** What starts a call now: the first one in free text (where the format allows it), or the next one after a call. */
@@ -264,11 +265,10 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                     result = "call";
                     return {events, cutAt: found.start};
                 }
-                if (segment == null && marker === syntax!.thought?.prefix)
-                    segment = "thought";
-                else if (segment == null && marker === syntax!.comment?.prefix)
-                    segment = "comment";
-                else
+                if (segment == null && (marker === syntax!.thought?.prefix || marker === syntax!.comment?.prefix)) {
+                    reply.endItem();
+                    segment = marker === syntax!.thought?.prefix ? "thought" : "comment";
+                } else
                     events.push(...closeSegment());
             }
         });
@@ -332,7 +332,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             const events: GenerationEvent[] = text !== "" ? [{type: "toolCallArguments", index, text}] : [];
             return found != null ? {events, cutAt: found.start} : {events};
         });
-        response.push({type: "functionCall", name, params: safeJson(args), result: null, startsNewChunk: index === 0});
+        response.push({type: "functionCall", name, params: parseJsonOrText(args), result: null, startsNewChunk: index === 0});
         if (paramsEnd.kind !== "marker")
             return false;
         committed = [...committed, ...tokenize(call!.suffix(name))];
@@ -341,7 +341,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
 
     let rerenders = 0;
     let next: "opening" | "text" | "call" | "end" = syntax?.opening != null ? "opening" : "text";
-    // A forced call starts at once: the format's call opening (gpt-oss's channel), its section prefix, then the call.
+    // A forced call starts at once: the format's call opening (gpt-oss's channel), then the call (callPhase).
     if (tools?.mode === "forced" && call != null) {
         const callOpening = syntax?.opening?.triggers.find((trigger) => trigger.action.type === "functionCall");
         if (callOpening?.action.inject != null)
@@ -354,12 +354,12 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             continue;
         }
         if (next === "call") {
-            // A later call was detected in what the model wrote after the last one, separator included.
             const complete = yield* callPhase();
             if (!complete || !tools!.parallel || call!.next.length === 0) {
                 next = "end";
                 continue;
             }
+            // Another call may follow, where the format allows several: only its start is read, any other text ends the reply.
             next = (yield* textPhase(true)) === "call" ? "call" : "end";
             continue;
         }
@@ -387,12 +387,4 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             generationMs: firstTokenAt != null ? finished - firstTokenAt : 0
         }
     };
-}
-
-function safeJson(text: string): unknown {
-    try {
-        return JSON.parse(text);
-    } catch {
-        return text;
-    }
 }

@@ -50,12 +50,12 @@ describe("MarkerScanner", () => {
 describe("ReplyText", () => {
     it("trims the whitespace around thinking and before the answer that follows it", () => {
         const reply = new ReplyText(false);
-        const events = [...reply.reasoning("\n Let"), ...reply.reasoning(" me\n"), ...reply.reasoning(" think.\n"), ...reply.endItem(),
-            ...reply.content("\n\n", undefined), ...reply.content("Hello.", undefined)];
-        assert.deepEqual(events, [
+        const thinking = [...reply.reasoning("\n Let"), ...reply.reasoning(" me\n"), ...reply.reasoning(" think.\n")];
+        assert.deepEqual(reply.endItem(), {reasoning: "Let me\n think.", content: ""});
+        const answer = [...reply.content("\n\n", undefined), ...reply.content("Hello.", undefined)];
+        assert.deepEqual([...thinking, ...answer], [
             {type: "reasoning", text: "Let"}, {type: "reasoning", text: " me"}, {type: "reasoning", text: "\n think."}, {type: "text", text: "Hello."}
         ]);
-        assert.equal(reply.takeReasoning(), "Let me\n think.");
     });
 });
 

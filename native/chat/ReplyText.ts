@@ -9,6 +9,7 @@ export class ReplyText {
     readonly #withLogprobs: boolean;
     #logprobs: TokenLogprob[] = [];
     #reasoning = "";
+    #content = "";
     #reasoningStarted = false;
     #heldWhitespace = "";
     #trimContentStart = false;
@@ -28,6 +29,7 @@ export class ReplyText {
         }
         if (text === "")
             return [];
+        this.#content += text;
         const logprobs = this.#logprobs;
         this.#logprobs = [];
         return [{type: "text", text, ...(this.#withLogprobs ? {logprobs} : {})}];
@@ -49,19 +51,18 @@ export class ReplyText {
         return [{type: "reasoning", text: body}];
     }
 
-    /** A segment closed: its trailing whitespace is dropped, and the answer after it starts at its first visible character. */
-    endItem(): GenerationEvent[] {
+    /**
+     * An item of the reply (a segment) ended: returns its thinking and its answer text. Trailing whitespace of
+     * the thinking is dropped, and the answer after it starts at its first visible character.
+     */
+    endItem(): {reasoning: string, content: string} {
+        const item = {reasoning: this.#reasoning, content: this.#content};
+        this.#reasoning = "";
+        this.#content = "";
         this.#heldWhitespace = "";
         this.#reasoningStarted = false;
         this.#trimContentStart = true;
-        return [];
-    }
-
-    /** The thinking of the segment that just closed. */
-    takeReasoning(): string {
-        const reasoning = this.#reasoning;
-        this.#reasoning = "";
-        return reasoning;
+        return item;
     }
 
     /** The reply ended: whitespace still held back belonged to nothing. */

@@ -1,7 +1,8 @@
 import type {ChatHistoryItem, ChatModelFunctionCall, ChatModelResponse} from "node-llama-cpp";
 import type {ChatMessage} from "../types.js";
 
-function parseJson(text: string): unknown {
+/** JSON text as its value; text that is not JSON as it is. */
+export function parseJsonOrText(text: string): unknown {
     try {
         return JSON.parse(text);
     } catch {
@@ -49,7 +50,7 @@ export function toNativeHistory(messages: readonly ChatMessage[]): ChatHistoryIt
                     turn.response.push(message.content);
                 (message.toolCalls ?? []).forEach((toolCall, index) => {
                     const call: ChatModelFunctionCall = {
-                        type: "functionCall", name: toolCall.name, params: parseJson(toolCall.arguments), result: null, startsNewChunk: index === 0
+                        type: "functionCall", name: toolCall.name, params: parseJsonOrText(toolCall.arguments), result: null, startsNewChunk: index === 0
                     };
                     turn.response.push(call);
                     waiting.push({id: toolCall.id, call});
@@ -64,7 +65,7 @@ export function toNativeHistory(messages: readonly ChatMessage[]): ChatHistoryIt
                     history.push({type: "user", text: message.content});
                     break;
                 }
-                answered.call.result = parseJson(message.content);
+                answered.call.result = parseJsonOrText(message.content);
                 waiting = waiting.filter((entry) => entry !== answered);
                 break;
             }
