@@ -44,9 +44,12 @@ export type OffloadPlan = MemoryEstimate & {
 const KV_BYTES_PER_ELEMENT = 2;
 /** llama.cpp's default micro-batch: the compute buffers are sized for this many tokens at once. */
 const MAX_UBATCH = 512;
-/** Runtime memory for a loaded model outside llama.cpp's buffers (vocabulary tables, metadata): measured on the fixtures. */
-const RUNTIME_OVERHEAD_BYTES = 6 << 20;
-const RUNTIME_BYTES_PER_TOKEN = 800;
+/**
+ * Runtime memory for a loaded model outside llama.cpp's buffers (vocabulary tables, metadata): a line through what
+ * `npm run bench:memory` measured on the fixtures, 9.0 MiB with a 512-token vocabulary and 28-32 MiB with 32,000 tokens.
+ */
+const RUNTIME_OVERHEAD_BYTES = 8.5 * 2 ** 20;
+const RUNTIME_BYTES_PER_TOKEN = 660;
 
 /**
  * What loading a model takes with `gpuLayers` of its layers on the GPU: weights (the last blocks are the
