@@ -11,6 +11,8 @@ type AddonLoop = {
     start(id: number, sequence: number, position: number, tokens: Uint32Array, options: Record<string, unknown>): void,
     /** Stops the generation of that id, if it still runs. */
     stop(id: number): void,
+    /** JavaScript has taken `count` more tokens of generation `id`: the loop samples at most 64 ahead of that. */
+    ack(id: number, count: number): void,
     /** The tokens kept when the edit was made at once (the loop was idle), else undefined and an edited event follows. */
     truncate(requestId: number, sequence: number, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
@@ -58,6 +60,8 @@ export function nativeDecodeLoopStatus(setting: DecodeLoopSetting = "auto"): Nat
 
 /** A process that exits with models loaded (process.exit) stops their loop threads before Node.js tears down. */
 const openLoops = new Set<NativeDecodeLoop>();
+/** Tokens taken between two acknowledgements to the native loop (which samples at most 64 ahead of them). */
+const ackEvery = 8;
 process.on("exit", () => {
     for (const loop of openLoops)
         void loop.close();
@@ -109,9 +113,17 @@ export class NativeDecodeLoop implements SlotDecoder {
 
     generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
         const id = this.#nextGeneration++;
+        let taken = 0;
         const queue = new TokenQueue(() => {
             if (this.#running.get(sequence.id)?.queue === queue)
                 this.#loop.stop(id);
+        }, () => {
+            // The loop samples a bounded distance ahead of the reader; it hears what was taken every few tokens.
+            if (++taken === ackEvery) {
+                taken = 0;
+                if (this.#running.get(sequence.id)?.queue === queue)
+                    this.#loop.ack(id, ackEvery);
+            }
         });
         if (this.#closed) {
             queue.fail(new Error("The model was unloaded"));

@@ -61,14 +61,17 @@ export interface SlotDecoder {
 export class TokenQueue implements TokenStream {
     readonly finished: Promise<void>;
     readonly #onStop: () => void;
+    readonly #onTaken: (() => void) | undefined;
     readonly #items: Sampled[] = [];
     #ended = false;
     #error: {reason: unknown} | undefined;
     #wake: (() => void) | undefined;
     #settle!: () => void;
 
-    constructor(onStop: () => void) {
+    /** `onTaken`: told each time the reader takes a token, for a producer that stays a bounded distance ahead. */
+    constructor(onStop: () => void, onTaken?: () => void) {
         this.#onStop = onStop;
+        this.#onTaken = onTaken;
         this.finished = new Promise((resolve) => {
             this.#settle = resolve;
         });
@@ -109,6 +112,7 @@ export class TokenQueue implements TokenStream {
         for (;;) {
             const item = this.#items.shift();
             if (item != null) {
+                this.#onTaken?.();
                 yield item;
                 continue;
             }

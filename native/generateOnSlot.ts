@@ -139,6 +139,9 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         });
         const sampled: {token: Token, end: number}[] = [];
         let cutAt: number | undefined;
+        // A client that goes away stops the loop at once, not when its reader next takes a token: the loop runs ahead.
+        const stopOnAbort = () => stream.stop();
+        job.signal?.addEventListener("abort", stopOnAbort, {once: true});
         try {
             for await (const {token, logprob: tokenLogprob, top} of stream) {
                 if (job.signal?.aborted)
@@ -170,6 +173,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                 }
             }
         } finally {
+            job.signal?.removeEventListener("abort", stopOnAbort);
             // The slot is handed back only once the loop has let go of the sequence.
             stream.stop();
             await stream.finished;

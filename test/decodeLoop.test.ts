@@ -136,6 +136,21 @@ describe("decode loops", () => {
         }
     });
 
+    it("samples at most a bounded distance ahead of a reader that stops reading", async () => {
+        const loaded = native.engine.get(model);
+        const prompt = loaded.textPrompt("The tiny dragon flew");
+        const generation = await loaded.start(prompt, {maxTokens: 1500, sampling: {temperature: 0}, stop: [], ignoreEos: true});
+        await generation.events.next();
+        // At this model's speed the loop would sample the whole budget in this time, were it not held back.
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        await generation.events.return(undefined);
+        const slot = loaded.scheduler.slots.find((candidate) => prompt.tokens.every((token, index) => candidate.sequence.contextTokens[index] === token));
+        assert.ok(slot != null, "the generation's slot keeps its prompt");
+        const sampled = slot.sequence.contextTokens.length - prompt.tokens.length;
+        // 32 events prefetched for the reader, the loop 64 tokens ahead of those (acknowledged every 8), the batch in flight.
+        assert.ok(sampled > 0 && sampled <= 110, `${sampled} tokens sampled while one was read`);
+    });
+
     it("exits cleanly when stopped at once while a reply is being generated", async () => {
         const server = spawnHearth(["serve", "--model", await testModel("stories260K.gguf"), "--port", "0", "--threads", "1", "--ctx-size", "32768", "--parallel", "1"]);
         const [, url] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);

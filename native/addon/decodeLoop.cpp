@@ -73,8 +73,19 @@ struct Generation {
     bool ignoreEndOfGeneration;
     llama_pos startPosition;
     int32_t sampled = 0;             // tokens sampled so far
+    int32_t read = 0;                // tokens JavaScript has taken (ack)
     bool stopRequested = false;
 };
+
+// How far a generation may sample ahead of what JavaScript has taken: a slow reader (a slow client) holds its own
+// generation back instead of letting it run to its budget, and a client that leaves stops it within this many tokens.
+constexpr int32_t kReadAhead = 64;
+
+// A generation waiting for its reader: it has sampled kReadAhead tokens more than were taken, and has only its
+// last sampled token left to decode (its prompt is never held back).
+static bool HeldBack(const Generation& generation) {
+    return generation.sampled - generation.read >= kReadAhead && generation.input.size() - generation.inputDone == 1 && generation.sampled > 0;
+}
 
 struct Edit {
     int32_t requestId;
@@ -88,6 +99,7 @@ public:
         return DefineClass(env, "DecodeLoop", {
             InstanceMethod<&DecodeLoop::Start>("start"),
             InstanceMethod<&DecodeLoop::Stop>("stop"),
+            InstanceMethod<&DecodeLoop::Ack>("ack"),
             InstanceMethod<&DecodeLoop::Truncate>("truncate"),
             InstanceMethod<&DecodeLoop::Close>("close"),
             InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
@@ -147,6 +159,7 @@ private:
     // Guarded by mutex_: what JavaScript asked for since the loop last looked.
     std::deque<std::unique_ptr<Generation>> starts_;
     std::vector<double> stops_;
+    std::vector<std::pair<double, int32_t>> acks_;
     std::deque<Edit> edits_;
     // Owned by the loop thread.
     std::map<int32_t, std::unique_ptr<Generation>> running_;
@@ -259,6 +272,16 @@ private:
         {
             std::lock_guard<std::mutex> lock(mutex_);
             stops_.push_back(info[0].As<Napi::Number>().DoubleValue());
+        }
+        wake_.notify_one();
+        return info.Env().Undefined();
+    }
+
+    // ack(id, count): JavaScript has taken `count` more tokens of that generation (see kReadAhead).
+    Napi::Value Ack(const Napi::CallbackInfo& info) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            acks_.emplace_back(info[0].As<Napi::Number>().DoubleValue(), info[1].As<Napi::Number>().Int32Value());
         }
         wake_.notify_one();
         return info.Env().Undefined();
@@ -386,7 +409,7 @@ private:
                 std::unique_lock<std::mutex> lock(mutex_);
                 working_ = false;
                 wake_.wait(lock, [this] {
-                    return closing_ || !starts_.empty() || !stops_.empty() || !edits_.empty() || !running_.empty();
+                    return closing_ || !starts_.empty() || !stops_.empty() || !acks_.empty() || !edits_.empty() || AnyRunnable();
                 });
                 if (closing_)
                     return;
@@ -407,6 +430,11 @@ private:
                         if (generation->id == id)
                             generation->stopRequested = true;
                 stops_.clear();
+                for (const auto& [id, count] : acks_)
+                    for (auto& [sequence, generation] : running_)
+                        if (generation->id == id)
+                            generation->read += count;
+                acks_.clear();
                 while (!edits_.empty()) {
                     const Edit edit = edits_.front();
                     edits_.pop_front();
@@ -433,6 +461,14 @@ private:
         }
     }
 
+    // Whether a batch has anything to do: a generation to stop, or one that is not waiting for its reader.
+    bool AnyRunnable() const {
+        for (const auto& [sequence, generation] : running_)
+            if (generation->stopRequested || !HeldBack(*generation))
+                return true;
+        return false;
+    }
+
     // Ends every running generation with an error, dropping their sequences from the cache.
     void FailAll(Events& events, const std::string& message) {
         llama_memory_t memory = llama_get_memory(ctx_);
@@ -456,7 +492,7 @@ private:
         for (int pass = 0; pass < 2 && room > 0; pass++) {
             for (auto& [sequence, generation] : running_) {
                 const int32_t left = static_cast<int32_t>(generation->input.size() - generation->inputDone);
-                if ((pass == 0) != (left == 1) || left == 0 || room == 0)
+                if ((pass == 0) != (left == 1) || left == 0 || room == 0 || HeldBack(*generation))
                     continue;
                 const int32_t count = std::min(left, room);
                 items.push_back({generation.get(), count, -1});
@@ -464,6 +500,8 @@ private:
             }
         }
 
+        if (items.empty())
+            return;
         batch_.n_tokens = 0;
         for (Item& item : items) {
             Generation& generation = *item.generation;
