@@ -92,6 +92,8 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     let sampledTokens = 0;
     let reasoningTokens = 0;
     let finishReason: FinishReason = "stop";
+    /** The stop string that ended the reply, if one did (Anthropic's `stop_sequence` names it). */
+    let stopSequence: string | undefined;
     let outOfTokens = false;
     // Without a seed, each reply gets a random one; the loop then samples the same way for either decode loop.
     const sampling = {...job.sampling, seed: Math.max(0, Math.floor(job.sampling.seed ?? randomInt(2 ** 31)))};
@@ -254,8 +256,10 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                 if (found == null)
                     return {events};
                 const marker = found.marker;
-                if (job.stops.includes(marker))
+                if (job.stops.includes(marker)) {
+                    stopSequence = marker;
                     return {events, end: true};
+                }
                 if (syntax!.rerender.includes(marker)) {
                     if (segment == null)
                         return {events, end: true};
@@ -384,6 +388,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     yield {
         type: "done",
         finishReason,
+        ...stopSequence != null && finishReason === "stop" ? {stopSequence} : {},
         usage: {promptTokens: prompt.length, completionTokens: sampledTokens, cachedPromptTokens: reused, reasoningTokens},
         timings: {
             queueMs: job.queueMs,

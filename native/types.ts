@@ -100,4 +100,5 @@ export type GenerationEvent =
     | {type: "reasoning", text: string}
     | {type: "toolCall", index: number, id: string, name: string}
     | {type: "toolCallArguments", index: number, text: string}
-    | {type: "done", finishReason: FinishReason, usage: Usage, timings: Timings};
+    /** `stopSequence`: the stop string that ended the reply (a request's or the template's), when one did. */
+    | {type: "done", finishReason: FinishReason, stopSequence?: string, usage: Usage, timings: Timings};

@@ -21,6 +21,7 @@ import {accessControl} from "./access/accessControl.js";
 import {accessRoutes} from "./access/accessRoutes.js";
 import type {AccessStore} from "./access/AccessStore.js";
 import {RateLimiter} from "./access/RateLimiter.js";
+import {anthropicMessagesRoutes} from "./anthropic/messages.js";
 import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
 import {embeddingsRoutes} from "./openai/embeddings.js";
@@ -95,6 +96,7 @@ export async function buildApp({engine, library, conversations, benchmarks, down
     const options = {engine, library, generation};
     await app.register(modelsRoutes, options);
     await app.register(chatCompletionsRoutes, options);
+    await app.register(anthropicMessagesRoutes, options);
     await app.register(completionsRoutes, options);
     await app.register(embeddingsRoutes, options);
     await app.register(ollamaLibraryRoutes, options);

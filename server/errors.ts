@@ -103,15 +103,18 @@ export function toErrorReply(error: unknown): ErrorReply {
     return {statusCode: 500, body: errorBody("The server hit an internal error; see its log for details", "server_error")};
 }
 
+/** How an API words an error: its body made from OpenAI's and the status (Anthropic names the error's type by it). */
+export type ErrorShape = (body: ErrorBody, statusCode: number) => unknown;
+
 /** A Fastify error handler that sends {@link toErrorReply}'s status with the body `shape` makes of it. */
-export function errorHandlerFor(shape: (body: ErrorBody) => unknown) {
+export function errorHandlerFor(shape: ErrorShape) {
     return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
         const {statusCode, body, retryAfterSeconds} = toErrorReply(error);
         if (statusCode === 500 || (statusCode > 500 && !(error instanceof HearthError)))
             request.log.error({err: error}, "request failed");
         if (retryAfterSeconds != null)
             reply.header("retry-after", String(retryAfterSeconds));
-        void reply.status(statusCode).send(shape(body));
+        void reply.status(statusCode).send(shape(body, statusCode));
     };
 }
 

@@ -1,4 +1,5 @@
 import type {FastifyRequest} from "fastify";
+import type {ErrorShape} from "./errors.js";
 
 /**
  * What a route is, declared on the route itself (`config` in its options) and read by the hooks of
@@ -15,7 +16,12 @@ declare module "fastify" {
          */
         quiet?: boolean,
         /** Changes API keys or access settings: only a client on this machine may call it, never a LAN client with a key. */
-        localOnly?: boolean
+        localOnly?: boolean,
+        /**
+         * The error shape of the route's API, for refusals sent before its plugin's error handler could (a missing
+         * key, the rate limit). Default: Ollama's under `/api`, OpenAI's elsewhere.
+         */
+        errorShape?: ErrorShape
     }
 }
 
@@ -27,6 +33,6 @@ export const QUIET = {config: {quiet: true}} as const;
 export const LOCAL_ONLY = {config: {localOnly: true}} as const;
 
 /** The matched route's declarations; none for a request that matched no route. */
-export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, localOnly?: boolean} {
+export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, localOnly?: boolean, errorShape?: ErrorShape} {
     return request.routeOptions.config ?? {};
 }

@@ -11,6 +11,15 @@ export const OPENAI_SSE: WireFormat = {
     trailer: "data: [DONE]\n\n"
 };
 
+/**
+ * Server-sent events named by their chunk's `type`, as Anthropic streams them: `event: <type>` then `data: {json}`,
+ * with no end marker.
+ */
+export const NAMED_SSE: WireFormat = {
+    contentType: "text/event-stream; charset=utf-8",
+    frame: (chunk) => `event: ${(chunk as {type: string}).type}\ndata: ${JSON.stringify(chunk)}\n\n`
+};
+
 /** One JSON object per line, as Ollama (and the conversations API) stream. */
 export const NDJSON: WireFormat = {contentType: "application/x-ndjson", frame: (chunk) => `${JSON.stringify(chunk)}\n`};
 

@@ -25,10 +25,11 @@ export type AccessOptions = {
 const ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS";
 const DEFAULT_ALLOWED_HEADERS = "authorization, content-type, x-api-key";
 
-/** Sends a refusal in the error shape of the API the path belongs to. */
+/** Sends a refusal in the error shape the route declares, else that of the API the path belongs to. */
 function refuse(request: FastifyRequest, reply: FastifyReply, statusCode: number, message: string, code: string, type = "invalid_request_error"): FastifyReply {
     const body = errorBody(message, type, null, code);
-    return reply.status(statusCode).send(request.url.startsWith("/api/") ? {error: message} : body);
+    const shape = routeConfigOf(request).errorShape;
+    return reply.status(statusCode).send(shape != null ? shape(body, statusCode) : request.url.startsWith("/api/") ? {error: message} : body);
 }
 
 /**

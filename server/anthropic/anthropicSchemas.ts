@@ -1,0 +1,87 @@
+import Type from "typebox";
+import type {Static, TSchema} from "typebox";
+
+/**
+ * Request schemas for Anthropic's `/v1/messages` and `/v1/messages/count_tokens`. Unknown fields are allowed
+ * (`metadata`, `cache_control`, `service_tier`…), as clients send fields this server has no use for. Content
+ * blocks are checked loosely here and by type in the translation, so a block this server cannot read (an image)
+ * is refused with a message that says so rather than a schema error.
+ */
+
+/** Optional, and `null` means the same as absent. */
+const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
+const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+const TextBlock = Type.Object({type: Type.String(), text: Type.Optional(Type.String())});
+
+const ContentBlock = Type.Object({
+    type: Type.String({minLength: 1}),
+    /** `text` */
+    text: Type.Optional(Type.String()),
+    /** `tool_use` */
+    id: Type.Optional(Type.String()),
+    name: Type.Optional(Type.String()),
+    input: Type.Optional(Type.Unknown()),
+    /** `tool_result` */
+    tool_use_id: Type.Optional(Type.String()),
+    content: Type.Optional(Type.Union([Type.String(), Type.Array(TextBlock)])),
+    is_error: Maybe(Type.Boolean()),
+    /** `thinking` */
+    thinking: Type.Optional(Type.String()),
+    signature: Type.Optional(Type.String())
+});
+export type ContentBlock = Static<typeof ContentBlock>;
+
+const Message = Type.Object({
+    role: Type.Union([Type.Literal("user"), Type.Literal("assistant")]),
+    content: Type.Union([Type.String(), Type.Array(ContentBlock)])
+});
+export type MessageParam = Static<typeof Message>;
+
+const System = Maybe(Type.Union([Type.String(), Type.Array(TextBlock)]));
+export type SystemParam = Static<typeof System>;
+
+const Tool = Type.Object({
+    name: Type.String({pattern: "^[a-zA-Z0-9_-]{1,128}$"}),
+    description: Maybe(Type.String()),
+    input_schema: Maybe(JsonObject),
+    /** `custom` (or absent) for a client tool; Anthropic's server tools (`web_search_…`) are refused in the translation. */
+    type: Maybe(Type.String())
+});
+
+const ToolChoice = Type.Object({
+    type: Type.Union([Type.Literal("auto"), Type.Literal("any"), Type.Literal("tool"), Type.Literal("none")]),
+    name: Maybe(Type.String()),
+    disable_parallel_tool_use: Maybe(Type.Boolean())
+});
+
+const Thinking = Type.Object({
+    type: Type.Union([Type.Literal("enabled"), Type.Literal("disabled"), Type.Literal("adaptive")]),
+    budget_tokens: Maybe(Type.Integer({minimum: 1}))
+});
+export type ThinkingParam = Static<typeof Thinking>;
+
+/** What a prompt is made of: the part count_tokens shares with a message request. */
+const promptFields = {
+    model: Type.String({minLength: 1}),
+    system: System,
+    messages: Type.Array(Message, {minItems: 1}),
+    tools: Maybe(Type.Array(Tool)),
+    tool_choice: Maybe(ToolChoice),
+    thinking: Maybe(Thinking)
+};
+
+export const MessagesRequest = Type.Object({
+    ...promptFields,
+    max_tokens: Type.Integer({minimum: 1}),
+    stop_sequences: Maybe(Type.Array(Type.String(), {maxItems: 16})),
+    temperature: Maybe(Type.Number({minimum: 0, maximum: 2})),
+    top_p: Maybe(Type.Number({minimum: 0, maximum: 1})),
+    top_k: Maybe(Type.Integer({minimum: 0})),
+    stream: Maybe(Type.Boolean()),
+    metadata: Maybe(JsonObject)
+});
+export type MessagesRequest = Static<typeof MessagesRequest>;
+
+export const CountTokensRequest = Type.Object(promptFields);
+export type CountTokensRequest = Static<typeof CountTokensRequest>;

@@ -1,0 +1,44 @@
+import type {FastifyInstance} from "fastify";
+import type {Engine} from "../../native/Engine.js";
+import {acquireModel} from "../acquireModel.js";
+import {GenerationRun, answer} from "../generation/index.js";
+import type {GenerationContext} from "../generation/index.js";
+import {ANTHROPIC_ROUTE, ANTHROPIC_RUNS_MODEL, useAnthropicConventions} from "./anthropicConventions.js";
+import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
+import {messagesEncoder} from "./messagesEncoder.js";
+import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toChatMessages} from "./translate.js";
+
+/**
+ * Anthropic's Messages API: `/v1/messages` (one reply, or its stream of named events) and
+ * `/v1/messages/count_tokens`. Any `anthropic-version` header is accepted; `x-api-key` carries Hearth's key.
+ */
+export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, generation}: {engine: Engine, generation: GenerationContext}): Promise<void> {
+    useAnthropicConventions(app);
+
+    app.post<{Body: MessagesRequest}>("/v1/messages", {schema: {body: MessagesRequest}, ...ANTHROPIC_RUNS_MODEL}, async (request, reply) => {
+        const body = request.body;
+        const options = messagesGenerationOptions(body);
+        const messages = toChatMessages(body.system, body.messages);
+        let promptTokens = 0;
+        const run = await GenerationRun.start(generation, reply, {
+            model: body.model,
+            inputs: (model) => {
+                const prompt = model.chatPrompt(messages, options);
+                promptTokens = prompt.tokens.length;
+                return [{prompt, options, promptParam: "messages"}];
+            }
+        });
+        const encoder = messagesEncoder({
+            id: messageId(), model: body.model, promptTokens, stopSequences: options.stop, thinking: showsThinking(body)
+        });
+        return answer(run, reply, encoder, {stream: body.stream === true});
+    });
+
+    app.post<{Body: CountTokensRequest}>("/v1/messages/count_tokens", {schema: {body: CountTokensRequest}, ...ANTHROPIC_ROUTE}, async (request, reply) => {
+        const body = request.body;
+        const options = promptOptions(body);
+        const messages = toChatMessages(body.system, body.messages);
+        const model = await acquireModel(engine, reply, body.model);
+        return {input_tokens: model.chatPrompt(messages, options).tokens.length};
+    });
+}
