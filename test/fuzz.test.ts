@@ -88,6 +88,8 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
             {method: "POST", path: "/v1/chat/completions", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}], max_tokens: 3}},
             {method: "POST", path: "/v1/completions", valid: {model: MODEL, prompt: "Once", max_tokens: 3}},
             {method: "POST", path: "/v1/embeddings", valid: {model: MODEL, input: "Hi"}},
+            {method: "POST", path: "/v1/messages", valid: {model: MODEL, max_tokens: 3, messages: [{role: "user", content: "Hi"}]}},
+            {method: "POST", path: "/v1/messages/count_tokens", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}]}},
             {method: "POST", path: "/api/chat", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}], stream: false, options: {num_predict: 3}}},
             {method: "POST", path: "/api/generate", valid: {model: MODEL, prompt: "Once", stream: false, options: {num_predict: 3}}},
             {method: "POST", path: "/api/embed", valid: {model: MODEL, input: "Hi"}},
