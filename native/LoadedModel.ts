@@ -13,7 +13,7 @@ import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, InvalidRequestError} from "./errors.js";
-import {toGrammarSchema} from "./grammarSchema.js";
+import {compileJsonSchema, jsonGrammarStop} from "./jsonSchema/index.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration, ToolGrammars} from "./generateOnSlot.js";
 import {prefetch} from "./prefetch.js";
@@ -207,7 +207,7 @@ export class LoadedModel {
         const params = new Map<string, LlamaGrammar>();
         for (const tool of tools) {
             const schema = tool.parameters != null && Object.keys(tool.parameters).length > 0 ? tool.parameters : {type: "object", properties: {}};
-            params.set(tool.name, await this.#jsonSchemaGrammar(toGrammarSchema(schema, "tools"), "tools"));
+            params.set(tool.name, await this.#jsonSchemaGrammar(schema, "tools"));
         }
         return {
             mode: request.choice === "auto" ? "auto" : "forced",
@@ -245,14 +245,16 @@ export class LoadedModel {
             return undefined;
         if (format.type === "json_object")
             return this.#cachedGrammar("json", () => this.model.llama.getGrammarFor("json"));
-        return this.#jsonSchemaGrammar(toGrammarSchema(format.schema, "response_format"), "response_format");
+        return this.#jsonSchemaGrammar(format.schema, "response_format");
     }
 
-    #jsonSchemaGrammar(schema: Record<string, unknown>, param: string): Promise<LlamaGrammar> {
-        return this.#cachedGrammar(JSON.stringify(schema), async () => {
+    /** A grammar for JSON that validates against a client's schema, compiled by Hearth (a 400 names what it cannot enforce). */
+    #jsonSchemaGrammar(schema: unknown, param: string): Promise<LlamaGrammar> {
+        const grammar = compileJsonSchema(schema, param);
+        return this.#cachedGrammar(grammar, async () => {
             try {
-                // The schema comes from a client; node-llama-cpp checks its shape at run time.
-                return await this.model.llama.createGrammarForJsonSchema(schema as Parameters<Llama["createGrammarForJsonSchema"]>[0]);
+                // The same stop as node-llama-cpp's JSON schema grammars: generateOnSlot ends arguments there.
+                return await this.model.llama.createGrammar({grammar, stopGenerationTriggers: [LlamaText(jsonGrammarStop)], trimWhitespaceSuffix: true});
             } catch (error) {
                 throw new InvalidRequestError(`This JSON schema cannot be turned into a grammar: ${(error as Error).message}`, param);
             }

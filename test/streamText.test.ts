@@ -4,7 +4,6 @@ import {StopDetector} from "../native/StopDetector.js";
 import {SlotScheduler} from "../native/SlotScheduler.js";
 import {MarkerScanner} from "../native/chat/MarkerScanner.js";
 import {ReplyText} from "../native/chat/ReplyText.js";
-import {toGrammarSchema} from "../native/grammarSchema.js";
 import {KvSequence} from "../native/SlotDecoder.js";
 import type {Token} from "node-llama-cpp";
 
@@ -56,27 +55,6 @@ describe("ReplyText", () => {
         assert.deepEqual([...thinking, ...answer], [
             {type: "reasoning", text: "Let"}, {type: "reasoning", text: " me"}, {type: "reasoning", text: "\n think."}, {type: "text", text: "Hello."}
         ]);
-    });
-});
-
-describe("toGrammarSchema", () => {
-    it("keeps what the grammar enforces, drops annotations and maps anyOf and definitions", () => {
-        const schema = toGrammarSchema({
-            title: "T", type: "object", required: ["a"],
-            properties: {a: {anyOf: [{type: "string"}, {type: "null"}], description: "d"}, b: {$ref: "#/definitions/B"}},
-            definitions: {B: {type: "integer"}}
-        }, "response_format");
-        assert.deepEqual(schema, {
-            type: "object",
-            properties: {a: {oneOf: [{type: "string"}, {type: "null"}]}, b: {$ref: "#/$defs/B"}},
-            $defs: {B: {type: "integer"}}
-        });
-    });
-
-    it("refuses keywords it cannot enforce, by name, even on a property called like one", () => {
-        assert.throws(() => toGrammarSchema({type: "integer", minimum: 3}, "p"), /"minimum"/);
-        assert.deepEqual(toGrammarSchema({type: "object", properties: {pattern: {type: "string"}}}, "p"),
-            {type: "object", properties: {pattern: {type: "string"}}});
     });
 });
 

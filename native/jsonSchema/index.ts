@@ -1,0 +1,1 @@
+export {compileJsonSchema, jsonGrammarStop} from "./compileJsonSchema.js";
