@@ -26,6 +26,8 @@ import {chatCompletionsRoutes} from "./openai/chatCompletions.js";
 import {completionsRoutes} from "./openai/completions.js";
 import {embeddingsRoutes} from "./openai/embeddings.js";
 import {modelsRoutes} from "./openai/models.js";
+import {responsesRoutes} from "./openai/responses.js";
+import type {ResponseStore} from "./openai/ResponseStore.js";
 import {ollamaChatRoutes} from "./ollama/chat.js";
 import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
@@ -36,6 +38,8 @@ export type AppOptions = {
     engine: Engine,
     library: Library,
     conversations: ConversationStore,
+    /** Stored `/v1/responses` replies. */
+    responses: ResponseStore,
     benchmarks: BenchStore,
     downloads: DownloadManager,
     access: AccessStore,
@@ -61,7 +65,7 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
+export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
     host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
@@ -97,6 +101,7 @@ export async function buildApp({engine, library, conversations, benchmarks, down
     await app.register(modelsRoutes, options);
     await app.register(chatCompletionsRoutes, options);
     await app.register(anthropicMessagesRoutes, options);
+    await app.register(responsesRoutes, {generation, responses});
     await app.register(completionsRoutes, options);
     await app.register(embeddingsRoutes, options);
     await app.register(ollamaLibraryRoutes, options);

@@ -8,6 +8,7 @@ import {buildApp} from "./app.js";
 import {boundUrl, isLoopback} from "./boundUrl.js";
 import {BenchStore} from "./benchmarks/BenchStore.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
+import {ResponseStore} from "./openai/ResponseStore.js";
 import {AuditLog} from "./observability/AuditLog.js";
 import {recordGeneration} from "./observability/requestContext.js";
 import {ServerMetrics} from "./observability/ServerMetrics.js";
@@ -97,6 +98,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         }
     }, config.models);
     const conversations = new ConversationStore(library.home);
+    const responses = new ResponseStore(library.home);
     const benchmarks = new BenchStore(library.home);
     const downloads = new DownloadManager(library);
     const metrics = new ServerMetrics({engine, downloads});
@@ -106,7 +108,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     // Every generation request in flight listens for shutdown (and stops listening when it ends): no limit applies.
     setMaxListeners(0, shutdown.signal);
     const app = await buildApp({
-        engine, library, conversations, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
+        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger
     });
@@ -114,6 +116,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         await app.listen({host, port: config.port});
     } catch (error) {
         conversations.close();
+        responses.close();
         benchmarks.close();
         audit.close();
         access.close();
@@ -152,6 +155,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
                 shutdown.abort();
                 await engine.dispose();
                 conversations.close();
+                responses.close();
                 benchmarks.close();
                 audit.close();
                 access.close();

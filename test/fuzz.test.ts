@@ -87,6 +87,7 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
         routes = [
             {method: "POST", path: "/v1/chat/completions", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}], max_tokens: 3}},
             {method: "POST", path: "/v1/completions", valid: {model: MODEL, prompt: "Once", max_tokens: 3}},
+            {method: "POST", path: "/v1/responses", valid: {model: MODEL, input: "Hi", max_output_tokens: 3}},
             {method: "POST", path: "/v1/embeddings", valid: {model: MODEL, input: "Hi"}},
             {method: "POST", path: "/v1/messages", valid: {model: MODEL, max_tokens: 3, messages: [{role: "user", content: "Hi"}]}},
             {method: "POST", path: "/v1/messages/count_tokens", valid: {model: MODEL, messages: [{role: "user", content: "Hi"}]}},

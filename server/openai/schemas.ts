@@ -4,8 +4,8 @@ import type {Static, TSchema} from "typebox";
 /** Request schemas for `/v1`, checked before a handler runs. Unknown fields are allowed, as OpenAI allows them. */
 
 /** Optional, and `null` means the same as absent (many clients send `null` for unset fields). */
-const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
-const JsonObject = Type.Record(Type.String(), Type.Unknown());
+export const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
+export const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
 const AnyPart = Type.Object({type: Type.String(), text: Type.Optional(Type.String())});
 const Content = Type.Union([Type.String(), Type.Array(AnyPart)]);
@@ -46,7 +46,7 @@ const ToolChoice = Type.Union([
 ]);
 
 /** OpenAI's levels; `xhigh` and `max` (newer OpenAI models) are as high as these models go. */
-const ReasoningEffort = Type.Union([
+export const ReasoningEffort = Type.Union([
     Type.Literal("none"), Type.Literal("minimal"), Type.Literal("low"), Type.Literal("medium"), Type.Literal("high"),
     Type.Literal("xhigh"), Type.Literal("max")
 ]);

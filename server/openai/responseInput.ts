@@ -1,0 +1,133 @@
+import {InvalidRequestError} from "../../native/errors.js";
+import type {ChatMessage, ToolCall} from "../../native/types.js";
+import {toGenerationOptions} from "../generation/index.js";
+import type {RequestOptions} from "../generation/index.js";
+import type {ResponseInputItem, ResponseRequest} from "./responseSchemas.js";
+import {reasoningForEffort} from "./translate.js";
+
+/** `/v1/responses` request fields -> the engine's chat messages and options. */
+
+/** The request's `input` as a list of items: a string is one user message. */
+export function inputItems(input: ResponseRequest["input"]): ResponseInputItem[] {
+    return typeof input === "string" ? [{type: "message", role: "user", content: input}] : input;
+}
+
+function partsText(parts: ResponseInputItem["content"], param: string): string {
+    if (parts == null)
+        return "";
+    if (typeof parts === "string")
+        return parts;
+    return parts.map((part, index) => {
+        if ((part.type === "input_text" || part.type === "output_text" || part.type === "text" || part.type === "summary_text" || part.type === "reasoning_text") && part.text != null)
+            return part.text;
+        throw new InvalidRequestError(`${param}[${index}] is a "${part.type}" part; this server reads text parts only`, `${param}.${index}.type`, "unsupported_content");
+    }).join("");
+}
+
+function required(value: string | null | undefined, param: string, what: string): string {
+    if (value == null)
+        throw new InvalidRequestError(`${param} is missing: ${what}`, param);
+    return value;
+}
+
+/**
+ * The conversation the items make, in the engine's terms. One assistant turn may come as several items (its
+ * reasoning, its message, its function calls): they join into one assistant message, as the model wrote them.
+ * `instructions` go first, as a system message.
+ */
+export function toResponseMessages(items: readonly ResponseInputItem[], instructions: string | null | undefined): ChatMessage[] {
+    const messages: ChatMessage[] = instructions != null && instructions !== "" ? [{role: "system", content: instructions}] : [];
+    let turn: {content: string, reasoning: string, toolCalls: ToolCall[]} | undefined;
+    const callNames = new Map<string, string>();
+    const endTurn = () => {
+        if (turn == null)
+            return;
+        messages.push({
+            role: "assistant", content: turn.content,
+            ...turn.reasoning !== "" ? {reasoning: turn.reasoning} : {},
+            ...turn.toolCalls.length > 0 ? {toolCalls: turn.toolCalls} : {}
+        });
+        turn = undefined;
+    };
+    items.forEach((item, index) => {
+        const param = `input.${index}`;
+        const type = item.type ?? (item.role != null ? "message" : undefined);
+        switch (type) {
+            case "message": {
+                const role = required(item.role, `${param}.role`, "a message needs a role");
+                const content = partsText(item.content, `${param}.content`);
+                if (role === "assistant") {
+                    if (turn != null && (turn.content !== "" || turn.toolCalls.length > 0))
+                        endTurn();
+                    turn ??= {content: "", reasoning: "", toolCalls: []};
+                    turn.content = content;
+                } else {
+                    endTurn();
+                    messages.push({role: role === "user" ? "user" : "system", content});
+                }
+                break;
+            }
+            case "reasoning": {
+                if (turn != null && (turn.content !== "" || turn.toolCalls.length > 0 || turn.reasoning !== ""))
+                    endTurn();
+                turn ??= {content: "", reasoning: "", toolCalls: []};
+                // The summary, or the full thinking (`reasoning_text` parts) where a client sends that instead.
+                turn.reasoning = partsText(item.summary, `${param}.summary`) || partsText(item.content, `${param}.content`);
+                break;
+            }
+            case "function_call": {
+                const id = required(item.call_id, `${param}.call_id`, "a function_call needs the call_id its output refers to");
+                const name = required(item.name, `${param}.name`, "a function_call needs the function's name");
+                callNames.set(id, name);
+                turn ??= {content: "", reasoning: "", toolCalls: []};
+                turn.toolCalls.push({id, name, arguments: item.arguments ?? "{}"});
+                break;
+            }
+            case "function_call_output": {
+                const id = required(item.call_id, `${param}.call_id`, "a function_call_output needs the call_id of its call");
+                endTurn();
+                const output = item.output;
+                if (output == null)
+                    throw new InvalidRequestError(`${param}.output is missing: a function_call_output needs the function's output`, `${param}.output`);
+                messages.push({role: "tool", content: partsText(output, `${param}.output`), toolCallId: id, name: callNames.get(id)});
+                break;
+            }
+            default:
+                throw new InvalidRequestError(
+                    type == null
+                        ? `${param} has neither a type nor a role`
+                        : `${param} is a "${type}" item; this server reads message, function_call, function_call_output and reasoning items`,
+                    `${param}.type`, "unsupported_item");
+        }
+    });
+    endTurn();
+    if (!messages.some((message) => message.role !== "system"))
+        throw new InvalidRequestError("input has no message for the model to answer", "input");
+    return messages;
+}
+
+/** The request's generation settings, through the mapper every API shares. */
+export function responseGenerationOptions(body: ResponseRequest): RequestOptions {
+    const format = body.text?.format;
+    const tools = body.tools ?? [];
+    const choice = body.tool_choice;
+    const effort = body.reasoning?.effort;
+    return toGenerationOptions({
+        maxTokens: body.max_output_tokens ?? undefined,
+        sampling: {
+            temperature: body.temperature ?? undefined,
+            topP: body.top_p ?? undefined,
+            topK: body.top_k ?? undefined,
+            seed: body.seed ?? undefined
+        },
+        responseFormat: format == null ? undefined
+            : format.type === "json_schema" ? {type: "json_schema", schema: format.schema}
+            : {type: format.type},
+        tools: {
+            definitions: tools.map((tool) => ({name: tool.name, description: tool.description ?? undefined, parameters: tool.parameters ?? undefined})),
+            choice: choice == null ? undefined : typeof choice === "string" ? choice : {name: choice.name},
+            parallel: body.parallel_tool_calls ?? undefined
+        },
+        reasoning: effort != null ? [{param: "reasoning.effort", value: reasoningForEffort(effort)}] : []
+    }, {responseFormat: "text.format", tools: "tools", toolChoice: "tool_choice"});
+}

@@ -1,0 +1,77 @@
+import Type from "typebox";
+import type {Static} from "typebox";
+import {JsonObject, Maybe, ReasoningEffort} from "./schemas.js";
+
+/**
+ * The request of `/v1/responses` (OpenAI's Responses API). Input items are checked loosely here and one by one in
+ * `responseInput.ts`, which names the exact field (`input.2.call_id`) of an item it cannot read.
+ */
+
+/** A text part of a message (`input_text`, or `output_text` in an assistant message sent back); other parts are refused by name. */
+const ContentPart = Type.Object({type: Type.String(), text: Maybe(Type.String())});
+
+const InputItem = Type.Object({
+    /** `message` (may be left out when `role` is given), `function_call`, `function_call_output` or `reasoning`. */
+    type: Maybe(Type.String()),
+    id: Maybe(Type.String()),
+    role: Maybe(Type.Union([Type.Literal("user"), Type.Literal("system"), Type.Literal("developer"), Type.Literal("assistant")])),
+    content: Maybe(Type.Union([Type.String(), Type.Array(ContentPart)])),
+    call_id: Maybe(Type.String()),
+    name: Maybe(Type.String()),
+    arguments: Maybe(Type.String()),
+    output: Maybe(Type.Union([Type.String(), Type.Array(ContentPart)])),
+    summary: Maybe(Type.Array(ContentPart)),
+    status: Maybe(Type.String())
+});
+export type ResponseInputItem = Static<typeof InputItem>;
+
+const FunctionTool = Type.Object({
+    type: Type.Literal("function"),
+    name: Type.String({pattern: "^[a-zA-Z0-9_-]{1,64}$"}),
+    description: Maybe(Type.String()),
+    parameters: Maybe(JsonObject),
+    strict: Maybe(Type.Boolean())
+});
+
+const ToolChoice = Type.Union([
+    Type.Literal("auto"), Type.Literal("none"), Type.Literal("required"),
+    Type.Object({type: Type.Literal("function"), name: Type.String()})
+]);
+
+const TextFormat = Type.Union([
+    Type.Object({type: Type.Literal("text")}),
+    Type.Object({type: Type.Literal("json_object")}),
+    Type.Object({
+        type: Type.Literal("json_schema"),
+        name: Maybe(Type.String()),
+        description: Maybe(Type.String()),
+        schema: JsonObject,
+        strict: Maybe(Type.Boolean())
+    })
+]);
+
+export const ResponseRequest = Type.Object({
+    model: Type.String({minLength: 1}),
+    input: Type.Union([Type.String(), Type.Array(InputItem)]),
+    instructions: Maybe(Type.String()),
+    tools: Maybe(Type.Array(FunctionTool)),
+    tool_choice: Maybe(ToolChoice),
+    parallel_tool_calls: Maybe(Type.Boolean()),
+    max_output_tokens: Maybe(Type.Integer({minimum: 1})),
+    temperature: Maybe(Type.Number({minimum: 0, maximum: 2})),
+    top_p: Maybe(Type.Number({minimum: 0, maximum: 1})),
+    text: Maybe(Type.Object({format: Maybe(TextFormat)})),
+    reasoning: Maybe(Type.Object({effort: Maybe(ReasoningEffort), summary: Maybe(Type.String())})),
+    stream: Maybe(Type.Boolean()),
+    /** Defaults to `true`, as OpenAI's. */
+    store: Maybe(Type.Boolean()),
+    previous_response_id: Maybe(Type.String({minLength: 1})),
+    metadata: Maybe(Type.Record(Type.String(), Type.String())),
+    /** Sampling fields local servers take besides OpenAI's. */
+    top_k: Maybe(Type.Integer({minimum: 0})),
+    seed: Maybe(Type.Integer())
+});
+export type ResponseRequest = Static<typeof ResponseRequest>;
+
+export const ResponseIdParams = Type.Object({id: Type.String({minLength: 1, maxLength: 200})});
+export type ResponseIdParams = Static<typeof ResponseIdParams>;
