@@ -49,6 +49,31 @@ describe("POST /v1/messages with the Anthropic SDK", () => {
         assert.equal(blocks(plain, "text")[0]!.trim(), "Hello from Llama.");
     });
 
+    it("omits thinking blocks on request, and takes output_config.effort", async () => {
+        const omitted = await client().messages.create({...base, thinking: {type: "enabled", budget_tokens: 1024, display: "omitted"}});
+        assert.deepEqual(omitted.content.map((block) => block.type), ["text"]);
+        assert.ok(omitted.usage.output_tokens > 5, "the model still thought");
+        const effort = await client().messages.create({...base, output_config: {effort: "low"}});
+        assert.deepEqual(effort.content.map((block) => block.type), ["thinking", "text"]);
+        const off = await client().messages.create({...base, thinking: {type: "disabled"}, output_config: {effort: "max"}});
+        assert.deepEqual(off.content.map((block) => block.type), ["text"]);
+    });
+
+    it("answers in JSON matching output_config.format", async () => {
+        const schema = {type: "object", properties: {name: {type: "string", enum: ["Anna", "Ben"]}}, required: ["name"], additionalProperties: false};
+        const message = await client().messages.create({
+            ...base, model: "stories260K", max_tokens: 60, messages: [{role: "user", content: "Once upon a time"}],
+            output_config: {format: {type: "json_schema", schema}}
+        });
+        const answer = JSON.parse(blocks(message, "text").join("")) as {name: string};
+        assert.ok(["Anna", "Ben"].includes(answer.name), JSON.stringify(answer));
+        await assert.rejects(client().messages.create({...base, tools: [weather], output_config: {format: {type: "json_schema", schema}}}), (error: unknown) => {
+            assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+            assert.match(error.message, /output_config\.format/);
+            return true;
+        });
+    });
+
     it("calls a tool, and answers from its result", async () => {
         const call = await client().messages.create({...base, tools: [weather], messages: [{role: "user", content: "Weather in Paris?"}]});
         assert.equal(call.stop_reason, "tool_use");

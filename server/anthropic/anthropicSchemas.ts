@@ -56,10 +56,18 @@ const ToolChoice = Type.Object({
 });
 
 const Thinking = Type.Object({
-    type: Type.Union([Type.Literal("enabled"), Type.Literal("disabled"), Type.Literal("adaptive")]),
-    budget_tokens: Maybe(Type.Integer({minimum: 1}))
+    type: Type.Union([Type.Literal("enabled"), Type.Literal("disabled"), Type.Literal("adaptive"), Type.Literal("between_tools")]),
+    budget_tokens: Maybe(Type.Integer({minimum: 1})),
+    /** `omitted`: no thinking blocks in the reply. */
+    display: Maybe(Type.Union([Type.Literal("summarized"), Type.Literal("omitted")]))
 });
 export type ThinkingParam = Static<typeof Thinking>;
+
+const OutputConfig = Type.Object({
+    effort: Maybe(Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high"), Type.Literal("xhigh"), Type.Literal("max")])),
+    /** Structured output: the reply's text is JSON matching the schema. */
+    format: Maybe(Type.Object({type: Type.Literal("json_schema"), schema: JsonObject}))
+});
 
 /** What a prompt is made of: the part count_tokens shares with a message request. */
 const promptFields = {
@@ -68,7 +76,8 @@ const promptFields = {
     messages: Type.Array(Message, {minItems: 1}),
     tools: Maybe(Type.Array(Tool)),
     tool_choice: Maybe(ToolChoice),
-    thinking: Maybe(Thinking)
+    thinking: Maybe(Thinking),
+    output_config: Maybe(OutputConfig)
 };
 
 export const MessagesRequest = Type.Object({

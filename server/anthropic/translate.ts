@@ -7,7 +7,7 @@ import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, Sy
 
 /** Anthropic request fields -> the engine's chat and options, and engine results -> Anthropic fields. */
 
-const FIELD_NAMES: FieldNames = {responseFormat: "response_format", tools: "tools", toolChoice: "tool_choice"};
+const FIELD_NAMES: FieldNames = {responseFormat: "output_config.format", tools: "tools", toolChoice: "tool_choice"};
 
 export function messageId(): string {
     return `msg_${randomBytes(12).toString("base64url")}`;
@@ -121,7 +121,7 @@ function toolChoice(choice: MessagesRequest["tool_choice"]): ToolChoice | undefi
 }
 
 /**
- * `thinking` in the engine's terms: `enabled` (and `adaptive`) thinks, `disabled` does not, absent is the model's
+ * `thinking` in the engine's terms: `enabled` (and `adaptive`, `between_tools`) thinks, `disabled` does not, absent is the model's
  * default. `budget_tokens` picks an effort for models that have levels (gpt-oss): under 4,096 low, under 16,384
  * medium, else high; nothing stops the thinking at the budget itself (`max_tokens` still bounds the whole reply).
  */
@@ -136,9 +136,9 @@ export function reasoningForThinking(thinking: ThinkingParam | null | undefined)
     return {enabled: true, effort: budget < 4096 ? "low" : budget < 16384 ? "medium" : "high"};
 }
 
-/** Thinking blocks are returned unless the request turned thinking off (gpt-oss thinks a little even then). */
+/** Thinking blocks are returned unless the request turned thinking off (gpt-oss thinks a little even then) or asked for them to be omitted. */
 export function showsThinking(body: {thinking?: ThinkingParam | null}): boolean {
-    return body.thinking?.type !== "disabled";
+    return body.thinking?.type !== "disabled" && body.thinking?.display !== "omitted";
 }
 
 function toolOptions(body: CountTokensRequest): RequestedGeneration["tools"] {
@@ -153,9 +153,19 @@ function toolOptions(body: CountTokensRequest): RequestedGeneration["tools"] {
     };
 }
 
+/**
+ * The thinking fields: `thinking`, and `output_config.effort`, which sets the effort of models that have levels and,
+ * unless thinking is off, turns it on (`xhigh` and `max` are as high as these models go).
+ */
 function requestedReasoning(body: CountTokensRequest): RequestedGeneration["reasoning"] {
     const reasoning = reasoningForThinking(body.thinking);
-    return reasoning != null ? [{param: "thinking", value: reasoning}] : [];
+    const effort = body.output_config?.effort;
+    return [
+        ...effort != null && reasoning?.enabled !== false
+            ? [{param: "output_config.effort", value: {enabled: true, effort: effort === "xhigh" || effort === "max" ? "high" as const : effort}}]
+            : [],
+        ...reasoning != null ? [{param: "thinking", value: reasoning}] : []
+    ];
 }
 
 export function messagesGenerationOptions(body: MessagesRequest): RequestOptions {
@@ -163,6 +173,7 @@ export function messagesGenerationOptions(body: MessagesRequest): RequestOptions
         maxTokens: body.max_tokens,
         sampling: {temperature: body.temperature ?? undefined, topP: body.top_p ?? undefined, topK: body.top_k ?? undefined},
         stop: body.stop_sequences ?? undefined,
+        responseFormat: body.output_config?.format ?? undefined,
         tools: toolOptions(body),
         reasoning: requestedReasoning(body)
     }, FIELD_NAMES);
