@@ -162,6 +162,9 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             await page.getByRole("link", {name: "Server"}).click();
             await page.getByLabel("base_url").waitFor();
             assert.equal(await page.getByLabel("base_url").innerText(), `${origin}/v1`);
+            const connect = await page.locator(".server-page").innerText();
+            assert.match(connect, new RegExp(`base_url = "${origin}/v1"\\s+wire_api = "responses"`), "the Codex CLI snippet");
+            assert.ok(connect.includes(`ANTHROPIC_BASE_URL="${origin}"`), "the Claude Code snippet");
             await eventually(async () => assert.match(await page.getByRole("table", {name: "Request log"}).innerText(), /POST\s+\/api\/conversations/), "the request log");
             await screenshot(page, "server");
 

@@ -5,6 +5,7 @@ import {CopyButton} from "../components/CopyButton.js";
 import {formatSeconds} from "../format.js";
 import {usePolling} from "../usePolling.js";
 import {AccessPanel} from "./server/AccessPanel.js";
+import {agentSnippets} from "./server/agentSnippets.js";
 
 const LOG_LENGTH = 200;
 
@@ -56,6 +57,9 @@ export function ServerView() {
                 <Snippet title="curl" code={curl} label="Copy curl"/>
                 <Snippet title="OpenAI SDK (Python)" code={python} label="Copy Python"/>
                 <Snippet title="OpenAI SDK (JavaScript)" code={javascript} label="Copy JavaScript"/>
+                <h3>Coding agents</h3>
+                <p>Codex CLI and the OpenAI Agents SDK use <code>/v1/responses</code>; Claude Code and the Anthropic SDK use <code>/v1/messages</code> at the address without <code>/v1</code>.</p>
+                {agentSnippets(info.base_url, model, key).map((snippet) => <Snippet key={snippet.title} {...snippet}/>)}
             </section>
             <AccessPanel info={info} onChange={setAccess}/>
             <section className="panel" aria-labelledby="metrics-heading">
