@@ -1,6 +1,6 @@
 import {randomBytes} from "node:crypto";
 import type {DoneEvent, Encoder, FinishedReply} from "../generation/index.js";
-import type {WireFormat} from "../sse.js";
+import {NAMED_SSE} from "../sse.js";
 import type {ErrorReply} from "../errors.js";
 import type {ResponseRequest} from "./responseSchemas.js";
 import type {ResponseObject} from "./ResponseStore.js";
@@ -9,12 +9,6 @@ import type {ResponseObject} from "./ResponseStore.js";
 export function responseItemId(prefix: "resp" | "msg" | "rs" | "fc"): string {
     return `${prefix}_${randomBytes(24).toString("hex")}`;
 }
-
-/** Server-sent events as the Responses API streams them: each names its type (`event: response.created`), and no `[DONE]` ends the stream. */
-export const RESPONSES_SSE: WireFormat = {
-    contentType: "text/event-stream; charset=utf-8",
-    frame: (chunk) => `event: ${(chunk as {type: string}).type}\ndata: ${JSON.stringify(chunk)}\n\n`
-};
 
 type ItemStatus = "in_progress" | "completed" | "incomplete";
 type OutputText = {type: "output_text", text: string, annotations: [], logprobs: []};
@@ -183,7 +177,8 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
     };
 
     return {
-        format: RESPONSES_SSE,
+        // Named events (`event: response.created`), with no `[DONE]` at the end.
+        format: NAMED_SSE,
         start: () => [
             event("response.created", {response: response("in_progress", [])}),
             event("response.in_progress", {response: response("in_progress", [])})
