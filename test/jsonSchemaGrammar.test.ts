@@ -76,6 +76,8 @@ describe("JSON schema grammar", () => {
         await check({type: "string", pattern: "^[^a-z]+$"}, ["\"AB 1\"", "\"\\\"\""], ["\"Ab\"", "\"\""]);
         await check({type: "string", pattern: "^\\w+\\s\\w+$"}, ["\"a b\"", "\"a\\tb\""], ["\"a  b\""]);
         await check({type: "string", pattern: "^a.c$"}, ["\"abc\"", "\"a-c\""], ["\"a\\nc\""]);
+        await check({type: "string", pattern: "^\\S[^]$"}, ["\"ab\"", "\"a\\n\""], ["\"\u3000b\"", "\"\u00a0b\""]);
+        await check({type: "string", pattern: "^[\\]a-]+$"}, ["\"]a-\""], ["\"b\""]);
     });
 
     it("writes each format in a form ajv-formats accepts", async () => {
@@ -112,6 +114,8 @@ describe("JSON schema grammar", () => {
         await check({type: "string", enum: ["red", 2]}, ["\"red\""], ["2"]);
         await check({const: "x"}, ["\"x\""], ["\"y\""]);
         await check({type: "integer", nullable: true}, ["1", "null"], ["\"1\""]);
+        await check({type: "string", enum: ["a", "bbb", "cc"], maxLength: 2, pattern: "^[ab]"}, ["\"a\""], ["\"bbb\"", "\"cc\""]);
+        await check({type: "integer", enum: [1, 5, 10], maximum: 5, multipleOf: 5}, ["5"], ["1", "10"]);
     });
 
     it("refuses, by name, what no grammar here enforces", () => {
@@ -119,6 +123,9 @@ describe("JSON schema grammar", () => {
         refuses({type: "array", items: {type: "integer"}, uniqueItems: true}, /"uniqueItems"/);
         refuses({type: "string", pattern: "^(?=a)b$"}, /"pattern": "\^\(\?=a\)b\$"/);
         refuses({type: "string", pattern: "(a)\\1"}, /"pattern"/);
+        refuses({type: "string", pattern: "^[\\d-z]$"}, /"pattern"/);
+        refuses({type: "string", pattern: "^[]$"}, /"pattern"/);
+        refuses({type: "string", pattern: "\\bword"}, /"pattern"/);
         refuses({type: "string", format: "uri-template"}, /"format": "uri-template"/);
         refuses({type: "number", multipleOf: 0.01}, /"multipleOf"/);
         refuses({type: "integer", multipleOf: 3}, /"multipleOf"/);
@@ -128,7 +135,7 @@ describe("JSON schema grammar", () => {
     });
 
     it("ignores annotations, also on a property named like a keyword", async () => {
-        const schema = {$schema: "https://json-schema.org/draft/2020-12/schema", title: "T", description: "d", type: "object", strict: true,
+        const schema = {$schema: "https://json-schema.org/draft/2020-12/schema", title: "T", description: "d", type: "object", strict: true, discriminator: {propertyName: "pattern"},
             properties: {pattern: {type: "string", default: "x", examples: ["y"], deprecated: true}}, required: ["pattern"]};
         await check(schema, ["{\"pattern\": \"z\"}"], ["{}"]);
     });

@@ -12,7 +12,7 @@ export const jsonGrammarStop = "\n\n\n\n";
 
 /** Keywords that only describe a schema; generation ignores them and the output still matches. */
 const annotations = new Set(["title", "description", "default", "examples", "$schema", "$id", "$comment", "deprecated",
-    "readOnly", "writeOnly", "strict", "$defs", "definitions", "$anchor", "contentMediaType"]);
+    "readOnly", "writeOnly", "strict", "$defs", "definitions", "$anchor", "contentMediaType", "discriminator"]);
 /** Keywords the grammar enforces. */
 const enforced = new Set(["type", "enum", "const", "nullable", "properties", "required", "additionalProperties", "minProperties",
     "maxProperties", "items", "prefixItems", "minItems", "maxItems", "uniqueItems", "minimum", "maximum", "exclusiveMinimum",
@@ -176,11 +176,40 @@ class SchemaCompiler {
                 values = values.filter((value) => sameJson(value, schema.const));
             if (schema.type != null)
                 values = values.filter((value) => types.includes(jsonType(value)) || (jsonType(value) === "integer" && types.includes("number")));
+            values = values.filter((value) => this.#withinLimits(value, schema));
             return [...new Set(values.map((value) => literal(JSON.stringify(value))))];
         }
         if (types.length === 0)
             return [this.base("value")];
         return types.map((type) => this.#ofType(type, schema, `${hint}-${type}`));
+    }
+
+    /** Whether an `enum` or `const` value keeps to the schema's string and number keywords beside it. */
+    #withinLimits(value: unknown, schema: Schema): boolean {
+        if (typeof value === "string") {
+            const length = [...value].length;
+            if (typeof schema.minLength === "number" && length < schema.minLength)
+                return false;
+            if (typeof schema.maxLength === "number" && length > schema.maxLength)
+                return false;
+            if (typeof schema.pattern === "string") {
+                try {
+                    return new RegExp(schema.pattern, "u").test(value);
+                } catch {
+                    this.fail(`"pattern": ${JSON.stringify(schema.pattern)} is not a valid regular expression`);
+                }
+            }
+        } else if (typeof value === "number") {
+            const low = this.#bound(schema, "minimum", "exclusiveMinimum");
+            const high = this.#bound(schema, "maximum", "exclusiveMaximum");
+            if (low != null && (value < low.value || (low.exclusive && value === low.value)))
+                return false;
+            if (high != null && (value > high.value || (high.exclusive && value === high.value)))
+                return false;
+            if (typeof schema.multipleOf === "number" && !Number.isInteger(value / schema.multipleOf))
+                return false;
+        }
+        return true;
     }
 
     #ofType(type: string, schema: Schema, hint: string): string {
@@ -240,7 +269,7 @@ class SchemaCompiler {
         }
         const range = type === "integer" ? integerRange(...integerBounds(low, high)) : numberRange(low, high);
         if (range == null)
-            this.fail(`No ${type} satisfies the schema's bounds`);
+            this.fail(`No ${type} the grammar can write satisfies the schema's bounds (numbers are integers, or decimals strictly between two integers in range)`);
         return low == null && high == null && type === "number" ? this.base("number") : this.rule(hint, range);
     }
 

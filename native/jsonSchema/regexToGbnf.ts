@@ -12,7 +12,9 @@ export class UnsupportedPatternError extends Error {}
 
 const digit: CodeRanges = [[0x30, 0x39]];
 const word: CodeRanges = [[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]];
-const space: CodeRanges = [[0x09, 0x0d], [0x20, 0x20], [0xa0, 0xa0], [0x2028, 0x2029], [0xfeff, 0xfeff]];
+/** JavaScript's `\s` exactly, so that `\S` and `[^\s]` leave out all of it. */
+const space: CodeRanges = [[0x09, 0x0d], [0x20, 0x20], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a], [0x2028, 0x2029],
+    [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000], [0xfeff, 0xfeff]];
 const lineBreaks: CodeRanges = [[0x0a, 0x0a], [0x0d, 0x0d], [0x2028, 0x2029]];
 const controlEscapes: Record<number, string> = {0x08: "\\b", 0x09: "\\t", 0x0a: "\\n", 0x0c: "\\f", 0x0d: "\\r"};
 const singleEscapes: Record<string, number> = {n: 0x0a, r: 0x0d, t: 0x09, f: 0x0c, v: 0x0b, 0: 0};
@@ -130,13 +132,13 @@ class RegexParser {
         }
     }
 
-    #escape(inClass: boolean): RegexNode & {kind: "chars"} {
+    #escape(inClass: boolean): RegexNode & {kind: "chars", set?: true} {
         const char = this.source[this.#at++];
         if (char == null)
             throw new UnsupportedPatternError("a trailing backslash");
         const classes: Record<string, CodeRanges> = {d: digit, w: word, s: space};
         if (classes[char.toLowerCase()] != null && "dwsDWS".includes(char))
-            return {kind: "chars", ranges: classes[char.toLowerCase()]!, negated: char !== char.toLowerCase()};
+            return {kind: "chars", ranges: classes[char.toLowerCase()]!, negated: char !== char.toLowerCase(), set: true};
         let code: number | undefined = singleEscapes[char];
         if (char === "0" && /\d/.test(this.source[this.#at] ?? ""))
             throw new UnsupportedPatternError("octal escapes are not supported");
@@ -160,22 +162,21 @@ class RegexParser {
         const negated = this.#eat("^");
         const ranges: [number, number][] = [];
         const complements: CodeRanges[] = [];
-        let first = true;
         for (;;) {
             if (this.#at >= this.source.length)
                 throw new UnsupportedPatternError("unterminated character class");
-            if (this.source[this.#at] === "]" && !first)
+            // As in JavaScript, "]" always closes: "[]" matches nothing and "[^]" any character.
+            if (this.source[this.#at] === "]")
                 break;
-            first = false;
             const start = this.#classAtom();
             if (start.negated) {
                 complements.push(start.ranges);
                 continue;
             }
-            if (start.ranges.length === 1 && this.source[this.#at] === "-" && this.source[this.#at + 1] !== "]" && this.#at + 1 < this.source.length) {
+            if (this.source[this.#at] === "-" && this.source[this.#at + 1] !== "]" && this.#at + 1 < this.source.length) {
                 this.#at++;
                 const end = this.#classAtom();
-                if (end.negated || end.ranges.length !== 1)
+                if (start.set === true || end.set === true)
                     throw new UnsupportedPatternError("a range to a class escape");
                 const [from, to] = [start.ranges[0]![0], end.ranges[0]![0]];
                 if (to < from)
@@ -192,7 +193,7 @@ class RegexParser {
         return {kind: "chars", ranges: normalize(set), negated};
     }
 
-    #classAtom(): {ranges: CodeRanges, negated: boolean} {
+    #classAtom(): {ranges: CodeRanges, negated: boolean, set?: true} {
         if (this.#eat("\\"))
             return this.#escape(true);
         if (this.source[this.#at] === "[")
