@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type {MessageCreateParamsNonStreaming, MessageParam, Tool} from "@anthropic-ai/sdk/resources/messages";
+import type {GenerationEvent} from "../native/types.js";
+import {messagesEncoder} from "../server/anthropic/messagesEncoder.js";
+import {Reply, isFinished} from "../server/generation/index.js";
 import {startTestServer, useTestServer} from "./helpers/testServer.js";
 
 const qwen = "qwen3-script";
@@ -223,8 +226,8 @@ describe("streaming /v1/messages", () => {
 });
 
 describe("/v1/messages behind an API key", () => {
-    it("accepts the key as x-api-key and refuses without it in Anthropic's shape", async () => {
-        const keyed = await startTestServer({apiKeys: ["anthropic-key-123"], modelFiles: ["stories260K.gguf"]});
+    it("accepts the key as x-api-key, and refuses without it or past the rate limit in Anthropic's shape", async () => {
+        const keyed = await startTestServer({apiKeys: ["anthropic-key-123"], modelFiles: ["stories260K.gguf"], rateLimitPerMinute: 1});
         try {
             const withKey = new Anthropic({baseURL: keyed.url, apiKey: "anthropic-key-123", maxRetries: 0});
             const message = await withKey.messages.create({model: "stories260K", max_tokens: 5, messages: [{role: "user", content: "Once upon a time"}]});
@@ -237,11 +240,50 @@ describe("/v1/messages behind an API key", () => {
                 assert.equal((error.error as {type: string, error: {type: string}}).error.type, "authentication_error");
                 return true;
             });
+            await assert.rejects(withKey.messages.create({model: "stories260K", max_tokens: 5, messages: hello}), (error: unknown) => {
+                assert.ok(error instanceof Anthropic.RateLimitError, String(error));
+                assert.equal((error.error as {error: {type: string}}).error.type, "rate_limit_error");
+                return true;
+            });
             const bare = await fetch(`${keyed.url}/v1/messages/count_tokens`, {method: "POST", headers: {"content-type": "application/json"}, body: "{}"});
             assert.equal(bare.status, 401);
             assert.deepEqual(Object.keys(await bare.json() as object).sort(), ["error", "type"]);
         } finally {
             await keyed.close();
         }
+    });
+});
+
+describe("the /v1/messages stream encoder", () => {
+    it("opens a block per change of kind and per call, and sends an error in Anthropic's shape", () => {
+        const stream = messagesEncoder({id: "msg_x", model: "m", promptTokens: 10, stopSequences: [], thinking: true}).stream!;
+        const reply = new Reply();
+        const usage = {promptTokens: 10, completionTokens: 6, cachedPromptTokens: 4, reasoningTokens: 1};
+        const events: GenerationEvent[] = [
+            {type: "reasoning", text: "Hm."}, {type: "text", text: "A"}, {type: "text", text: "B"},
+            {type: "toolCall", index: 0, id: "call_1", name: "f"}, {type: "toolCallArguments", index: 0, text: "{}"},
+            {type: "toolCall", index: 1, id: "call_2", name: "g"}, {type: "toolCallArguments", index: 1, text: "{\"a\":1}"},
+            {type: "done", finishReason: "tool_calls", usage, timings: {promptMs: 1, generationMs: 1, queueMs: 0}}
+        ];
+        const chunks = events.flatMap((event) => {
+            reply.add(event);
+            return stream.event(0, event, reply);
+        }) as {type: string, index?: number, content_block?: {type: string, id?: string}}[];
+        const summary = chunks.map((chunk) => `${chunk.type}:${chunk.index}${chunk.content_block != null ? `:${chunk.content_block.type}` : ""}`);
+        assert.deepEqual(summary, [
+            "content_block_start:0:thinking", "content_block_delta:0", "content_block_stop:0",
+            "content_block_start:1:text", "content_block_delta:1", "content_block_delta:1", "content_block_stop:1",
+            "content_block_start:2:tool_use", "content_block_delta:2", "content_block_stop:2",
+            "content_block_start:3:tool_use", "content_block_delta:3", "content_block_stop:3"
+        ]);
+        assert.equal(chunks[7]!.content_block!.id, "toolu_1");
+        assert.ok(isFinished(reply));
+        assert.deepEqual(stream.end([reply]), [
+            {type: "message_delta", delta: {stop_reason: "tool_use", stop_sequence: null},
+                usage: {input_tokens: 6, output_tokens: 6, cache_read_input_tokens: 4, cache_creation_input_tokens: 0}},
+            {type: "message_stop"}
+        ]);
+        assert.deepEqual(stream.error({statusCode: 503, body: {error: {message: "busy", type: "server_error", param: null, code: null}}}),
+            [{type: "error", error: {type: "overloaded_error", message: "busy"}}]);
     });
 });
