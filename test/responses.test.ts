@@ -227,6 +227,22 @@ describe("POST /v1/responses", () => {
         assert.ok(last.type === "response.incomplete" && last.response.status === "incomplete" && last.response.output_text === response.output_text);
     });
 
+    it("stops a stream the client leaves, and keeps nothing of it", async () => {
+        const stream = await server.client.responses.create({model: stories, input: "Once upon a time", max_output_tokens: 2000, stream: true});
+        let id: string | undefined;
+        let deltas = 0;
+        for await (const event of stream) {
+            if (event.type === "response.created")
+                id = event.response.id;
+            if (event.type === "response.output_text.delta" && ++deltas === 3)
+                break;
+        }
+        assert.ok(id != null);
+        const after = await server.client.responses.create({model: stories, input: "Once upon a time", max_output_tokens: 4, temperature: 0});
+        assert.equal(after.usage!.output_tokens, 4);
+        assert.equal((await raw("GET", `/v1/responses/${id}`)).status, 404);
+    });
+
     it("refuses bad bodies with a 400 that names the field", async () => {
         const cases: [unknown, string | null][] = [
             [{input: "Hi"}, null],
