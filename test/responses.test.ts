@@ -129,6 +129,14 @@ describe("POST /v1/responses", () => {
         assert.ok(call.call_id.length > 0 && call.id!.startsWith("fc_") && call.status === "completed");
         assert.equal(response.tools.length, 1);
 
+        // Tools Hearth cannot run (hosted ones, Codex's custom tools) are left out, as agents offer them by default.
+        const withHosted = await server.client.responses.create({
+            model: qwen, input: "What is the weather in Paris?", temperature: 0, max_output_tokens: 100,
+            tools: [{type: "web_search"}, {type: "custom", name: "apply_patch"}, getWeather]
+        });
+        assert.deepEqual(withHosted.output.map((item) => item.type === "function_call" ? item.name : item.type), ["get_weather"]);
+        assert.deepEqual(withHosted.tools.map((tool) => tool.type), ["function"]);
+
         const events = await streamEvents({model: qwen, input: "What is the weather in Paris?", tools: [getWeather], tool_choice: "required", temperature: 0, max_output_tokens: 100});
         events.forEach((event, index) => assert.equal(event.sequence_number, index));
         const callAdded = events.find((event) => event.type === "response.output_item.added" && event.item.type === "function_call");
@@ -253,7 +261,8 @@ describe("POST /v1/responses", () => {
             [{model: qwen, input: [{type: "function_call_output", output: "x"}]}, "input.0.call_id"],
             [{model: qwen, input: [{type: "function_call", call_id: "c", arguments: "{}"}]}, "input.0.name"],
             [{model: qwen, input: []}, "input"],
-            [{model: qwen, input: "Hi", tools: [{type: "web_search"}]}, "tools.0"],
+            [{model: qwen, input: "Hi", tools: [{type: "function", description: "no name"}]}, "tools.0.name"],
+            [{model: qwen, input: "Hi", tools: [{type: "function", name: "has space"}]}, "tools.0.name"],
             [{model: qwen, input: "Hi", tool_choice: {type: "function", name: "nope"}, tools: [getWeather]}, "tool_choice"],
             [{model: qwen, input: "Hi", tool_choice: "required"}, "tool_choice"],
             [{model: qwen, input: "Hi", max_output_tokens: 0}, "max_output_tokens"],

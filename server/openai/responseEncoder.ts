@@ -2,6 +2,7 @@ import {randomBytes} from "node:crypto";
 import type {DoneEvent, Encoder, FinishedReply} from "../generation/index.js";
 import {NAMED_SSE} from "../sse.js";
 import type {ErrorReply} from "../errors.js";
+import {functionTools} from "./responseInput.js";
 import type {ResponseRequest} from "./responseSchemas.js";
 import type {ResponseObject} from "./ResponseStore.js";
 
@@ -30,8 +31,8 @@ export function responseSettings(body: ResponseRequest): Record<string, unknown>
         temperature: body.temperature ?? null,
         text: {format: body.text?.format ?? {type: "text"}},
         tool_choice: body.tool_choice ?? "auto",
-        tools: (body.tools ?? []).map((tool) => ({
-            type: "function", name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: tool.strict ?? true
+        tools: functionTools(body.tools).map((tool) => ({
+            type: "function", name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: tool.strict
         })),
         top_p: body.top_p ?? null,
         truncation: "disabled",

@@ -1,8 +1,8 @@
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, ToolCall} from "../../native/types.js";
+import type {ChatMessage, ToolCall, ToolDefinition} from "../../native/types.js";
 import {toGenerationOptions} from "../generation/index.js";
 import type {RequestOptions} from "../generation/index.js";
-import type {ResponseInputItem, ResponseRequest} from "./responseSchemas.js";
+import type {ResponseInputItem, ResponseRequest, ResponseTool} from "./responseSchemas.js";
 import {reasoningForEffort} from "./translate.js";
 
 /** `/v1/responses` request fields -> the engine's chat messages and options. */
@@ -106,10 +106,23 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
     return messages;
 }
 
+const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+/** The request's function tools, checked; tools of other types are left out (see `responseSchemas.ts`). */
+export function functionTools(tools: readonly ResponseTool[] | null | undefined): (ToolDefinition & {strict: boolean})[] {
+    return (tools ?? []).flatMap((tool, index) => {
+        if (tool.type !== "function")
+            return [];
+        if (tool.name == null || !FUNCTION_NAME.test(tool.name))
+            throw new InvalidRequestError(`tools[${index}].name must be 1 to 64 letters, digits, underscores or dashes`, `tools.${index}.name`);
+        return [{name: tool.name, description: tool.description ?? undefined, parameters: tool.parameters ?? undefined, strict: tool.strict ?? true}];
+    });
+}
+
 /** The request's generation settings, through the mapper every API shares. */
 export function responseGenerationOptions(body: ResponseRequest): RequestOptions {
     const format = body.text?.format;
-    const tools = body.tools ?? [];
+    const tools = functionTools(body.tools);
     const choice = body.tool_choice;
     const effort = body.reasoning?.effort;
     return toGenerationOptions({
@@ -124,7 +137,7 @@ export function responseGenerationOptions(body: ResponseRequest): RequestOptions
             : format.type === "json_schema" ? {type: "json_schema", schema: format.schema}
             : {type: format.type},
         tools: {
-            definitions: tools.map((tool) => ({name: tool.name, description: tool.description ?? undefined, parameters: tool.parameters ?? undefined})),
+            definitions: tools.map(({name, description, parameters}) => ({name, description, parameters})),
             choice: choice == null ? undefined : typeof choice === "string" ? choice : {name: choice.name},
             parallel: body.parallel_tool_calls ?? undefined
         },

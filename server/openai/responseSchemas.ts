@@ -25,13 +25,19 @@ const InputItem = Type.Object({
 });
 export type ResponseInputItem = Static<typeof InputItem>;
 
-const FunctionTool = Type.Object({
-    type: Type.Literal("function"),
-    name: Type.String({pattern: "^[a-zA-Z0-9_-]{1,64}$"}),
+/**
+ * A tool: a function (`{type: "function", name, description, parameters, strict}`), checked in `responseInput.ts`;
+ * tools of other types (OpenAI's hosted tools such as `web_search`, Codex's `custom` tools) are left out, as
+ * local servers do, since agents offer them by default and Hearth has nothing to run them with.
+ */
+const Tool = Type.Object({
+    type: Type.String(),
+    name: Maybe(Type.String()),
     description: Maybe(Type.String()),
     parameters: Maybe(JsonObject),
     strict: Maybe(Type.Boolean())
 });
+export type ResponseTool = Static<typeof Tool>;
 
 const ToolChoice = Type.Union([
     Type.Literal("auto"), Type.Literal("none"), Type.Literal("required"),
@@ -54,7 +60,7 @@ export const ResponseRequest = Type.Object({
     model: Type.String({minLength: 1}),
     input: Type.Union([Type.String(), Type.Array(InputItem)]),
     instructions: Maybe(Type.String()),
-    tools: Maybe(Type.Array(FunctionTool)),
+    tools: Maybe(Type.Array(Tool)),
     tool_choice: Maybe(ToolChoice),
     parallel_tool_calls: Maybe(Type.Boolean()),
     max_output_tokens: Maybe(Type.Integer({minimum: 1})),
