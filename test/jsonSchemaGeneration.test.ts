@@ -105,7 +105,8 @@ const leaf: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
     fc.constant({type: "boolean"}),
     fc.constant({type: ["integer", "null"], minimum: 0, maximum: 9}),
     fc.uniqueArray(fc.oneof(fc.string({maxLength: 6}), fc.integer({min: -50, max: 50})), {minLength: 1, maxLength: 4}).map((values) => ({enum: values})),
-    fc.integer({min: 1, max: 10}).map((step) => ({type: "integer", minimum: 0, maximum: 60, multipleOf: step}))
+    fc.integer({min: 1, max: 10}).map((step) => ({type: "integer", minimum: 0, maximum: 60, multipleOf: step})),
+    fc.integer({min: 2, max: 1000}).map((step) => ({type: "integer", multipleOf: step}))
 );
 
 const names = ["a", "name", "count", "kind", "value", "the key"];
@@ -123,14 +124,31 @@ const schemaArbitrary: fc.Arbitrary<Record<string, unknown>> = fc.letrec<{node: 
             required,
             ...closed ? {additionalProperties: false} : {}
         }))),
-        fc.array(tie("node"), {minLength: 2, maxLength: 3}).map((options) => ({anyOf: options}))
+        fc.array(tie("node"), {minLength: 2, maxLength: 3}).map((options) => ({anyOf: options})),
+        fc.array(tie("node"), {minLength: 1, maxLength: 3}).map((prefixItems) => ({type: "array", prefixItems, items: false})),
+        fc.tuple(tie("node"), tie("node")).map(([a, b]) => ({allOf: [
+            {type: "object", properties: {a}, required: ["a"]},
+            {type: "object", properties: {b}, required: ["b"]}
+        ]}))
     )
 })).node;
+
+/** A schema, or the same schema reached through $defs and $ref, or a recursive list of it. */
+const rootSchema = fc.tuple(schemaArbitrary, fc.constantFrom("plain", "ref", "list")).map(([schema, shape]): Record<string, unknown> => {
+    if (shape === "ref")
+        return {$defs: {item: schema}, type: "object", properties: {x: {$ref: "#/$defs/item"}}, required: ["x"]};
+    if (shape === "list")
+        return {
+            $defs: {item: schema, list: {type: "object", properties: {head: {$ref: "#/$defs/item"}, tail: {anyOf: [{type: "null"}, {$ref: "#/$defs/list"}]}}, required: ["head", "tail"]}},
+            $ref: "#/$defs/list"
+        };
+    return schema;
+});
 
 describe("JSON schema generation, property-based", () => {
     it("output generated under any schema of the supported set validates with ajv", async () => {
         let seed = 100;
-        await fc.assert(fc.asyncProperty(schemaArbitrary, async (schema) => {
+        await fc.assert(fc.asyncProperty(rootSchema, async (schema) => {
             await generate(schema, seed++);
         }), {numRuns: 100, seed: 20261129});
     });

@@ -1,7 +1,7 @@
 import {InvalidRequestError} from "../errors.js";
 import {formatLengths, formats} from "./formats.js";
 import {literal, repeatSuffix} from "./gbnf.js";
-import {integerBounds, integerRange, numberRange} from "./numberRange.js";
+import {integerBounds, integerLimit, integerRange, numberRange} from "./numberRange.js";
 import type {Bound} from "./numberRange.js";
 import {regexToGbnf, UnsupportedPatternError} from "./regexToGbnf.js";
 
@@ -23,7 +23,7 @@ const typeKeywords: Record<string, readonly string[]> = {
     object: ["properties", "required", "additionalProperties", "minProperties", "maxProperties"],
     array: ["items", "prefixItems", "minItems", "maxItems"]
 };
-/** Multiples of `multipleOf` are listed one by one; a range holding more of them is refused. */
+/** Multiples of `multipleOf` are listed one by one; from a range holding more, those nearest zero. */
 const multipleOfLimit = 512;
 
 /** Shared rules, written once into every grammar that uses them. */
@@ -257,13 +257,23 @@ class SchemaCompiler {
             if (!Number.isInteger(multipleOf))
                 this.fail(`"multipleOf": ${multipleOf} is not supported: only whole-number steps can be enforced exactly`);
             const [from, to] = integerBounds(low, high);
-            const first = Math.ceil(from / multipleOf) * multipleOf;
-            const count = first > to ? 0 : Math.floor((to - first) / multipleOf) + 1;
-            if (count > multipleOfLimit)
-                this.fail(`"multipleOf": ${multipleOf} can be enforced only within a range of at most ${multipleOfLimit} multiples; ` +
-                    "add \"minimum\" and \"maximum\" that narrow it");
-            if (count === 0)
+            let lowIndex = Math.ceil(Math.max(from, -integerLimit) / multipleOf);
+            let highIndex = Math.floor(Math.min(to, integerLimit) / multipleOf);
+            if (lowIndex > highIndex)
                 this.fail("No integer satisfies the schema's \"multipleOf\" within its bounds");
+            // Multiples are listed one by one; over a wide range, only those nearest zero (a subset, all valid).
+            if (highIndex - lowIndex + 1 > multipleOfLimit) {
+                if (lowIndex > 0)
+                    highIndex = lowIndex + multipleOfLimit - 1;
+                else if (highIndex < 0)
+                    lowIndex = highIndex - multipleOfLimit + 1;
+                else {
+                    lowIndex = Math.max(lowIndex, -multipleOfLimit / 2);
+                    highIndex = Math.min(highIndex, lowIndex + multipleOfLimit - 1);
+                }
+            }
+            const first = lowIndex * multipleOf;
+            const count = highIndex - lowIndex + 1;
             const values = Array.from({length: count}, (_, index) => literal(String(first + index * multipleOf)));
             return this.rule(hint, values.join(" | "));
         }

@@ -42,7 +42,8 @@ function naturalRange(from: number, to: number): string {
         if (low <= high)
             parts.push(sameLength(String(low), String(high)));
     }
-    return parts.length === 1 ? parts[0]! : `(${parts.join(" | ")})`;
+    // Parenthesized, so a sign before it or a fraction after it applies to every alternative.
+    return `(${parts.join(" | ")})`;
 }
 
 /** JSON integers from `from` to `to`, exactly; undefined when there are none. */

@@ -284,7 +284,7 @@ function toGbnf(node: RegexNode): string {
         case "alt":
             return `(${node.options.map(toGbnf).join(" | ")})`;
         case "repeat":
-            return `${toGbnf(node.node)}${repeatSuffix(node.min, node.max)}`;
+            return `(${toGbnf(node.node)})${repeatSuffix(node.min, node.max)}`;
     }
 }
 
