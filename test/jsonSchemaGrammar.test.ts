@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import {before, describe, it} from "node:test";
+import {Ajv2020} from "ajv/dist/2020.js";
+import fc from "fast-check";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import {InvalidRequestError} from "../native/errors.js";
@@ -144,5 +146,54 @@ describe("JSON schema grammar", () => {
         const schema = {$schema: "https://json-schema.org/draft/2020-12/schema", title: "T", description: "d", type: "object", strict: true, discriminator: {propertyName: "pattern"},
             properties: {pattern: {type: "string", default: "x", examples: ["y"], deprecated: true}}, required: ["pattern"]};
         await check(schema, ["{\"pattern\": \"z\"}"], ["{}"]);
+    });
+});
+
+describe("JSON schema grammar, property-based against ajv and RegExp", () => {
+    const ajv = new Ajv2020({strict: false});
+
+    it("takes exactly the integers in bounds, and only numbers in bounds", async () => {
+        const bounds = fc.tuple(fc.option(fc.double({min: -2000, max: 2000, noNaN: true})), fc.option(fc.double({min: -2000, max: 2000, noNaN: true})),
+            fc.boolean(), fc.boolean(), fc.constantFrom("integer", "number"));
+        const value = fc.oneof(fc.integer({min: -3000, max: 3000}), fc.double({min: -3000, max: 3000, noNaN: true}).map((x) => Math.round(x * 1000) / 1000));
+        await fc.assert(fc.asyncProperty(bounds, fc.array(value, {minLength: 20, maxLength: 20}), async ([low, high, exclusiveLow, exclusiveHigh, type], values) => {
+            const schema: Record<string, unknown> = {type};
+            if (low != null)
+                schema[exclusiveLow ? "exclusiveMinimum" : "minimum"] = low;
+            if (high != null)
+                schema[exclusiveHigh ? "exclusiveMaximum" : "maximum"] = high;
+            let grammar;
+            try {
+                grammar = await llama.createGrammar({grammar: compileJsonSchema(schema, "p")});
+            } catch {
+                return; // no value the grammar can write: a 400, checked elsewhere
+            }
+            const validate = ajv.compile(schema);
+            for (const candidate of values) {
+                const text = JSON.stringify(candidate);
+                const taken = (grammar as unknown as {_testText(text: string): boolean})._testText(text + jsonGrammarStop);
+                if (taken)
+                    assert.ok(validate(candidate), `${text} taken under ${JSON.stringify(schema)}`);
+                else if (Number.isInteger(candidate))
+                    assert.ok(!validate(candidate), `${text} refused under ${JSON.stringify(schema)}`);
+            }
+        }), {numRuns: 300, seed: 7});
+    });
+
+    it("translates patterns exactly: the grammar takes a string when the RegExp matches it", async () => {
+        const piece = fc.constantFrom("a", "b", "[ab]", "[^a]", "\\d", "\\w", "\\s", ".", "-", "(a|b1)", "(?:ab)", "[a-c0-2]", "\\.", "\\D");
+        const quantifier = fc.constantFrom("", "", "*", "+", "?", "{2}", "{1,}", "{0,2}", "{1,3}?");
+        const pattern = fc.tuple(fc.boolean(), fc.array(fc.tuple(piece, quantifier).map(([p, q]) => p + q), {minLength: 1, maxLength: 4}), fc.boolean(),
+            fc.option(fc.array(fc.tuple(piece, quantifier).map(([p, q]) => p + q), {minLength: 1, maxLength: 2})))
+            .map(([start, pieces, end, other]) => `${start ? "^" : ""}${pieces.join("")}${end ? "$" : ""}${other == null ? "" : `|${other.join("")}`}`);
+        const candidate = fc.string({unit: fc.constantFrom("a", "b", "1", "2", "c", "-", ".", " ", "\t", "\"", "\\", "\u00e9"), maxLength: 6});
+        await fc.assert(fc.asyncProperty(pattern, fc.array(candidate, {minLength: 20, maxLength: 20}), async (source, strings) => {
+            const grammar = await llama.createGrammar({grammar: compileJsonSchema({type: "string", pattern: source}, "p")});
+            const regex = new RegExp(source, "u");
+            for (const text of strings) {
+                const taken = (grammar as unknown as {_testText(text: string): boolean})._testText(JSON.stringify(text) + jsonGrammarStop);
+                assert.equal(taken, regex.test(text), `${JSON.stringify(text)} under /${source}/`);
+            }
+        }), {numRuns: 300, seed: 7});
     });
 });
