@@ -71,6 +71,13 @@ describe("JSON schema generation", () => {
         assert.ok(ajv.compile(order)(JSON.parse(body.message.content)), body.message.content);
     });
 
+    it("refuses a schema that only refers to itself with a 400, not a 500", async () => {
+        await assert.rejects(server.client.chat.completions.create({
+            model, messages: [{role: "user", content: "x"}], max_tokens: 5,
+            response_format: {type: "json_schema", json_schema: {name: "out", schema: {$defs: {a: {anyOf: [{$ref: "#/$defs/a"}, {type: "null"}]}}, $ref: "#/$defs/a"}}}
+        }), (error: unknown) => error instanceof OpenAI.BadRequestError && error.param === "response_format");
+    });
+
     it("refuses a keyword no grammar enforces with a 400 naming it", async () => {
         const schema = {type: "object", properties: {tags: {type: "array", items: {type: "string"}, uniqueItems: true}}};
         await assert.rejects(server.client.chat.completions.create({

@@ -99,6 +99,7 @@ describe("JSON schema grammar", () => {
     });
 
     it("bounds string lengths and array sizes, with prefixItems", async () => {
+        await check({type: "string", maxLength: 1e9}, ["\"\"", "\"abc\""], []);
         await check({type: "string", minLength: 2, maxLength: 3}, ["\"ab\"", "\"abc\"", "\"a\\\"\""], ["\"a\"", "\"abcd\""]);
         const array = {type: "array", items: {type: "integer", minimum: 0, maximum: 9}, minItems: 1, maxItems: 3};
         await check(array, ["[1]", "[1, 2, 3]", "[ 1,2 ]"], ["[]", "[1, 2, 3, 4]", "[10]"]);
@@ -140,6 +141,12 @@ describe("JSON schema grammar", () => {
         refuses({type: "integer", minimum: 5, maximum: 4}, /No integer/);
         refuses({$ref: "https://example.com/schema.json"}, /"\$ref"/);
         refuses([], /must be an object/);
+        refuses({$ref: "#/%E0"}, /not a valid JSON pointer/);
+        let deep: Record<string, unknown> = {type: "string"};
+        for (let level = 0; level < 100; level++)
+            deep = {type: "array", items: deep};
+        refuses(deep, /nests deeper/);
+        refuses({type: "string", minLength: 20000}, /"minLength"/);
     });
 
     it("ignores annotations, also on a property named like a keyword", async () => {

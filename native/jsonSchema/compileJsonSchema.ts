@@ -23,6 +23,13 @@ const typeKeywords: Record<string, readonly string[]> = {
     object: ["properties", "required", "additionalProperties", "minProperties", "maxProperties"],
     array: ["items", "prefixItems", "minItems", "maxItems"]
 };
+/**
+ * Repetition counts above this are not written into a grammar (llama.cpp expands them into rules): a
+ * larger maximum generates at most this many (a subset, all valid); a larger minimum is refused.
+ */
+const repetitionLimit = 10_000;
+/** How deeply schemas may nest, `$ref`s followed included, before the schema is refused. */
+const depthLimit = 64;
 /** Multiples of `multipleOf` are listed one by one; from a range holding more, those nearest zero. */
 const multipleOfLimit = 512;
 
@@ -64,6 +71,7 @@ class SchemaCompiler {
     readonly #rules = new Map<string, string>();
     readonly #names = new Map<string, string>();
     readonly #refs = new Map<string, string>();
+    #depth = 0;
 
     constructor(readonly root: unknown, readonly param: string) {}
 
@@ -111,6 +119,17 @@ class SchemaCompiler {
 
     /** A GBNF expression for the JSON texts that validate against `schema`. */
     value(schema: unknown, hint: string): string {
+        if (this.#depth >= depthLimit)
+            this.fail(`The JSON schema nests deeper than ${depthLimit} levels`);
+        this.#depth++;
+        try {
+            return this.#value(schema, hint);
+        } finally {
+            this.#depth--;
+        }
+    }
+
+    #value(schema: unknown, hint: string): string {
         if (schema === true)
             return this.base("value");
         if (schema === false)
@@ -329,6 +348,11 @@ class SchemaCompiler {
             return undefined;
         if (typeof value !== "number" || !Number.isInteger(value) || value < 0)
             this.fail(`"${key}" must be a non-negative integer`);
+        if (value > repetitionLimit) {
+            if (key.startsWith("min"))
+                this.fail(`"${key}" above ${repetitionLimit} is not supported`);
+            return repetitionLimit;
+        }
         return value;
     }
 
@@ -435,7 +459,12 @@ class SchemaCompiler {
             this.fail(`"$ref": "${ref}" is not supported: only references inside the schema ("#/$defs/...") are`);
         let target: unknown = this.root;
         for (const raw of ref.slice(1).split("/").slice(1)) {
-            const key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+            let key: string;
+            try {
+                key = decodeURIComponent(raw).replace(/~1/g, "/").replace(/~0/g, "~");
+            } catch {
+                this.fail(`"$ref": "${ref}" is not a valid JSON pointer`);
+            }
             target = target != null && typeof target === "object" ? (target as Record<string, unknown>)[key] : undefined;
             if (target === undefined)
                 this.fail(`"$ref": "${ref}" points at nothing in the schema`);
