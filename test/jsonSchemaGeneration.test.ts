@@ -108,7 +108,7 @@ const leaf: fc.Arbitrary<Record<string, unknown>> = fc.oneof(
         .map(([low, width, exclusive]) => ({type: "number", [exclusive ? "exclusiveMinimum" : "minimum"]: low, maximum: low + width})),
     fc.integer({min: 0, max: 5}).chain((min) => fc.integer({min, max: min + 8}).map((max) => ({type: "string", minLength: min, maxLength: max}))),
     pattern.map((source) => ({type: "string", pattern: source})),
-    fc.constantFrom("date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid").map((format) => ({type: "string", format})),
+    fc.constantFrom("date-time", "date", "time", "duration", "email", "hostname", "ipv4", "ipv6", "uuid", "uri").map((format) => ({type: "string", format})),
     fc.constant({type: "boolean"}),
     fc.constant({type: ["integer", "null"], minimum: 0, maximum: 9}),
     fc.uniqueArray(fc.oneof(fc.string({maxLength: 6}), fc.integer({min: -50, max: 50})), {minLength: 1, maxLength: 4}).map((values) => ({enum: values})),

@@ -95,6 +95,7 @@ describe("JSON schema grammar", () => {
         await check({type: "string", format: "ipv4"}, ["\"192.168.0.1\""], ["\"256.1.1.1\"", "\"01.1.1.1\""]);
         await check({type: "string", format: "uuid"}, ["\"123e4567-e89b-12d3-a456-426614174000\""], ["\"123e4567\""]);
         await check({type: "string", format: "email"}, ["\"a.b@example.com\""], ["\"a@b\"", "\"a..b@example.com\""]);
+        await check({type: "string", format: "uri", minLength: 1, maxLength: 2083}, ["\"https://example.com/a/b.html\""], ["\"example.com\""]);
         await check({type: "string", format: "duration"}, ["\"P1Y2M\"", "\"PT5M\"", "\"P3W\""], ["\"P\"", "\"PT\""]);
     });
 

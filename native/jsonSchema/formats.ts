@@ -22,11 +22,13 @@ export const formats: Readonly<Record<string, string>> = {
     hostname: `${label} ("." ${label}){0,4}`,
     ipv4: `${octet} "." ${octet} "." ${octet} "." ${octet}`,
     ipv6: `${hex}{1,4} (":" ${hex}{1,4}){7}`,
-    uuid: `${hex}{8} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{12}`
+    uuid: `${hex}{8} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{4} "-" ${hex}{12}`,
+    // Not in OpenAI's list, but Pydantic writes it for URL fields: an http(s) URL with a short path.
+    uri: `"http" "s"? "://" ${label} ("." ${label}){0,4} ("/" [a-zA-Z0-9._~-]{0,20}){0,4}`
 };
 
 /** The most characters a value of each format has, for checking it against `maxLength`. */
 export const formatLengths: Readonly<Record<string, [number, number]>> = {
     "date-time": [20, 35], date: [10, 10], time: [9, 18], duration: [3, 32], email: [5, 20 * 4 + 3 + 1 + 23 * 4 + 3],
-    hostname: [1, 22 * 5 + 4], ipv4: [7, 15], ipv6: [15, 39], uuid: [36, 36]
+    hostname: [1, 22 * 5 + 4], ipv4: [7, 15], ipv6: [15, 39], uuid: [36, 36], uri: [8, 8 + 22 * 5 + 4 + 21 * 4]
 };
