@@ -207,7 +207,15 @@ export class LoadedModel {
         const params = new Map<string, LlamaGrammar>();
         for (const tool of tools) {
             const schema = tool.parameters != null && Object.keys(tool.parameters).length > 0 ? tool.parameters : {type: "object", properties: {}};
-            params.set(tool.name, await this.#jsonSchemaGrammar(schema, "tools"));
+            try {
+                params.set(tool.name, await this.#jsonSchemaGrammar(schema, "tools"));
+            } catch (error) {
+                if (!(error instanceof InvalidRequestError))
+                    throw error;
+                // Agents offer dozens of tools; one schema the grammar cannot enforce (an unknown format, `not`) must not
+                // fail every request. That tool's arguments are then any JSON object, as llama-server leaves them.
+                params.set(tool.name, await this.#jsonSchemaGrammar({type: "object"}, "tools"));
+            }
         }
         return {
             mode: request.choice === "auto" ? "auto" : "forced",

@@ -21,14 +21,18 @@ describe("memory estimates", () => {
         ["synthetic/synthetic-llama-23M-Q4_K_M.gguf", 32768, 2]
     ];
     for (const [file, ctxSize, parallel] of cases) {
-        it(`are within 15% of what loading ${file} with ${ctxSize} tokens x ${parallel} slots uses on the CPU`, async () => {
+        it(`are within 15% (or 8 MiB) of what loading ${file} with ${ctxSize} tokens x ${parallel} slots uses on the CPU`, async () => {
             const modelPath = await testModel(file);
             const shape = await readModelShape(modelPath);
             const measured = await measureLoadMemory(modelPath, ctxSize, parallel);
             const estimate = estimateMemory(shape, {ctxSize, parallel}, 0);
             const measuredBytes = measuredTotalBytes(measured);
             const ratio = estimate.ramBytes / measuredBytes;
-            assert.ok(ratio > 0.85 && ratio < 1.15, `estimated ${estimate.ramBytes} bytes, measured ${measuredBytes} (${JSON.stringify(measured)}): ratio ${ratio.toFixed(3)}`);
+            // Within 15%, or 8 MiB for the smallest loads: the allocator's share of a load outside llama.cpp's buffers
+            // moved between 3.5 and 10.7 MiB from run to run for the same 512-token model (docs/benchmarks.md).
+            const allowedBytes = Math.max(0.15 * measuredBytes, 8 * 2 ** 20);
+            assert.ok(Math.abs(estimate.ramBytes - measuredBytes) <= allowedBytes,
+                `estimated ${estimate.ramBytes} bytes, measured ${measuredBytes} (${JSON.stringify(measured)}): ratio ${ratio.toFixed(3)}`);
             assert.equal(estimate.vramBytes, 0);
             // llama.cpp holds at least the file's tensor data (reported to 0.01 MiB); on x86 it also repacks
             // Q4_0 and Q4_K tensors into a second, interleaved buffer, which the load overhead covers.

@@ -160,6 +160,29 @@ describe("tools", () => {
         assert.notEqual(choice.finish_reason, "tool_calls");
     });
 
+    it("calls a tool whose schema the grammar cannot enforce with any JSON object, instead of refusing the request", async () => {
+        const exotic: OpenAI.Chat.ChatCompletionTool = {type: "function", function: {name: "tag_items", parameters: {
+            type: "object", properties: {tags: {type: "array", items: {type: "string"}, uniqueItems: true}, link: {type: "string", format: "iri-reference"}}
+        }}};
+        const response = await server.client.chat.completions.create({
+            model, messages, tools: [...weatherTools, exotic], tool_choice: {type: "function", function: {name: "tag_items"}}, temperature: 0, max_tokens: 60
+        });
+        const choice = response.choices[0]!;
+        const call = choice.message.tool_calls![0]!;
+        assert.ok(call.type === "function" && call.function.name === "tag_items");
+        if (choice.finish_reason === "tool_calls") {
+            const args = JSON.parse(call.function.arguments) as unknown;
+            assert.ok(args != null && typeof args === "object" && !Array.isArray(args), call.function.arguments);
+        }
+        // The other tools keep their schemas: a call to one still matches it.
+        const weather = await server.client.chat.completions.create({
+            model, messages, tools: [...weatherTools, exotic], tool_choice: {type: "function", function: {name: "get_weather"}}, temperature: 0, max_tokens: 200
+        });
+        const weatherCall = weather.choices[0]!.message.tool_calls![0]!;
+        assert.ok(weatherCall.type === "function");
+        assert.equal(typeof (JSON.parse(weatherCall.function.arguments) as {city: unknown}).city, "string");
+    });
+
     it("with tool_choice auto, a model that answers in text gets a text reply", async () => {
         const response = await server.client.chat.completions.create({model, messages, tools: weatherTools, temperature: 0, max_tokens: 20});
         const choice = response.choices[0]!;
