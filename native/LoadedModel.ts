@@ -1,7 +1,7 @@
 import {LlamaText} from "node-llama-cpp";
-import type {ChatWrapper, Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
+import type {Llama, LlamaContext, LlamaEmbeddingContext, LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
 import {ChatFormat} from "./chat/ChatFormat.js";
-import type {ChatTurn} from "./chat/ChatFormat.js";
+import type {CallSyntax, ChatTurn} from "./chat/ChatFormat.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {nativeContextOf} from "./addonAccess.js";
@@ -122,11 +122,6 @@ export class LoadedModel {
         return this.names[0]!;
     }
 
-    /** The chat wrapper node-llama-cpp chose for this model's family (for its default reasoning setting). */
-    get chatWrapper(): ChatWrapper {
-        return this.chatFormat.wrapper;
-    }
-
     /** A chat rendered in the model's own format, with the tools the tool choice allows and its reasoning switch. */
     chatPrompt(messages: readonly ChatMessage[], options: Pick<GenerationOptions, "tools" | "reasoning"> = {}): Prompt {
         const tools = options.tools;
@@ -195,15 +190,15 @@ export class LoadedModel {
         }
         job.turn = prompt.turn;
         const tools = prompt.turn?.tools ?? [];
-        if (options.tools != null && tools.length > 0)
-            job.tools = await this.#toolGrammars(tools, options.tools);
+        const call = prompt.turn?.syntax.call;
+        if (options.tools != null && tools.length > 0 && call != null)
+            job.tools = await this.#toolGrammars(tools, call, options.tools);
         return job;
     }
 
-    async #toolGrammars(tools: readonly ToolDefinition[], request: NonNullable<GenerationOptions["tools"]>): Promise<ToolGrammars> {
-        const optionalSpace = this.chatFormat.wrapper.settings.functions.call.optionalPrefixSpace;
+    async #toolGrammars(tools: readonly ToolDefinition[], call: CallSyntax, request: NonNullable<GenerationOptions["tools"]>): Promise<ToolGrammars> {
         // A name, then a newline that ends it (the format's own text follows it, injected).
-        const names = `root ::= ${optionalSpace ? "[ ]? " : ""}(${tools.map((tool) => JSON.stringify(tool.name)).join(" | ")}) "\\n"`;
+        const names = `root ::= ${call.optionalPrefixSpace ? "[ ]? " : ""}(${tools.map((tool) => JSON.stringify(tool.name)).join(" | ")}) "\\n"`;
         const params = new Map<string, LlamaGrammar>();
         for (const tool of tools) {
             const schema = tool.parameters != null && Object.keys(tool.parameters).length > 0 ? tool.parameters : {type: "object", properties: {}};

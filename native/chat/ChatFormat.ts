@@ -98,11 +98,6 @@ export class ChatFormat {
         this.#type = type;
     }
 
-    /** The wrapper for the model's default reasoning setting. */
-    get wrapper(): ChatWrapper {
-        return this.#wrapperFor(undefined);
-    }
-
     #wrapperFor(reasoning: ReasoningOptions | undefined): ChatWrapper {
         const key: ReasoningKey = reasoning == null ? "default" : !reasoning.enabled ? "off" : reasoning.effort ?? "default";
         let wrapper = this.#wrappers.get(key);
