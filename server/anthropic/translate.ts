@@ -1,7 +1,7 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
-import {toGenerationOptions} from "../generation/index.js";
+import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
 import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
 
@@ -162,7 +162,7 @@ function requestedReasoning(body: CountTokensRequest): RequestedGeneration["reas
     const effort = body.output_config?.effort;
     return [
         ...effort != null && reasoning?.enabled !== false
-            ? [{param: "output_config.effort", value: {enabled: true, effort: effort === "xhigh" || effort === "max" ? "high" as const : effort}}]
+            ? [{param: "output_config.effort", value: reasoningForEffort(effort)}]
             : [],
         ...reasoning != null ? [{param: "thinking", value: reasoning}] : []
     ];

@@ -9,5 +9,5 @@ export {GenerationRun} from "./GenerationRun.js";
 export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
 export {Reply, isFinished} from "./Reply.js";
 export type {DoneEvent, FinishedReply} from "./Reply.js";
-export {optionsForChoice, toGenerationOptions} from "./toGenerationOptions.js";
-export type {FieldNames, RequestOptions, RequestedGeneration} from "./toGenerationOptions.js";
+export {optionsForChoice, reasoningForEffort, toGenerationOptions} from "./toGenerationOptions.js";
+export type {FieldNames, ReasoningEffort, RequestOptions, RequestedGeneration} from "./toGenerationOptions.js";

@@ -81,3 +81,23 @@ export function optionsForChoice(options: RequestOptions, index: number): Reques
     const seed = options.sampling.seed;
     return seed == null || index === 0 ? options : {...options, sampling: {...options.sampling, seed: seed + index}};
 }
+
+/** An effort level as OpenAI's and Anthropic's APIs spell it. */
+export type ReasoningEffort = "none" | "minimal" | "low" | "medium" | "high" | "xhigh" | "max";
+
+/** `reasoning_effort` in the engine's terms: "none" turns thinking off; "minimal" is as low as these models go, "xhigh" and "max" as high. */
+export function reasoningForEffort(effort: ReasoningEffort): ReasoningOptions {
+    switch (effort) {
+        case "none":
+            return {enabled: false};
+        case "minimal":
+        case "low":
+            return {enabled: true, effort: "low"};
+        case "medium":
+            return {enabled: true, effort: "medium"};
+        case "high":
+        case "xhigh":
+        case "max":
+            return {enabled: true, effort: "high"};
+    }
+}

@@ -1,9 +1,8 @@
 import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage, ToolCall, ToolDefinition} from "../../native/types.js";
-import {toGenerationOptions} from "../generation/index.js";
+import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {RequestOptions} from "../generation/index.js";
 import type {ResponseInputItem, ResponseRequest, ResponseTool} from "./responseSchemas.js";
-import {reasoningForEffort} from "./translate.js";
 
 /** `/v1/responses` request fields -> the engine's chat messages and options. */
 

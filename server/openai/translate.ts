@@ -1,9 +1,9 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, ReasoningOptions, SamplingOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
-import {toGenerationOptions} from "../generation/index.js";
+import type {ChatMessage, SamplingOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
+import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
-import type {ChatCompletionRequest, ChatMessageInput, CompletionRequest, ReasoningEffort} from "./schemas.js";
+import type {ChatCompletionRequest, ChatMessageInput, CompletionRequest} from "./schemas.js";
 
 /** OpenAI request fields -> the engine's options, and engine results -> OpenAI fields. */
 
@@ -70,23 +70,6 @@ function toolChoice(choice: ChatCompletionRequest["tool_choice"]): ToolChoice | 
     if (choice == null || typeof choice === "string")
         return choice ?? undefined;
     return {name: choice.function.name};
-}
-
-/** `reasoning_effort` in the engine's terms: "none" turns thinking off; "minimal" is as low as these models go, "xhigh" and "max" as high. */
-export function reasoningForEffort(effort: ReasoningEffort): ReasoningOptions {
-    switch (effort) {
-        case "none":
-            return {enabled: false};
-        case "minimal":
-        case "low":
-            return {enabled: true, effort: "low"};
-        case "medium":
-            return {enabled: true, effort: "medium"};
-        case "high":
-        case "xhigh":
-        case "max":
-            return {enabled: true, effort: "high"};
-    }
 }
 
 /** The thinking fields a chat request may carry, each as the engine takes it. */
