@@ -1,8 +1,8 @@
-import {existsSync, readFileSync, realpathSync} from "node:fs";
+import {existsSync, readFileSync} from "node:fs";
 import {createRequire} from "node:module";
 import {dirname, join} from "node:path";
 import type {Llama, LlamaContext, LlamaModel, Token} from "node-llama-cpp";
-import {addonFolder, manifestPath, projectRoot} from "./addon/addonPath.js";
+import {addonFolder, bindingFolderKey, manifestPath} from "./addon/addonPath.js";
 import type {AddonManifest} from "./addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
@@ -92,14 +92,6 @@ function installedNodeLlamaCppVersion(): string {
     return (JSON.parse(readFileSync(join(folder, "package.json"), "utf8")) as {version: string}).version;
 }
 
-function resolved(path: string): string {
-    try {
-        return realpathSync(path);
-    } catch {
-        return path;
-    }
-}
-
 /**
  * Loads the copy of the addon built for the binary a Llama runs on, once per binary. A copy links to its
  * libllama by soname, so it loads only after node-llama-cpp has loaded that libllama (getLlama).
@@ -128,8 +120,8 @@ function loadAddonFor(bindingFile: string | undefined): {addon: Addon} | {reason
     const installed = installedNodeLlamaCppVersion();
     if (manifest.nodeLlamaCpp !== installed)
         return {reason: `it was built for node-llama-cpp ${manifest.nodeLlamaCpp}, and ${installed} is installed (run npm run build)`};
-    const bindingFolder = resolved(dirname(bindingFile));
-    const entry = manifest.addons.find((built) => resolved(join(projectRoot(), built.bindingFolder)) === bindingFolder);
+    const bindingFolder = bindingFolderKey(dirname(bindingFile));
+    const entry = manifest.addons.find((built) => built.bindingFolder === bindingFolder);
     if (entry == null)
         return {reason: `it was not built for node-llama-cpp's binary in ${bindingFolder} (run npm run build after building or installing a binary)`};
     const path = join(addonFolder(), entry.addon);
@@ -144,7 +136,7 @@ function loadAddonFor(bindingFile: string | undefined): {addon: Addon} | {reason
     const info = addon.buildInfo();
     if (info.nodeLlamaCpp !== installed)
         return {reason: `it was compiled for node-llama-cpp ${info.nodeLlamaCpp}, and ${installed} is installed (run npm run build)`};
-    if (resolved(dirname(info.libllama)) !== bindingFolder)
+    if (bindingFolderKey(dirname(info.libllama)) !== bindingFolder)
         return {reason: `it is bound to ${info.libllama}, not to the libllama of node-llama-cpp's binary in ${bindingFolder}`};
     return {addon};
 }

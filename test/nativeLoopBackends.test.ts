@@ -177,3 +177,21 @@ describe("the native decode loop's binding to node-llama-cpp (in process)", () =
         await loop.close();
     });
 });
+
+describe("a decode-loop fallback", () => {
+    it("is logged once with its reason, not once per model", async () => {
+        const files = await Promise.all(["stories260K.gguf", "llama-2-tiny-random.gguf"].map((file) => testModel(file)));
+        const server = spawnHearth(["serve", ...files.flatMap((file) => ["--model", file]), "--port", "0", "--threads", "1", "--parallel", "1", "--gpu", "cpu",
+            "--decode-loop", "javascript"]);
+        try {
+            const [, ready] = await server.waitForOutput(/Ready: (.+)/);
+            assert.match(ready!, /stories260K.*llama-2-tiny-random|llama-2-tiny-random.*stories260K/, "both models loaded");
+        } finally {
+            server.child.kill("SIGTERM");
+        }
+        const {stdout, stderr} = await server.exited;
+        const fallbacks = `${stdout}\n${stderr}`.split("\n").filter((line) => /JavaScript loop/.test(line));
+        assert.equal(fallbacks.length, 1, fallbacks.join("\n"));
+        assert.match(fallbacks[0]!, /--decode-loop javascript/);
+    });
+});

@@ -4,7 +4,7 @@ import {existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathS
 import {tmpdir} from "node:os";
 import {dirname, join, relative} from "node:path";
 import {fileURLToPath} from "node:url";
-import {addonFolder, manifestPath, projectRoot} from "./addonPath.js";
+import {addonFolder, bindingFolderKey, manifestPath, projectRoot} from "./addonPath.js";
 import type {AddonManifest, BuiltAddon} from "./addonPath.js";
 
 /**
@@ -197,7 +197,7 @@ export function buildAddon(log: (line: string) => void): boolean {
             try {
                 if (unlessUpToDate(output, linkStamp, () => run(compiler, linkArgs)))
                     log(`Built the native decode loop for ${binary.name}: ${output}`);
-                built.push({bindingFolder: relative(root, binary.folder), addon: relative(folder, output), libllama: binary.libraries[0]!});
+                built.push({bindingFolder: bindingFolderKey(binary.folder), addon: relative(folder, output), libllama: binary.libraries[0]!});
             } catch (error) {
                 log(`The native decode loop was not built for ${binary.name} (${(error as Error).message}); with that binary Hearth will decode with its JavaScript loop.`);
             }
