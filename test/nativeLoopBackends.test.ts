@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
+import {readFileSync} from "node:fs";
+import {createRequire} from "node:module";
+import {join} from "node:path";
 import {after, before, describe, it} from "node:test";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama, LlamaContext, LlamaModel} from "node-llama-cpp";
+import {addonFolder, manifestPath} from "../native/addon/addonPath.js";
+import type {AddonManifest} from "../native/addon/addonPath.js";
 import {NativeDecodeLoop, nativeDecodeLoopStatus, nativeGpuDevices} from "../native/NativeDecodeLoop.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
@@ -160,6 +165,28 @@ describe("the native decode loop's binding to node-llama-cpp (in process)", () =
             assert.match(refused.reason, /node-llama-cpp's context is not what this addon was built for/);
             assert.match(refused.reason, pattern);
         }
+    });
+
+    it("refuses, in the addon itself, native objects that are not a context of that model", async () => {
+        // Past the JavaScript checks: node-llama-cpp objects of other classes, read at a context's offsets.
+        const manifest = JSON.parse(readFileSync(manifestPath(), "utf8")) as AddonManifest;
+        const entry = manifest.addons.find((built) => built.bindingFolder.endsWith("/linux-x64-vulkan"));
+        assert.ok(entry != null, "a copy was built for the Vulkan binary");
+        const addon = createRequire(import.meta.url)(join(addonFolder(), entry.addon)) as {
+            DecodeLoop: new (context: object, model: object, expected: object, onEvents: () => void) => unknown
+        };
+        type Internals = {_ctx: object, _model: object, _grammar: object};
+        const nativeContext = (context as unknown as Internals)._ctx;
+        const nativeModel = (model as unknown as Internals)._model;
+        const grammar = (await vulkanLlama.createGrammar({grammar: "root ::= \"a\""}) as unknown as Internals)._grammar;
+        const expected = {contextSize: 512, sequences: 2, batchSize: 128};
+        for (const [what, candidate, owner, pattern] of [
+            ["a grammar", grammar, nativeModel, /its model is not the model object/],
+            ["the model", nativeModel, nativeModel, /its model is not the model object/],
+            ["a plain object", {}, nativeModel, /wraps no native object/],
+            ["the context as its own model", nativeContext, nativeContext, /its model is not the model object/]
+        ] as const)
+            assert.throws(() => new addon.DecodeLoop(candidate, owner, expected, () => undefined), pattern, what);
     });
 
     it("refuses a context paired with another model's object", async () => {
