@@ -51,6 +51,8 @@ export class Engine {
     readonly #onDemand = new Map<string, Entry>();
     #llama: Llama | undefined;
     #backendReport: BackendReport | undefined;
+    /** Decode-loop fallback reasons already logged. */
+    readonly #loggedLoopReasons = new Set<string>();
     #threads: number | undefined;
     #backendStarted: Promise<Llama> | undefined;
     #started: Promise<void> | undefined;
@@ -107,7 +109,8 @@ export class Engine {
             path: entry.spec.path,
             pinned: entry.pinned,
             expiresAt: entry.expiresAt,
-            plan: entry.plan!
+            plan: entry.plan!,
+            decodeLoop: entry.model!.decodeLoop
         }));
     }
 
@@ -325,12 +328,19 @@ export class Engine {
         return this.plan(await shapeOf(spec), settings);
     }
 
-    #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
-        return loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
+    async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
+        const model = await loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
             decodeLoop: this.options.decodeLoop ?? "auto",
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
         });
+        // A model that falls back for a reason the backend did not give is logged, once per reason.
+        const loop = model.decodeLoop;
+        if (loop.kind === "javascript" && !this.#loggedLoopReasons.has(loop.reason)) {
+            this.#loggedLoopReasons.add(loop.reason);
+            this.options.log?.("warn", `decoding ${entry.spec.names[0]} with the JavaScript loop: ${loop.reason}`);
+        }
+        return model;
     }
 
     /** Unloads a library model now, unless a request holds it. */
@@ -375,8 +385,10 @@ export class Engine {
         this.#backendReport = report;
         this.#threads = this.options.threads === "auto" ? defaultThreadCount(llama.cpuMathCores) : this.options.threads;
         log("info", `backend ${report.selected} (${report.binary} binary), ${this.#threads} threads` + (report.reason != null && this.options.gpu === "auto" ? ` (${report.reason})` : ""));
-        if (report.decodeLoopReason != null)
+        if (report.decodeLoopReason != null) {
+            this.#loggedLoopReasons.add(report.decodeLoopReason);
             log("warn", `decoding with the JavaScript loop: the native decode loop is not available (${report.decodeLoopReason})`);
+        }
         return llama;
     }
 

@@ -42,6 +42,8 @@ export type LoadModelOptions = {
     onGenerationDone?: (report: GenerationReport) => void
 };
 
+export type DecodeLoopReport = {kind: "native"} | {kind: "javascript", reason: string};
+
 export type GenerationReport = {model: string, usage: Usage, timings: Timings};
 
 /** A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply. */
@@ -66,6 +68,8 @@ export class LoadedModel {
     readonly context: LlamaContext;
     readonly scheduler: SlotScheduler;
     readonly #loop: SlotDecoder;
+    /** Which decode loop runs its slots: Hearth's native one, or the JavaScript one and why. */
+    readonly decodeLoop: DecodeLoopReport;
     readonly chatFormat: ChatFormat;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
@@ -88,8 +92,9 @@ export class LoadedModel {
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
         // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
         // one where it is built, else the JavaScript one.
-        const native = options.decodeLoop === "javascript" ? undefined : NativeDecodeLoop.create(model, context);
+        const native = options.decodeLoop === "javascript" ? {reason: "chosen with --decode-loop javascript"} : NativeDecodeLoop.create(model, context);
         this.#loop = native instanceof NativeDecodeLoop ? native : new DecodeLoop(model, nativeContextOf(context), context.batchSize);
+        this.decodeLoop = native instanceof NativeDecodeLoop ? {kind: "native"} : {kind: "javascript", reason: native.reason};
         const sequences = Array.from({length: options.parallel}, (_, id) => new KvSequence(id));
         this.scheduler = new SlotScheduler(sequences, options.maxQueue);
     }

@@ -1,8 +1,10 @@
-import {existsSync} from "node:fs";
+import {existsSync, readFileSync} from "node:fs";
 import {createRequire} from "node:module";
-import type {LlamaContext, LlamaModel, Token} from "node-llama-cpp";
-import {addonPath} from "./addon/addonPath.js";
-import {nativeAddonContextOf} from "./addonAccess.js";
+import {dirname, join} from "node:path";
+import type {Llama, LlamaContext, LlamaModel, Token} from "node-llama-cpp";
+import {addonFolder, bindingFolderKey, manifestPath} from "./addon/addonPath.js";
+import type {AddonManifest} from "./addon/addonPath.js";
+import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
 import type {GenerateRequest, KvSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 
@@ -22,7 +24,27 @@ type AddonLoop = {
 
 type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string};
 
-type Addon = {DecodeLoop: new (context: unknown, onEvents: (events: AddonEvent[]) => void) => AddonLoop};
+/** What JavaScript knows of a context; the addon refuses a context whose own numbers differ. */
+export type ContextExpectation = {contextSize: number, sequences: number, batchSize: number};
+
+type Addon = {
+    DecodeLoop: new (context: object, model: object, expected: ContextExpectation, onEvents: (events: AddonEvent[]) => void) => AddonLoop,
+    /** The node-llama-cpp version it was compiled for and the libllama file it is bound to. */
+    buildInfo(): {nodeLlamaCpp: string, libllama: string},
+    gpuDevices(): GpuDevice[]
+};
+
+/** A GPU (or integrated GPU) device of ggml's backend registry. */
+export type GpuDevice = {
+    /** Its position among the GPU devices, in ggml's order. */
+    index: number,
+    /** ggml's name for it, such as `Vulkan0` or `CUDA0`. */
+    name: string,
+    /** The driver's name for it, such as `NVIDIA GeForce RTX 4090` or `llvmpipe (LLVM 15.0.6, 256 bits)`. */
+    description: string,
+    freeBytes: number,
+    totalBytes: number
+};
 
 const EventKind = {token: 0, end: 1, edited: 2, failed: 3} as const;
 
@@ -31,31 +53,113 @@ export type NativeDecodeLoopStatus = {available: true} | {available: false, reas
 /** `auto`: the native loop where it is built, else the JavaScript one; `javascript`: always the JavaScript one. */
 export type DecodeLoopSetting = "auto" | "javascript";
 
-let loaded: {addon: Addon} | {reason: string} | undefined;
-
 /**
- * Loads the addon once. It links against the libllama that node-llama-cpp loads, so it can only load after
- * node-llama-cpp has started (getLlama).
+ * Which file each native addon module object came from. node-llama-cpp loads its binary (CPU, Vulkan, CUDA
+ * or a source build) with require() and keeps only the module object, and with `--gpu auto` a binary it tried
+ * and passed over stays mapped in the process; the file that made the module object a Llama runs on is what
+ * tells which libllama is live. Recorded from Node.js's process.dlopen, which require() calls for every
+ * native addon; this module is imported before node-llama-cpp starts (loadBackend imports it).
  */
-function loadAddon(): {addon: Addon} | {reason: string} {
-    if (loaded != null)
-        return loaded;
-    const path = addonPath();
-    if (!existsSync(path))
-        return loaded = {reason: "it was not built (npm run build builds it where a C++ compiler is available)"};
+const bindingFiles = new WeakMap<object, string>();
+{
+    const dlopen = process.dlopen.bind(process);
+    process.dlopen = (module: {exports?: unknown}, filename: string, ...flags: unknown[]) => {
+        (dlopen as (...args: unknown[]) => void)(module, filename, ...flags);
+        if (typeof module.exports === "object" && module.exports != null)
+            bindingFiles.set(module.exports, filename);
+    };
+}
+
+/** The copy of the addon for each node-llama-cpp module object, or why there is none. */
+const bound = new WeakMap<object, {addon: Addon} | {reason: string}>();
+/** The copy for the backend started last (see nativeDecodeLoopStatus), for the device list. */
+let current: Addon | undefined;
+
+function readManifest(): AddonManifest | undefined {
     try {
-        return loaded = {addon: createRequire(import.meta.url)(path) as Addon};
-    } catch (error) {
-        return loaded = {reason: `it did not load: ${(error as Error).message.split("\n")[0]}`};
+        return JSON.parse(readFileSync(manifestPath(), "utf8")) as AddonManifest;
+    } catch {
+        return undefined;
     }
 }
 
-/** Whether models will decode on the native loop; meaningful once node-llama-cpp has started. */
-export function nativeDecodeLoopStatus(setting: DecodeLoopSetting = "auto"): NativeDecodeLoopStatus {
+/** The version of the node-llama-cpp that runs (its package.json, beside its dist/ folder). */
+function installedNodeLlamaCppVersion(): string {
+    const entry = createRequire(import.meta.url).resolve("node-llama-cpp");
+    let folder = dirname(entry);
+    while (!existsSync(join(folder, "package.json")) && dirname(folder) !== folder)
+        folder = dirname(folder);
+    return (JSON.parse(readFileSync(join(folder, "package.json"), "utf8")) as {version: string}).version;
+}
+
+/**
+ * Loads the copy of the addon built for the binary a Llama runs on, once per binary. A copy links to its
+ * libllama by soname, so it loads only after node-llama-cpp has loaded that libllama (getLlama).
+ */
+function addonFor(llama: Llama): {addon: Addon} | {reason: string} {
+    let bindings: object;
+    try {
+        bindings = nativeBindingsOf(llama);
+    } catch (error) {
+        return {reason: (error as Error).message};
+    }
+    const known = bound.get(bindings);
+    if (known != null)
+        return known;
+    const result = loadAddonFor(bindingFiles.get(bindings));
+    bound.set(bindings, result);
+    return result;
+}
+
+function loadAddonFor(bindingFile: string | undefined): {addon: Addon} | {reason: string} {
+    if (bindingFile == null)
+        return {reason: "the file of the node-llama-cpp binary in use is unknown (node-llama-cpp started before Hearth's decode loop module was loaded)"};
+    const manifest = readManifest();
+    if (manifest == null)
+        return {reason: "it was not built (npm run build builds it where a C++ compiler is available)"};
+    const installed = installedNodeLlamaCppVersion();
+    if (manifest.nodeLlamaCpp !== installed)
+        return {reason: `it was built for node-llama-cpp ${manifest.nodeLlamaCpp}, and ${installed} is installed (run npm run build)`};
+    const bindingFolder = bindingFolderKey(dirname(bindingFile));
+    const entry = manifest.addons.find((built) => built.bindingFolder === bindingFolder);
+    if (entry == null)
+        return {reason: `it was not built for node-llama-cpp's binary in ${bindingFolder} (run npm run build after building or installing a binary)`};
+    const path = join(addonFolder(), entry.addon);
+    if (!existsSync(path))
+        return {reason: `its copy for ${bindingFolder} is missing (run npm run build)`};
+    let addon: Addon;
+    try {
+        addon = createRequire(import.meta.url)(path) as Addon;
+    } catch (error) {
+        return {reason: `it did not load: ${(error as Error).message.split("\n")[0]}`};
+    }
+    const info = addon.buildInfo();
+    if (info.nodeLlamaCpp !== installed)
+        return {reason: `it was compiled for node-llama-cpp ${info.nodeLlamaCpp}, and ${installed} is installed (run npm run build)`};
+    if (bindingFolderKey(dirname(info.libllama)) !== bindingFolder)
+        return {reason: `it is bound to ${info.libllama}, not to the libllama of node-llama-cpp's binary in ${bindingFolder}`};
+    return {addon};
+}
+
+/** Whether models will decode on the native loop on a started backend (each model's context is checked when it loads). */
+export function nativeDecodeLoopStatus(llama: Llama, setting: DecodeLoopSetting = "auto"): NativeDecodeLoopStatus {
     if (setting === "javascript")
         return {available: false, reason: "chosen with --decode-loop javascript"};
-    const result = loadAddon();
+    const result = addonFor(llama);
+    current = "addon" in result ? result.addon : undefined;
     return "addon" in result ? {available: true} : {available: false, reason: result.reason};
+}
+
+/**
+ * The GPU and integrated GPU devices that ggml sees, in its order, with their free and total memory: those
+ * of `llama`'s binary, else those of the backend started last (whose decode loop status was asked);
+ * undefined when no copy of the addon is loaded for it.
+ */
+export function nativeGpuDevices(llama?: Llama): GpuDevice[] | undefined {
+    if (llama == null)
+        return current?.gpuDevices();
+    const result = addonFor(llama);
+    return "addon" in result ? result.addon.gpuDevices() : undefined;
 }
 
 /** A process that exits with models loaded (process.exit) stops their loop threads before Node.js tears down. */
@@ -89,8 +193,9 @@ export class NativeDecodeLoop implements SlotDecoder {
     #closed = false;
     #keptAlive = false;
 
-    private constructor(addon: Addon, context: LlamaContext) {
-        this.#loop = new addon.DecodeLoop(nativeAddonContextOf(context), (events) => this.#onEvents(events));
+    private constructor(addon: Addon, model: LlamaModel, context: LlamaContext, expectation: Partial<ContextExpectation>) {
+        const target = nativeDecodeLoopTarget(model, context);
+        this.#loop = new addon.DecodeLoop(target.context, target.model, {...target.expected, ...expectation}, (events) => this.#onEvents(events));
         const info = this.#loop.info();
         if (info.sequences !== context.totalSequences || info.batchSize !== context.batchSize) {
             this.#loop.close();
@@ -99,13 +204,16 @@ export class NativeDecodeLoop implements SlotDecoder {
         openLoops.add(this);
     }
 
-    /** The native loop for a context, or the reason there is none. */
-    static create(model: LlamaModel, context: LlamaContext): NativeDecodeLoop | {reason: string} {
-        const result = loadAddon();
+    /**
+     * The native loop for a context, or the reason there is none. `expectation` replaces what JavaScript
+     * tells the addon about the context; only tests pass it, to see a context that fails the addon's checks refused.
+     */
+    static create(model: LlamaModel, context: LlamaContext, expectation: Partial<ContextExpectation> = {}): NativeDecodeLoop | {reason: string} {
+        const result = addonFor(model.llama);
         if (!("addon" in result))
             return result;
         try {
-            return new NativeDecodeLoop(result.addon, context);
+            return new NativeDecodeLoop(result.addon, model, context, expectation);
         } catch (error) {
             return {reason: (error as Error).message};
         }

@@ -1,4 +1,4 @@
-import type {LlamaContext, LlamaGrammarEvaluationState, LlamaModel} from "node-llama-cpp";
+import type {Llama, LlamaContext, LlamaGrammarEvaluationState, LlamaModel} from "node-llama-cpp";
 
 /**
  * The parts of node-llama-cpp's native addon that Hearth's decode loop drives directly: batch building,
@@ -47,9 +47,16 @@ export type NativeSamplerConfig = {
     grammarEvaluationState?: unknown
 };
 
+type Bindings = {
+    AddonSampler?: new (model: unknown) => NativeSampler,
+    AddonContext?: abstract new (...args: never[]) => unknown,
+    AddonModel?: abstract new (...args: never[]) => unknown
+};
+
 type Internals = {
-    _ctx?: Partial<NativeContext>,
-    _llama?: {_bindings?: {AddonSampler?: new (model: unknown) => NativeSampler, AddonContext?: abstract new (...args: never[]) => unknown}},
+    _ctx?: Partial<NativeContext> & {getContextSize?: () => number},
+    _llama?: {_bindings?: Bindings},
+    _bindings?: Bindings,
     _model?: unknown,
     _state?: unknown
 };
@@ -80,6 +87,36 @@ export function nativeAddonContextOf(context: LlamaContext): object {
     if (AddonContext == null || native == null || !(native instanceof AddonContext))
         throw new AddonAccessError("context");
     return native;
+}
+
+/**
+ * node-llama-cpp's native model and context objects and what node-llama-cpp knows of the context, for
+ * Hearth's native decode loop, which checks its own view of them against these numbers.
+ */
+export function nativeDecodeLoopTarget(model: LlamaModel, context: LlamaContext): {
+    model: object, context: object, expected: {contextSize: number, sequences: number, batchSize: number}
+} {
+    const internals = model as unknown as Internals;
+    const AddonModel = internals._llama?._bindings?.AddonModel;
+    const native = internals._model;
+    if (AddonModel == null || native == null || !(native instanceof AddonModel))
+        throw new AddonAccessError("model");
+    const contextSize = (context as unknown as Internals)._ctx?.getContextSize?.();
+    if (typeof contextSize !== "number")
+        throw new AddonAccessError("context");
+    return {
+        model: native,
+        context: nativeAddonContextOf(context),
+        expected: {contextSize, sequences: context.totalSequences, batchSize: context.batchSize}
+    };
+}
+
+/** The module object of node-llama-cpp's native addon that a Llama runs on. */
+export function nativeBindingsOf(llama: Llama): object {
+    const bindings = (llama as unknown as Internals)._bindings;
+    if (bindings == null || typeof bindings !== "object")
+        throw new AddonAccessError("bindings");
+    return bindings;
 }
 
 /** A native sampler for one generation; dispose it when the generation ends. */

@@ -1,5 +1,5 @@
 import type {Backend} from "./loadBackend.js";
-import type {GenerationReport, LoadedModel} from "./LoadedModel.js";
+import type {DecodeLoopReport, GenerationReport, LoadedModel} from "./LoadedModel.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {OffloadPlan} from "./planOffload.js";
@@ -51,6 +51,7 @@ export type LoadedModelInfo = {
     /** When it unloads if nothing uses it; undefined while in use or for a model kept loaded. */
     expiresAt: Date | undefined,
     /** The settings it was loaded with and the memory planned for them. */
-    plan: OffloadPlan
+    plan: OffloadPlan,
+    decodeLoop: DecodeLoopReport
 };
 

@@ -41,7 +41,7 @@ const MISSING: Record<GpuBackend, string> = {
 
 /** What runs on the started backend: node-llama-cpp's binary and Hearth's decode loop. */
 function engineOf(llama: Llama, decodeLoop: DecodeLoopSetting | undefined): Pick<BackendReport, "binary" | "decodeLoop" | "decodeLoopReason"> {
-    const loop = nativeDecodeLoopStatus(decodeLoop);
+    const loop = nativeDecodeLoopStatus(llama, decodeLoop);
     return {
         binary: llama.buildType === "localBuild" ? "source" : "prebuilt",
         ...(loop.available ? {decodeLoop: "native"} : {decodeLoop: "javascript", decodeLoopReason: loop.reason})

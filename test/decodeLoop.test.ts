@@ -36,6 +36,19 @@ describe("decode loops", () => {
         const javascriptInfo = await fetch(`${javascript.url}/api/server`).then((response) => response.json()) as {backend: {decode_loop: string, decode_loop_reason: string | null}};
         assert.equal(javascriptInfo.backend.decode_loop, "javascript");
         assert.match(javascriptInfo.backend.decode_loop_reason!, /--decode-loop javascript/);
+        // Per model too, in /api/server and beside Ollama's fields in /api/ps.
+        type PerModel = {models: {decode_loop: string, decode_loop_reason: string | null}[]};
+        for (const [server, loop] of [[native, "native"], [javascript, "javascript"]] as const) {
+            for (const route of ["/api/server", "/api/ps"]) {
+                const {models} = await fetch(`${server.url}${route}`).then((response) => response.json()) as PerModel;
+                assert.equal(models.length, 1, route);
+                assert.equal(models[0]!.decode_loop, loop, route);
+                if (loop === "native")
+                    assert.equal(models[0]!.decode_loop_reason, null, route);
+                else
+                    assert.match(models[0]!.decode_loop_reason!, /--decode-loop javascript/, route);
+            }
+        }
     });
 
     it("gives the same greedy text on both loops, alone and four streams at once", async () => {

@@ -9,8 +9,17 @@
 // client). Every sampled token is posted to JavaScript, which turns tokens into text and streams them.
 //
 // The context itself belongs to node-llama-cpp; this addon borrows its llama_context while the loop
-// runs and is linked against the same libllama that node-llama-cpp loaded (the dynamic linker reuses
-// the loaded library by its soname), so both work on one instance of the engine.
+// runs. The build links one copy of this addon against each libllama that node-llama-cpp ships or built
+// here (CPU, Vulkan, CUDA, source builds), and Hearth loads the copy made for the binary node-llama-cpp
+// loaded: the dynamic linker then reuses that already loaded libllama by its soname, so both work on one
+// instance of the engine.
+//
+// The llama_context is read out of node-llama-cpp's AddonContext, whose layout comes from the headers of
+// the node-llama-cpp version the addon was compiled against. Before the loop trusts it, every field is read
+// with a read that fails instead of faulting (ReadMemory), and the result is checked against facts found
+// independently: the binary that made the context, the llama_model of node-llama-cpp's model object, and
+// the context size, sequences and batch size that JavaScript knows. Any mismatch is an error JavaScript
+// reports (it decodes with its own loop instead), never a crash.
 
 #include <algorithm>
 #include <atomic>
@@ -24,11 +33,153 @@
 #include <thread>
 #include <vector>
 
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/uio.h>
+#endif
+
+#include "ggml-backend.h"
 #include "llama.h"
 #include "napi.h"
 #include "AddonContext.h"
+#include "AddonModel.h"
+
+#ifndef HEARTH_NODE_LLAMA_CPP_VERSION
+#error "HEARTH_NODE_LLAMA_CPP_VERSION (the node-llama-cpp version whose headers this is compiled with) must be defined"
+#endif
 
 namespace {
+
+// Copies `size` bytes at `address` of this process into `out`; false instead of a fault when any of it is
+// not readable. process_vm_readv on the own process reports EFAULT for unmapped memory; where it is not
+// allowed (a seccomp profile), a write of that memory into a pipe does the same check in the kernel.
+bool ReadMemory(const void* address, void* out, size_t size) {
+    if (address == nullptr)
+        return false;
+#if defined(__linux__)
+    iovec local{out, size};
+    iovec remote{const_cast<void*>(address), size};
+    const ssize_t read = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (read == static_cast<ssize_t>(size))
+        return true;
+    if (read >= 0 || (errno != ENOSYS && errno != EPERM))
+        return false;
+#endif
+    int pipeFds[2];
+    if (pipe(pipeFds) != 0)
+        return false;
+    bool ok = true;
+    size_t done = 0;
+    while (ok && done < size) {
+        const size_t chunk = std::min<size_t>(size - done, 4096);
+        ok = write(pipeFds[1], static_cast<const char*>(address) + done, chunk) == static_cast<ssize_t>(chunk)
+            && ::read(pipeFds[0], static_cast<char*>(out) + done, chunk) == static_cast<ssize_t>(chunk);
+        done += chunk;
+    }
+    close(pipeFds[0]);
+    close(pipeFds[1]);
+    return ok;
+}
+
+template <typename Value>
+bool ReadValue(const void* address, Value& out) {
+    return ReadMemory(address, &out, sizeof(Value));
+}
+
+// The file (resolved) that holds an address of this process: a loaded library, or "" when none does.
+std::string FileOf(const void* address) {
+    Dl_info info{};
+    if (dladdr(address, &info) == 0 || info.dli_fname == nullptr)
+        return "";
+    char resolved[PATH_MAX];
+    return realpath(info.dli_fname, resolved) != nullptr ? std::string(resolved) : std::string(info.dli_fname);
+}
+
+std::string FolderOf(const std::string& file) {
+    const size_t slash = file.find_last_of('/');
+    return slash == std::string::npos ? std::string() : file.substr(0, slash);
+}
+
+// The libllama this copy of the addon calls into (the one the dynamic linker bound it to).
+std::string LinkedLibllama() {
+    return FileOf(reinterpret_cast<const void*>(&llama_get_model));
+}
+
+// What JavaScript knows of the context, which the addon's own view must agree with.
+struct Expected {
+    uint32_t contextSize;
+    uint32_t sequences;
+    uint32_t batchSize;
+};
+
+// The llama_context inside node-llama-cpp's context object, checked (see the top of this file); throws a
+// message saying which check failed.
+llama_context* CheckedContext(Napi::Env env, Napi::Object contextObject, Napi::Object modelObject, const Expected& expected) {
+    auto refuse = [&](const std::string& why) {
+        return Napi::Error::New(env, "node-llama-cpp's context is not what this addon was built for (node-llama-cpp "
+            HEARTH_NODE_LLAMA_CPP_VERSION "): " + why);
+    };
+    void* contextWrap = nullptr;
+    void* modelWrap = nullptr;
+    if (napi_unwrap(env, contextObject, &contextWrap) != napi_ok || contextWrap == nullptr)
+        throw refuse("the context object wraps no native object");
+    if (napi_unwrap(env, modelObject, &modelWrap) != napi_ok || modelWrap == nullptr)
+        throw refuse("the model object wraps no native object");
+    // Addresses of fields only: nothing is dereferenced until ReadValue has checked it is readable.
+    auto* addonContext = static_cast<AddonContext*>(contextWrap);
+    auto* addonModel = static_cast<AddonModel*>(modelWrap);
+
+    // The binary that made the context: its C++ object's first word points into that binary's code or data.
+    const void* vtable = nullptr;
+    if (!ReadValue(contextWrap, vtable))
+        throw refuse("its native object cannot be read");
+    const std::string maker = FileOf(vtable);
+    const std::string linked = LinkedLibllama();
+    if (maker.empty())
+        throw refuse("no loaded binary holds its native object's type");
+    if (linked.empty() || FolderOf(maker) != FolderOf(linked))
+        throw refuse("it was made by " + maker + ", and this addon is linked to " + (linked.empty() ? "an unknown libllama" : linked));
+
+    AddonModel* contextModel = nullptr;
+    llama_context* ctx = nullptr;
+    bool contextLoaded = false;
+    bool disposed = true;
+    if (!ReadValue(&addonContext->model, contextModel) || !ReadValue(&addonContext->ctx, ctx)
+            || !ReadValue(&addonContext->contextLoaded, contextLoaded) || !ReadValue(&addonContext->disposed, disposed))
+        throw refuse("its fields cannot be read");
+    if (contextModel != addonModel)
+        throw refuse("its model is not the model object it was created from");
+    if (disposed || !contextLoaded || ctx == nullptr)
+        throw Napi::Error::New(env, "The context is not loaded");
+    llama_model* model = nullptr;
+    if (!ReadValue(&addonModel->model, model) || model == nullptr)
+        throw refuse("the model object's llama_model cannot be read");
+
+    // A llama_context keeps a reference to its model among its first members: look for it before calling
+    // anything on the pointer, then ask libllama itself.
+    constexpr size_t kWords = 64;
+    const void* words[kWords];
+    if (!ReadMemory(ctx, words, sizeof(words)))
+        throw refuse("its llama_context pointer does not point to readable memory");
+    if (std::find(std::begin(words), std::end(words), static_cast<const void*>(model)) == std::end(words)
+            || llama_get_model(ctx) != model)
+        throw refuse("its llama_context does not belong to the model's llama_model");
+    const uint32_t contextSize = llama_n_ctx(ctx);
+    const uint32_t sequences = llama_n_seq_max(ctx);
+    const uint32_t batchSize = llama_n_batch(ctx);
+    if (contextSize != expected.contextSize || sequences != expected.sequences || batchSize != expected.batchSize)
+        throw refuse("its llama_context has n_ctx " + std::to_string(contextSize) + ", n_seq_max " + std::to_string(sequences)
+            + " and n_batch " + std::to_string(batchSize) + ", not " + std::to_string(expected.contextSize) + ", "
+            + std::to_string(expected.sequences) + " and " + std::to_string(expected.batchSize));
+    return ctx;
+}
 
 enum class EventKind : int32_t { Token = 0, End = 1, Edited = 2, Failed = 3 };
 enum class EndReason : int32_t { Stopped = 0, EndOfGeneration = 1, Budget = 2, NothingSampled = 3 };
@@ -107,23 +258,28 @@ public:
         });
     }
 
-    // new DecodeLoop(addonContext, onEvents)
+    // new DecodeLoop(addonContext, addonModel, {contextSize, sequences, batchSize}, onEvents): node-llama-cpp's
+    // native context and model objects, and what JavaScript knows of the context (see CheckedContext).
     DecodeLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecodeLoop>(info) {
         Napi::Env env = info.Env();
-        if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
-            throw Napi::TypeError::New(env, "DecodeLoop(context, onEvents)");
-        AddonContext* addonContext = Napi::ObjectWrap<AddonContext>::Unwrap(info[0].As<Napi::Object>());
-        if (addonContext == nullptr || addonContext->ctx == nullptr || addonContext->disposed)
-            throw Napi::Error::New(env, "The context is not loaded");
+        if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsFunction())
+            throw Napi::TypeError::New(env, "DecodeLoop(context, model, expected, onEvents)");
+        Napi::Object expectedObject = info[2].As<Napi::Object>();
+        auto whole = [&](const char* name) {
+            Napi::Value value = expectedObject.Get(name);
+            return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
+        };
+        const Expected expected{whole("contextSize"), whole("sequences"), whole("batchSize")};
+        ctx_ = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(), expected);
         contextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
-        ctx_ = addonContext->ctx;
+        modelRef_ = Napi::Persistent(info[1].As<Napi::Object>());
         vocab_ = llama_model_get_vocab(llama_get_model(ctx_));
         vocabSize_ = llama_vocab_n_tokens(vocab_);
         batchSize_ = static_cast<int32_t>(llama_n_batch(ctx_));
         batch_ = llama_batch_init(batchSize_, 0, 1);
         candidates_.resize(vocabSize_);
 
-        events_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "HearthDecodeLoop", 0, 1);
+        events_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "HearthDecodeLoop", 0, 1);
         events_.Unref(env);
         thread_ = std::thread([this] { Run(); });
         // An environment torn down with a model loaded (a worker thread) stops the loop first. A process that
@@ -139,6 +295,7 @@ public:
 
 private:
     Napi::ObjectReference contextRef_;
+    Napi::ObjectReference modelRef_;
     llama_context* ctx_ = nullptr;
     const llama_vocab* vocab_ = nullptr;
     int32_t vocabSize_ = 0;
@@ -341,6 +498,7 @@ private:
         RemoveCleanupHook(info.Env());
         Shutdown();
         contextRef_.Reset();
+        modelRef_.Reset();
         return info.Env().Undefined();
     }
 
@@ -641,8 +799,46 @@ private:
     }
 };
 
+// buildInfo(): what this copy was built for, which JavaScript checks before using it.
+Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("nodeLlamaCpp", Napi::String::New(env, HEARTH_NODE_LLAMA_CPP_VERSION));
+    result.Set("libllama", Napi::String::New(env, LinkedLibllama()));
+    return result;
+}
+
+// gpuDevices(): the GPU and integrated GPU devices of ggml's backend registry, in its order, with their
+// free and total memory in bytes.
+Napi::Value GpuDevices(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array result = Napi::Array::New(env);
+    uint32_t index = 0;
+    for (size_t position = 0; position < ggml_backend_dev_count(); position++) {
+        ggml_backend_dev_t device = ggml_backend_dev_get(position);
+        const enum ggml_backend_dev_type type = ggml_backend_dev_type(device);
+        if (type != GGML_BACKEND_DEVICE_TYPE_GPU && type != GGML_BACKEND_DEVICE_TYPE_IGPU)
+            continue;
+        size_t freeBytes = 0;
+        size_t totalBytes = 0;
+        ggml_backend_dev_memory(device, &freeBytes, &totalBytes);
+        const char* name = ggml_backend_dev_name(device);
+        const char* description = ggml_backend_dev_description(device);
+        Napi::Object item = Napi::Object::New(env);
+        item.Set("index", Napi::Number::New(env, index));
+        item.Set("name", Napi::String::New(env, name != nullptr ? name : ""));
+        item.Set("description", Napi::String::New(env, description != nullptr ? description : ""));
+        item.Set("freeBytes", Napi::Number::New(env, static_cast<double>(freeBytes)));
+        item.Set("totalBytes", Napi::Number::New(env, static_cast<double>(totalBytes)));
+        result.Set(index++, item);
+    }
+    return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("DecodeLoop", DecodeLoop::Define(env));
+    exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+    exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));
     return exports;
 }
 

@@ -29,7 +29,12 @@ export async function serverRoutes(app: FastifyInstance, {engine, log, host}: {e
                 threads: engine.threads ?? null, flash_attn: engine.options.flashAttention ?? "auto"
             },
             metrics: log.metrics(),
-            loaded_models: engine.loadedModels.length
+            loaded_models: engine.loadedModels.length,
+            // The decode loop each loaded model runs on; a model can fall back where the backend's is native.
+            models: engine.loadedModels.map((loaded) => ({
+                name: loaded.names[0]!, decode_loop: loaded.decodeLoop.kind,
+                decode_loop_reason: loaded.decodeLoop.kind === "javascript" ? loaded.decodeLoop.reason : null
+            }))
         };
     });
 

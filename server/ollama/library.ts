@@ -147,7 +147,9 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             const expiresAt = loaded.pinned || loaded.expiresAt == null ? NEVER : loaded.expiresAt.toISOString();
             const common = {
                 name: loaded.names[0]!, model: loaded.names[0]!, expires_at: expiresAt,
-                size: loaded.plan.ramBytes + loaded.plan.vramBytes, size_vram: loaded.plan.vramBytes, context_length: loaded.plan.contextSize
+                size: loaded.plan.ramBytes + loaded.plan.vramBytes, size_vram: loaded.plan.vramBytes, context_length: loaded.plan.contextSize,
+                // Hearth's own: which decode loop runs its slots, and why not the native one.
+                decode_loop: loaded.decodeLoop.kind, decode_loop_reason: loaded.decodeLoop.kind === "javascript" ? loaded.decodeLoop.reason : null
             };
             return model != null
                 ? [{...common, digest: model.sha256, details: modelDetails(model)}]
