@@ -58,6 +58,13 @@ export function nativeDecodeLoopStatus(setting: DecodeLoopSetting = "auto"): Nat
     return "addon" in result ? {available: true} : {available: false, reason: result.reason};
 }
 
+export type GpuDevice = {index: number, name: string, description: string, freeBytes: number, totalBytes: number};
+
+/** Each device of the started backend with its own memory, from Hearth's addon; undefined when it is not loaded. */
+export function nativeGpuDevices(): GpuDevice[] | undefined {
+    return undefined;
+}
+
 /** A process that exits with models loaded (process.exit) stops their loop threads before Node.js tears down. */
 const openLoops = new Set<NativeDecodeLoop>();
 /** Tokens taken between two acknowledgements to the native loop (which samples at most 64 ahead of them). */

@@ -80,6 +80,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     }
     const engine = new Engine({
         gpu: config.gpu === "cpu" ? "cpu" : config.gpu,
+        gpuDevices: config.gpuDevices,
         gpuLayers: config.gpuLayers,
         threads: config.threads,
         flashAttention: config.flashAttention,
