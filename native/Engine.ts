@@ -367,6 +367,7 @@ export class Engine {
         const {llama, report} = await loadBackend(this.options.gpu, {
             decodeLoop: this.options.decodeLoop,
             gpuDevices: this.options.gpuDevices,
+            verbose: this.options.logLlamaCpp ?? false,
             logger: (level, message) => {
                 if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
                     log("error", message.trim());

@@ -28,8 +28,10 @@ export type EngineOptions = {
     maxLoadedModels?: number,
     /** The models that load on first use (the library). */
     catalog?: ModelCatalog,
-    /** `debug` carries llama.cpp's own log lines (the buffers and layers each load puts on a device). */
+    /** `debug` carries llama.cpp's own log lines (the buffers and layers each load puts on a device) when `logLlamaCpp` is on. */
     log?: (level: "debug" | "info" | "warn" | "error", message: string) => void,
+    /** Pass llama.cpp's info lines to `log` at debug level. Defaults to `false`: its errors only. */
+    logLlamaCpp?: boolean,
     /** Told of every generation that ran to its end: its model, token counts and timings. */
     onGenerationDone?: (report: GenerationReport) => void
 };

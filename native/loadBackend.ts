@@ -29,6 +29,12 @@ export type BackendReport = {
 
 export type LoadBackendOptions = {
     logger?: (level: LlamaLogLevel, message: string) => void,
+    /**
+     * The logger gets llama.cpp's info lines too (the buffers and layers each load puts on a device). Defaults to
+     * `false`: errors only. (node-llama-cpp prints a level asked for itself, logger or not, once an earlier start
+     * of the same binary in this process was disposed: so it is asked for only when wanted.)
+     */
+    verbose?: boolean,
     decodeLoop?: DecodeLoopSetting,
     /**
      * `--gpu-devices`: the GPU devices to use, by index or name (a name selects every device whose name contains
@@ -73,13 +79,12 @@ function engineOf(llama: Llama, decodeLoop: DecodeLoopSetting | undefined): Pick
  * GPU build's libggml-base and libllama-common, whose file names are the same (the dynamic loader loads a name
  * once); both builds come from the same llama.cpp release, so the CPU path runs as it does alone.
  */
-export async function loadBackend(requested: "auto" | Backend, {logger, decodeLoop, gpuDevices = []}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
+export async function loadBackend(requested: "auto" | Backend, {logger, verbose = false, decodeLoop, gpuDevices = []}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
     const buildable = new Set(await getLlamaGpuTypes("allValid"));
     const usable = new Set(await getLlamaGpuTypes("supported"));
     const passedOver: string[] = [];
     const available: Backend[] = PREFERENCE.filter((backend) => usable.has(backend));
-    // Info lines (the buffers and layers each load puts on a device) go to a logger that asked for them; without one, errors only.
-    const start = (gpu: GpuBackend | false) => getLlama({gpu, build: "never", progressLogs: false, logLevel: logger != null ? LlamaLogLevel.info : LlamaLogLevel.error, logger});
+    const start = (gpu: GpuBackend | false) => getLlama({gpu, build: "never", progressLogs: false, logLevel: verbose ? LlamaLogLevel.info : LlamaLogLevel.error, logger});
 
     const candidates = requested === "auto" ? PREFERENCE : requested === "cpu" ? [] : [requested];
     for (const backend of candidates) {
