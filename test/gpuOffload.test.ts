@@ -114,7 +114,9 @@ describe("GPU offload on a Vulkan device (lavapipe)", () => {
             await rm(home, {recursive: true, force: true});
     });
 
-    it("--gpu-devices 0 reaches the hidden device: /api/system lists it with its own 2 GiB", async () => {
+    it("--gpu-devices 0 reaches the hidden device: /api/system lists it with its own 2 GiB", async (t) => {
+        const server = (await call("GET", `${vulkan.url}/api/server`)).json.backend as {decode_loop: string, decode_loop_reason: string | null};
+        t.diagnostic(`decode loop on Vulkan: ${server.decode_loop}${server.decode_loop_reason != null ? ` (${server.decode_loop_reason})` : ""}`);
         const {json} = await call("GET", `${vulkan.url}/api/system`);
         const {gpus, backend} = json as {gpus: {name: string, backend: string, vram_total_bytes: number, vram_free_bytes: number}[], backend: {selected: string}};
         assert.equal(backend.selected, "vulkan");
