@@ -103,7 +103,7 @@ export async function loadBackend(requested: "auto" | Backend, {logger, verbose 
             available.splice(available.indexOf(backend), 1);
         }
         if (requested !== "auto")
-            throw new BackendUnavailableError(DISPLAY_NAME[backend], reason, gpuDevices.length > 0 ? DEVICE_ADVICE : undefined);
+            throw new BackendUnavailableError(DISPLAY_NAME[backend], reason, gpuDevices.length > 0 && usable.has(backend) ? DEVICE_ADVICE : undefined);
         if (buildable.has(backend))
             passedOver.push(`${DISPLAY_NAME[backend]}: ${reason}`);
     }
