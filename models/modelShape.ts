@@ -18,7 +18,7 @@ export type ModelShape = {
     blockBytes: number[],
     /** Token embeddings: they stay in RAM even when every layer is on the GPU. */
     inputBytes: number,
-    /** The output layer and anything else outside the blocks; on the GPU only when every layer is. */
+    /** The output layer and anything else outside the blocks; the first layer llama.cpp offloads to a GPU. */
     outputBytes: number,
     /** The output layer reuses the token embeddings (no `output.weight`); a GPU then needs its own copy. */
     tiedOutput: boolean

@@ -376,9 +376,13 @@ export class Engine {
         const log = this.options.log ?? (() => undefined);
         const {llama, report} = await loadBackend(this.options.gpu, {
             decodeLoop: this.options.decodeLoop,
+            gpuDevices: this.options.gpuDevices,
+            verbose: this.options.logLlamaCpp ?? false,
             logger: (level, message) => {
                 if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal)
                     log("error", message.trim());
+                else if (message.trim() !== "")
+                    log("debug", message.trim());
             }
         });
         this.#llama = llama;

@@ -9,6 +9,8 @@ import type {OffloadPlan} from "./planOffload.js";
 export type EngineOptions = {
     /** Defaults to `"auto"`: CUDA, Metal or Vulkan when usable, else the CPU. */
     gpu: "auto" | Backend,
+    /** GPU devices by index or name (`--gpu-devices`). Defaults to none: the backend's own choice. */
+    gpuDevices?: readonly string[],
     gpuLayers: "auto" | "max" | number,
     /** Defaults to `"auto"`: see `flashAttentionFor`. */
     flashAttention?: FlashAttentionSetting,
@@ -26,7 +28,10 @@ export type EngineOptions = {
     maxLoadedModels?: number,
     /** The models that load on first use (the library). */
     catalog?: ModelCatalog,
-    log?: (level: "info" | "warn" | "error", message: string) => void,
+    /** `debug` carries llama.cpp's own log lines (the buffers and layers each load puts on a device) when `logLlamaCpp` is on. */
+    log?: (level: "debug" | "info" | "warn" | "error", message: string) => void,
+    /** Pass llama.cpp's info lines to `log` at debug level. Defaults to `false`: its errors only. */
+    logLlamaCpp?: boolean,
     /** Told of every generation that ran to its end: its model, token counts and timings. */
     onGenerationDone?: (report: GenerationReport) => void
 };

@@ -74,8 +74,8 @@ export class RequestAbortedError extends Error {
 export class BackendUnavailableError extends HearthError {
     override readonly name = "BackendUnavailableError";
 
-    constructor(backend: string, reason: string) {
-        super(`The ${backend} backend is not available on this machine: ${reason}. Use --gpu auto to pick the best available one, or --gpu cpu.`,
+    constructor(backend: string, reason: string, advice = "Use --gpu auto to pick the best available one, or --gpu cpu.") {
+        super(`The ${backend} backend is not available on this machine: ${reason}. ${advice}`,
             {code: "backend_unavailable"});
     }
 }

@@ -3,6 +3,7 @@ import type {Llama} from "node-llama-cpp";
 import {BackendUnavailableError} from "./errors.js";
 import {nativeDecodeLoopStatus} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import {selectGpuDevices, unknownDeviceReason} from "./selectGpuDevices.js";
 
 export type Backend = "cuda" | "metal" | "vulkan" | "cpu";
 type GpuBackend = Exclude<Backend, "cpu">;
@@ -28,7 +29,18 @@ export type BackendReport = {
 
 export type LoadBackendOptions = {
     logger?: (level: LlamaLogLevel, message: string) => void,
-    decodeLoop?: DecodeLoopSetting
+    /**
+     * The logger gets llama.cpp's info lines too (the buffers and layers each load puts on a device). Defaults to
+     * `false`: errors only. (node-llama-cpp prints a level asked for itself, logger or not, once an earlier start
+     * of the same binary in this process was disposed: so it is asked for only when wanted.)
+     */
+    verbose?: boolean,
+    decodeLoop?: DecodeLoopSetting,
+    /**
+     * `--gpu-devices`: the GPU devices to use, by index or name (a name selects every device whose name contains
+     * it). Defaults to none: each backend's own choice.
+     */
+    gpuDevices?: readonly string[]
 };
 
 const PREFERENCE: readonly GpuBackend[] = ["cuda", "metal", "vulkan"];
@@ -38,6 +50,14 @@ const MISSING: Record<GpuBackend, string> = {
     metal: "Metal needs a Mac with Apple silicon",
     vulkan: "no Vulkan driver (libvulkan) was found"
 };
+const NO_DEVICE: Record<GpuBackend, string> = {
+    cuda: "its driver found no usable device",
+    metal: "it found no usable device",
+    vulkan: "its driver found no usable device (software renderers such as llvmpipe are hidden unless selected with --gpu-devices)"
+};
+const DEVICE_ADVICE = "Name devices by index or by a part of their name (hearth system lists the ones in use), or leave out --gpu-devices.";
+
+type Attempt = {llama: Llama} | {reason: string};
 
 /** What runs on the started backend: node-llama-cpp's binary and Hearth's decode loop. */
 function engineOf(llama: Llama, decodeLoop: DecodeLoopSetting | undefined): Pick<BackendReport, "binary" | "decodeLoop" | "decodeLoopReason"> {
@@ -49,16 +69,22 @@ function engineOf(llama: Llama, decodeLoop: DecodeLoopSetting | undefined): Pick
 }
 
 /**
- * Starts node-llama-cpp on a backend from its prebuilt binaries. `"auto"` takes the first of CUDA,
- * Metal, Vulkan that this machine can run, else the CPU, and reports why each faster one was passed
- * over. A forced backend that cannot run fails at once, naming it and why.
+ * Starts node-llama-cpp on a backend from its prebuilt binaries. `"auto"` takes the first of CUDA, Metal,
+ * Vulkan that this machine can run and that has a device with memory, else the CPU, and reports why each
+ * faster one was passed over. A forced backend that cannot run fails at once, naming it and why; so does a
+ * `gpuDevices` selection that no backend has.
+ *
+ * A GPU binary that starts with no device stays loaded when the CPU one starts after it (node-llama-cpp
+ * cannot unload a binary). The CPU build then keeps its own libllama, libggml and CPU backends, but shares the
+ * GPU build's libggml-base and libllama-common, whose file names are the same (the dynamic loader loads a name
+ * once); both builds come from the same llama.cpp release, so the CPU path runs as it does alone.
  */
-export async function loadBackend(requested: "auto" | Backend, {logger, decodeLoop}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
+export async function loadBackend(requested: "auto" | Backend, {logger, verbose = false, decodeLoop, gpuDevices = []}: LoadBackendOptions = {}): Promise<{llama: Llama, report: BackendReport}> {
     const buildable = new Set(await getLlamaGpuTypes("allValid"));
     const usable = new Set(await getLlamaGpuTypes("supported"));
     const passedOver: string[] = [];
     const available: Backend[] = PREFERENCE.filter((backend) => usable.has(backend));
-    const start = (gpu: GpuBackend | false) => getLlama({gpu, build: "never", progressLogs: false, logLevel: LlamaLogLevel.error, logger});
+    const start = (gpu: GpuBackend | false) => getLlama({gpu, build: "never", progressLogs: false, logLevel: verbose ? LlamaLogLevel.info : LlamaLogLevel.error, logger});
 
     const candidates = requested === "auto" ? PREFERENCE : requested === "cpu" ? [] : [requested];
     for (const backend of candidates) {
@@ -68,24 +94,21 @@ export async function loadBackend(requested: "auto" | Backend, {logger, decodeLo
         else if (!usable.has(backend))
             reason = MISSING[backend];
         else {
-            try {
-                const llama = await start(backend);
-                if (llama.gpu === backend) {
-                    const reasonText = passedOver.length > 0 ? passedOver.join("; ") : undefined;
-                    return {llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText, ...engineOf(llama, decodeLoop)}};
-                }
-                reason = `its binary started on ${llama.gpu === false ? "the CPU" : DISPLAY_NAME[llama.gpu]} instead`;
-                await llama.dispose();
-            } catch (error) {
-                reason = `its prebuilt binary did not load (${((error as Error).message.split("\n")[0] ?? "").trim()})`;
+            const attempt = await startGpu(backend, gpuDevices, start);
+            if ("llama" in attempt) {
+                const reasonText = passedOver.length > 0 ? passedOver.join("; ") : undefined;
+                return {llama: attempt.llama, report: {selected: backend, available: [...available, "cpu"], reason: reasonText, ...engineOf(attempt.llama, decodeLoop)}};
             }
+            reason = attempt.reason;
             available.splice(available.indexOf(backend), 1);
         }
         if (requested !== "auto")
-            throw new BackendUnavailableError(DISPLAY_NAME[backend], reason);
+            throw new BackendUnavailableError(DISPLAY_NAME[backend], reason, gpuDevices.length > 0 && usable.has(backend) ? DEVICE_ADVICE : undefined);
         if (buildable.has(backend))
             passedOver.push(`${DISPLAY_NAME[backend]}: ${reason}`);
     }
+    if (gpuDevices.length > 0 && requested !== "cpu")
+        throw new BackendUnavailableError("GPU", `no GPU backend has the devices selected with --gpu-devices (${passedOver.join("; ") || "none can run here"})`, DEVICE_ADVICE);
     const llama = await start(false);
     return {
         llama,
@@ -96,4 +119,41 @@ export async function loadBackend(requested: "auto" | Backend, {logger, decodeLo
             ...engineOf(llama, decodeLoop)
         }
     };
+}
+
+/**
+ * Starts one GPU backend on the devices selected (translated into the backend's own variable, which ggml reads
+ * when it starts), and keeps it only when it has a device with memory.
+ */
+async function startGpu(backend: GpuBackend, gpuDevices: readonly string[], start: (gpu: GpuBackend) => Promise<Llama>): Promise<Attempt> {
+    const selectable = backend === "metal" ? undefined : backend;
+    if (selectable != null && gpuDevices.length > 0) {
+        const selection = await selectGpuDevices(selectable, gpuDevices);
+        if ("reason" in selection)
+            return selection;
+        // The one place Hearth sets a variable for a library: ggml takes its device selection from the environment only.
+        process.env[selection.variable] = selection.value;
+    }
+    let llama: Llama;
+    try {
+        llama = await start(backend);
+    } catch (error) {
+        const unknown = selectable != null && gpuDevices.length > 0 ? await unknownDeviceReason(selectable, gpuDevices) : undefined;
+        return {reason: unknown ?? `its prebuilt binary did not load (${((error as Error).message.split("\n")[0] ?? "").trim()})`};
+    }
+    if (llama.gpu !== backend) {
+        await llama.dispose();
+        return {reason: `its binary started on ${llama.gpu === false ? "the CPU" : DISPLAY_NAME[llama.gpu]} instead`};
+    }
+    const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
+    let reason: string | undefined;
+    if (names.length === 0 || vram.total === 0)
+        reason = gpuDevices.length === 0 ? NO_DEVICE[backend] : (selectable != null ? await unknownDeviceReason(selectable, gpuDevices) : undefined) ??
+            `the devices selected with --gpu-devices (${gpuDevices.join(", ")}) have no usable memory`;
+    else if (selectable == null && gpuDevices.some((entry) => entry !== "0" && !names.some((name) => name.toLowerCase().includes(entry.toLowerCase()))))
+        reason = `it has no device ${gpuDevices.join(", ")} (--gpu-devices); its device is 0 "${names[0]}"`;
+    if (reason == null)
+        return {llama};
+    await llama.dispose();
+    return {reason};
 }

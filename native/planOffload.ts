@@ -52,16 +52,17 @@ const RUNTIME_OVERHEAD_BYTES = 8.5 * 2 ** 20;
 const RUNTIME_BYTES_PER_TOKEN = 660;
 
 /**
- * What loading a model takes with `gpuLayers` of its layers on the GPU: weights (the last blocks are the
- * ones offloaded, then the output layer), KV cache (per block, where the block runs), compute buffers
- * (sized for a full micro-batch: its logits, the attention mask and the activations) and the runtime's
- * own tables. Measured against llama.cpp's own buffer sizes on the test models.
+ * What loading a model takes with `gpuLayers` of its layers on the GPU: weights (llama.cpp offloads the
+ * output layer first, then the last blocks: n layers are the output layer and the last n - 1 blocks), KV
+ * cache (per block, where the block runs), compute buffers (sized for a full micro-batch: its logits, the
+ * attention mask and the activations) and the runtime's own tables. Measured against llama.cpp's own buffer
+ * sizes on the test models, on the CPU and on a Vulkan device.
  */
 export function estimateMemory(shape: ModelShape, {ctxSize, parallel}: Omit<LoadSettings, "gpuLayers">, gpuLayers: number): MemoryEstimate {
     const layersTotal = shape.blockCount + 1;
     const onGpu = Math.max(0, Math.min(Math.floor(gpuLayers), layersTotal));
-    const firstGpuBlock = shape.blockCount - Math.min(onGpu, shape.blockCount);
-    const outputOnGpu = onGpu === layersTotal;
+    const firstGpuBlock = shape.blockCount - Math.max(0, onGpu - 1);
+    const outputOnGpu = onGpu > 0;
 
     let vramBytes = 0;
     let ramWeightsBytes = shape.inputBytes;
@@ -87,7 +88,7 @@ export function estimateMemory(shape: ModelShape, {ctxSize, parallel}: Omit<Load
     if (onGpu > 0)
         vramBytes += computeBytes;
     // With everything on the GPU the CPU only looks up embeddings; otherwise it runs layers too.
-    ramBytes += outputOnGpu ? ubatch * shape.embeddingLength * 4 * 2 : computeBytes;
+    ramBytes += onGpu === layersTotal ? ubatch * shape.embeddingLength * 4 * 2 : computeBytes;
     // The logits of each slot are copied back to RAM.
     ramBytes += parallel * shape.vocabularySize * 4;
     ramBytes += RUNTIME_OVERHEAD_BYTES + RUNTIME_BYTES_PER_TOKEN * shape.vocabularySize;

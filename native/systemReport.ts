@@ -2,31 +2,43 @@ import {readFile} from "node:fs/promises";
 import os from "node:os";
 import type {Llama} from "node-llama-cpp";
 import type {Backend, BackendReport} from "./loadBackend.js";
+import {nativeGpuDevices} from "./NativeDecodeLoop.js";
 
 /** `GET /api/system` and `hearth system`: what this machine has for running models, and the backend chosen. */
 export type SystemReport = {
     cpu: {model: string, cores: number, threads: number, simd: string[]},
     memory: {total_bytes: number, free_bytes: number},
-    gpus: {name: string, backend: Backend, vram_total_bytes: number, vram_free_bytes: number}[],
+    /** Each GPU device the backend uses: its name, its position among them, ggml's id for it where known. */
+    gpus: {name: string, index: number, device?: string, backend: Backend, vram_total_bytes: number, vram_free_bytes: number}[],
     backend: {selected: Backend, available: Backend[], reason: string | null}
 };
 
 export async function systemReport(llama: Llama, backend: BackendReport): Promise<SystemReport> {
     const memory = memoryAvailable();
-    const gpus: SystemReport["gpus"] = [];
-    if (llama.gpu !== false) {
-        const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
-        // node-llama-cpp reports VRAM summed over the devices of its backend: each gets an equal share here.
-        const devices = names.length > 0 ? names : ["GPU"];
-        for (const name of devices)
-            gpus.push({name, backend: llama.gpu, vram_total_bytes: Math.round(vram.total / devices.length), vram_free_bytes: Math.round(vram.free / devices.length)});
-    }
     return {
         cpu: {model: os.cpus()[0]?.model.trim() ?? "unknown", cores: await physicalCores(), threads: os.availableParallelism(), simd: simdFeatures(llama.systemInfo)},
         memory: {total_bytes: memory.totalBytes, free_bytes: memory.freeBytes},
-        gpus,
+        gpus: await gpusOf(llama),
         backend: {selected: backend.selected, available: backend.available, reason: backend.reason ?? null}
     };
+}
+
+/** Each device of the started GPU backend with its own VRAM (Hearth's addon knows it), else an equal share of the total. */
+async function gpusOf(llama: Llama): Promise<SystemReport["gpus"]> {
+    const gpu = llama.gpu;
+    if (gpu === false)
+        return [];
+    const devices = nativeGpuDevices(llama);
+    if (devices != null && devices.length > 0)
+        return devices.map((device) => ({
+            name: device.description, index: device.index, device: device.name, backend: gpu,
+            vram_total_bytes: device.totalBytes, vram_free_bytes: device.freeBytes
+        }));
+    // node-llama-cpp reports VRAM summed over the devices of its backend.
+    const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);
+    return names.map((name, index) => ({
+        name, index, backend: gpu, vram_total_bytes: Math.round(vram.total / names.length), vram_free_bytes: Math.round(vram.free / names.length)
+    }));
 }
 
 /** RAM this process may use: the machine's, or a container's limit when it has one. */

@@ -37,6 +37,11 @@ export type ServeConfig = {
     gpu: GpuChoice,
     /** Defaults to `"auto"`. */
     gpuLayers: GpuLayers,
+    /**
+     * The GPU devices to use, by index or name (a name selects every device whose name contains it). Defaults to
+     * none: the backend's own choice, which leaves out software renderers such as llvmpipe.
+     */
+    gpuDevices: string[],
     /** Flash attention: `"auto"` (the default) chooses per model, see `flashAttentionFor` in `native/`. */
     flashAttention: FlashAttentionSetting,
     /** `"auto"` (the default): Hearth's native decode loop where it is built; `"javascript"`: its JavaScript loop. */
@@ -139,6 +144,14 @@ function parseGpuLayers(value: string): GpuLayers {
     return parseInteger("--gpu-layers", value, 0, 100_000);
 }
 
+/** `0,2` or `llvmpipe`: indexes or names; which exist is known only once the backend is probed, at start. */
+function parseGpuDevices(value: string): string[] {
+    const devices = value.split(",").map((device) => device.trim());
+    if (devices.length === 0 || devices.some((device) => device === ""))
+        throw new ConfigError(`--gpu-devices must name devices by index or name, separated by commas (such as 0,1 or llvmpipe), got "${value}"`);
+    return devices;
+}
+
 /** `models/a/Llama-3-8B.Q4_K_M.gguf` is served as `Llama-3-8B.Q4_K_M`. */
 export function modelNameFromPath(filePath: string): string {
     return path.basename(filePath).replace(/\.gguf$/i, "");
@@ -154,6 +167,7 @@ const serveOptions = {
     threads: {type: "string", short: "t"},
     gpu: {type: "string"},
     "gpu-layers": {type: "string"},
+    "gpu-devices": {type: "string"},
     "flash-attn": {type: "string"},
     "decode-loop": {type: "string"},
     "max-queue": {type: "string"},
@@ -183,6 +197,8 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
   -t, --threads N         CPU threads for evaluation (default: see README)      HEARTH_THREADS
       --gpu BACKEND       auto|cuda|metal|vulkan|cpu (default auto)             HEARTH_GPU
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
+      --gpu-devices LIST  GPU devices to use, by index or name, comma-separated
+                          (default: the backend's choice; see hearth system)  HEARTH_GPU_DEVICES
       --flash-attn MODE   auto|on|off (default auto: off for tiny attention heads on the
                           CPU, where it is slower, else llama.cpp's choice)   HEARTH_FLASH_ATTN
       --decode-loop L     auto|javascript (default auto: the native loop where it
@@ -251,6 +267,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const threads = pick(values.threads, "HEARTH_THREADS");
     const gpu = pick(values.gpu, "HEARTH_GPU");
     const gpuLayers = pick(values["gpu-layers"], "HEARTH_GPU_LAYERS");
+    const gpuDevices = pick(values["gpu-devices"], "HEARTH_GPU_DEVICES");
     const flashAttention = pick(values["flash-attn"], "HEARTH_FLASH_ATTN") ?? "auto";
     if (!(FLASH_ATTENTION_SETTINGS as readonly string[]).includes(flashAttention))
         throw new ConfigError(`--flash-attn must be one of ${FLASH_ATTENTION_SETTINGS.join(", ")}, got "${flashAttention}"`);
@@ -285,6 +302,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
             gpu: gpu != null ? parseGpu(gpu) : "auto",
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
+            gpuDevices: gpuDevices != null ? parseGpuDevices(gpuDevices) : [],
             flashAttention: flashAttention as FlashAttentionSetting,
             decodeLoop: decodeLoop as DecodeLoopSetting,
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,

@@ -42,7 +42,7 @@ function parse(argv: readonly string[]): {config: ServeConfig, json: boolean, po
 /** An engine that is never started: it starts its backend to plan, and loads nothing. */
 function engineFor(config: ServeConfig, models: ModelToLoad[], library?: Library): Engine {
     return new Engine({
-        gpu: config.gpu, gpuLayers: config.gpuLayers, threads: config.threads, parallel: config.parallel,
+        gpu: config.gpu, gpuDevices: config.gpuDevices, gpuLayers: config.gpuLayers, threads: config.threads, parallel: config.parallel,
         ctxSize: config.ctxSize, maxQueue: config.maxQueue,
         ...library != null ? {catalog: libraryCatalog(library)} : {}
     }, models);

@@ -66,6 +66,12 @@ export function chooseHost(config: Pick<ServeConfig, "host">, access: AccessStor
     return "127.0.0.1";
 }
 
+/** Whether a server logger logs at debug level (`HEARTH_LOG_LEVEL=debug`): llama.cpp's own lines are then passed on. */
+function logsDebug(logger: FastifyServerOptions["logger"]): boolean {
+    const level = typeof logger === "object" && logger != null && "level" in logger ? logger.level : undefined;
+    return level === "debug" || level === "trace";
+}
+
 /** Listens first, then starts the engine, so `/health` answers `loading` while models load. */
 export async function startServer(config: ServeConfig, options: {logger?: FastifyServerOptions["logger"], sessionKeys?: readonly string[]} = {}): Promise<RunningServer> {
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
@@ -80,6 +86,8 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     }
     const engine = new Engine({
         gpu: config.gpu === "cpu" ? "cpu" : config.gpu,
+        gpuDevices: config.gpuDevices,
+        logLlamaCpp: logsDebug(options.logger),
         gpuLayers: config.gpuLayers,
         threads: config.threads,
         flashAttention: config.flashAttention,

@@ -12,6 +12,7 @@ describe("serve configuration", () => {
         assert.equal(config.threads, "auto");
         assert.equal(config.gpu, "auto");
         assert.equal(config.gpuLayers, "auto");
+        assert.deepEqual(config.gpuDevices, []);
         assert.equal(config.flashAttention, "auto");
         assert.deepEqual(config.models, []);
     });
@@ -27,6 +28,8 @@ describe("serve configuration", () => {
         assert.equal(config.home, "/data");
         assert.equal(config.flashAttention, "on");
         assert.equal(parseServeArgs(["--flash-attn", "off"], env, "/work").config.flashAttention, "off");
+        assert.deepEqual(parseServeArgs([], {HEARTH_GPU_DEVICES: "0, RTX 4090"}, "/work").config.gpuDevices, ["0", "RTX 4090"]);
+        assert.deepEqual(parseServeArgs(["--gpu-devices", "llvmpipe"], {HEARTH_GPU_DEVICES: "1"}, "/work").config.gpuDevices, ["llvmpipe"]);
         assert.deepEqual(config.models.map((model) => model.names), [["a"], ["b"]]);
     });
 
@@ -46,6 +49,7 @@ describe("serve configuration", () => {
             [["--threads", "two"], /--threads must be a whole number/],
             [["--gpu", "tpu"], /--gpu must be one of auto, cuda, metal, vulkan, cpu/],
             [["--gpu-layers", "most"], /--gpu-layers must be a whole number/],
+            [["--gpu-devices", "0,,1"], /--gpu-devices must name devices by index or name, separated by commas/],
             [["--flash-attn", "yes"], /--flash-attn must be one of auto, on, off, got "yes"/],
             [["--alias", "x"], /--alias was given 1 times but --model only 0/],
             [["-m", "a/x.gguf", "-m", "b/x.gguf"], /two models are served under the name "x"/],

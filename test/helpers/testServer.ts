@@ -32,6 +32,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         threads: 1,
         gpu: "cpu",
         gpuLayers: 0,
+        gpuDevices: [],
         flashAttention: "auto",
         decodeLoop: "auto",
         maxQueue: 64,
