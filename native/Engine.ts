@@ -127,7 +127,7 @@ export class Engine {
 
     /** A pinned model that has loaded; throws 404 or 503 otherwise. For library models use {@link acquire}. */
     get(name: string): LoadedModel {
-        const entry = this.#pinned.get(name);
+        const entry = this.#pinnedEntry(name);
         if (entry == null)
             throw new ModelNotFoundError(name, this.servedNames);
         return this.#readyModel(name, entry);
