@@ -1,7 +1,7 @@
-import {spawn} from "node:child_process";
+import {spawn, spawnSync} from "node:child_process";
 import type {ChildProcess} from "node:child_process";
 import {createHash} from "node:crypto";
-import {createReadStream, existsSync, openSync, readFileSync} from "node:fs";
+import {createReadStream, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync} from "node:fs";
 import {mkdir, rm} from "node:fs/promises";
 import {once} from "node:events";
 import os from "node:os";
@@ -43,29 +43,102 @@ async function run(command: string, args: readonly string[], logFile: string): P
     }
 }
 
+/** The backends llama-server is built for here: the CPU, or a GPU backend (with the CPU for what stays off the GPU). */
+export type PeerBackend = "cpu" | "vulkan" | "cuda";
+
+/** llama-server cannot be built for a backend on this machine; the message says what is missing and how to get it. */
+export class PeerBuildUnavailableError extends Error {
+    override readonly name = "PeerBuildUnavailableError";
+}
+
+function onPath(command: string): boolean {
+    return (process.env.PATH ?? "").split(path.delimiter).some((dir) => dir !== "" && existsSync(path.join(dir, command)));
+}
+
 /**
- * The path of a `llama-server` binary built from node-llama-cpp's bundled llama.cpp, building it first
- * when the cache has none for this bundle (git, CMake and a C++ compiler; several minutes on 2 cores).
+ * What a Vulkan build of llama.cpp needs besides CMake and a compiler: the Vulkan headers and loader, the
+ * SPIR-V headers, and glslc for its shaders (the Vulkan SDK has all three).
  */
-export async function ensureLlamaServer(say: (line: string) => void = console.log): Promise<string> {
+function missingForVulkan(): string[] {
+    const missing: string[] = [];
+    const includeDirs = ["/usr/include", "/usr/local/include", ...process.env.VULKAN_SDK != null ? [path.join(process.env.VULKAN_SDK, "include")] : []];
+    const hasHeader = (file: string) => includeDirs.some((dir) => existsSync(path.join(dir, file)));
+    if (!hasHeader("vulkan/vulkan.h"))
+        missing.push("the Vulkan headers (Debian and Ubuntu: apt-get install libvulkan-dev; elsewhere the Vulkan SDK with VULKAN_SDK set)");
+    if (!hasHeader("spirv/unified1/spirv.hpp"))
+        missing.push("the SPIR-V headers (Debian and Ubuntu: apt-get install spirv-headers)");
+    const glslc = process.env.VULKAN_SDK != null && existsSync(path.join(process.env.VULKAN_SDK, "bin", "glslc")) ? path.join(process.env.VULKAN_SDK, "bin", "glslc") : onPath("glslc") ? "glslc" : undefined;
+    if (glslc == null)
+        missing.push("the glslc shader compiler (Debian and Ubuntu: apt-get install glslc)");
+    else if (!compilesCooperativeMatrix(glslc))
+        missing.push(`a glslc that knows GL_KHR_cooperative_matrix: this llama.cpp's Vulkan shaders use it even for devices without it, and ${glslcVersion(glslc)} does not (Debian 12's is too old; a recent LunarG Vulkan SDK's glslc, with VULKAN_SDK set, or a newer distribution's has it)`);
+    return missing;
+}
+
+/** Whether glslc compiles a compute shader that declares a cooperative matrix, as llama.cpp's flash-attention shaders do. */
+function compilesCooperativeMatrix(glslc: string): boolean {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "hearth-glslc-"));
+    try {
+        const shader = path.join(dir, "coopmat.comp");
+        writeFileSync(shader, [
+            "#version 460",
+            "#extension GL_KHR_cooperative_matrix : require",
+            "#extension GL_KHR_memory_scope_semantics : require",
+            "#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require",
+            "layout(local_size_x = 32) in;",
+            "void main() { coopmat<float16_t, gl_ScopeSubgroup, 16, 16, gl_MatrixUseA> tile; }",
+            ""
+        ].join("\n"));
+        return spawnSync(glslc, ["-fshader-stage=compute", "--target-env=vulkan1.3", shader, "-o", path.join(dir, "coopmat.spv")], {stdio: "ignore"}).status === 0;
+    } finally {
+        rmSync(dir, {recursive: true, force: true});
+    }
+}
+
+function glslcVersion(glslc: string): string {
+    const first = spawnSync(glslc, ["--version"], {encoding: "utf8"}).stdout?.split("\n")[0]?.trim();
+    return first ? `this glslc (${first})` : "this glslc";
+}
+
+/**
+ * The path of a `llama-server` binary built from node-llama-cpp's bundled llama.cpp for `backend`, building
+ * it first when the cache has none for this bundle and backend (git, CMake and a C++ compiler; several
+ * minutes on 2 cores for the CPU, much longer for Vulkan, whose shaders are compiled too). Throws
+ * {@link PeerBuildUnavailableError} when what the backend's build needs is missing, naming it.
+ */
+export async function ensureLlamaServer(say: (line: string) => void = console.log, {backend = "cpu"}: {backend?: PeerBackend} = {}): Promise<string> {
     const bundle = path.join(llamaDir, "gitRelease.bundle");
     if (!existsSync(bundle))
         throw new Error(`node-llama-cpp's llama.cpp source (${bundle}) is missing: run npm ci`);
     const {tag} = JSON.parse(readFileSync(path.join(llamaDir, "llama.cpp.info.json"), "utf8")) as {tag: string};
-    const dir = path.join(cacheRoot(), `${tag}-${(await sha256(bundle)).slice(0, 12)}`);
+    const dir = path.join(cacheRoot(), `${tag}-${(await sha256(bundle)).slice(0, 12)}${backend === "cpu" ? "" : `-${backend}`}`);
     const binary = path.join(dir, "build", "bin", "llama-server");
     if (existsSync(binary))
         return binary;
+    const missing = backend === "vulkan" ? missingForVulkan()
+        : backend === "cuda" && !onPath("nvcc") && !existsSync("/usr/local/cuda/bin/nvcc") ? ["the CUDA toolkit's nvcc (NVIDIA's CUDA toolkit, on PATH)"] : [];
+    if (!onPath("cmake"))
+        missing.push("CMake (Debian and Ubuntu: apt-get install cmake)");
+    if (missing.length > 0)
+        throw new PeerBuildUnavailableError(`llama-server cannot be built for ${backend} here: it needs ${missing.join(", and ")}`);
 
     const logFile = path.join(dir, "build.log");
     await rm(dir, {recursive: true, force: true});
     await mkdir(dir, {recursive: true});
-    say(`building llama-server from node-llama-cpp's llama.cpp (${tag}) into ${dir}; this takes a while (log: ${logFile})`);
-    await run("git", ["clone", "--quiet", bundle, path.join(dir, "src")], logFile);
-    await run("cmake", ["-S", path.join(dir, "src"), "-B", path.join(dir, "build"), "-DCMAKE_BUILD_TYPE=Release",
-        "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-        "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON"], logFile);
-    await run("cmake", ["--build", path.join(dir, "build"), "--target", "llama-server", "--parallel", String(os.availableParallelism())], logFile);
+    say(`building llama-server (${backend}) from node-llama-cpp's llama.cpp (${tag}) into ${dir}; this takes a while (log: ${logFile})`);
+    try {
+        await run("git", ["clone", "--quiet", bundle, path.join(dir, "src")], logFile);
+        await run("cmake", ["-S", path.join(dir, "src"), "-B", path.join(dir, "build"), "-DCMAKE_BUILD_TYPE=Release",
+            "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+            "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
+            ...backend === "vulkan" ? ["-DGGML_VULKAN=ON"] : backend === "cuda" ? ["-DGGML_CUDA=ON"] : []], logFile);
+        await run("cmake", ["--build", path.join(dir, "build"), "--target", "llama-server", "--parallel", String(os.availableParallelism())], logFile);
+    } catch (error) {
+        // The CPU build is expected to work wherever Hearth builds; a GPU backend's toolchain may be incomplete.
+        if (backend === "cpu")
+            throw error;
+        throw new PeerBuildUnavailableError(`llama-server could not be built for ${backend} here: ${(error as Error).message}`);
+    }
     if (!existsSync(binary))
         throw new Error(`the build finished without ${binary}; see ${logFile}`);
     return binary;

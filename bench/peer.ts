@@ -4,6 +4,14 @@
  *
  *   node dist/bench/peer.js [--model FILE]... [--threads N] [--parallel N] [--ctx-size N] [--tokens N]
  *                           [--runs N] [--streams 1,2,4,8] [--llama-server PATH] [--no-thread-sweep]
+ *                           [--gpu cpu|vulkan|cuda] [--gpu-layers N]
+ *
+ * `--gpu vulkan` (or `cuda`) compares the two on that GPU backend: llama-server built for it from the same
+ * bundled source, Hearth run with `--gpu vulkan`, both with the same `--gpu-layers` (default: every layer, the
+ * model's blocks and its output layer). Where llama-server cannot be built for it (the Vulkan headers, the
+ * SPIR-V headers or glslc missing; nvcc for CUDA), it says what to install and the comparison is skipped.
+ * The device is whatever the backend sees: set GGML_VK_VISIBLE_DEVICES (Vulkan) or CUDA_VISIBLE_DEVICES to
+ * choose it; both servers inherit the environment. The thread sweep runs on the CPU backend only.
  *
  * For each model: single-stream decode tokens/s and time to first token, and aggregate tokens/s at each
  * concurrency, for both servers, with Hearth/llama-server ratios. Where Hearth's flash-attention choice
@@ -18,10 +26,12 @@ import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
+import {readModelShape} from "../models/index.js";
 import {flashAttentionFor} from "../native/flashAttention.js";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
-import {ensureLlamaServer, startLlamaServer} from "./llamaServer.js";
+import {ensureLlamaServer, PeerBuildUnavailableError, startLlamaServer} from "./llamaServer.js";
+import type {PeerBackend} from "./llamaServer.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
 import {best, concurrentStreams} from "./streamClient.js";
 import type {ConcurrentResult, StreamResult} from "./streamClient.js";
@@ -35,8 +45,16 @@ const {values: args} = parseArgs({options: {
     runs: {type: "string", default: "5"},
     streams: {type: "string", default: "1,2,4,8"},
     "llama-server": {type: "string"},
-    "no-thread-sweep": {type: "boolean", default: false}
+    "no-thread-sweep": {type: "boolean", default: false},
+    gpu: {type: "string", default: "cpu"},
+    "gpu-layers": {type: "string"}
 }});
+const PEER_BACKENDS: readonly PeerBackend[] = ["cpu", "vulkan", "cuda"];
+if (!(PEER_BACKENDS as readonly string[]).includes(args.gpu))
+    throw new Error(`--gpu must be one of ${PEER_BACKENDS.join(", ")}, got "${args.gpu}"`);
+const backend = args.gpu as PeerBackend;
+if (args["gpu-layers"] != null && !/^[0-9]+$/.test(args["gpu-layers"]))
+    throw new Error(`--gpu-layers must be a whole number of layers, got "${args["gpu-layers"]}"`);
 const threads = Number(args.threads);
 const parallel = Number(args.parallel);
 const ctxSizePerSlot = Number(args["ctx-size"]);
@@ -62,16 +80,18 @@ async function streamsOn(server: Server, label: string, streams: number, body: o
 }
 type Measured = {single: StreamResult, aggregate: Record<number, number>};
 
-async function startHearth(model: string, threadsArg: number | "default"): Promise<Server & {threads: number}> {
+type HearthServer = Server & {threads: number, decodeLoop: string, decodeLoopReason: string | undefined};
+
+async function startHearth(model: string, threadsArg: number | "default", gpuLayers: number): Promise<HearthServer> {
     const server = spawnHearth([
-        "serve", "--model", model, "--alias", "bench", "--port", "0", "--gpu", "cpu",
+        "serve", "--model", model, "--alias", "bench", "--port", "0", "--gpu", backend, "--gpu-layers", String(gpuLayers),
         "--parallel", String(parallel), "--ctx-size", String(ctxSizePerSlot),
         ...(threadsArg === "default" ? [] : ["--threads", String(threadsArg)])
     ], {HEARTH_LOG_LEVEL: "info"});
     const [, url] = await server.waitForOutput(/listening on (\S+) /);
     await server.waitForOutput(/Ready/);
-    const info = await (await fetch(`${url}/api/server`)).json() as {defaults: {threads: number}};
-    return {url: url!, threads: info.defaults.threads, stop: async () => {
+    const info = await (await fetch(`${url}/api/server`)).json() as {defaults: {threads: number}, backend?: {decode_loop?: string, decode_loop_reason?: string}};
+    return {url: url!, threads: info.defaults.threads, decodeLoop: info.backend?.decode_loop ?? "unknown", decodeLoopReason: info.backend?.decode_loop_reason, stop: async () => {
         server.child.kill("SIGTERM");
         await server.exited;
     }};
@@ -101,7 +121,10 @@ async function measureInTurns(servers: readonly Server[], labels: readonly strin
 const ratio = (hearth: number, peer: number) => `${(hearth / peer).toFixed(2)}x`;
 
 /** llama-server's flags that give it Hearth's engine settings where Hearth's default differs from its own. */
-async function peerFlagsLikeHearth(model: string): Promise<string[] | undefined> {
+async function peerFlagsLikeHearth(model: string, gpuLayers: number): Promise<string[] | undefined> {
+    // Hearth's own choice differs only for attention on the CPU (native/flashAttention.ts).
+    if (gpuLayers > 0)
+        return undefined;
     const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
     try {
         const loaded = await llama.loadModel({modelPath: model});
@@ -115,20 +138,23 @@ async function peerFlagsLikeHearth(model: string): Promise<string[] | undefined>
 
 async function benchModel(binary: string, file: string, tokens: number) {
     const model = path.isAbsolute(file) ? file : await testModel(file);
-    console.log(`\n${path.basename(model)}: ${tokens} tokens, ${threads} thread(s), ${parallel} slots of ${ctxSizePerSlot}, best of ${runs}`);
-    const likeHearth = await peerFlagsLikeHearth(model);
-    const peerSettings = {model, alias: "bench", threads, parallel, ctxSizePerSlot};
+    const gpuLayers = backend === "cpu" ? 0 : args["gpu-layers"] != null ? Number(args["gpu-layers"]) : (await readModelShape(model)).blockCount + 1;
+    console.log(`\n${path.basename(model)}: ${tokens} tokens, ${threads} thread(s), ${parallel} slots of ${ctxSizePerSlot}, best of ${runs}` +
+        (backend !== "cpu" ? `, ${backend} with ${gpuLayers} GPU layers` : ""));
+    const likeHearth = await peerFlagsLikeHearth(model, gpuLayers);
+    const peerSettings = {model, alias: "bench", threads, parallel, ctxSizePerSlot, extraArgs: backend !== "cpu" ? ["--n-gpu-layers", String(gpuLayers)] : []};
     const peers = [await startLlamaServer(binary, peerSettings)];
-    let hearth;
+    let hearth: HearthServer | undefined;
     const peerLabels = ["llama-server", ...likeHearth != null ? [`llama-server ${likeHearth.join(" ")}`] : []];
     let peerResults: Measured[];
     let hearthResult: Measured;
     try {
         if (likeHearth != null)
-            peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: likeHearth}));
-        hearth = await startHearth(model, threads);
+            peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: [...peerSettings.extraArgs, ...likeHearth]}));
+        hearth = await startHearth(model, threads, gpuLayers);
         const measured = await measureInTurns([...peers, hearth], [...peerLabels, "Hearth"], tokens);
         hearthResult = measured.pop()!;
+        console.log(`Hearth's decode loop: ${hearth.decodeLoop}${hearth.decodeLoopReason != null ? ` (${hearth.decodeLoopReason})` : ""}`);
         peerResults = measured;
     } finally {
         await hearth?.stop();
@@ -150,16 +176,16 @@ async function benchModel(binary: string, file: string, tokens: number) {
     });
 
     const sweep: {threads: number | "default", resolvedThreads: number, decodeTokensPerSecond: number}[] = [];
-    if (!args["no-thread-sweep"]) {
+    if (!args["no-thread-sweep"] && backend === "cpu") {
         // One server per thread count, measured in turns; the default is the same server as the count it resolves to.
         const counts = Array.from({length: os.availableParallelism()}, (_, index) => index + 1);
-        const servers: (Server & {threads: number})[] = [];
+        const servers: HearthServer[] = [];
         try {
-            const byDefault = await startHearth(model, "default");
+            const byDefault = await startHearth(model, "default", gpuLayers);
             servers.push(byDefault);
             for (const count of counts)
                 if (count !== byDefault.threads)
-                    servers.push(await startHearth(model, count));
+                    servers.push(await startHearth(model, count, gpuLayers));
             const rates = (await measureInTurns(servers, servers.map((server) => `Hearth, ${server.threads} thread(s)`), tokens, [1]))
                 .map((measured) => measured.single.decodeTokensPerSecond);
             sweep.push({threads: "default", resolvedThreads: byDefault.threads, decodeTokensPerSecond: rates[0]!});
@@ -179,7 +205,8 @@ async function benchModel(binary: string, file: string, tokens: number) {
     const top = sweep.length > 0 ? Math.max(...sweep.map((entry) => entry.decodeTokensPerSecond)) : undefined;
     const defaultEntry = sweep.find((entry) => entry.threads === "default");
     return {
-        model: path.basename(model), tokens, llamaServer: peerResults[0], hearth: hearthResult, ratios: ratios(peerResults[0]!),
+        model: path.basename(model), tokens, gpuLayers, hearthDecodeLoop: hearth?.decodeLoop, hearthDecodeLoopReason: hearth?.decodeLoopReason,
+        llamaServer: peerResults[0], hearth: hearthResult, ratios: ratios(peerResults[0]!),
         ...likeHearth != null ? {llamaServerLikeHearth: {flags: likeHearth, result: peerResults[1], ratios: ratios(peerResults[1]!)}} : {},
         threadSweep: sweep,
         defaultThreadsOfBest: defaultEntry != null && top != null ? defaultEntry.decodeTokensPerSecond / top : undefined
@@ -195,7 +222,16 @@ async function warmUp(server: Server, tokens: number): Promise<void> {
 }
 
 async function main() {
-    const binary = args["llama-server"] ?? await ensureLlamaServer();
+    let binary = args["llama-server"];
+    try {
+        binary ??= await ensureLlamaServer(console.log, {backend});
+    } catch (error) {
+        if (!(error instanceof PeerBuildUnavailableError))
+            throw error;
+        console.log(`skipped the comparison on ${backend}: ${error.message}`);
+        await writeResult("peer", {date: new Date().toISOString(), machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()}, gpu: backend, skipped: error.message});
+        return;
+    }
     const models: [string, number][] = args.model != null
         ? args.model.map((file) => [path.resolve(file), Number(args.tokens ?? 128)])
         : defaultModels.map(([file, tokens]) => [file, args.tokens != null ? Number(args.tokens) : tokens]);
@@ -206,7 +242,8 @@ async function main() {
     await writeResult("peer", {
         date: new Date().toISOString(),
         machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()},
-        llamaServer: binary, threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results
+        llamaServer: binary, gpu: backend, ...backend !== "cpu" ? {gpuDevices: process.env.GGML_VK_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES ?? null} : {},
+        threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results
     });
 }
 

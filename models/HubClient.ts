@@ -2,13 +2,21 @@ import {listFiles, listModels, modelInfo} from "@huggingface/hub";
 import {HubError} from "./errors.js";
 import {groupQuantizations} from "./quantization.js";
 import type {QuantEntry, QuantFile} from "./quantization.js";
+import {isNetworkError, isTransientStatus, withRetries} from "./withRetries.js";
 
 export type HubClientOptions = {
     /** The Hub's base URL (`HF_ENDPOINT`). Defaults to `https://huggingface.co`. */
     endpoint?: string,
     /** A Hugging Face access token (`HF_TOKEN`), for gated and private repos. Sent to the Hub only. */
     token?: string,
-    fetch?: typeof fetch
+    fetch?: typeof fetch,
+    /**
+     * Attempts after a network error or a transient answer (5xx, 408, 429), with the downloads' backoff.
+     * Fewer than a download's 6, since someone waits on the answer. Defaults to 3 (about 3.5 s in all).
+     */
+    retries?: number,
+    /** First retry delay; it doubles on each attempt. Defaults to 500 ms. */
+    retryDelayMs?: number
 };
 
 export type HubModel = {id: string, downloads: number, likes: number, updatedAt: string, gated: boolean};
@@ -22,11 +30,15 @@ export class HubClient {
     readonly endpoint: string;
     readonly #token: string | undefined;
     readonly #fetch: typeof fetch;
+    readonly #retries: number;
+    readonly #retryDelayMs: number | undefined;
 
-    constructor({endpoint = "https://huggingface.co", token, fetch: fetchImpl = fetch}: HubClientOptions = {}) {
+    constructor({endpoint = "https://huggingface.co", token, fetch: fetchImpl = fetch, retries = 3, retryDelayMs}: HubClientOptions = {}) {
         this.endpoint = endpoint.replace(/\/+$/, "");
         this.#token = token === "" ? undefined : token;
         this.#fetch = fetchImpl;
+        this.#retries = retries;
+        this.#retryDelayMs = retryDelayMs;
     }
 
     #credentials() {
@@ -35,12 +47,12 @@ export class HubClient {
 
     /** GGUF model repos whose name contains `query`, most downloaded first. */
     async search(query: string, limit = 30): Promise<HubModel[]> {
-        const found: HubModel[] = [];
-        await this.#call(`search the Hub for "${query}"`, async () => {
+        return this.#call(`search the Hub for "${query}"`, async () => {
+            const found: HubModel[] = [];
             for await (const model of listModels({...this.#credentials(), search: {query, tags: ["gguf"]}, sort: "downloads", limit}))
                 found.push({id: model.name, downloads: model.downloads, likes: model.likes, updatedAt: new Date(model.updatedAt).toISOString(), gated: model.gated !== false});
+            return found;
         });
-        return found;
     }
 
     /** A repo's GGUF quantizations at its current commit, pinned to that commit so a later push cannot mix files. */
@@ -72,9 +84,10 @@ export class HubClient {
         return this.#token != null && new URL(url).origin === new URL(this.endpoint).origin ? {authorization: `Bearer ${this.#token}`} : {};
     }
 
+    /** Runs one Hub call, from its first request, again after a transient failure; errors become {@link HubError}s. */
     async #call<T>(what: string, run: () => Promise<T>): Promise<T> {
         try {
-            return await run();
+            return await withRetries(run, isTransient, {retries: this.#retries, retryDelayMs: this.#retryDelayMs});
         } catch (error) {
             throw toHubError(what, error, this.endpoint);
         }
@@ -84,6 +97,11 @@ export class HubClient {
 /** A path inside a repo that is safe to mirror under the data folder: plain segments, no `..`, no backslashes. */
 export function isSafeRepoPath(path: string): boolean {
     return path.length <= 512 && path.split("/").every((segment) => /^[A-Za-z0-9_+][A-Za-z0-9._+ -]*$/.test(segment) && !segment.includes(".."));
+}
+
+function isTransient(error: unknown): boolean {
+    const status = (error as {statusCode?: unknown}).statusCode;
+    return typeof status === "number" ? isTransientStatus(status) : !(error instanceof HubError) && isNetworkError(error);
 }
 
 function toHubError(what: string, error: unknown, endpoint: string): Error {

@@ -8,6 +8,7 @@ import {setTimeout as sleep} from "node:timers/promises";
 import {DiskFullError, DownloadCancelledError, HubError, IntegrityError, ModelBusyError} from "./errors.js";
 import {getFollowingRedirects} from "./getFollowingRedirects.js";
 import type {HttpAnswer} from "./getFollowingRedirects.js";
+import {backoffMs, isNetworkError, isTransientStatus} from "./withRetries.js";
 
 export type DownloadFileOptions = {
     url: string,
@@ -110,8 +111,7 @@ async function receive(options: DownloadFileOptions, partial: string, progress: 
                 failures = 0;
             if (++failures > (options.retries ?? 6))
                 throw new HubError(`Downloading ${options.url} failed after ${failures} attempts: ${(error as Error).message}`);
-            const delay = Math.min((options.retryDelayMs ?? 500) * 2 ** (failures - 1), 15_000);
-            await sleep(delay * (0.75 + Math.random() / 2), undefined, {signal}).catch(() => undefined);
+            await sleep(backoffMs(failures, options.retryDelayMs), undefined, {signal}).catch(() => undefined);
         }
     }
 }
@@ -141,7 +141,7 @@ async function request(options: DownloadFileOptions, offset: number, etag: strin
     answer.body.resume();
     if (status === 416)
         throw new RetryableError("the server refused the resume range");
-    if (status >= 500 || status === 429 || status === 408)
+    if (isTransientStatus(status))
         throw new RetryableError(`HTTP ${status}`);
     if (status === 401 || status === 403)
         throw new HubError(`Downloading ${options.url} was refused (HTTP ${status}). For a gated or private repo, accept its terms on the Hub and set HF_TOKEN.`, "hub_access_denied");
@@ -198,11 +198,6 @@ async function readMeta(file: string): Promise<PartialMeta | undefined> {
     } catch {
         return undefined;
     }
-}
-
-function isNetworkError(error: unknown): boolean {
-    const code = (error as {code?: unknown}).code;
-    return typeof code === "string" && /^(ECONNRESET|ECONNREFUSED|ECONNABORTED|EPIPE|ETIMEDOUT|EAI_AGAIN|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|ERR_STREAM_PREMATURE_CLOSE)$/.test(code);
 }
 
 const heldLocks = new Set<string>();

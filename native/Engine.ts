@@ -3,7 +3,7 @@ import type {Llama} from "node-llama-cpp";
 import type {ModelShape} from "../models/modelShape.js";
 import {readModelShape} from "../models/readModelShape.js";
 import {defaultThreadCount} from "./defaultThreadCount.js";
-import {HearthError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError, ModelTooLargeError} from "./errors.js";
+import {HearthError, InvalidRequestError, ModelInUseError, ModelNotFoundError, ModelNotReadyError, ModelTooLargeError} from "./errors.js";
 import type {LoadedModel} from "./LoadedModel.js";
 import {loadBackend} from "./loadBackend.js";
 import type {BackendReport} from "./loadBackend.js";
@@ -130,7 +130,7 @@ export class Engine {
 
     /** A pinned model that has loaded; throws 404 or 503 otherwise. For library models use {@link acquire}. */
     get(name: string): LoadedModel {
-        const entry = this.#pinned.get(name);
+        const entry = this.#pinnedEntry(name);
         if (entry == null)
             throw new ModelNotFoundError(name, this.servedNames);
         return this.#readyModel(name, entry);
@@ -151,7 +151,7 @@ export class Engine {
      * request is done; `keepAliveMs` (a request's `keep_alive`) then says how long it stays loaded.
      */
     async acquire(name: string, {keepAliveMs}: {keepAliveMs?: number} = {}): Promise<ModelLease> {
-        const pinned = this.#pinned.get(name);
+        const pinned = this.#pinnedEntry(name);
         if (pinned != null)
             return this.#lease(pinned, this.#readyModel(name, pinned), keepAliveMs);
         const entry = this.#onDemandEntry(this.#find(name), undefined);
@@ -159,26 +159,108 @@ export class Engine {
     }
 
     /**
-     * Loads a library model with these settings now (`POST /api/load`), reloading it if it is loaded with
-     * others and idle. It stays loaded for `keepAliveMs` after its last request; by default until unloaded.
+     * Loads a model with these settings now (`POST /api/load`); settings not given keep those it is loaded
+     * with (the server's flags for a model not loaded). A model loaded with other settings is reloaded with
+     * these when it is idle, pinned ones too (they stay pinned); one in use or still loading is refused with
+     * {@link ModelInUseError}, naming what differs, and never answered with its old settings. A reload that
+     * fails (it does not fit) loads the model back as it was and throws. A library model stays loaded for
+     * `keepAliveMs` after its last request; by default until unloaded.
      */
     async load(name: string, settings: Partial<LoadSettings> = {}, {keepAliveMs = -1}: {keepAliveMs?: number} = {}): Promise<LoadedModelInfo> {
-        const pinned = this.#pinned.get(name);
+        const pinned = this.#pinnedEntry(name);
         if (pinned != null) {
-            this.#readyModel(name, pinned);
+            await this.#loadPinned(name, pinned, settings);
             return this.loadedModels.find((loaded) => loaded.path === pinned.spec.path)!;
         }
         const spec = this.#find(name);
-        const wanted = {...this.defaultSettings, ...settings};
-        const current = this.#onDemand.get(spec.path);
-        if (current != null && !sameSettings(current.settings, wanted)) {
-            if (current.users > 0 || (current.model?.scheduler.busySlots ?? 0) > 0)
-                throw new ModelNotReadyError(`The model "${name}" is in use with other settings; it can be reloaded when its requests finish.`, 5);
+        for (;;) {
+            const current = this.#onDemand.get(spec.path);
+            const differing = current != null ? settingsDiffering(current, settings) : [];
+            if (current == null || differing.length === 0) {
+                const wanted = {...this.defaultSettings, ...settings};
+                const lease = await this.#leaseWhenLoaded(current ?? this.#onDemandEntry(spec, wanted), keepAliveMs);
+                lease.release();
+                return this.loadedModels.find((loaded) => loaded.path === spec.path)!;
+            }
+            refuseIfInUse(name, current, settings, differing);
             await this.#unload(current);
+            if (this.#onDemand.has(spec.path))
+                continue; // Another request loaded it again meanwhile: compare with that one.
+            try {
+                const lease = await this.#leaseWhenLoaded(this.#onDemandEntry(spec, {...current.settings, ...settings}), keepAliveMs);
+                lease.release();
+                return this.loadedModels.find((loaded) => loaded.path === spec.path)!;
+            } catch (error) {
+                if (!this.#onDemand.has(spec.path) && !this.#disposed)
+                    await this.#leaseWhenLoaded(this.#onDemandEntry(spec, current.settings), current.keepAliveMs).then((lease) => lease.release(), () => undefined);
+                throw error;
+            }
         }
-        const lease = await this.#leaseWhenLoaded(this.#onDemandEntry(spec, wanted), keepAliveMs);
-        lease.release();
-        return this.loadedModels.find((loaded) => loaded.path === spec.path)!;
+    }
+
+    /** The pinned model a name is served by: one of its own names, or a library name for the same file. */
+    #pinnedEntry(name: string): Entry | undefined {
+        const entry = this.#pinned.get(name);
+        if (entry != null)
+            return entry;
+        const path = this.options.catalog?.find(name)?.path;
+        return path != null ? [...this.#pinned.values()].find((candidate) => candidate.spec.path === path) : undefined;
+    }
+
+    /**
+     * `load` for a pinned model: nothing to do when it is loaded with these settings; else, when idle (or it
+     * failed to load), it is unloaded and loaded again with them, staying pinned. Requests that come
+     * meanwhile get 503 "still loading", as at start.
+     */
+    async #loadPinned(name: string, entry: Entry, settings: Partial<LoadSettings>): Promise<void> {
+        if (entry.state === "pending")
+            this.#readyModel(name, entry);
+        const differing = settingsDiffering(entry, settings);
+        if (entry.state === "ready") {
+            if (differing.length === 0)
+                return;
+            refuseIfInUse(name, entry, settings, differing);
+        }
+        const previous = entry.state === "ready" ? entry.settings : undefined;
+        const old = entry.model;
+        entry.state = "pending";
+        entry.model = undefined;
+        if (old != null) {
+            old.scheduler.rejectWaiting(new ModelNotReadyError(`The model "${name}" is being reloaded with other settings. Retry in a moment.`));
+            await old.dispose();
+            this.options.log?.("info", `unloaded ${entry.spec.names[0]} to reload it with other settings`);
+        }
+        try {
+            await this.#loadPinnedWith(entry, {...entry.settings, ...settings});
+        } catch (error) {
+            if (previous != null) {
+                await this.#loadPinnedWith(entry, previous).catch((restoreError: unknown) => {
+                    entry.state = "failed";
+                    entry.error = restoreError as Error;
+                });
+            } else {
+                entry.state = "failed";
+                entry.error = error as Error;
+            }
+            throw error;
+        }
+    }
+
+    async #loadPinnedWith(entry: Entry, settings: LoadSettings): Promise<void> {
+        const plan = await this.plan(await shapeOf(entry.spec), settings);
+        if (!plan.fits)
+            throw new ModelTooLargeError(entry.spec.names[0]!, plan.message!);
+        const model = await this.#loadModel({...entry, settings}, plan);
+        if (this.#disposed) {
+            await model.dispose();
+            throw new ModelNotReadyError("The server is shutting down");
+        }
+        entry.settings = settings;
+        entry.plan = plan;
+        entry.model = model;
+        entry.state = "ready";
+        entry.error = undefined;
+        this.options.log?.("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path} (${describePlan(plan)})`);
     }
 
     #find(name: string): ModelToLoad {
@@ -343,8 +425,10 @@ export class Engine {
         return model;
     }
 
-    /** Unloads a library model now, unless a request holds it. */
+    /** Unloads a library model now, unless a request holds it. A model served with `--model` stays, and saying so is an error. */
     async unload(name: string): Promise<boolean> {
+        if (this.#pinnedEntry(name) != null)
+            throw new ModelInUseError(`"${name}" is served with --model: it stays loaded while the server runs (stop the server, or serve it from the library without --model, to unload or delete it).`, "model");
         const spec = this.options.catalog?.find(name);
         const entry = spec != null ? this.#onDemand.get(spec.path) : undefined;
         if (entry == null)
@@ -442,8 +526,36 @@ async function shapeOf(spec: ModelToLoad): Promise<ModelShape> {
     }
 }
 
-function sameSettings(a: LoadSettings, b: LoadSettings): boolean {
-    return a.ctxSize === b.ctxSize && a.parallel === b.parallel && a.gpuLayers === b.gpuLayers;
+/** The load settings as `/api/load` names them, for messages a person reads. */
+const SETTING_NAMES: Record<keyof LoadSettings, string> = {ctxSize: "ctx_size", parallel: "parallel", gpuLayers: "gpu_layers"};
+
+/**
+ * The settings asked for that differ from a model's: a value matches what it was loaded with, or what that
+ * came to (`auto` planned to 3 GPU layers matches 3).
+ */
+function settingsDiffering(entry: Entry, settings: Partial<LoadSettings>): (keyof LoadSettings)[] {
+    const planned: Partial<Record<keyof LoadSettings, unknown>> = entry.plan != null
+        ? {ctxSize: entry.plan.contextSize, parallel: entry.plan.parallel, gpuLayers: entry.plan.gpuLayers}
+        : {};
+    return (Object.keys(SETTING_NAMES) as (keyof LoadSettings)[])
+        .filter((key) => settings[key] !== undefined && settings[key] !== entry.settings[key] && settings[key] !== planned[key]);
+}
+
+/** Refuses to reload a model that a request holds, is generating on, or is still loading, naming what differs. */
+function refuseIfInUse(name: string, entry: Entry, settings: Partial<LoadSettings>, differing: readonly (keyof LoadSettings)[]): void {
+    const busy = entry.state === "pending" || entry.users > 0 || (entry.model?.scheduler.busySlots ?? 0) > 0;
+    if (!busy)
+        return;
+    const describe = (values: Partial<Record<keyof LoadSettings, unknown>>, keys: readonly (keyof LoadSettings)[]) =>
+        keys.map((key) => `${SETTING_NAMES[key]} ${String(values[key])}`).join(", ");
+    const shown: (keyof LoadSettings)[] = ["ctxSize", "parallel", ...differing.includes("gpuLayers") ? ["gpuLayers" as const] : []];
+    const loadedWith = entry.plan != null ? {ctxSize: entry.plan.contextSize, parallel: entry.plan.parallel, gpuLayers: entry.plan.gpuLayers} : entry.settings;
+    throw new ModelInUseError(
+        entry.state === "pending"
+            ? `"${name}" is still loading with ${describe(entry.settings, shown)}; it can be reloaded with ${describe(settings, differing)} once it has loaded and its requests finish.`
+            : `"${name}" is loaded with ${describe(loadedWith, shown)} and in use; it can be reloaded with ${describe(settings, differing)} when its requests finish.`,
+        SETTING_NAMES[differing[0]!]
+    );
 }
 
 function describePlan(plan: OffloadPlan): string {

@@ -37,6 +37,20 @@ export class ModelNotReadyError extends HearthError {
     }
 }
 
+/**
+ * A load asked for settings other than those of a model that is in use (or still loading): it is reloaded only
+ * when idle, so the load is refused rather than answered with the old settings. The message names what differs.
+ */
+export class ModelInUseError extends HearthError {
+    override readonly name = "ModelInUseError";
+    readonly retryAfterSeconds: number;
+
+    constructor(message: string, param: string | null, retryAfterSeconds = 5) {
+        super(message, {param, code: "model_in_use"});
+        this.retryAfterSeconds = retryAfterSeconds;
+    }
+}
+
 export class ContextOverflowError extends HearthError {
     override readonly name = "ContextOverflowError";
 

@@ -7,9 +7,11 @@ import type {ServeConfig} from "./config.js";
 import {BENCH_USAGE, runBenchCommand} from "./benchCli.js";
 import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
 import {KEYS_USAGE, runKeysCommand} from "./access/keysCli.js";
-import {LIBRARY_USAGE, runLibraryCommand} from "./libraryCli.js";
+import {LIBRARY_USAGE, progressPrinter, runLibraryCommand} from "./libraryCli.js";
+import {resolveModelNames} from "./resolveModelNames.js";
 import {startServer} from "./startServer.js";
 import {HearthError} from "../models/HearthError.js";
+import {HubClient, Library, parseModelName} from "../models/index.js";
 import {statusOf} from "./errors.js";
 
 const USAGE = `Usage: hearth <command> [options]
@@ -54,6 +56,32 @@ async function checkModels(config: ServeConfig): Promise<void> {
     }
 }
 
+/**
+ * Pulls each `hf.co/…` model that `--model` names and the library does not have yet, with `hearth pull`'s
+ * progress, so that one command starts a new user. Other names are checked first, so a typo fails before
+ * a download; Ctrl-C stops a pull (the next start resumes it).
+ */
+async function pullNamedModels(config: ServeConfig): Promise<void> {
+    const specs = config.modelNames ?? [];
+    if (specs.length === 0)
+        return;
+    const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
+    const controller = new AbortController();
+    const cancel = () => controller.abort();
+    process.once("SIGINT", cancel);
+    try {
+        const toPull = specs.filter((spec) => library.find(spec.name) == null && parseModelName(spec.name).kind === "hub");
+        resolveModelNames(library, {models: config.models, modelNames: specs.filter((spec) => !toPull.includes(spec))});
+        for (const spec of toPull) {
+            console.error(`${spec.name} is not in the library (${config.home}): pulling it first`);
+            await library.pull(spec.name, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
+        }
+    } finally {
+        process.removeListener("SIGINT", cancel);
+        library.close();
+    }
+}
+
 async function serve(argv: string[]): Promise<void> {
     const {config, help} = parseServeArgs(argv);
     if (help) {
@@ -61,9 +89,10 @@ async function serve(argv: string[]): Promise<void> {
         return;
     }
     await checkModels(config);
+    await pullNamedModels(config);
     const server = await startServer(config, {logger: {level: process.env.HEARTH_LOG_LEVEL ?? "info"}});
     console.log(`Hearth is listening on ${server.url} (OpenAI base_url: ${server.url}/v1)`);
-    if (config.models.length === 0) {
+    if (config.models.length === 0 && config.modelNames == null) {
         const names = server.library.list().map((model) => model.name);
         console.log(names.length > 0
             ? `Serving the library (${config.home}): ${names.join(", ")}`

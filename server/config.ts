@@ -1,3 +1,4 @@
+import {existsSync} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
@@ -18,8 +19,13 @@ export type ModelSpec = {
     names: string[]
 };
 
+/** A `--model` that names a model instead of a file: one in the library, or `hf.co/{owner}/{repo}[:QUANT]`. */
+export type ModelNameSpec = {name: string, alias: string | undefined};
+
 export type ServeConfig = {
     models: ModelSpec[],
+    /** Library models to serve like `models` (loaded at start, pinned); `hearth serve` pulls a Hub name first when it is not in the library. */
+    modelNames?: ModelNameSpec[],
     /**
      * The address to listen on. Undefined follows the app's "LAN access" setting: `0.0.0.0` when it is on,
      * else `127.0.0.1`. Any address other than loopback needs an API key.
@@ -157,6 +163,37 @@ export function modelNameFromPath(filePath: string): string {
     return path.basename(filePath).replace(/\.gguf$/i, "");
 }
 
+const HUB_MODEL_NAME = /^(?:https?:\/\/)?(?:hf\.co|huggingface\.co)\//i;
+
+/**
+ * Whether a `--model` value names a model rather than a file: `hf.co/…`, or a bare library name (no folder,
+ * no `.gguf`) when no file of that name is in the current folder, which keeps meaning that file.
+ */
+function isModelName(value: string, cwd: string): boolean {
+    if (HUB_MODEL_NAME.test(value))
+        return true;
+    return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value) && !/\.gguf$/i.test(value) && !existsSync(path.resolve(cwd, value));
+}
+
+/**
+ * `HEARTH_MODEL`'s list, split at the path delimiter. Where that is `:`, a Hub name's scheme (`https:`) and its
+ * `:QUANT` tag are put back together with it.
+ */
+function splitModelList(value: string): string[] {
+    const items: string[] = [];
+    for (const item of value.split(path.delimiter).filter(Boolean)) {
+        const last = items.at(-1);
+        const joinsLast = path.delimiter === ":" && last != null && (
+            (/^https?$/i.test(last) && item.startsWith("//")) ||
+            (HUB_MODEL_NAME.test(last) && !last.slice(last.lastIndexOf("/")).includes(":") && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(item) && !/\.gguf$/i.test(item)));
+        if (joinsLast)
+            items[items.length - 1] = `${last}:${item}`;
+        else
+            items.push(item);
+    }
+    return items;
+}
+
 const serveOptions = {
     model: {type: "string", short: "m", multiple: true},
     alias: {type: "string", short: "a", multiple: true},
@@ -187,7 +224,9 @@ const serveOptions = {
 
 export const SERVE_USAGE = `Usage: hearth serve [options]
 
-  -m, --model FILE        GGUF file to serve (repeatable); served under its file name without .gguf
+  -m, --model M           GGUF file to serve (repeatable); served under its file name without .gguf.
+                          Or a library model's name, or hf.co/{owner}/{repo}[:QUANT] (pulled first
+                          when it is not in the library): served under its library name
   -a, --alias NAME        another name for the model given at the same position (repeatable)
       --host ADDR         address to listen on (default 127.0.0.1, or 0.0.0.0 when LAN
                           access is on in the app); anything but loopback needs a key HEARTH_HOST
@@ -228,7 +267,7 @@ Access and limits:
 Without --model, every model in the library is served by name (hearth ls lists them) and loads on
 first use. HF_ENDPOINT and HF_TOKEN set the Hugging Face Hub and its access token.
 
-Environment: HEARTH_MODEL takes model paths separated by "${path.delimiter}".`;
+Environment: HEARTH_MODEL takes model paths and names separated by "${path.delimiter}".`;
 
 export type ServeArgs = {config: ServeConfig, help: boolean};
 
@@ -241,17 +280,23 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
         throw new ConfigError((error as Error).message);
     }
 
-    const modelPaths = values.model ?? (env.HEARTH_MODEL ? env.HEARTH_MODEL.split(path.delimiter).filter(Boolean) : []);
+    const modelPaths = values.model ?? (env.HEARTH_MODEL ? splitModelList(env.HEARTH_MODEL) : []);
     const aliases = values.alias ?? (env.HEARTH_ALIAS ? env.HEARTH_ALIAS.split(",").filter(Boolean) : []);
     if (aliases.length > modelPaths.length)
         throw new ConfigError(`--alias was given ${aliases.length} times but --model only ${modelPaths.length}; each alias names the model at the same position`);
 
-    const models: ModelSpec[] = modelPaths.map((modelPath, index) => {
-        const names = [modelNameFromPath(modelPath)];
+    const models: ModelSpec[] = [];
+    const modelNames: ModelNameSpec[] = [];
+    modelPaths.forEach((modelPath, index) => {
         const alias = aliases[index];
+        if (isModelName(modelPath, cwd)) {
+            modelNames.push({name: modelPath, alias});
+            return;
+        }
+        const names = [modelNameFromPath(modelPath)];
         if (alias != null && !names.includes(alias))
             names.push(alias);
-        return {path: path.resolve(cwd, modelPath), names};
+        models.push({path: path.resolve(cwd, modelPath), names});
     });
     const seen = new Set<string>();
     for (const name of models.flatMap((model) => model.names)) {
@@ -295,6 +340,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
         help: values.help === true,
         config: {
             models,
+            ...modelNames.length > 0 ? {modelNames} : {},
             host: pick(values.host, "HEARTH_HOST") || undefined,
             port: port != null ? parseInteger("--port", port, 0, 65535) : DEFAULT_PORT,
             parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,

@@ -6,7 +6,7 @@ import {
     ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError, UnsafePathError
 } from "../models/errors.js";
 import {
-    BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError,
+    BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelInUseError, ModelNotFoundError, ModelNotReadyError,
     ModelTooLargeError, QueueFullError
 } from "../native/errors.js";
 
@@ -37,6 +37,7 @@ const STATUS_BY_CLASS: readonly (readonly [ErrorClass, number | ((error: never) 
     [BackendUnavailableError, 400],
     [ModelNotFoundError, 404],
     [ModelTooLargeError, 422],
+    [ModelInUseError, 409],
     [BenchmarkError, 422],
     [ModelNotReadyError, 503],
     [QueueFullError, 503],
@@ -70,7 +71,8 @@ export function statusOf(error: HearthError): number {
 }
 
 function retryAfterSecondsOf(error: HearthError): number | undefined {
-    return error instanceof QueueFullError || error instanceof ModelNotReadyError || error instanceof DeadlineError ? error.retryAfterSeconds : undefined;
+    return error instanceof QueueFullError || error instanceof ModelNotReadyError || error instanceof DeadlineError || error instanceof ModelInUseError
+        ? error.retryAfterSeconds : undefined;
 }
 
 /** What an error is answered with: the status, OpenAI's body (each API reshapes it), and `Retry-After` when it applies. */

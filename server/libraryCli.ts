@@ -59,7 +59,7 @@ function formatSeconds(seconds: number): string {
 }
 
 /** A progress bar on a terminal; a line every few seconds when the output is a file or a pipe. */
-function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) => void {
+export function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProgress) => void {
     let lastLineAt = 0;
     return (progress) => {
         if (progress.status === "queued")

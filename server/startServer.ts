@@ -13,7 +13,8 @@ import {AuditLog} from "./observability/AuditLog.js";
 import {recordGeneration} from "./observability/requestContext.js";
 import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {ConfigError} from "./config.js";
-import type {ServeConfig} from "./config.js";
+import type {ModelSpec, ServeConfig} from "./config.js";
+import {resolveModelNames} from "./resolveModelNames.js";
 
 export type RunningServer = {
     app: FastifyInstance,
@@ -77,8 +78,10 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
     const access = new AccessStore(library.home, {startupKeys: config.apiKeys, sessionKeys: options.sessionKeys});
     let host: string;
+    let models: ModelSpec[];
     try {
         host = chooseHost(config, access, (message) => console.warn(`hearth: ${message}`));
+        models = resolveModelNames(library, config);
     } catch (error) {
         access.close();
         library.close();
@@ -104,7 +107,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
             metrics.generationDone(report);
             recordGeneration(report);
         }
-    }, config.models);
+    }, models);
     const conversations = new ConversationStore(library.home);
     const responses = new ResponseStore(library.home);
     const benchmarks = new BenchStore(library.home);

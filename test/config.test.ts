@@ -42,6 +42,19 @@ describe("serve configuration", () => {
         assert.equal(config.gpuLayers, 12);
     });
 
+    it("takes a library name or an hf.co name for --model as a model to serve from the library, with its alias", () => {
+        const {config} = parseServeArgs(["-m", "hf.co/owner/repo:Q8_0", "-m", "stories260K", "-m", "./stories260K", "-m", "https://huggingface.co/o/r",
+            "--alias", "tiny", "--alias", "story"], {}, "/nonexistent-folder");
+        assert.deepEqual(config.modelNames, [{name: "hf.co/owner/repo:Q8_0", alias: "tiny"}, {name: "stories260K", alias: "story"}, {name: "https://huggingface.co/o/r", alias: undefined}]);
+        assert.deepEqual(config.models, [{path: "/nonexistent-folder/stories260K", names: ["stories260K"]}], "a path stays a file");
+        // HEARTH_MODEL's ":" separator does not split a Hub name from its scheme or its quantization.
+        const env = {HEARTH_MODEL: "/m/a.gguf:hf.co/o/r:Q4_K_M:https://hf.co/o/s:b.gguf:hf.co/o/t"};
+        const fromEnv = parseServeArgs([], env, "/nonexistent-folder").config;
+        assert.deepEqual(fromEnv.models.map((model) => model.path), ["/m/a.gguf", "/nonexistent-folder/b.gguf"]);
+        assert.deepEqual(fromEnv.modelNames?.map((model) => model.name), ["hf.co/o/r:Q4_K_M", "https://hf.co/o/s", "hf.co/o/t"]);
+        assert.equal(parseServeArgs(["-m", "x.gguf"], {}, "/work").config.modelNames, undefined);
+    });
+
     it("refuses bad values with messages a person can act on", () => {
         const cases: [string[], RegExp][] = [
             [["--port", "99999"], /--port must be between 0 and 65535/],

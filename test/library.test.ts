@@ -140,6 +140,37 @@ describe("model library over /api", () => {
         await ollama.delete({model: `hf.co/${REPO}:Q4_0`});
     });
 
+    it("retries a 503 from the Hub's listing as downloads do, and gives up with the Hub's answer when it persists", async () => {
+        const apiRequests = () => hub.requests.filter((request) => request.path.startsWith("/api/models/")).length;
+        hub.faults.apiFail = {times: 1, status: 503};
+        const listedBefore = apiRequests();
+        const files = await fetch(`${server.url}/api/hub/files?repo=${REPO}`);
+        assert.equal(files.status, 200, await files.clone().text());
+        assert.deepEqual(((await files.json()) as {quantizations: {quantization: string}[]}).quantizations.map((entry) => entry.quantization), ["Q4_0", "Q8_0", "F16"]);
+        assert.equal(hub.faults.apiFail.times, 0);
+        assert.ok(apiRequests() - listedBefore >= 3, "the failed call was made again");
+
+        hub.faults.apiFail = {times: 1, status: 503};
+        const pulled = await postJson(`${server.url}/api/pull`, {model: `hf.co/${REPO}:Q4_0`, stream: false});
+        assert.equal(pulled.status, 200, pulled.text);
+        assert.equal(hub.faults.apiFail.times, 0);
+        await ollama.delete({model: `hf.co/${REPO}:Q4_0`});
+
+        const client = new HubClient({endpoint: hub.url, retries: 3, retryDelayMs: 10});
+        hub.faults.apiFail = {times: 100, status: 503};
+        const attemptsBefore = apiRequests();
+        try {
+            await assert.rejects(client.repoFiles(REPO), /Could not list hf\.co\/ggml-org\/stories260K-GGUF: the Hub answered HTTP 503/);
+            assert.equal(apiRequests() - attemptsBefore, 4, "the first attempt and 3 retries");
+            hub.faults.apiFail = {times: 100, status: 404};
+            const notRetried = apiRequests();
+            await assert.rejects(client.repoFiles(REPO), /not found on the Hub/);
+            assert.equal(apiRequests() - notRetried, 1, "a 404 is not retried");
+        } finally {
+            hub.faults.apiFail = undefined;
+        }
+    });
+
     it("joins a second pull of the same model to the first: one download, progress for both", async () => {
         hub.faults.bytesPerSecond = 1_000_000;
         hub.requests.length = 0;

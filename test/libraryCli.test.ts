@@ -46,6 +46,18 @@ describe("hearth import, ls, show, rm, and serve without --model", () => {
         server.child.kill("SIGTERM");
         assert.equal((await server.exited).code, 0);
 
+        // By its library name, --model serves it pinned: loaded at start.
+        const pinned = spawnHearth(["serve", "--model", "stories260K", "--port", "0", "--threads", "1"], env);
+        try {
+            const [, pinnedUrl] = await pinned.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+            await pinned.waitForOutput(/Ready: stories260K\n/);
+            const ps = await (await fetch(`${pinnedUrl}/api/ps`)).json() as {models: {name: string, expires_at: string}[]};
+            assert.deepEqual(ps.models.map((model) => [model.name, model.expires_at.slice(0, 4)]), [["stories260K", "2318"]]);
+        } finally {
+            pinned.child.kill("SIGTERM");
+        }
+        assert.equal((await pinned.exited).code, 0);
+
         const removed = await spawnHearth(["rm", "stories260K"], env).exited;
         assert.equal(removed.code, 0, removed.stderr);
         assert.match((await spawnHearth(["ls"], env).exited).stdout, /The library is empty/);
@@ -97,6 +109,60 @@ describe("hearth pull", () => {
         const offline = await spawnHearth(["pull", `hf.co/${REPO}:Q8_0`], {...env, HF_ENDPOINT: "http://127.0.0.1:9"}).exited;
         assert.equal(offline.code, 1);
         assert.match(offline.stderr, /could not be reached/);
+    });
+
+    it("serve --model hf.co/… pulls the model with progress when the library lacks it, then serves it pinned under its library name", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-cli-"));
+        const server = spawnHearth(["serve", "--model", `hf.co/${REPO}`, "--alias", "tiny", "--port", "0", "--threads", "1", "--parallel", "2"], {HEARTH_HOME: home, HF_ENDPOINT: hub.url});
+        try {
+            const [, url] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+            await server.waitForOutput(/Ready: hf\.co\/ggml-org\/stories260K-GGUF:Q8_0, tiny/);
+            const client = new OpenAI({baseURL: `${url}/v1`, apiKey: "x"});
+            for (const model of ["tiny", `hf.co/${REPO}`, `hf.co/${REPO}:Q8_0`]) {
+                const completion = await client.completions.create({model, prompt: "Once upon a time", max_tokens: 12, temperature: 0});
+                assert.match(completion.choices[0]!.text, /Lily/, model);
+            }
+            const ps = await (await fetch(`${url}/api/ps`)).json() as {models: {name: string, expires_at: string, details: {family: string, quantization_level: string}}[]};
+            assert.deepEqual(ps.models.map((model) => [model.name, model.details.family, model.details.quantization_level]), [[`hf.co/${REPO}:Q8_0`, "llama", "Q8_0"]],
+                "loaded once, though asked for by three names");
+            assert.match(ps.models[0]!.expires_at, /^2318/);
+            const unload = await fetch(`${url}/api/unload`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: "tiny"})});
+            assert.equal(unload.status, 409);
+        } finally {
+            server.child.kill("SIGTERM");
+        }
+        const {code, stderr} = await server.exited;
+        assert.equal(code, 0, stderr);
+        assert.ok(stderr.includes(`hf.co/${REPO} is not in the library (${home}): pulling it first`), stderr);
+        assert.match(stderr, /pulling +100% {2}379 KB\/379 KB/);
+        assert.match(stderr, new RegExp(`pulled hf\\.co/${REPO}:Q8_0`));
+
+        // Once pulled, it starts from the library without asking the Hub (here unreachable), by its library name as by the Hub's.
+        const offline = spawnHearth(["serve", "--model", `hf.co/${REPO}:Q8_0`, "--port", "0", "--threads", "1"], {HEARTH_HOME: home, HF_ENDPOINT: "http://127.0.0.1:9"});
+        try {
+            await offline.waitForOutput(/Ready: hf\.co\/ggml-org\/stories260K-GGUF:Q8_0\n/);
+        } finally {
+            offline.child.kill("SIGTERM");
+        }
+        assert.equal((await offline.exited).code, 0);
+    });
+
+    it("serve --model with a name that names nothing fails at start, saying why", async () => {
+        const env = {HEARTH_HOME: await mkdtemp(path.join(os.tmpdir(), "hearth-cli-")), HF_ENDPOINT: hub.url};
+        const cases: [string, RegExp][] = [
+            ["no-such-model", /--model no-such-model: there is no such file, and no model of that name in the library .*hearth ls lists the library/],
+            [`hf.co/${REPO}:Q2_K`, /has no Q2_K GGUF file\. It has: Q8_0, F16/],
+            ["hf.co/nobody/nothing", /not found on the Hub/],
+            ["hf.co/just-a-name", /a Hub model is named hf\.co\/\{owner\}\/\{repo\}/]
+        ];
+        for (const [name, pattern] of cases) {
+            const started = performance.now();
+            const {code, stdout, stderr} = await spawnHearth(["serve", "--model", name, "--port", "0"], env).exited;
+            assert.equal(code, 2, `${name}: ${stderr}`);
+            assert.match(stderr, pattern, name);
+            assert.doesNotMatch(stdout, /listening/, "it never listens");
+            assert.ok(performance.now() - started < 20_000, "fails fast");
+        }
     });
 
     it("resumes after the process was killed in the middle of a download", async () => {

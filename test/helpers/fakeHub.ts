@@ -30,6 +30,8 @@ export type FakeHubFaults = {
     cut?: {path?: string, afterBytes: number, times: number},
     /** The next `times` requests to resolve/ or the file host answer 500 (or `status`). */
     fail?: {path?: string, times: number, status?: number},
+    /** The next `times` requests to the model API (`/api/models/…`: info and file listings) answer 500 (or `status`). */
+    apiFail?: {times: number, status?: number},
     /** Throttle bodies to this many bytes per second (for cancel tests). */
     bytesPerSecond?: number,
     /** Answer 200 with the whole file even when a Range is asked for. */
@@ -257,7 +259,11 @@ export async function startFakeHub(repos: FakeHubRepo[] = []): Promise<FakeHub> 
             return sendJson(res, 404, {error: "Not found"});
 
         const filePath = isCdn ? url.searchParams.get("path") ?? "" : rest.join("/");
-        if (!api) {
+        if (api) {
+            const fail = takeFault(hub.faults.apiFail, "");
+            if (fail != null)
+                return sendJson(res, fail.status ?? 500, {error: "Internal Error"});
+        } else {
             const fail = takeFault(hub.faults.fail, filePath);
             if (fail != null)
                 return sendJson(res, fail.status ?? 500, {error: "Internal Error"});
