@@ -79,7 +79,7 @@ export class Engine {
 
     /** The settings a model loads with unless a load asks for others: the server's flags. */
     get defaultSettings(): LoadSettings {
-        return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers};
+        return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers, kvCacheType: this.options.kvCacheType ?? "f16"};
     }
 
     /** Evaluation threads each model uses; known once the backend has started. */
@@ -431,5 +431,6 @@ function sameSettings(a: LoadSettings, b: LoadSettings): boolean {
 }
 
 function describePlan(plan: OffloadPlan): string {
-    return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots`;
+    return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots: ${plan.contextReason}` +
+        (plan.kvCacheType !== "f16" ? `, ${plan.kvCacheType} KV cache` : "");
 }

@@ -7,7 +7,7 @@ import {
 } from "../models/errors.js";
 import {
     BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelNotFoundError, ModelNotReadyError,
-    ModelTooLargeError, QueueFullError
+    ModelTooLargeError, QueueFullError, UnsupportedKvCacheError
 } from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
@@ -37,6 +37,7 @@ const STATUS_BY_CLASS: readonly (readonly [ErrorClass, number | ((error: never) 
     [BackendUnavailableError, 400],
     [ModelNotFoundError, 404],
     [ModelTooLargeError, 422],
+    [UnsupportedKvCacheError, 422],
     [BenchmarkError, 422],
     [ModelNotReadyError, 503],
     [QueueFullError, 503],
