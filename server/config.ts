@@ -134,6 +134,14 @@ function parseInteger(name: string, value: string, min: number, max = Number.MAX
     return parsed;
 }
 
+function parseCtxSize(value: string | undefined): "auto" | number {
+    if (value == null || value === "auto")
+        return "auto";
+    if (!/^\d+$/.test(value.trim()))
+        throw new ConfigError(`--ctx-size must be auto or a whole number of tokens, got "${value}"`);
+    return parseInteger("--ctx-size", value, 64, 1 << 20);
+}
+
 function parseGpu(value: string): GpuChoice {
     if ((GPU_CHOICES as readonly string[]).includes(value))
         return value as GpuChoice;
@@ -297,7 +305,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             host: pick(values.host, "HEARTH_HOST") || undefined,
             port: port != null ? parseInteger("--port", port, 0, 65535) : DEFAULT_PORT,
             parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,
-            ctxSize: ctxSize != null && ctxSize !== "auto" ? parseInteger("--ctx-size", ctxSize, 64, 1 << 20) : "auto",
+            ctxSize: parseCtxSize(ctxSize),
             kvCacheType: kvCacheType as KvCacheType,
             threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
             gpu: gpu != null ? parseGpu(gpu) : "auto",

@@ -40,6 +40,23 @@ describe("memory estimates", () => {
         });
     }
 
+    it("know a q8_0 KV cache: 34 bytes per 32 elements, within 15% of what llama.cpp allocates, and the whole load too", async () => {
+        const modelPath = await testModel("synthetic/synthetic-llama-23M-Q8_0.gguf");
+        const shape = await readModelShape(modelPath);
+        const [ctxSize, parallel] = [8192, 2];
+        const measured = await measureLoadMemory(modelPath, ctxSize, parallel, "q8_0");
+        const estimate = estimateMemory(shape, {ctxSize, parallel, kvCacheType: "q8_0"}, 0);
+        const f16 = estimateMemory(shape, {ctxSize, parallel}, 0);
+        const kvElements = shape.kvElementsPerBlock.reduce((sum, elements) => sum + elements, 0) * ctxSize * parallel;
+        const estimatedKvBytes = kvElements * 34 / 32;
+        assert.equal(f16.ramBytes - estimate.ramBytes, kvElements * 2 - estimatedKvBytes, "only the KV cache differs from F16's");
+        assert.ok(Math.abs(measured.kvBytes - estimatedKvBytes) <= 0.15 * measured.kvBytes,
+            `KV cache: estimated ${estimatedKvBytes} bytes, llama.cpp reports ${measured.kvBytes}`);
+        const measuredBytes = measuredTotalBytes(measured);
+        assert.ok(Math.abs(estimate.ramBytes - measuredBytes) <= Math.max(0.15 * measuredBytes, 8 * 2 ** 20),
+            `estimated ${estimate.ramBytes} bytes, measured ${measuredBytes} (${JSON.stringify(measured)})`);
+    });
+
     it("sizes every tensor from the header's offsets: they add up to the file's data", async () => {
         const modelPath = await testModel("synthetic/synthetic-llama-23M-Q4_K_M.gguf");
         const shape = await readModelShape(modelPath);
