@@ -79,6 +79,25 @@ describe("--ctx-size auto (the default)", () => {
             assert.equal(ps.models[0]!.context_length, 2048);
             assert.equal(ps.models[0]!.context_reason, "the size asked for");
         });
+
+        it("loads a library model with ctx_size auto at its trained context (8,192 tokens for the scripted Qwen3)", async () => {
+            const name = (await server!.library.import(await testModel("scripted/qwen3-script.gguf"))).name;
+            const loaded = await call("POST", `${server!.url}/api/load`, {model: name, ctx_size: "auto", parallel: 1});
+            assert.equal(loaded.status, 200, JSON.stringify(loaded.json));
+            assert.equal(loaded.json.context_size, 8192);
+            assert.equal(loaded.json.context_reason, "the model's trained context");
+            const ps = (await call("GET", `${server!.url}/api/ps`)).json as {models: Json[]};
+            const entry = ps.models.find((model) => model.name === name)!;
+            assert.equal(entry.context_length, 8192);
+            assert.equal(entry.context_reason, "the model's trained context");
+            const long = await call("POST", `${server!.url}/v1/completions`, {model: name, prompt: tokens(5000), max_tokens: 1, temperature: 0});
+            assert.equal(long.status, 200, JSON.stringify(long.json));
+            assert.equal((long.json.usage as Json).prompt_tokens, 5000);
+            assert.equal((await call("POST", `${server!.url}/api/unload`, {model: name})).status, 200);
+            const bad = await call("POST", `${server!.url}/api/load`, {model: name, ctx_size: "lots"});
+            assert.equal(bad.status, 400);
+            assert.match(String(bad.json.error), /ctx_size/);
+        });
     });
 });
 
