@@ -196,9 +196,10 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
   -p, --port N            port, 0 for any free one (default ${DEFAULT_PORT})              HEARTH_PORT
       --parallel N        slots per model: requests generated at once (default 4) HEARTH_PARALLEL
   -c, --ctx-size N        context size of each slot in tokens, or auto (default auto: the
-                          model's trained context as far as free memory allows) HEARTH_CTX_SIZE
-      --kv-cache-type T   K/V cache type: ${KV_CACHE_TYPES.join("|")} (default f16;
-                          q8_0 fits about twice the context)         HEARTH_KV_CACHE_TYPE
+                          model's trained context as far as memory allows) HEARTH_CTX_SIZE
+      --kv-cache-type T   K/V cache type: f16 (default), q8_0 (about 1.9x the context in
+                          the same memory), q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32
+                                                                            HEARTH_KV_CACHE_TYPE
   -t, --threads N         CPU threads for evaluation (default: see README)      HEARTH_THREADS
       --gpu BACKEND       auto|cuda|metal|vulkan|cpu (default auto)             HEARTH_GPU
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
