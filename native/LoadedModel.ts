@@ -34,6 +34,14 @@ export type LoadModelOptions = {
     ctxSize: number,
     /** The K and V cache's element type. Defaults to `"f16"`. */
     kvCacheType?: KvCacheType,
+    /**
+     * The context size was chosen by Hearth's plan to fit free memory (`--ctx-size auto`): skip node-llama-cpp's own
+     * check, whose estimate of a context is often several times Hearth's measured one (2.9 GiB against 0.09 for stories260K
+     * at 2,048 tokens x 64 slots, 6.5 against 2.3 for synthetic-llama-23M at 8,192 x 32), so it would refuse a context
+     * the plan sized to fill free memory.
+     * Defaults to `false`: a size asked for is checked by node-llama-cpp too.
+     */
+    contextSizedByPlan?: boolean,
     threads: number,
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
@@ -114,6 +122,7 @@ export class LoadedModel {
                 // llama.cpp reads a quantized V cache only in its flash-attention kernel.
                 flashAttention: quantizedCache ? true : flashAttentionFor(options.flashAttention, model),
                 batchSize: Math.min(512, options.ctxSize * options.parallel),
+                ignoreMemorySafetyChecks: options.contextSizedByPlan === true,
                 ...kvCacheType !== "f16" ? {experimentalKvCacheKeyType: ggmlTypeName(kvCacheType), experimentalKvCacheValueType: ggmlTypeName(kvCacheType)} : {}
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;

@@ -20,6 +20,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             parallel: plan.parallel,
             ctxSize: plan.contextSize,
             kvCacheType: plan.kvCacheType,
+            contextSizedByPlan: settings.ctxSize === "auto",
             threads,
             flashAttention,
             decodeLoop,
