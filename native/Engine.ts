@@ -81,7 +81,7 @@ export class Engine {
 
     /** The settings a model loads with unless a load asks for others: the server's flags. */
     get defaultSettings(): LoadSettings {
-        return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers};
+        return {ctxSize: this.options.ctxSize, parallel: this.options.parallel, gpuLayers: this.options.gpuLayers, kvCacheType: this.options.kvCacheType ?? "f16"};
     }
 
     /** Evaluation threads each model uses; known once the backend has started. */
@@ -527,7 +527,7 @@ async function shapeOf(spec: ModelToLoad): Promise<ModelShape> {
 }
 
 /** The load settings as `/api/load` names them, for messages a person reads. */
-const SETTING_NAMES: Record<keyof LoadSettings, string> = {ctxSize: "ctx_size", parallel: "parallel", gpuLayers: "gpu_layers"};
+const SETTING_NAMES: Record<keyof LoadSettings, string> = {ctxSize: "ctx_size", parallel: "parallel", gpuLayers: "gpu_layers", kvCacheType: "kv_cache_type"};
 
 /**
  * The settings asked for that differ from a model's: a value matches what it was loaded with, or what that
@@ -535,7 +535,7 @@ const SETTING_NAMES: Record<keyof LoadSettings, string> = {ctxSize: "ctx_size", 
  */
 function settingsDiffering(entry: Entry, settings: Partial<LoadSettings>): (keyof LoadSettings)[] {
     const planned: Partial<Record<keyof LoadSettings, unknown>> = entry.plan != null
-        ? {ctxSize: entry.plan.contextSize, parallel: entry.plan.parallel, gpuLayers: entry.plan.gpuLayers}
+        ? {ctxSize: entry.plan.contextSize, parallel: entry.plan.parallel, gpuLayers: entry.plan.gpuLayers, kvCacheType: entry.plan.kvCacheType}
         : {};
     return (Object.keys(SETTING_NAMES) as (keyof LoadSettings)[])
         .filter((key) => settings[key] !== undefined && settings[key] !== entry.settings[key] && settings[key] !== planned[key]);
@@ -559,5 +559,6 @@ function refuseIfInUse(name: string, entry: Entry, settings: Partial<LoadSetting
 }
 
 function describePlan(plan: OffloadPlan): string {
-    return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots`;
+    return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots: ${plan.contextReason}` +
+        (plan.kvCacheType !== "f16" ? `, ${plan.kvCacheType} KV cache` : "");
 }

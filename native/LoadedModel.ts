@@ -5,14 +5,16 @@ import type {CallSyntax, ChatTurn} from "./chat/ChatFormat.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
 import {nativeContextOf} from "./addonAccess.js";
-import {flashAttentionFor} from "./flashAttention.js";
+import {attentionHeadSize, flashAttentionFor} from "./flashAttention.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
-import {ContextOverflowError, InvalidRequestError} from "./errors.js";
+import {ContextOverflowError, InvalidRequestError, UnsupportedKvCacheError} from "./errors.js";
+import {ggmlTypeName, isQuantizedKvCache, KV_CACHE_QUANT_BLOCK} from "./kvCacheTypes.js";
+import type {KvCacheType} from "./kvCacheTypes.js";
 import {compileJsonSchema, jsonGrammarStop} from "./jsonSchema/index.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration, ToolGrammars} from "./generateOnSlot.js";
@@ -30,6 +32,16 @@ export type LoadModelOptions = {
     parallel: number,
     /** Context size of each slot, in tokens. */
     ctxSize: number,
+    /** The K and V cache's element type. Defaults to `"f16"`. */
+    kvCacheType?: KvCacheType,
+    /**
+     * The context size was chosen by Hearth's plan to fit free memory (`--ctx-size auto`): skip node-llama-cpp's own
+     * check, whose estimate of a context is often several times Hearth's measured one (2.9 GiB against 0.09 for stories260K
+     * at 2,048 tokens x 64 slots, 6.5 against 2.3 for synthetic-llama-23M at 8,192 x 32), so it would refuse a context
+     * the plan sized to fill free memory.
+     * Defaults to `false`: a size asked for is checked by node-llama-cpp too.
+     */
+    contextSizedByPlan?: boolean,
     threads: number,
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
@@ -57,6 +69,7 @@ export type Generation = {
 };
 
 const grammarCacheSize = 32;
+const maxEmbeddingContextSize = 8192;
 
 /** One model in memory: its context, whose sequences are the slots, and the scheduler that hands them out. */
 export class LoadedModel {
@@ -102,13 +115,20 @@ export class LoadedModel {
     static async load(llama: Llama, options: LoadModelOptions): Promise<LoadedModel> {
         const model = await llama.loadModel({modelPath: options.path, gpuLayers: options.gpuLayers});
         try {
+            const kvCacheType = options.kvCacheType ?? "f16";
+            const quantizedCache = isQuantizedKvCache(kvCacheType);
+            if (quantizedCache)
+                checkQuantizedKvCache(options.names[0]!, kvCacheType, model, options.flashAttention);
             // node-llama-cpp gives each sequence (slot) its own contextSize of KV cache; requests are bounded to it.
             const context = await model.createContext({
                 contextSize: options.ctxSize,
                 sequences: options.parallel,
                 threads: options.threads,
-                flashAttention: flashAttentionFor(options.flashAttention, model),
-                batchSize: Math.min(512, options.ctxSize * options.parallel)
+                // llama.cpp reads a quantized V cache only in its flash-attention kernel.
+                flashAttention: quantizedCache ? true : flashAttentionFor(options.flashAttention, model),
+                batchSize: Math.min(512, options.ctxSize * options.parallel),
+                ignoreMemorySafetyChecks: options.contextSizedByPlan === true,
+                ...kvCacheType !== "f16" ? {experimentalKvCacheKeyType: ggmlTypeName(kvCacheType), experimentalKvCacheValueType: ggmlTypeName(kvCacheType)} : {}
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
             return new LoadedModel(options, model, context, new ChatFormat(model, chatWrapperType));
@@ -281,14 +301,23 @@ export class LoadedModel {
         return grammar;
     }
 
+    /**
+     * Tokens one input to embed may have: a slot's context, at most 8,192 (what embedding models are trained on). The
+     * embedding context is created on first use, outside the load's plan, so an automatic 128k-token slot must not
+     * give it a 128k-token KV cache too.
+     */
+    get embeddingContextSize(): number {
+        return Math.min(this.ctxSizePerSlot, maxEmbeddingContextSize);
+    }
+
     /** Embeds inputs one after another on a context of its own, so embedding never takes a chat slot. */
     embed(input: string | readonly number[], param = "input"): Promise<{vector: readonly number[], tokens: number}> {
         const run = async () => {
-            this.#embeddingContext ??= this.model.createEmbeddingContext({contextSize: this.ctxSizePerSlot, threads: this.#threads});
+            this.#embeddingContext ??= this.model.createEmbeddingContext({contextSize: this.embeddingContextSize, threads: this.#threads});
             const context = await this.#embeddingContext;
             const tokens = typeof input === "string" ? this.model.tokenize(input, false) : this.#checkTokenIds(input, param);
-            if (tokens.length > this.ctxSizePerSlot)
-                throw new ContextOverflowError(tokens.length, this.ctxSizePerSlot, param);
+            if (tokens.length > this.embeddingContextSize)
+                throw new ContextOverflowError(tokens.length, this.embeddingContextSize, param);
             if (tokens.length === 0)
                 throw new InvalidRequestError("Cannot embed an empty input", param);
             const embedding = await context.getEmbeddingFor(tokens);
@@ -307,4 +336,18 @@ export class LoadedModel {
         await this.context.dispose();
         await this.model.dispose();
     }
+}
+
+/**
+ * What llama.cpp requires of a quantized K/V cache, checked before it is asked (its refusal reaches node-llama-cpp
+ * only as "Failed to create context"): flash attention, and attention heads a whole number of quantization blocks.
+ */
+function checkQuantizedKvCache(name: string, type: KvCacheType, model: LlamaModel, flashAttention: FlashAttentionSetting): void {
+    if (flashAttention === "off")
+        throw new UnsupportedKvCacheError(name, type, "a quantized KV cache needs flash attention, and --flash-attn is off");
+    const architecture = model.fileInfo.architectureMetadata as {attention?: {key_length?: number, value_length?: number}};
+    const widths = [attentionHeadSize(model), architecture.attention?.value_length].filter((width) => width != null);
+    const misfit = widths.find((width) => width % KV_CACHE_QUANT_BLOCK !== 0);
+    if (misfit != null)
+        throw new UnsupportedKvCacheError(name, type, `its attention heads are ${misfit} wide, not a multiple of the cache's ${KV_CACHE_QUANT_BLOCK}-element blocks`);
 }

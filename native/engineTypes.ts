@@ -2,6 +2,7 @@ import type {Backend} from "./loadBackend.js";
 import type {DecodeLoopReport, GenerationReport, LoadedModel} from "./LoadedModel.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import type {KvCacheType} from "./kvCacheTypes.js";
 import type {OffloadPlan} from "./planOffload.js";
 
 /** The types the engine is configured with and hands out. */
@@ -19,7 +20,10 @@ export type EngineOptions = {
     /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
     threads: "auto" | number,
     parallel: number,
-    ctxSize: number,
+    /** Context size of each slot: `"auto"` sizes it by the model and free memory (see `planOffload`). */
+    ctxSize: "auto" | number,
+    /** The K and V cache's element type. Defaults to `"f16"`. */
+    kvCacheType?: KvCacheType,
     maxQueue: number,
     chatTemplate?: string,
     /** How long a library model stays loaded after its last request; negative keeps it loaded. Defaults to 5 minutes. */

@@ -103,6 +103,16 @@ export class ModelTooLargeError extends HearthError {
     }
 }
 
+/** A model that cannot use the server's `--kv-cache-type` (llama.cpp would refuse to create its context). */
+export class UnsupportedKvCacheError extends HearthError {
+    override readonly name = "UnsupportedKvCacheError";
+
+    constructor(model: string, kvCacheType: string, reason: string) {
+        super(`"${model}" cannot load with the ${kvCacheType} KV cache: ${reason}. Start the server with --kv-cache-type f16 (the default).`,
+            {code: "unsupported_kv_cache_type"});
+    }
+}
+
 /**
  * The reason a request's deadline fired: the server's `--request-timeout`, or a shutdown. A generation
  * running then ends early as if its token budget ran out; one still waiting for a slot gets this error.

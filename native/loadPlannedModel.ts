@@ -8,7 +8,7 @@ import type {GenerationReport} from "./LoadedModel.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 
-/** Loads a model as planned: the plan's layers on the GPU, the settings' context and slots. */
+/** Loads a model as planned: the plan's layers on the GPU, its context size, slots and KV cache type. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
     {threads, flashAttention, decodeLoop, maxQueue, chatTemplate, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
         decodeLoop: DecodeLoopSetting, maxQueue: number, chatTemplate: string | undefined,
@@ -17,8 +17,10 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
         return await LoadedModel.load(llama, {
             names: spec.names,
             path: spec.path,
-            parallel: settings.parallel,
-            ctxSize: settings.ctxSize,
+            parallel: plan.parallel,
+            ctxSize: plan.contextSize,
+            kvCacheType: plan.kvCacheType,
+            contextSizedByPlan: settings.ctxSize === "auto",
             threads,
             flashAttention,
             decodeLoop,

@@ -1,13 +1,20 @@
 import type {ModelShape} from "../models/modelShape.js";
+import {DEFAULT_KV_CACHE_TYPE, KV_CACHE_BYTES_PER_ELEMENT} from "./kvCacheTypes.js";
+import type {KvCacheType} from "./kvCacheTypes.js";
 
 export type LoadSettings = {
-    /** Context size of each slot, in tokens. */
-    ctxSize: number,
+    /** Context size of each slot, in tokens: `"auto"` sizes it by the model and free memory (see `planOffload`). */
+    ctxSize: "auto" | number,
     /** Slots (sequences), each with its own `ctxSize` of KV cache. */
     parallel: number,
     /** Layers on the GPU: `"auto"` as many as fit with a safety margin, `"max"` all of them, or a number. */
-    gpuLayers: "auto" | "max" | number
+    gpuLayers: "auto" | "max" | number,
+    /** The K and V cache's element type. Defaults to `"f16"`. */
+    kvCacheType?: KvCacheType
 };
+
+/** The settings one estimate is for: a context size already chosen. */
+export type SizedSettings = {ctxSize: number, parallel: number, kvCacheType?: KvCacheType};
 
 /** Memory the machine has for a model now (after what is already loaded). */
 export type MemoryAvailable = {
@@ -31,8 +38,13 @@ export type MemoryEstimate = {
 };
 
 export type OffloadPlan = MemoryEstimate & {
+    /** Context size of each slot, in tokens: the one asked for, or the one `"auto"` chose. */
     contextSize: number,
+    /** Why the context is this size, for the log, `/api/ps` and the app ("the model's trained context"). */
+    contextReason: string,
+    /** Slots: those asked for, or fewer where an `"auto"` context at its floor fits only fewer. */
     parallel: number,
+    kvCacheType: KvCacheType,
     fits: boolean,
     /** Where the model runs: all layers on the GPU, some, none, or it does not fit at all. */
     placement: "gpu" | "partial" | "cpu" | "none",
@@ -40,8 +52,6 @@ export type OffloadPlan = MemoryEstimate & {
     message?: string
 };
 
-/** The KV cache holds F16 keys and values, as node-llama-cpp and llama.cpp create it by default. */
-const KV_BYTES_PER_ELEMENT = 2;
 /** llama.cpp's default micro-batch: the compute buffers are sized for this many tokens at once. */
 const MAX_UBATCH = 512;
 /**
@@ -58,7 +68,7 @@ const RUNTIME_BYTES_PER_TOKEN = 660;
  * attention mask and the activations) and the runtime's own tables. Measured against llama.cpp's own buffer
  * sizes on the test models, on the CPU and on a Vulkan device.
  */
-export function estimateMemory(shape: ModelShape, {ctxSize, parallel}: Omit<LoadSettings, "gpuLayers">, gpuLayers: number): MemoryEstimate {
+export function estimateMemory(shape: ModelShape, {ctxSize, parallel, kvCacheType = DEFAULT_KV_CACHE_TYPE}: SizedSettings, gpuLayers: number): MemoryEstimate {
     const layersTotal = shape.blockCount + 1;
     const onGpu = Math.max(0, Math.min(Math.floor(gpuLayers), layersTotal));
     const firstGpuBlock = shape.blockCount - Math.max(0, onGpu - 1);
@@ -67,7 +77,7 @@ export function estimateMemory(shape: ModelShape, {ctxSize, parallel}: Omit<Load
     let vramBytes = 0;
     let ramWeightsBytes = shape.inputBytes;
     let ramBytes = 0;
-    const kvBytesPerBlock = (block: number) => ctxSize * parallel * shape.kvElementsPerBlock[block]! * KV_BYTES_PER_ELEMENT;
+    const kvBytesPerBlock = (block: number) => ctxSize * parallel * shape.kvElementsPerBlock[block]! * KV_CACHE_BYTES_PER_ELEMENT[kvCacheType];
     for (let block = 0; block < shape.blockCount; block++) {
         if (block >= firstGpuBlock) {
             vramBytes += shape.blockBytes[block]! + kvBytesPerBlock(block);
@@ -100,21 +110,114 @@ export function safetyMarginBytes(totalBytes: number): number {
     return Math.min(1 << 30, Math.max(256 << 20, totalBytes * 0.05));
 }
 
+/** An `"auto"` context never starts below this many tokens per slot, unless the model was trained on fewer. */
+export const AUTO_CONTEXT_FLOOR = 4096;
+/** An `"auto"` context below the trained one is a multiple of this (llama.cpp pads a sequence's cells to 256). */
+const AUTO_CONTEXT_STEP = 256;
+
+type SizedLoadSettings = LoadSettings & {ctxSize: number};
+
 /**
- * How to load a model on this machine: with `"auto"`, the most layers whose VRAM fits (with a safety
- * margin), and whether the rest fits in RAM. A plan that does not fit says what would.
+ * How to load a model on this machine: with `"auto"` layers, the most whose VRAM fits (with a safety
+ * margin), and whether the rest fits in RAM; with an `"auto"` context, see {@link planAutoContext}.
+ * A plan that does not fit says what would.
  */
 export function planOffload(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): OffloadPlan {
+    if (settings.ctxSize === "auto")
+        return planAutoContext(shape, settings, available);
+    return planSized(shape, {...settings, ctxSize: settings.ctxSize}, available, "the size asked for");
+}
+
+function planSized(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable, contextReason: string): OffloadPlan {
     const estimate = estimateFor(shape, settings, available);
+    return planOf(shape, settings, available, estimate, contextReason);
+}
+
+function planOf(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable, estimate: MemoryEstimate, contextReason: string): OffloadPlan {
     const fits = fitsIn(estimate, available);
     const placement = !fits ? "none" : estimate.gpuLayers === 0 ? "cpu" : estimate.gpuLayers === estimate.layersTotal ? "gpu" : "partial";
-    const plan: OffloadPlan = {...estimate, contextSize: settings.ctxSize, parallel: settings.parallel, fits, placement};
+    const plan: OffloadPlan = {
+        ...estimate, contextSize: settings.ctxSize, contextReason, parallel: settings.parallel,
+        kvCacheType: settings.kvCacheType ?? DEFAULT_KV_CACHE_TYPE, fits, placement
+    };
     if (!fits)
         plan.message = notFitMessage(shape, settings, available, estimate);
     return plan;
 }
 
-function estimateFor(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): MemoryEstimate {
+/**
+ * `--ctx-size auto`, the default. The rule, in order:
+ * 1. Each slot's ceiling is the model's trained context (4,096 tokens when its header does not say); its floor is
+ *    {@link AUTO_CONTEXT_FLOOR} tokens, or the trained context where that is less.
+ * 2. Layers before context, as Ollama does: with `--gpu-layers auto` the layers are the most that fit at the floor
+ *    context (all of them where they fit); a layer count or `max` is kept as given.
+ * 3. With those layers, the context grows in steps of 256 tokens while the whole load still fits (VRAM and RAM,
+ *    each with its safety margin), up to the ceiling. So a model partly on the GPU keeps its layers there and gets
+ *    little more than the floor, and one on the CPU gets what free RAM allows.
+ * 4. When even the floor does not fit with `--parallel` slots: the most slots that fit at the floor (then 3 with
+ *    those); when one slot at the floor does not fit, the plan does not fit and says what would.
+ */
+function planAutoContext(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): OffloadPlan {
+    const trained = shape.trainedContextLength != null && shape.trainedContextLength > 0 ? shape.trainedContextLength : undefined;
+    const ceiling = trained ?? AUTO_CONTEXT_FLOOR;
+    const floor = Math.min(AUTO_CONTEXT_FLOOR, ceiling);
+    const atFloor = (parallel: number): SizedLoadSettings => ({...settings, ctxSize: floor, parallel});
+
+    let parallel = settings.parallel;
+    let floorEstimate = estimateFor(shape, atFloor(parallel), available);
+    while (!fitsIn(floorEstimate, available) && parallel > 1)
+        floorEstimate = estimateFor(shape, atFloor(--parallel), available);
+    if (!fitsIn(floorEstimate, available)) {
+        const refused = planOf(shape, atFloor(1), available, floorEstimate, `the smallest automatic context, ${floor} tokens in 1 slot`);
+        refused.message = `Even ${floor} tokens in 1 slot, the least --ctx-size auto gives, do not fit. ${refused.message!}`;
+        return refused;
+    }
+
+    const layers = floorEstimate.gpuLayers;
+    const sized = (ctxSize: number): SizedLoadSettings => ({...settings, ctxSize, parallel});
+    const estimateAt = (ctxSize: number) => estimateMemory(shape, sized(ctxSize), layers);
+    let ctxSize = floor;
+    let estimate = floorEstimate;
+    if (fitsIn(estimateAt(ceiling), available)) {
+        ctxSize = ceiling;
+        estimate = estimateAt(ceiling);
+    } else {
+        // The largest multiple of the step below the ceiling that fits; the floor does.
+        let low = Math.ceil(floor / AUTO_CONTEXT_STEP);
+        let high = Math.ceil(ceiling / AUTO_CONTEXT_STEP) - 1;
+        while (low < high) {
+            const middle = Math.ceil((low + high) / 2);
+            if (fitsIn(estimateAt(middle * AUTO_CONTEXT_STEP), available))
+                low = middle;
+            else
+                high = middle - 1;
+        }
+        if (low * AUTO_CONTEXT_STEP > floor) {
+            ctxSize = low * AUTO_CONTEXT_STEP;
+            estimate = estimateAt(ctxSize);
+        }
+    }
+
+    const slots = (count: number) => `${count} ${count === 1 ? "slot" : "slots"}`;
+    let reason: string;
+    if (ctxSize === ceiling)
+        reason = trained != null ? "the model's trained context" : "the model does not say its trained context";
+    else
+        reason = `what fits in ${scarceMemory(estimateAt(Math.min(ceiling, ctxSize + AUTO_CONTEXT_STEP)), available)} with ${slots(parallel)}`;
+    if (parallel < settings.parallel)
+        reason += `; only ${slots(parallel)} of ${settings.parallel} fit in ${scarceMemory(estimateFor(shape, atFloor(parallel + 1), available), available)} at ${floor} tokens`;
+    return planOf(shape, sized(ctxSize), available, estimate, reason);
+}
+
+/** Which memory an estimate that does not fit runs out of, as a person would name it. */
+function scarceMemory(estimate: MemoryEstimate, available: MemoryAvailable): string {
+    if (available.unifiedMemory)
+        return "free memory";
+    const usableVram = available.vramFreeBytes - (estimate.vramBytes > 0 ? safetyMarginBytes(available.vramTotalBytes) : 0);
+    return estimate.vramBytes > usableVram ? "free VRAM" : "free RAM";
+}
+
+function estimateFor(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable): MemoryEstimate {
     const layersTotal = shape.blockCount + 1;
     if (available.vramTotalBytes === 0)
         return estimateMemory(shape, settings, 0); // on the CPU backend a layer count asks for nothing
@@ -142,7 +245,7 @@ function fitsIn(estimate: MemoryEstimate, available: MemoryAvailable): boolean {
     return estimate.ramBytes <= usableRam && estimate.vramBytes <= usableVram;
 }
 
-function notFitMessage(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable, estimate: MemoryEstimate): string {
+function notFitMessage(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable, estimate: MemoryEstimate): string {
     const neededBytes = estimate.ramBytes + estimate.vramBytes;
     const freeBytes = available.ramFreeBytes + (available.unifiedMemory ? 0 : available.vramFreeBytes);
     const needs = `It needs ${formatGigabytes(neededBytes)} of memory (${formatGigabytes(estimate.ramBytes)} RAM` +

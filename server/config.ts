@@ -2,6 +2,8 @@ import {existsSync} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
+import {DEFAULT_KV_CACHE_TYPE, isQuantizedKvCache, KV_CACHE_TYPES} from "../native/kvCacheTypes.js";
+import type {KvCacheType} from "../native/kvCacheTypes.js";
 
 /** The one place where Hearth reads its settings: CLI flags first, then `HEARTH_*` variables, then defaults. */
 
@@ -35,8 +37,13 @@ export type ServeConfig = {
     port: number,
     /** Slots (context sequences) per model. Defaults to `4`. */
     parallel: number,
-    /** Context size of each slot, in tokens. Defaults to `2048`. */
-    ctxSize: number,
+    /**
+     * Context size of each slot, in tokens. Defaults to `"auto"`: the model's trained context as far as free memory
+     * allows, at least 4,096 tokens (see `planOffload` in `native/`).
+     */
+    ctxSize: "auto" | number,
+    /** The K and V cache's element type (`f16`, `q8_0`, `q4_0`, …). Defaults to `"f16"`. */
+    kvCacheType: KvCacheType,
     /** Threads for token evaluation. Defaults to `"auto"`: see `defaultThreadCount` in `native/`. */
     threads: "auto" | number,
     /** Defaults to `"auto"`. */
@@ -138,6 +145,14 @@ function parseInteger(name: string, value: string, min: number, max = Number.MAX
     return parsed;
 }
 
+function parseCtxSize(value: string | undefined): "auto" | number {
+    if (value == null || value === "auto")
+        return "auto";
+    if (!/^\d+$/.test(value.trim()))
+        throw new ConfigError(`--ctx-size must be auto or a whole number of tokens, got "${value}"`);
+    return parseInteger("--ctx-size", value, 64, 1 << 20);
+}
+
 function parseGpu(value: string): GpuChoice {
     if ((GPU_CHOICES as readonly string[]).includes(value))
         return value as GpuChoice;
@@ -201,6 +216,7 @@ const serveOptions = {
     port: {type: "string", short: "p"},
     parallel: {type: "string"},
     "ctx-size": {type: "string", short: "c"},
+    "kv-cache-type": {type: "string"},
     threads: {type: "string", short: "t"},
     gpu: {type: "string"},
     "gpu-layers": {type: "string"},
@@ -232,7 +248,11 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
                           access is on in the app); anything but loopback needs a key HEARTH_HOST
   -p, --port N            port, 0 for any free one (default ${DEFAULT_PORT})              HEARTH_PORT
       --parallel N        slots per model: requests generated at once (default 4) HEARTH_PARALLEL
-  -c, --ctx-size N        context size of each slot in tokens (default 2048)    HEARTH_CTX_SIZE
+  -c, --ctx-size N        context size of each slot in tokens, or auto (default auto: the
+                          model's trained context as far as memory allows) HEARTH_CTX_SIZE
+      --kv-cache-type T   K/V cache type: f16 (default), q8_0 (about 1.9x the context in
+                          the same memory), q4_0, q4_1, q5_0, q5_1, iq4_nl, bf16, f32
+                                                                            HEARTH_KV_CACHE_TYPE
   -t, --threads N         CPU threads for evaluation (default: see README)      HEARTH_THREADS
       --gpu BACKEND       auto|cuda|metal|vulkan|cpu (default auto)             HEARTH_GPU
       --gpu-layers N      auto|max|N layers to offload to the GPU (default auto) HEARTH_GPU_LAYERS
@@ -316,6 +336,11 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const flashAttention = pick(values["flash-attn"], "HEARTH_FLASH_ATTN") ?? "auto";
     if (!(FLASH_ATTENTION_SETTINGS as readonly string[]).includes(flashAttention))
         throw new ConfigError(`--flash-attn must be one of ${FLASH_ATTENTION_SETTINGS.join(", ")}, got "${flashAttention}"`);
+    const kvCacheType = pick(values["kv-cache-type"], "HEARTH_KV_CACHE_TYPE") ?? DEFAULT_KV_CACHE_TYPE;
+    if (!(KV_CACHE_TYPES as readonly string[]).includes(kvCacheType))
+        throw new ConfigError(`--kv-cache-type must be one of ${KV_CACHE_TYPES.join(", ")}, got "${kvCacheType}"`);
+    if (isQuantizedKvCache(kvCacheType as KvCacheType) && flashAttention === "off")
+        throw new ConfigError(`--kv-cache-type ${kvCacheType} needs flash attention (llama.cpp reads a quantized V cache only with it): drop --flash-attn off, or use --kv-cache-type f16`);
     const decodeLoop = pick(values["decode-loop"], "HEARTH_DECODE_LOOP") ?? "auto";
     if (!(DECODE_LOOP_SETTINGS as readonly string[]).includes(decodeLoop))
         throw new ConfigError(`--decode-loop must be one of ${DECODE_LOOP_SETTINGS.join(", ")}, got "${decodeLoop}"`);
@@ -344,7 +369,8 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             host: pick(values.host, "HEARTH_HOST") || undefined,
             port: port != null ? parseInteger("--port", port, 0, 65535) : DEFAULT_PORT,
             parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,
-            ctxSize: ctxSize != null ? parseInteger("--ctx-size", ctxSize, 64, 1 << 20) : 2048,
+            ctxSize: parseCtxSize(ctxSize),
+            kvCacheType: kvCacheType as KvCacheType,
             threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
             gpu: gpu != null ? parseGpu(gpu) : "auto",
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",

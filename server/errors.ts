@@ -7,7 +7,7 @@ import {
 } from "../models/errors.js";
 import {
     BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelInUseError, ModelNotFoundError, ModelNotReadyError,
-    ModelTooLargeError, QueueFullError
+    ModelTooLargeError, QueueFullError, UnsupportedKvCacheError
 } from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
@@ -38,6 +38,7 @@ const STATUS_BY_CLASS: readonly (readonly [ErrorClass, number | ((error: never) 
     [ModelNotFoundError, 404],
     [ModelTooLargeError, 422],
     [ModelInUseError, 409],
+    [UnsupportedKvCacheError, 422],
     [BenchmarkError, 422],
     [ModelNotReadyError, 503],
     [QueueFullError, 503],

@@ -43,7 +43,7 @@ function parse(argv: readonly string[]): {config: ServeConfig, json: boolean, po
 function engineFor(config: ServeConfig, models: ModelToLoad[], library?: Library): Engine {
     return new Engine({
         gpu: config.gpu, gpuDevices: config.gpuDevices, gpuLayers: config.gpuLayers, threads: config.threads, parallel: config.parallel,
-        ctxSize: config.ctxSize, maxQueue: config.maxQueue,
+        ctxSize: config.ctxSize, kvCacheType: config.kvCacheType, maxQueue: config.maxQueue,
         ...library != null ? {catalog: libraryCatalog(library)} : {}
     }, models);
 }
@@ -102,7 +102,7 @@ function formatPlan(model: string, plan: OffloadPlan): string {
     }[plan.placement];
     const lines = [
         `${model} ${where}`,
-        `  context  ${plan.contextSize} tokens x ${plan.parallel} slots`,
+        `  context  ${plan.contextSize} tokens x ${plan.parallel} slots: ${plan.contextReason}` + (plan.kvCacheType !== "f16" ? ` (${plan.kvCacheType} KV cache)` : ""),
         `  layers   ${plan.gpuLayers}/${plan.layersTotal} on the GPU`,
         `  VRAM     ${formatBytes(plan.vramBytes)}`,
         `  RAM      ${formatBytes(plan.ramBytes)}`

@@ -10,6 +10,8 @@ export function offloadPlanJson(plan: OffloadPlan) {
         vram_bytes: plan.vramBytes,
         ram_bytes: plan.ramBytes,
         context_size: plan.contextSize,
+        context_reason: plan.contextReason,
+        kv_cache_type: plan.kvCacheType,
         parallel: plan.parallel,
         ...plan.message != null ? {message: plan.message} : {}
     };

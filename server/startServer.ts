@@ -97,6 +97,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         decodeLoop: config.decodeLoop,
         parallel: config.parallel,
         ctxSize: config.ctxSize,
+        kvCacheType: config.kvCacheType,
         maxQueue: config.maxQueue,
         chatTemplate: config.chatTemplate,
         keepAliveMs: config.keepAliveMs,

@@ -8,7 +8,8 @@ describe("serve configuration", () => {
         assert.equal(config.host, undefined);
         assert.equal(config.port, DEFAULT_PORT);
         assert.equal(config.parallel, 4);
-        assert.equal(config.ctxSize, 2048);
+        assert.equal(config.ctxSize, "auto");
+        assert.equal(config.kvCacheType, "f16");
         assert.equal(config.threads, "auto");
         assert.equal(config.gpu, "auto");
         assert.equal(config.gpuLayers, "auto");
@@ -30,6 +31,10 @@ describe("serve configuration", () => {
         assert.equal(parseServeArgs(["--flash-attn", "off"], env, "/work").config.flashAttention, "off");
         assert.deepEqual(parseServeArgs([], {HEARTH_GPU_DEVICES: "0, RTX 4090"}, "/work").config.gpuDevices, ["0", "RTX 4090"]);
         assert.deepEqual(parseServeArgs(["--gpu-devices", "llvmpipe"], {HEARTH_GPU_DEVICES: "1"}, "/work").config.gpuDevices, ["llvmpipe"]);
+        assert.equal(parseServeArgs(["--ctx-size", "auto"], {HEARTH_CTX_SIZE: "8192"}, "/work").config.ctxSize, "auto");
+        assert.equal(parseServeArgs([], {HEARTH_CTX_SIZE: "8192"}, "/work").config.ctxSize, 8192);
+        assert.equal(parseServeArgs(["--kv-cache-type", "q8_0"], {HEARTH_KV_CACHE_TYPE: "q4_0"}, "/work").config.kvCacheType, "q8_0");
+        assert.equal(parseServeArgs([], {HEARTH_KV_CACHE_TYPE: "q4_0"}, "/work").config.kvCacheType, "q4_0");
         assert.deepEqual(config.models.map((model) => model.names), [["a"], ["b"]]);
     });
 
@@ -64,6 +69,10 @@ describe("serve configuration", () => {
             [["--gpu-layers", "most"], /--gpu-layers must be a whole number/],
             [["--gpu-devices", "0,,1"], /--gpu-devices must name devices by index or name, separated by commas/],
             [["--flash-attn", "yes"], /--flash-attn must be one of auto, on, off, got "yes"/],
+            [["--ctx-size", "big"], /--ctx-size must be auto or a whole number of tokens, got "big"/],
+            [["--ctx-size", "32"], /--ctx-size must be between 64 and 1048576, got 32/],
+            [["--kv-cache-type", "q3_k"], /--kv-cache-type must be one of f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, got "q3_k"/],
+            [["--kv-cache-type", "q8_0", "--flash-attn", "off"], /--kv-cache-type q8_0 needs flash attention .*drop --flash-attn off, or use --kv-cache-type f16/],
             [["--alias", "x"], /--alias was given 1 times but --model only 0/],
             [["-m", "a/x.gguf", "-m", "b/x.gguf"], /two models are served under the name "x"/],
             [["--bogus"], /Unknown option '--bogus'/]

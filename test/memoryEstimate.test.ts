@@ -4,7 +4,7 @@ import {describe, it} from "node:test";
 import {readModelShape} from "../models/index.js";
 import type {ModelShape} from "../models/index.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
-import {estimateMemory, planOffload} from "../native/planOffload.js";
+import {AUTO_CONTEXT_FLOOR, estimateMemory, planOffload} from "../native/planOffload.js";
 import type {MemoryAvailable} from "../native/planOffload.js";
 import {measureLoadMemory, measuredTotalBytes} from "./helpers/measureLoadMemory.js";
 import {testModel} from "./helpers/testModels.js";
@@ -39,6 +39,23 @@ describe("memory estimates", () => {
             assert.ok(measured.weightsBytes >= estimate.ramWeightsBytes - 0.01 * 2 ** 20, `weights ${estimate.ramWeightsBytes} vs ${measured.weightsBytes}`);
         });
     }
+
+    it("know a q8_0 KV cache: 34 bytes per 32 elements, within 15% of what llama.cpp allocates, and the whole load too", async () => {
+        const modelPath = await testModel("synthetic/synthetic-llama-23M-Q8_0.gguf");
+        const shape = await readModelShape(modelPath);
+        const [ctxSize, parallel] = [8192, 2];
+        const measured = await measureLoadMemory(modelPath, ctxSize, parallel, "q8_0");
+        const estimate = estimateMemory(shape, {ctxSize, parallel, kvCacheType: "q8_0"}, 0);
+        const f16 = estimateMemory(shape, {ctxSize, parallel}, 0);
+        const kvElements = shape.kvElementsPerBlock.reduce((sum, elements) => sum + elements, 0) * ctxSize * parallel;
+        const estimatedKvBytes = kvElements * 34 / 32;
+        assert.equal(f16.ramBytes - estimate.ramBytes, kvElements * 2 - estimatedKvBytes, "only the KV cache differs from F16's");
+        assert.ok(Math.abs(measured.kvBytes - estimatedKvBytes) <= 0.15 * measured.kvBytes,
+            `KV cache: estimated ${estimatedKvBytes} bytes, llama.cpp reports ${measured.kvBytes}`);
+        const measuredBytes = measuredTotalBytes(measured);
+        assert.ok(Math.abs(estimate.ramBytes - measuredBytes) <= Math.max(0.15 * measuredBytes, 8 * 2 ** 20),
+            `estimated ${estimate.ramBytes} bytes, measured ${measuredBytes} (${JSON.stringify(measured)})`);
+    });
 
     it("sizes every tensor from the header's offsets: they add up to the file's data", async () => {
         const modelPath = await testModel("synthetic/synthetic-llama-23M-Q4_K_M.gguf");
@@ -105,5 +122,105 @@ describe("offload planning", () => {
         assert.equal(onMac.gpuLayers, 33);
         assert.ok(onMac.fits);
         assert.equal(planOffload(model, {...settings, ctxSize: 65536}, unified).fits, false);
+    });
+
+    describe("with an automatic context", () => {
+        const auto = {ctxSize: "auto" as const, parallel: 4, gpuLayers: "auto" as const};
+        /** 128 KiB of F16 K/V per token per slot: 32 blocks of 2 x 8 heads x 128. */
+        const kvBytesPerToken = 32 * 2 * 8 * 128 * 2;
+
+        it("gives each slot the model's trained context when it fits, all layers on the GPU", () => {
+            const plan = planOffload(model, auto, {...machine(24), vramTotalBytes: 80 * GB, vramFreeBytes: 80 * GB});
+            assert.equal(plan.fits, true);
+            assert.equal(plan.contextSize, 32768);
+            assert.equal(plan.parallel, 4);
+            assert.equal(plan.placement, "gpu");
+            assert.equal(plan.contextReason, "the model's trained context");
+            assert.equal(plan.kvCacheType, "f16");
+        });
+
+        it("caps the context by free VRAM, in steps of 256 tokens, keeping every layer on the GPU", () => {
+            const plan = planOffload(model, auto, machine(20));
+            assert.equal(plan.fits, true);
+            assert.equal(plan.placement, "gpu");
+            assert.equal(plan.parallel, 4);
+            assert.ok(plan.contextSize > AUTO_CONTEXT_FLOOR && plan.contextSize < 32768, `${plan.contextSize} tokens`);
+            assert.equal(plan.contextSize % 256, 0);
+            assert.equal(plan.contextReason, "what fits in free VRAM with 4 slots");
+            // The most that fits: 256 tokens more would not, within the same margin the layers are planned with.
+            const usableVram = 20 * GB - 1 * 2 ** 30;
+            assert.ok(plan.vramBytes <= usableVram, `${plan.vramBytes}`);
+            assert.ok(estimateMemory(model, {ctxSize: plan.contextSize + 256, parallel: 4}, 33).vramBytes > usableVram);
+            // 20 GB less the 6.6 GB of weights, the compute buffers and the 1 GiB margin: 23,000-25,000 tokens of 128 KiB x 4 slots.
+            assert.ok(Math.abs(plan.contextSize * 4 * kvBytesPerToken - (20 * GB - 1 * 2 ** 30 - 6.6 * GB)) < 1 * GB, `${plan.contextSize}`);
+        });
+
+        it("puts the layers first: on a small GPU it offloads what fits at the 4,096-token floor, and the context stays near it", () => {
+            const plan = planOffload(model, auto, machine(6));
+            assert.equal(plan.fits, true);
+            assert.equal(plan.placement, "partial");
+            const atFloor = planOffload(model, {...auto, ctxSize: AUTO_CONTEXT_FLOOR}, machine(6));
+            assert.equal(plan.gpuLayers, atFloor.gpuLayers, "the layers the floor context allows");
+            assert.ok(plan.contextSize >= AUTO_CONTEXT_FLOOR && plan.contextSize < 8192, `${plan.contextSize} tokens`);
+            assert.match(plan.contextReason, /^what fits in free VRAM with 4 slots$/);
+        });
+
+        it("on the CPU takes what free RAM allows, never below the floor", () => {
+            const plan = planOffload(model, auto, machine(0, 16));
+            assert.equal(plan.placement, "cpu");
+            assert.equal(plan.parallel, 4);
+            assert.ok(plan.contextSize >= AUTO_CONTEXT_FLOOR && plan.contextSize < 32768, `${plan.contextSize}`);
+            assert.equal(plan.contextReason, "what fits in free RAM with 4 slots");
+            assert.ok(plan.ramBytes <= 16 * GB - 2 ** 30 * 1, `${plan.ramBytes}`);
+        });
+
+        it("gives a model trained on fewer than 4,096 tokens its trained context", () => {
+            const small = planOffload({...model, trainedContextLength: 2048}, auto, machine(20));
+            assert.equal(small.contextSize, 2048);
+            assert.equal(small.contextReason, "the model's trained context");
+            const unknown = planOffload({...model, trainedContextLength: undefined}, auto, machine(20));
+            assert.equal(unknown.contextSize, AUTO_CONTEXT_FLOOR);
+        });
+
+        it("runs fewer slots when even the floor does not fit with all of them, and says so", () => {
+            // 6.9 GB of weights and buffers, 0.5 GB a slot at 4,096 tokens: 2 slots fit in 9 GB less the 1 GiB margin.
+            const plan = planOffload(model, auto, machine(0, 9));
+            assert.equal(plan.fits, true);
+            assert.ok(plan.parallel >= 1 && plan.parallel < 4, `${plan.parallel} slots`);
+            assert.ok(plan.contextSize >= AUTO_CONTEXT_FLOOR && plan.contextSize < 2 * AUTO_CONTEXT_FLOOR, `${plan.contextSize}`);
+            assert.match(plan.contextReason, new RegExp(`; only ${plan.parallel} slots? of 4 fit in free RAM at 4096 tokens$`));
+            assert.equal(planOffload(model, {...auto, ctxSize: AUTO_CONTEXT_FLOOR, parallel: plan.parallel + 1}, machine(0, 9)).fits, false);
+        });
+
+        it("refuses with the numbers when one slot at the floor does not fit", () => {
+            const plan = planOffload(model, auto, machine(0, 8.1));
+            assert.equal(plan.fits, false);
+            assert.equal(plan.placement, "none");
+            assert.equal(plan.contextSize, AUTO_CONTEXT_FLOOR);
+            assert.equal(plan.parallel, 1);
+            assert.match(plan.message!, /^Even 4096 tokens in 1 slot, the least --ctx-size auto gives, do not fit\. It needs 7\.\d GB of memory \(7\.\d GB RAM\); 8\.1 GB is free\. Try a context of 2048 tokens, or a smaller quantization/);
+            assert.equal(planOffload(model, {...auto, ctxSize: 2048, parallel: 1}, machine(0, 8.1)).fits, true, "the advice works");
+        });
+
+        it("fits about 1.9 times the tokens with a q8_0 KV cache, and 3.5 times with q4_0", () => {
+            const f16 = planOffload(model, auto, machine(12));
+            const q8 = planOffload(model, {...auto, kvCacheType: "q8_0"}, machine(12));
+            const q4 = planOffload(model, {...auto, kvCacheType: "q4_0"}, machine(12));
+            assert.equal(q8.kvCacheType, "q8_0");
+            assert.equal(f16.placement, "gpu");
+            assert.equal(q8.placement, "gpu");
+            const ratio = q8.contextSize / f16.contextSize;
+            assert.ok(ratio > 1.8 && ratio < 2, `q8_0 ${q8.contextSize} vs f16 ${f16.contextSize} tokens: ${ratio.toFixed(2)}`);
+            assert.ok(q4.contextSize / f16.contextSize > 3.2, `q4_0 ${q4.contextSize}`);
+            const kv = (settings: {ctxSize: number, kvCacheType?: "q8_0"}) => estimateMemory(model, {...settings, parallel: 1}, 0).ramBytes;
+            assert.equal(kv({ctxSize: 8192}) - kv({ctxSize: 4096}), 4096 * kvBytesPerToken);
+            assert.equal(kv({ctxSize: 8192, kvCacheType: "q8_0"}) - kv({ctxSize: 4096, kvCacheType: "q8_0"}), 4096 * kvBytesPerToken * 34 / 64);
+        });
+
+        it("keeps a context size asked for as it is", () => {
+            const plan = planOffload(model, {...auto, ctxSize: 8192}, machine(20));
+            assert.equal(plan.contextSize, 8192);
+            assert.equal(plan.contextReason, "the size asked for");
+        });
     });
 });

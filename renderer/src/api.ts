@@ -70,6 +70,9 @@ export type Fit = {
     vram_bytes: number,
     ram_bytes: number,
     context_size: number,
+    /** Why the context is this size: "the model's trained context", "what fits in free VRAM with 4 slots"… */
+    context_reason: string,
+    kv_cache_type: string,
     parallel: number,
     message?: string
 };
@@ -110,7 +113,7 @@ export type LibraryEntry = {
     details: {family: string, parameter_size: string, quantization_level: string}
 };
 
-export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, expires_at: string};
+export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, context_reason: string, expires_at: string};
 
 export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, MessageToolCall, ReplyStats} from "../../server/conversations/conversationTypes.js";
 export type ConversationWithMessages = Conversation & {messages: Message[]};
@@ -131,7 +134,7 @@ export type ServerInfo = {
     lan: boolean,
     status: "loading" | "ok",
     backend: {selected?: string, reason?: string, decode_loop?: "native" | "javascript", decode_loop_reason?: string | null} | null,
-    defaults: {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number, threads: number | null},
+    defaults: {ctx_size: "auto" | number, parallel: number, gpu_layers: "auto" | "max" | number, threads: number | null},
     loaded_models: number,
     metrics: RequestMetrics
 };

@@ -16,7 +16,8 @@ import {keepAliveMs} from "./translate.js";
 
 const GpuLayers = Type.Union([Type.Literal("auto"), Type.Literal("max"), Type.Integer({minimum: 0, maximum: 100_000})]);
 const Settings = {
-    ctx_size: Type.Optional(Type.Integer({minimum: 64, maximum: 1 << 20})),
+    /** `"auto"`: the model's trained context as far as free memory allows. */
+    ctx_size: Type.Optional(Type.Union([Type.Literal("auto"), Type.Integer({minimum: 64, maximum: 1 << 20})])),
     parallel: Type.Optional(Type.Integer({minimum: 1, maximum: 256})),
     gpu_layers: Type.Optional(GpuLayers)
 };
@@ -31,7 +32,7 @@ type UnloadRequest = Static<typeof UnloadRequest>;
 /** Query strings are text: numbers are parsed here rather than by a coercing validator. */
 const EstimateQuery = Type.Object({
     model: Type.String({minLength: 1}),
-    ctx_size: Type.Optional(Type.String({pattern: "^[0-9]+$"})),
+    ctx_size: Type.Optional(Type.String({pattern: "^(auto|[0-9]+)$"})),
     parallel: Type.Optional(Type.String({pattern: "^[0-9]+$"})),
     gpu_layers: Type.Optional(Type.String({pattern: "^(auto|max|[0-9]+)$"}))
 });
@@ -48,7 +49,7 @@ export async function engineRoutes(app: FastifyInstance, {engine}: {engine: Engi
     app.get<{Querystring: EstimateQuery}>("/api/estimate", {schema: {querystring: EstimateQuery}}, async (request) => {
         const {model} = request.query;
         const plan = await engine.estimate(model, settingsFrom({
-            ctx_size: request.query.ctx_size != null ? Number(request.query.ctx_size) : undefined,
+            ctx_size: parseCtxSize(request.query.ctx_size),
             parallel: request.query.parallel != null ? Number(request.query.parallel) : undefined,
             gpu_layers: parseGpuLayers(request.query.gpu_layers)
         }));
@@ -69,7 +70,7 @@ export async function engineRoutes(app: FastifyInstance, {engine}: {engine: Engi
     });
 }
 
-function settingsFrom(body: {ctx_size?: number | undefined, parallel?: number | undefined, gpu_layers?: LoadSettings["gpuLayers"] | undefined}): Partial<LoadSettings> {
+function settingsFrom(body: {ctx_size?: LoadSettings["ctxSize"] | undefined, parallel?: number | undefined, gpu_layers?: LoadSettings["gpuLayers"] | undefined}): Partial<LoadSettings> {
     const settings: Partial<LoadSettings> = {};
     if (body.ctx_size != null)
         settings.ctxSize = body.ctx_size;
@@ -78,6 +79,15 @@ function settingsFrom(body: {ctx_size?: number | undefined, parallel?: number | 
     if (body.gpu_layers != null)
         settings.gpuLayers = body.gpu_layers;
     return settings;
+}
+
+function parseCtxSize(value: string | undefined): LoadSettings["ctxSize"] | undefined {
+    if (value == null || value === "auto")
+        return value;
+    const ctxSize = Number(value);
+    if (!Number.isSafeInteger(ctxSize) || ctxSize < 64 || ctxSize > 1 << 20)
+        throw new InvalidRequestError(`ctx_size must be auto or a whole number from 64 to ${1 << 20}`, "ctx_size");
+    return ctxSize;
 }
 
 function parseGpuLayers(value: string | undefined): LoadSettings["gpuLayers"] | undefined {

@@ -189,7 +189,9 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                 name: loaded.names[0]!, model: loaded.names[0]!, expires_at: expiresAt,
                 size: loaded.plan.ramBytes + loaded.plan.vramBytes, size_vram: loaded.plan.vramBytes, context_length: loaded.plan.contextSize,
                 // Hearth's own: which decode loop runs its slots, and why not the native one.
-                decode_loop: loaded.decodeLoop.kind, decode_loop_reason: loaded.decodeLoop.kind === "javascript" ? loaded.decodeLoop.reason : null
+                decode_loop: loaded.decodeLoop.kind, decode_loop_reason: loaded.decodeLoop.kind === "javascript" ? loaded.decodeLoop.reason : null,
+                // Hearth's own: why the context is this size ("the model's trained context", "what fits in free VRAM with 4 slots").
+                context_reason: loaded.plan.contextReason
             };
             const gguf = model?.gguf ?? headers.get(loaded.path);
             return [{...common, digest: model?.sha256 ?? "", details: gguf != null ? modelDetails({gguf, quantization: model?.quantization})
@@ -215,7 +217,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             throw new InvalidRequestError("repo must look like owner/name", "repo");
         const settings = {
             ...engine.defaultSettings,
-            ctxSize: positiveInteger(request.query.ctx_size, "ctx_size") ?? engine.defaultSettings.ctxSize,
+            ctxSize: request.query.ctx_size === "auto" ? "auto" as const : positiveInteger(request.query.ctx_size, "ctx_size") ?? engine.defaultSettings.ctxSize,
             parallel: positiveInteger(request.query.parallel, "parallel") ?? engine.defaultSettings.parallel
         };
         const listing = await library.hub.repoFiles(`${parsed.owner}/${parsed.repo}`);

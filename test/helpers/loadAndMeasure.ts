@@ -1,14 +1,16 @@
 /**
  * Run as its own process (a fresh heap and a quiet allocator): loads a model on the CPU as the engine
- * does, with `ctxSize` per slot and `parallel` slots, and prints what that used as JSON: the buffers
+ * does, with `ctxSize` per slot, `parallel` slots and a K/V cache type (`f16` unless given), and prints what that used as JSON: the buffers
  * llama.cpp reports allocating (weights, KV cache, compute, output) and the other memory the load took
  * (the growth of the process's anonymous memory across `loadModel`: vocabulary tables and metadata).
  */
 import {readFileSync} from "node:fs";
 import {setTimeout as sleep} from "node:timers/promises";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+import {ggmlTypeName, isQuantizedKvCache} from "../../native/kvCacheTypes.js";
+import type {KvCacheType} from "../../native/kvCacheTypes.js";
 
-const [modelPath = "", ctxSizeArg, parallelArg] = process.argv.slice(2);
+const [modelPath = "", ctxSizeArg, parallelArg, kvCacheType = "f16"] = process.argv.slice(2);
 const ctxSize = Number(ctxSizeArg);
 const parallel = Number(parallelArg);
 
@@ -28,7 +30,13 @@ const anonymousBytes = () => Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync("/pr
 const before = anonymousBytes();
 const model = await llama.loadModel({modelPath, gpuLayers: 0});
 const loadOverheadBytes = anonymousBytes() - before;
-await model.createContext({contextSize: ctxSize, sequences: parallel, threads: 1, batchSize: Math.min(512, ctxSize * parallel)});
+const cacheType = ggmlTypeName(kvCacheType as KvCacheType);
+await model.createContext({
+    contextSize: ctxSize, sequences: parallel, threads: 1, batchSize: Math.min(512, ctxSize * parallel),
+    // As LoadedModel does: a quantized V cache is read only by the flash-attention kernel.
+    ...isQuantizedKvCache(kvCacheType as KvCacheType) ? {flashAttention: true} : {},
+    experimentalKvCacheKeyType: cacheType, experimentalKvCacheValueType: cacheType
+});
 await sleep(200); // llama.cpp's log lines arrive asynchronously
 const bytes = (key: string) => Math.round((bufferMiB[key] ?? 0) * 1024 * 1024);
 console.log(JSON.stringify({

@@ -2,6 +2,7 @@ import {execFile} from "node:child_process";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
 import {promisify} from "node:util";
+import type {KvCacheType} from "../../native/kvCacheTypes.js";
 
 const measureScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "loadAndMeasure.js");
 
@@ -9,8 +10,8 @@ const measureScript = path.join(path.dirname(fileURLToPath(import.meta.url)), "l
 export type MeasuredLoad = {weightsBytes: number, kvBytes: number, computeBytes: number, outputBytes: number, loadOverheadBytes: number};
 
 /** Loads a model on the CPU in a fresh process (see `loadAndMeasure.ts`) and returns what that used. */
-export async function measureLoadMemory(file: string, ctxSize: number, parallel: number): Promise<MeasuredLoad> {
-    const {stdout} = await promisify(execFile)(process.execPath, [measureScript, file, String(ctxSize), String(parallel)]);
+export async function measureLoadMemory(file: string, ctxSize: number, parallel: number, kvCacheType: KvCacheType = "f16"): Promise<MeasuredLoad> {
+    const {stdout} = await promisify(execFile)(process.execPath, [measureScript, file, String(ctxSize), String(parallel), kvCacheType]);
     return JSON.parse(stdout.trim().split("\n").at(-1)!) as MeasuredLoad;
 }
 

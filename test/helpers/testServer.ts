@@ -29,6 +29,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         port: 0,
         parallel: 4,
         ctxSize: 2048,
+        kvCacheType: "f16",
         threads: 1,
         gpu: "cpu",
         gpuLayers: 0,

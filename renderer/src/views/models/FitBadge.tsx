@@ -7,7 +7,7 @@ export function FitBadge({fit, error}: {fit: Fit | null, error?: string}) {
         return <span className="badge badge-unknown" title={error ?? "The server could not tell"}>Fit unknown</span>;
     const memory = [fit.vram_bytes > 0 ? `${formatBytes(fit.vram_bytes)} VRAM` : "", fit.ram_bytes > 0 ? `${formatBytes(fit.ram_bytes)} RAM` : ""]
         .filter(Boolean).join(" + ");
-    const title = fit.message ?? `Needs ${memory} at a context of ${fit.context_size} tokens × ${fit.parallel} slot${fit.parallel === 1 ? "" : "s"}`;
+    const title = fit.message ?? `Needs ${memory} at a context of ${fit.context_size} tokens × ${fit.parallel} slot${fit.parallel === 1 ? "" : "s"} (${fit.context_reason})`;
     switch (fit.placement) {
         case "gpu":
             return <span className="badge badge-good" title={title}>Full GPU</span>;

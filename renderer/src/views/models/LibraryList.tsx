@@ -89,20 +89,22 @@ export function LibraryList({models, loaded, defaults, onChange}: {
     );
 }
 
-type LoadSettings = {ctx_size: number, parallel: number, gpu_layers: "auto" | "max" | number};
+type LoadSettings = {ctx_size: "auto" | number, parallel: number, gpu_layers: "auto" | "max" | number};
 
 function LoadForm({model, defaults, busy, onLoad}: {model: LibraryEntry, defaults: ServerInfo["defaults"] | undefined, busy: boolean, onLoad: (settings: LoadSettings) => void}) {
-    const [ctxSize, setCtxSize] = useState(String(defaults?.ctx_size ?? 2048));
+    const [ctxSize, setCtxSize] = useState(String(defaults?.ctx_size ?? "auto"));
     const [parallel, setParallel] = useState(String(defaults?.parallel ?? 1));
     const [gpuLayers, setGpuLayers] = useState(String(defaults?.gpu_layers ?? "auto"));
     const layers = gpuLayers === "auto" || gpuLayers === "max" ? gpuLayers : Number(gpuLayers);
     return (
         <form className="load-form" onSubmit={(event) => {
             event.preventDefault();
-            onLoad({ctx_size: Number(ctxSize), parallel: Number(parallel), gpu_layers: layers});
+            onLoad({ctx_size: ctxSize === "auto" ? ctxSize : Number(ctxSize), parallel: Number(parallel), gpu_layers: layers});
         }}>
             <label>Context size (tokens per slot)
-                <input type="number" min={64} max={model.context_length ?? undefined} value={ctxSize} onChange={(event) => setCtxSize(event.target.value)}/>
+                <input list="ctx-size-choices" value={ctxSize} onChange={(event) => setCtxSize(event.target.value)} pattern="auto|[0-9]+"
+                    title={`auto (the model's trained context${model.context_length != null ? `, ${model.context_length.toLocaleString()} tokens,` : ""} as far as memory allows), or a number of tokens`}/>
+                <datalist id="ctx-size-choices"><option value="auto"/>{model.context_length != null && <option value={model.context_length}/>}</datalist>
             </label>
             <label>Slots (requests at once)
                 <input type="number" min={1} max={64} value={parallel} onChange={(event) => setParallel(event.target.value)}/>
@@ -131,6 +133,7 @@ export function LoadedList({loaded}: {loaded: LoadedEntry[]}) {
                                 <span className="model-name">{entry.name}</span>
                                 <span className="muted">
                                     {formatBytes(entry.size)}{entry.size_vram > 0 ? ` (${formatBytes(entry.size_vram)} on GPU)` : " on CPU"} · context {entry.context_length.toLocaleString()} tokens
+                                    {entry.context_reason ? ` (${entry.context_reason})` : ""}
                                     {entry.expires_at.startsWith("2318") ? " · stays loaded" : ` · unloads at ${new Date(entry.expires_at).toLocaleTimeString()}`}
                                 </span>
                             </li>
