@@ -1,3 +1,4 @@
+import {normalizeUpstreamUrl} from "../config.js";
 import type {UpstreamSpec} from "../config.js";
 
 export type UpstreamSource = "startup" | "stored";
@@ -36,10 +37,13 @@ export class Upstream {
 
     constructor(id: string, {url, key}: UpstreamSpec, source: UpstreamSource) {
         this.id = id;
-        this.url = url;
+        const normalized = normalizeUpstreamUrl(url);
+        if (normalized == null)
+            throw new TypeError(`"${url}" is not an upstream URL`);
+        this.url = normalized;
         this.key = key;
         this.source = source;
-        const parsed = new URL(url);
+        const parsed = new URL(normalized);
         this.name = `${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`;
     }
 
