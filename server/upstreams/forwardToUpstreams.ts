@@ -35,12 +35,17 @@ export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal}: Forwar
         const model = body?.model;
         if (typeof model !== "string" || isLocal(model) || !pool.serves(model))
             return;
-        await forward(request, reply, pool, model, body!);
+        await forwardToUpstream(request, reply, {pool, model, body: body!});
         return reply;
     });
 }
 
-async function forward(request: FastifyRequest, reply: FastifyReply, pool: UpstreamPool, model: string, body: Record<string, unknown>): Promise<void> {
+/**
+ * Answers a request with an upstream's reply for `model` (which replaces the body's own, so an alias can name its
+ * target): the whole body, or the stream event by event. A failure before any of the reply was sent is thrown, for
+ * the route's error handler; one after ends the stream with an error event.
+ */
+export async function forwardToUpstream(request: FastifyRequest, reply: FastifyReply, {pool, model, body}: {pool: UpstreamPool, model: string, body: Record<string, unknown>}): Promise<void> {
     const hops = Number(request.headers["x-hearth-hops"] ?? 0) || 0;
     if (hops >= MAX_HOPS)
         throw new ApiError(508, `The request for "${model}" went through ${hops} Hearth servers: an upstream forwards back to one before it.`, {code: "upstream_loop"});

@@ -5,6 +5,6 @@ export {Upstream} from "./Upstream.js";
 export type {UpstreamHealth, UpstreamSource} from "./Upstream.js";
 export {UpstreamCall} from "./UpstreamCall.js";
 export type {ForwardRequest} from "./UpstreamCall.js";
-export {forwardToUpstreams} from "./forwardToUpstreams.js";
+export {forwardToUpstream, forwardToUpstreams} from "./forwardToUpstreams.js";
 export {upstreamRoutes} from "./upstreamRoutes.js";
 export * from "./errors.js";
