@@ -219,6 +219,29 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
         }, 5000);
     });
 
+    test("random client aborts, streamed and not, at any point, leave nothing in flight here or upstream", async () => {
+        await Promise.all(Array.from({length: 30}, async (_, index) => {
+            const controller = new AbortController();
+            setTimeout(() => controller.abort(), Math.floor(Math.random() * 300));
+            try {
+                const response = await fetch(`${front.baseURL}/chat/completions`, {
+                    method: "POST", headers: {"content-type": "application/json"}, signal: controller.signal,
+                    body: JSON.stringify({model: MODEL, ...ask, max_tokens: 400, stream: index % 2 === 0})
+                });
+                await response.text();
+            } catch (error) {
+                assert.equal((error as Error).name, "AbortError");
+            }
+        }));
+        await eventually(async () => {
+            assert.deepEqual((await upstreamsOf(front)).map((upstream) => upstream.in_flight), [0, 0]);
+            assert.equal(metricValue(await metricsOf(upstreamA.url), "hearth_busy_slots", {model: MODEL}), 0);
+            assert.equal(metricValue(await metricsOf(upstreamB.url, {authorization: `Bearer ${UPSTREAM_KEY}`}), "hearth_busy_slots", {model: MODEL}), 0);
+        }, 10_000);
+        assert.deepEqual((await upstreamsOf(front)).map((upstream) => upstream.health), ["up", "up"]);
+        assert.ok((await front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 4})).choices.length === 1);
+    });
+
     test("an upstream killed under load costs no request that had not started streaming, and none after it is marked down", async (t) => {
         const victim = spawnHearth(["serve", "--model", await testModel("stories260K.gguf"), "--port", "0", "--threads", "1", "--gpu", "cpu"]);
         try {

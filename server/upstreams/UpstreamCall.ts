@@ -179,7 +179,8 @@ export class UpstreamCall {
                 clearTimeout(timer);
                 resolve(response);
             });
-            request.once("error", (error) => {
+            // Kept for the request's whole life: an error after the reply began (a cancel) must find a listener too.
+            request.on("error", (error) => {
                 clearTimeout(timer);
                 reject(error);
             });
