@@ -243,7 +243,8 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
     });
 
     test("an upstream killed under load costs no request that had not started streaming, and none after it is marked down", async (t) => {
-        const victim = spawnHearth(["serve", "--model", await testModel("stories260K.gguf"), "--port", "0", "--threads", "1", "--gpu", "cpu"]);
+        // The victim also serves the model under a name of its own, so one stream is sure to be running on it when it dies.
+        const victim = spawnHearth(["serve", "--model", await testModel("stories260K.gguf"), "--alias", "victim-only", "--port", "0", "--threads", "1", "--gpu", "cpu"]);
         try {
             const url = (await victim.waitForOutput(/listening on (http:\/\/\S+) /))[1]!;
             await victim.waitForOutput(/Ready/);
@@ -251,7 +252,17 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
             assert.equal(added.status, 201);
             const victimView = await added.json() as UpstreamView;
             assert.equal(victimView.health, "up");
-            assert.deepEqual(victimView.models, [MODEL]);
+            assert.deepEqual(victimView.models.sort(), [MODEL, "victim-only"]);
+
+            let ownChunks = 0;
+            const ownStream = (async () => {
+                for await (const chunk of await front.client.chat.completions.create({model: "victim-only", ...ask, max_tokens: 4000, stream: true})) {
+                    void chunk;
+                    ownChunks += 1;
+                }
+            })();
+            ownStream.catch(() => undefined);
+            await eventually(async () => assert.ok(ownChunks > 0));
 
             const plain = Array.from({length: 18}, () => front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 200}));
             const streams = Array.from({length: 9}, async () => {
@@ -268,10 +279,12 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
             });
             await eventually(async () => {
                 const view = (await upstreamsOf(front)).find((upstream) => upstream.id === victimView.id)!;
-                assert.ok(view.in_flight >= 2, `the victim has ${view.in_flight} requests in flight`);
+                assert.ok(view.in_flight >= 3, `the victim has ${view.in_flight} requests in flight`);
             }, 20_000);
             victim.child.kill("SIGKILL");
 
+            // The stream running on it when it died ends with the error event, at once.
+            await assert.rejects(ownStream, (error: Error) => error.constructor.name === "APIError" && /stopped in the middle of its reply/.test(error.message));
             const plainResults = await Promise.allSettled(plain);
             assert.deepEqual(plainResults.filter((result) => result.status === "rejected").map((result) => String((result as PromiseRejectedResult).reason)), []);
             const streamResults = await Promise.all(streams);
@@ -280,7 +293,7 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
             const failedOnVictim = ["unreachable", "stream_broken", "timeout", "invalid_reply", "server_error"]
                 .reduce((sum, reason) => sum + (metricValue(frontMetrics, "hearth_upstream_errors_total", {upstream: name, reason}) ?? 0), 0);
             const brokenStreams = streamResults.filter((result) => result.error != null).length;
-            t.diagnostic(`the kill failed ${failedOnVictim} requests on the victim: ${brokenStreams} streams that had begun, the rest retried elsewhere; `
+            t.diagnostic(`the kill failed ${failedOnVictim} requests on the victim: ${brokenStreams + 1} streams that had begun (its own model's included), the rest retried elsewhere; `
                 + `18 of 18 plain requests and ${9 - brokenStreams} of 9 streams completed`);
             assert.ok(failedOnVictim >= 1, "the kill hit no request in flight");
             for (const result of streamResults)
@@ -298,6 +311,9 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
             const afterwards = await Promise.all(Array.from({length: 8}, () => front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 8})));
             assert.equal(afterwards.length, 8);
             assert.equal(await sentToVictim(), before);
+            const orphan = await fetch(`${front.baseURL}/chat/completions`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: "victim-only", ...ask})});
+            assert.equal(orphan.status, 503);
+            assert.ok(Number(orphan.headers.get("retry-after")) >= 1);
 
             const removed = await fetch(`${front.url}/api/upstreams/${victimView.id}`, {method: "DELETE"});
             assert.equal(removed.status, 204);
