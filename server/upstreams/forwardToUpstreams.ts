@@ -33,7 +33,8 @@ export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal}: Forwar
             return;
         const body = request.body as Record<string, unknown> | null;
         const model = body?.model;
-        if (typeof model !== "string" || isLocal(model) || !pool.serves(model))
+        // The pool is asked first: it is a lookup in memory, where a local name may need the library's database.
+        if (typeof model !== "string" || !pool.serves(model) || isLocal(model))
             return;
         await forwardToUpstream(request, reply, {pool, model, body: body!});
         return reply;
