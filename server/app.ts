@@ -96,7 +96,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     observeRequests(app, {log: requestLog, metrics, audit});
     accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
     // After the access checks: a request for an upstream's model is let in, counted and logged as any other.
-    forwardToUpstreams(app, {pool: upstreams, isLocal: (model) => engine.pathOf(model) != null});
+    forwardToUpstreams(app, {pool: upstreams, isLocal: (model) => engine.pathOf(model) != null, shutdown});
 
     app.get("/health", QUIET, async () => ({status: engine.status}));
     await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle, upstreams});

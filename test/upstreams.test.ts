@@ -480,6 +480,28 @@ describe("upstreams: keys, rate limits, local models first, and stored upstreams
         }
     });
 
+    test("at shutdown a forwarded stream still running ends with an error event, and its request upstream is cancelled", async () => {
+        const front = await startTestServer({modelFiles: [], upstreams: [{url: upstream.url, key: undefined}]});
+        let chunks = 0;
+        let streaming: Promise<void> | undefined;
+        try {
+            await upstreamsUp(front, 1);
+            streaming = (async () => {
+                for await (const chunk of await front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 4000, stream: true})) {
+                    void chunk;
+                    chunks += 1;
+                }
+            })();
+            streaming.catch(() => undefined);
+            await eventually(async () => assert.ok(chunks > 0));
+        } finally {
+            // No drain time: the stream is ended at once.
+            await front.close();
+        }
+        await assert.rejects(streaming, (error: Error) => error.constructor.name === "APIError" && /shutting down/.test(error.message));
+        await eventually(async () => assert.equal(metricValue(await metricsOf(upstream.url), "hearth_busy_slots", {model: MODEL}), 0), 5000);
+    });
+
     test("upstreams added with POST /api/upstreams are kept in the data folder across a restart, and DELETE removes them", async () => {
         let front = await startTestServer({modelFiles: [], home});
         try {

@@ -1,5 +1,5 @@
 import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
-import {RequestAbortedError} from "../../native/errors.js";
+import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import {ApiError} from "../errors.js";
 import {routeConfigOf} from "../routeConfig.js";
 import {writeDrained} from "../sse.js";
@@ -18,7 +18,9 @@ const PASSED_HEADERS = ["content-type", "retry-after"];
 export type ForwardingOptions = {
     pool: UpstreamPool,
     /** Whether a model of this name is served here; a local model wins over an upstream's of the same name. */
-    isLocal(model: string): boolean
+    isLocal(model: string): boolean,
+    /** Fires when the server's drain time is over: forwarded replies still running end as local ones do. */
+    shutdown?: AbortSignal
 };
 
 /**
@@ -27,7 +29,7 @@ export type ForwardingOptions = {
  * API) and after the access checks of `onRequest` (keys, Host and Origin, the rate limit), and the request log,
  * the audit log and `/metrics` see it as any other request.
  */
-export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal}: ForwardingOptions): void {
+export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal, shutdown}: ForwardingOptions): void {
     app.addHook("preValidation", async (request, reply) => {
         if (routeConfigOf(request).upstream !== true)
             return;
@@ -36,7 +38,7 @@ export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal}: Forwar
         // The pool is asked first: it is a lookup in memory, where a local name may need the library's database.
         if (typeof model !== "string" || !pool.serves(model) || isLocal(model))
             return;
-        await forwardToUpstream(request, reply, {pool, model, body: body!});
+        await forwardToUpstream(request, reply, {pool, model, body: body!, shutdown});
         return reply;
     });
 }
@@ -46,22 +48,35 @@ export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal}: Forwar
  * target): the whole body, or the stream event by event. A failure before any of the reply was sent is thrown, for
  * the route's error handler; one after ends the stream with an error event.
  */
-export async function forwardToUpstream(request: FastifyRequest, reply: FastifyReply, {pool, model, body}: {pool: UpstreamPool, model: string, body: Record<string, unknown>}): Promise<void> {
+export async function forwardToUpstream(request: FastifyRequest, reply: FastifyReply, {pool, model, body, shutdown}: {
+    pool: UpstreamPool, model: string, body: Record<string, unknown>, shutdown?: AbortSignal
+}): Promise<void> {
     const hops = Number(request.headers["x-hearth-hops"] ?? 0) || 0;
     if (hops >= MAX_HOPS)
         throw new ApiError(508, `The request for "${model}" went through ${hops} Hearth servers: an upstream forwards back to one before it.`, {code: "upstream_loop"});
     request.record.model = model;
-    const clientGone = new AbortController();
+    // The client going away, or the end of the server's drain time, cancels the request upstream.
+    const cancel = new AbortController();
     const onClose = () => {
         if (!reply.raw.writableFinished)
-            clientGone.abort();
+            cancel.abort();
     };
+    const onShutdown = () => cancel.abort();
     reply.raw.once("close", onClose);
+    shutdown?.addEventListener("abort", onShutdown, {once: true});
+    if (shutdown?.aborted === true)
+        onShutdown();
+    const stop = () => {
+        reply.raw.off("close", onClose);
+        shutdown?.removeEventListener("abort", onShutdown);
+    };
     let call: UpstreamCall;
     try {
-        call = await pool.forward({model, path: request.url.split("?")[0]!, body, signal: clientGone.signal, requestId: request.id, hops});
+        call = await pool.forward({model, path: request.url.split("?")[0]!, body, signal: cancel.signal, requestId: request.id, hops});
     } catch (error) {
-        reply.raw.off("close", onClose);
+        stop();
+        if (error instanceof RequestAbortedError && !reply.raw.destroyed && shutdown?.aborted === true)
+            throw new DeadlineError("shutdown");
         if (error instanceof RequestAbortedError) {
             reply.hijack();
             reply.raw.destroy();
@@ -77,7 +92,7 @@ export async function forwardToUpstream(request: FastifyRequest, reply: FastifyR
     }
     try {
         if (call.streaming)
-            await relayStream(request, reply, call);
+            await relayStream(request, reply, call, () => shutdown?.aborted === true);
         else {
             record(request, usageOf(call.json));
             for (const name of PASSED_HEADERS)
@@ -86,13 +101,13 @@ export async function forwardToUpstream(request: FastifyRequest, reply: FastifyR
             await reply.status(call.statusCode).send(call.body);
         }
     } finally {
-        reply.raw.off("close", onClose);
+        stop();
         call.release();
     }
 }
 
 /** Passes a stream on event by event as it comes; a break after it began ends it with an error event in its own shape. */
-async function relayStream(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall): Promise<void> {
+async function relayStream(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall, shuttingDown: () => boolean): Promise<void> {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(call.statusCode, {
@@ -118,8 +133,15 @@ async function relayStream(request: FastifyRequest, reply: FastifyReply, call: U
         }
         await send(relay.flush());
     } catch (error) {
-        if (raw.destroyed || error instanceof RequestAbortedError)
+        if (raw.destroyed)
             return;
+        if (error instanceof RequestAbortedError) {
+            if (shuttingDown()) {
+                const ending = new DeadlineError("shutdown");
+                await send(relay.errorEvent(ending.message, ending.code));
+            }
+            return;
+        }
         const failure = error instanceof UpstreamError ? error : new UpstreamError(502, (error as Error).message, "stream_broken");
         request.log.warn({upstream: failure.message}, "upstream stream broke");
         await send(relay.errorEvent(failure.message, failure.code));
