@@ -359,6 +359,12 @@ describe("upstreams: failures are answered, never a crash", () => {
             // The second event arrives cut in half, then the connection dies.
             response.write(`${chunk("two ")}${chunk("three").slice(0, 20)}`, () => setTimeout(() => response.socket?.destroy(), 50));
         }));
+        tiny.push(await tinyUpstream(["breaker-responses"], (_request, response) => {
+            response.writeHead(200, {"content-type": "text/event-stream"});
+            response.write('event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{"id":"resp_1"}}\n\n');
+            response.write('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"delta":"one"}\n\n',
+                () => setTimeout(() => response.socket?.destroy(), 50));
+        }));
         front = await startTestServer({modelFiles: [], upstreams: tiny.map(({url}) => ({url, key: undefined})), upstreamTimeoutMs: 1000});
         await upstreamsUp(front, tiny.length);
     });
@@ -425,6 +431,20 @@ describe("upstreams: failures are answered, never a crash", () => {
         });
         assert.match(raw, /^data: \{.*"one "/);
         assert.match(raw, /"two "\}.*\n\ndata: \{"error":\{"message":"The upstream [^"]+ stopped in the middle of its reply[^"]*","type":"server_error","param":null,"code":"upstream_stream_broken"\}\}\n\ndata: \[DONE\]\n\n$/s);
+    });
+
+    test("a Responses API stream that breaks ends with a named error event that continues its sequence numbers", async () => {
+        const response = await fetch(`${front.baseURL}/responses`, {
+            method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: "breaker-responses", input: "Hi", stream: true})
+        });
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        const events = text.trim().split("\n\n").map((block) => block.split("\n")[0]);
+        assert.deepEqual(events, ["event: response.created", "event: response.output_text.delta", "event: error"]);
+        const error = JSON.parse(text.trim().split("\n").at(-1)!.slice("data: ".length)) as {type: string, code: string, sequence_number: number};
+        assert.equal(error.type, "error");
+        assert.equal(error.code, "upstream_stream_broken");
+        assert.equal(error.sequence_number, 2);
     });
 });
 
