@@ -365,6 +365,10 @@ describe("upstreams: failures are answered, never a crash", () => {
             response.write('event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,"delta":"one"}\n\n',
                 () => setTimeout(() => response.socket?.destroy(), 50));
         }));
+        tiny.push(await tinyUpstream(["locked"], (_request, response) => {
+            response.writeHead(401, {"content-type": "application/json"});
+            response.end(JSON.stringify({error: {message: "Invalid API key", type: "invalid_request_error", param: null, code: "invalid_api_key"}}));
+        }));
         front = await startTestServer({modelFiles: [], upstreams: tiny.map(({url}) => ({url, key: undefined})), upstreamTimeoutMs: 1000});
         await upstreamsUp(front, tiny.length);
     });
@@ -391,6 +395,14 @@ describe("upstreams: failures are answered, never a crash", () => {
         assert.equal(again.status, 503);
         assert.ok(Number(again.headers.get("retry-after")) >= 1);
         assert.equal((await again.json() as {error: {code: string}}).error.code, "upstream_unavailable");
+    });
+
+    test("an upstream that refuses Hearth's key for it gets a 502 that says so, never the client's 401", async () => {
+        const response = await post("locked");
+        assert.equal(response.status, 502);
+        const body = await response.json() as {error: {code: string, message: string}};
+        assert.equal(body.error.code, "upstream_key_refused");
+        assert.match(body.error.message, /refused Hearth's key/);
     });
 
     test("an upstream that sends no headers within the timeout gets a 504, and the front goes on answering", async () => {

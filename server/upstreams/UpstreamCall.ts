@@ -2,7 +2,9 @@ import http from "node:http";
 import type {ClientRequest, IncomingHttpHeaders, IncomingMessage} from "node:http";
 import https from "node:https";
 import {RequestAbortedError} from "../../native/errors.js";
-import {UpstreamError, UpstreamInvalidReplyError, UpstreamServerError, UpstreamStreamBrokenError, UpstreamTimeoutError, UpstreamUnreachableError} from "./errors.js";
+import {
+    UpstreamError, UpstreamInvalidReplyError, UpstreamKeyRefusedError, UpstreamServerError, UpstreamStreamBrokenError, UpstreamTimeoutError, UpstreamUnreachableError
+} from "./errors.js";
 import type {Upstream} from "./Upstream.js";
 import type {UpstreamMetrics} from "./UpstreamMetrics.js";
 
@@ -123,6 +125,8 @@ export class UpstreamCall {
         }
         if (this.statusCode >= 500)
             throw new UpstreamServerError(name, this.statusCode, this.json, response.headers["retry-after"]);
+        if (this.statusCode === 401 || this.statusCode === 403)
+            throw new UpstreamKeyRefusedError(name, this.statusCode);
         if (this.statusCode >= 400 && this.statusCode < 500)
             return;
         if (this.statusCode < 200 || this.statusCode >= 300)

@@ -7,7 +7,7 @@ import {ApiError} from "../errors.js";
 export class UpstreamError extends ApiError {
     override readonly name: string = "UpstreamError";
     /** The kind of failure, a label of `hearth_upstream_errors_total`. */
-    readonly reason: "unreachable" | "timeout" | "invalid_reply" | "server_error" | "stream_broken";
+    readonly reason: "unreachable" | "timeout" | "invalid_reply" | "server_error" | "stream_broken" | "key_refused";
 
     constructor(statusCode: number, message: string, reason: UpstreamError["reason"]) {
         super(statusCode, message, {code: `upstream_${reason}`});
@@ -49,6 +49,13 @@ export class UpstreamServerError extends UpstreamError {
         this.upstreamStatus = upstreamStatus;
         this.body = body;
         this.retryAfter = retryAfter;
+    }
+}
+
+/** A 401 or 403: the upstream refused Hearth's own key for it (not the client's, which never leaves Hearth). */
+export class UpstreamKeyRefusedError extends UpstreamError {
+    constructor(upstream: string, upstreamStatus: number) {
+        super(502, `The upstream ${upstream} refused Hearth's key for it (HTTP ${upstreamStatus}): give the key it needs after # in --upstream, or as "key" in /api/upstreams.`, "key_refused");
     }
 }
 
