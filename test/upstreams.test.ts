@@ -369,6 +369,14 @@ describe("upstreams: failures are answered, never a crash", () => {
             response.writeHead(401, {"content-type": "application/json"});
             response.end(JSON.stringify({error: {message: "Invalid API key", type: "invalid_request_error", param: null, code: "invalid_api_key"}}));
         }));
+        tiny.push(await tinyUpstream(["flood"], (_request, response) => {
+            // One "event" that never ends: it must not be held in memory without bound.
+            response.writeHead(200, {"content-type": "text/event-stream"});
+            response.write("data: ");
+            const block = "x".repeat(64 * 1024);
+            for (let index = 0; index < 160; index++)
+                response.write(block);
+        }));
         front = await startTestServer({modelFiles: [], upstreams: tiny.map(({url}) => ({url, key: undefined})), upstreamTimeoutMs: 1000});
         await upstreamsUp(front, tiny.length);
     });
@@ -443,6 +451,14 @@ describe("upstreams: failures are answered, never a crash", () => {
         });
         assert.match(raw, /^data: \{.*"one "/);
         assert.match(raw, /"two "\}.*\n\ndata: \{"error":\{"message":"The upstream [^"]+ stopped in the middle of its reply[^"]*","type":"server_error","param":null,"code":"upstream_stream_broken"\}\}\n\ndata: \[DONE\]\n\n$/s);
+    });
+
+    test("a stream whose event never ends is cut off at 8 MiB with an error event, not held without bound", async () => {
+        const response = await post("flood", {stream: true});
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        assert.ok(text.length < 4096, `${text.length} characters reached the client`);
+        assert.match(text, /^data: \{"error":\{"message":"The upstream [^"]+ answered with something that is not a valid reply: an event over 8 MiB".*"code":"upstream_invalid_reply"\}\}\n\ndata: \[DONE\]\n\n$/);
     });
 
     test("a Responses API stream that breaks ends with a named error event that continues its sequence numbers", async () => {

@@ -4,6 +4,8 @@ export type ReportedUsage = {promptTokens: number, completionTokens: number};
 const BLANK_LINE = Buffer.from("\n\n");
 const BLANK_LINE_CRLF = Buffer.from("\r\n\r\n");
 const USAGE = /"usage"\s*:\s*\{/;
+/** An event longer than this is not server-sent events as an API writes them; it is not held in memory any longer. */
+export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 
 /** Usage in a reply body or event: `usage` at the top, or in the Responses API's `response`. */
 export function usageOf(value: unknown): ReportedUsage | undefined {
@@ -24,21 +26,28 @@ export function usageOf(value: unknown): ReportedUsage | undefined {
  */
 export class SseRelay {
     usage: ReportedUsage | undefined;
-    #pending: Buffer = Buffer.alloc(0);
+    /** The start of an unfinished event, kept as it came (joined only once its end arrives). */
+    #pending: Buffer[] = [];
+    #pendingBytes = 0;
     #named = false;
     #lastSequence = -1;
 
     /** The bytes to send now for `chunk`: every event it completes. */
     push(chunk: Buffer): Buffer {
-        const data = this.#pending.length > 0 ? Buffer.concat([this.#pending, chunk]) : chunk;
+        if (!this.#endsEvent(chunk)) {
+            this.#pendingBytes += chunk.length;
+            if (this.#pendingBytes > MAX_EVENT_BYTES)
+                throw new RangeError(`an event over ${MAX_EVENT_BYTES / 1024 / 1024} MiB`);
+            this.#pending.push(chunk);
+            return Buffer.alloc(0);
+        }
+        const data = this.#pending.length > 0 ? Buffer.concat([...this.#pending, chunk]) : chunk;
         const lf = data.lastIndexOf(BLANK_LINE);
         const crlf = data.lastIndexOf(BLANK_LINE_CRLF);
         const end = Math.max(lf >= 0 ? lf + 2 : 0, crlf >= 0 ? crlf + 4 : 0);
-        if (end === 0) {
-            this.#pending = data;
-            return Buffer.alloc(0);
-        }
-        this.#pending = data.subarray(end);
+        const rest = data.subarray(end);
+        this.#pending = rest.length > 0 ? [rest] : [];
+        this.#pendingBytes = rest.length;
         const complete = data.subarray(0, end);
         this.#inspect(complete.toString("utf8"));
         return complete;
@@ -46,9 +55,21 @@ export class SseRelay {
 
     /** What is left at the end of a stream that ended properly. */
     flush(): Buffer {
-        const rest = this.#pending;
-        this.#pending = Buffer.alloc(0);
+        const rest = Buffer.concat(this.#pending);
+        this.#pending = [];
+        this.#pendingBytes = 0;
         return rest;
+    }
+
+    /** Whether `chunk` ends an event: it has a blank line, or one begins in the bytes held before it. */
+    #endsEvent(chunk: Buffer): boolean {
+        if (chunk.includes(BLANK_LINE) || chunk.includes(BLANK_LINE_CRLF))
+            return true;
+        const last = this.#pending.at(-1);
+        if (last == null)
+            return false;
+        const joint = Buffer.concat([last.subarray(Math.max(0, last.length - 3)), chunk.subarray(0, 3)]);
+        return joint.includes(BLANK_LINE) || joint.includes(BLANK_LINE_CRLF);
     }
 
     /** An error event that ends a broken stream: OpenAI's `{"error": …}` chunk then `[DONE]`, or a named `error` event. */

@@ -3,7 +3,7 @@ import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import {ApiError} from "../errors.js";
 import {routeConfigOf} from "../routeConfig.js";
 import {writeDrained} from "../sse.js";
-import {NoUpstreamAvailableError, UpstreamError, UpstreamServerError} from "./errors.js";
+import {NoUpstreamAvailableError, UpstreamError, UpstreamInvalidReplyError, UpstreamServerError} from "./errors.js";
 import {SseRelay, usageOf} from "./SseRelay.js";
 import type {ReportedUsage} from "./SseRelay.js";
 import type {UpstreamCall} from "./UpstreamCall.js";
@@ -142,7 +142,7 @@ async function relayStream(request: FastifyRequest, reply: FastifyReply, call: U
             }
             return;
         }
-        const failure = error instanceof UpstreamError ? error : new UpstreamError(502, (error as Error).message, "stream_broken");
+        const failure = error instanceof UpstreamError ? error : new UpstreamInvalidReplyError(call.upstream.name, (error as Error).message);
         request.log.warn({upstream: failure.message}, "upstream stream broke");
         await send(relay.errorEvent(failure.message, failure.code));
     } finally {
