@@ -32,6 +32,8 @@ import {ollamaChatRoutes} from "./ollama/chat.js";
 import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
 import {QUIET} from "./routeConfig.js";
+import {forwardToUpstreams, upstreamRoutes} from "./upstreams/index.js";
+import type {UpstreamPool} from "./upstreams/index.js";
 import type {GenerationContext} from "./generation/index.js";
 
 export type AppOptions = {
@@ -45,6 +47,8 @@ export type AppOptions = {
     access: AccessStore,
     metrics: ServerMetrics,
     audit: AuditLog,
+    /** OpenAI-compatible servers whose models are served beside the local ones. */
+    upstreams: UpstreamPool,
     /** Set to draining when the server starts to shut down. */
     lifecycle: Lifecycle,
     /** Fires when the server starts to shut down: running generations end early but properly. */
@@ -65,7 +69,7 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown, requestTimeoutMs = 0,
+export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, lifecycle, shutdown, requestTimeoutMs = 0,
     host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
@@ -91,14 +95,16 @@ export async function buildApp({engine, library, conversations, responses, bench
     const requestLog = new RequestLog();
     observeRequests(app, {log: requestLog, metrics, audit});
     accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
+    // After the access checks: a request for an upstream's model is let in, counted and logged as any other.
+    forwardToUpstreams(app, {pool: upstreams, isLocal: (model) => engine.pathOf(model) != null, shutdown});
 
     app.get("/health", QUIET, async () => ({status: engine.status}));
-    await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle});
+    await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle, upstreams});
 
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
     const generation: GenerationContext = {engine, shutdown, requestTimeoutMs};
     const options = {engine, library, generation};
-    await app.register(modelsRoutes, options);
+    await app.register(modelsRoutes, {...options, upstreams});
     await app.register(chatCompletionsRoutes, options);
     await app.register(anthropicMessagesRoutes, options);
     await app.register(responsesRoutes, {generation, responses});
@@ -112,6 +118,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     await app.register(downloadRoutes, {downloads});
     await app.register(serverRoutes, {engine, log: requestLog, host});
     await app.register(accessRoutes, {store: access, host, startupOrigins: allowedOrigins});
+    await app.register(upstreamRoutes, {pool: upstreams});
     await app.register(rendererRoutes);
     return app;
 }

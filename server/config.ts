@@ -83,7 +83,18 @@ export type ServeConfig = {
     /** On SIGTERM or SIGINT, how long running replies may go on before they are ended. Defaults to 30 seconds. */
     shutdownTimeoutMs: number,
     /** Keep request bodies (prompts) in the audit log. Defaults to `false`. */
-    auditPrompts: boolean
+    auditPrompts: boolean,
+    /** OpenAI-compatible servers whose models are served beside the local ones (`--upstream`). Defaults to none. */
+    upstreams?: UpstreamSpec[],
+    /** An upstream that sends no reply headers, or no bytes mid-reply, for this long gets a 504; `0` is no limit. Defaults to 5 minutes. */
+    upstreamTimeoutMs?: number
+};
+
+export type UpstreamSpec = {
+    /** The upstream's base URL, `http(s)://host:port[/path]`, without a trailing `/v1`: see {@link normalizeUpstreamUrl}. */
+    url: string,
+    /** The bearer key the upstream needs, if any; never logged or shown. */
+    key: string | undefined
 };
 
 export type HubConfig = {
@@ -235,6 +246,9 @@ const serveOptions = {
     "request-timeout": {type: "string"},
     "shutdown-timeout": {type: "string"},
     "audit-prompts": {type: "boolean"},
+    upstream: {type: "string", multiple: true},
+    "upstream-key": {type: "string", multiple: true},
+    "upstream-timeout": {type: "string"},
     help: {type: "boolean", short: "h"}
 } as const;
 
@@ -283,6 +297,13 @@ Access and limits:
       --shutdown-timeout D  on SIGTERM, how long running replies may finish (default 30s)
                                                                             HEARTH_SHUTDOWN_TIMEOUT
       --audit-prompts     keep request bodies (prompts) in the audit log      HEARTH_AUDIT_PROMPTS
+
+Upstreams:
+      --upstream URL[#KEY]  serve the models of this OpenAI-compatible server too (repeatable;
+                          comma-separated in the variable)                    HEARTH_UPSTREAMS
+      --upstream-key KEY  bearer key of the --upstream at the same position (repeatable)
+      --upstream-timeout D  an upstream silent for this long gets a 504 (default 5m)
+                                                                            HEARTH_UPSTREAM_TIMEOUT
 
 Without --model, every model in the library is served by name (hearth ls lists them) and loads on
 first use. HF_ENDPOINT and HF_TOKEN set the Hugging Face Hub and its access token.
@@ -361,6 +382,18 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
         if (key.length < 8 || /\s/.test(key))
             throw new ConfigError("--api-key must be at least 8 characters with no spaces; hearth keys create makes a strong one");
 
+    const upstreamTexts = list(values.upstream, "HEARTH_UPSTREAMS");
+    const upstreamKeys = values["upstream-key"] ?? [];
+    if (upstreamKeys.length > upstreamTexts.length)
+        throw new ConfigError(`--upstream-key was given ${upstreamKeys.length} times but --upstream only ${upstreamTexts.length}; each key belongs to the upstream at the same position`);
+    const upstreams = upstreamTexts.map((text, index) => parseUpstream(text, upstreamKeys[index]));
+    const upstreamUrls = new Set<string>();
+    for (const upstream of upstreams) {
+        if (upstreamUrls.has(upstream.url))
+            throw new ConfigError(`the upstream ${upstream.url} is given twice`);
+        upstreamUrls.add(upstream.url);
+    }
+
     return {
         help: values.help === true,
         config: {
@@ -389,7 +422,9 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             rateLimitPerMinute: rateLimit != null ? parseInteger("--rate-limit", rateLimit, 0, 1_000_000) : 0,
             requestTimeoutMs: parseDurationFlag("--request-timeout", pick(values["request-timeout"], "HEARTH_REQUEST_TIMEOUT"), 10 * 60 * 1000),
             shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
-            auditPrompts: values["audit-prompts"] === true || env.HEARTH_AUDIT_PROMPTS === "1" || env.HEARTH_AUDIT_PROMPTS === "true"
+            auditPrompts: values["audit-prompts"] === true || env.HEARTH_AUDIT_PROMPTS === "1" || env.HEARTH_AUDIT_PROMPTS === "true",
+            upstreams,
+            upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000)
         }
     };
 }
@@ -418,6 +453,37 @@ export function normalizeOrigin(value: string): string | undefined {
     } catch {
         return undefined;
     }
+}
+
+/**
+ * An upstream's base URL as Hearth keeps it: `http(s)://host[:port][/path]` with no trailing slash and no `/v1`
+ * (Hearth adds `/v1/...` itself, so `http://gpu:8080` and `http://gpu:8080/v1` are the same upstream); undefined
+ * when `value` is not such a URL. Credentials in the URL are refused: a key goes after `#` or in `--upstream-key`.
+ */
+export function normalizeUpstreamUrl(value: string): string | undefined {
+    let url: URL;
+    try {
+        url = new URL(value.trim());
+    } catch {
+        return undefined;
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password || url.search || url.hash)
+        return undefined;
+    const pathname = url.pathname.replace(/\/+$/, "").replace(/\/v1$/, "");
+    return `${url.origin}${pathname}`;
+}
+
+/** `URL` or `URL#KEY` (the key may also come from `--upstream-key`). The key never appears in an error message. */
+export function parseUpstream(text: string, key?: string): UpstreamSpec {
+    const hash = text.indexOf("#");
+    const urlText = hash >= 0 ? text.slice(0, hash) : text;
+    const url = normalizeUpstreamUrl(urlText);
+    if (url == null)
+        throw new ConfigError(`--upstream must be an http(s) URL such as http://gpu-box:8080 or http://gpu-box:8080/v1 (a key goes after #), got "${urlText}"`);
+    const upstreamKey = (hash >= 0 ? text.slice(hash + 1) : undefined) || key || undefined;
+    if (upstreamKey != null && /\s/.test(upstreamKey))
+        throw new ConfigError(`the key of the upstream ${url} contains spaces`);
+    return {url, key: upstreamKey};
 }
 
 /** The data folder: `--home`, else `HEARTH_HOME`, else {@link defaultHome}. */

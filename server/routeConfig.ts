@@ -15,6 +15,11 @@ declare module "fastify" {
          * that do something.
          */
         quiet?: boolean,
+        /**
+         * An upstream may serve this route's models: a request naming a model that an upstream serves, and no local
+         * model, is sent to it as it came (`upstreams/`), after the access checks.
+         */
+        upstream?: boolean,
         /** Changes API keys or access settings: only a client on this machine may call it, never a LAN client with a key. */
         localOnly?: boolean,
         /**
@@ -27,12 +32,14 @@ declare module "fastify" {
 
 /** Route options for a route that runs a model. */
 export const RUNS_MODEL = {config: {runsModel: true}} as const;
+/** Route options for a `/v1` route that runs a model, local or an upstream's. */
+export const RUNS_ANY_MODEL = {config: {runsModel: true, upstream: true}} as const;
 /** Route options for a polled read. */
 export const QUIET = {config: {quiet: true}} as const;
 /** Route options for a change to keys or access settings. */
 export const LOCAL_ONLY = {config: {localOnly: true}} as const;
 
 /** The matched route's declarations; none for a request that matched no route. */
-export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, localOnly?: boolean, errorShape?: ErrorShape} {
+export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, upstream?: boolean, localOnly?: boolean, errorShape?: ErrorShape} {
     return request.routeOptions.config ?? {};
 }

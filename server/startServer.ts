@@ -12,6 +12,7 @@ import {ResponseStore} from "./openai/ResponseStore.js";
 import {AuditLog} from "./observability/AuditLog.js";
 import {recordGeneration} from "./observability/requestContext.js";
 import {ServerMetrics} from "./observability/ServerMetrics.js";
+import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
 import {ConfigError} from "./config.js";
 import type {ModelSpec, ServeConfig} from "./config.js";
 import {resolveModelNames} from "./resolveModelNames.js";
@@ -115,18 +116,25 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const downloads = new DownloadManager(library);
     const metrics = new ServerMetrics({engine, downloads});
     const audit = new AuditLog(library.home, {keepBodies: config.auditPrompts});
+    const upstreamStore = new UpstreamStore(library.home);
+    const upstreams = new UpstreamPool({
+        registry: metrics.registry, startup: config.upstreams, store: upstreamStore, timeoutMs: config.upstreamTimeoutMs,
+        log: (level, message) => app.log[level](message)
+    });
     const lifecycle = {draining: false};
     const shutdown = new AbortController();
     // Every generation request in flight listens for shutdown (and stops listening when it ends): no limit applies.
     setMaxListeners(0, shutdown.signal);
     const app = await buildApp({
-        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
+        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger
     });
     try {
         await app.listen({host, port: config.port});
     } catch (error) {
+        upstreams.dispose();
+        upstreamStore.close();
         conversations.close();
         responses.close();
         benchmarks.close();
@@ -139,6 +147,8 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
 
     const ready = engine.start();
     ready.catch(() => undefined);
+    // Upstreams are read in the background: their models are served as soon as each one answers.
+    void upstreams.start();
     let closing: Promise<void> | undefined;
     return {
         app,
@@ -165,11 +175,13 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
                 clearInterval(idleCloser);
                 clearTimeout(lastResort);
                 shutdown.abort();
+                upstreams.dispose();
                 await engine.dispose();
                 conversations.close();
                 responses.close();
                 benchmarks.close();
                 audit.close();
+                upstreamStore.close();
                 access.close();
                 library.close();
             })();

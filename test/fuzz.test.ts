@@ -109,7 +109,8 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
             {method: "POST", path: "/api/downloads/pause", valid: {model: absent}},
             {method: "DELETE", path: "/api/downloads", valid: {model: absent}},
             {method: "POST", path: "/api/server/keys", valid: {name: "k"}},
-            {method: "PATCH", path: "/api/server/settings", valid: {allowed_origins: []}}
+            {method: "PATCH", path: "/api/server/settings", valid: {allowed_origins: []}},
+            {method: "POST", path: "/api/upstreams", valid: {url: "http://127.0.0.1:9", key: "k"}}
         ];
     });
     after(async () => {

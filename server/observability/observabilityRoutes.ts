@@ -7,6 +7,7 @@ import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import type {AuditLog} from "./AuditLog.js";
 import type {ServerMetrics} from "./ServerMetrics.js";
 import {QUIET} from "../routeConfig.js";
+import type {UpstreamPool} from "../upstreams/index.js";
 
 const AuditQuery = Type.Object({
     limit: Type.Optional(Type.String({pattern: "^[0-9]{1,4}$"})),
@@ -20,8 +21,8 @@ export type Lifecycle = {draining: boolean};
  * `/ready` for load balancers and orchestrators (503 until a model can serve, and while draining),
  * `/metrics` for Prometheus, and `/api/audit`, the audit log's newest entries.
  */
-export async function observabilityRoutes(app: FastifyInstance, {engine, library, metrics, audit, lifecycle}: {
-    engine: Engine, library: Library, metrics: ServerMetrics, audit: AuditLog, lifecycle: Lifecycle
+export async function observabilityRoutes(app: FastifyInstance, {engine, library, metrics, audit, lifecycle, upstreams}: {
+    engine: Engine, library: Library, metrics: ServerMetrics, audit: AuditLog, lifecycle: Lifecycle, upstreams?: UpstreamPool
 }): Promise<void> {
     app.get("/ready", QUIET, async (_request, reply) => {
         const loaded = engine.models.flatMap((model) => model.names);
@@ -29,9 +30,9 @@ export async function observabilityRoutes(app: FastifyInstance, {engine, library
             ? {status: "draining", message: "The server is shutting down."}
             : engine.status === "loading"
                 ? {status: "loading", message: "Models are loading."}
-                : loaded.length > 0 || library.list().length > 0
+                : loaded.length > 0 || library.list().length > 0 || upstreams?.list().some((upstream) => upstream.available) === true
                     ? {status: "ready"}
-                    : {status: "no_model", message: "No model could load and the library is empty."};
+                    : {status: "no_model", message: "No model could load, the library is empty and no upstream is up."};
         if (readiness.status !== "ready")
             void reply.status(503).header("retry-after", "5");
         return {...readiness, loaded_models: loaded};

@@ -1,13 +1,13 @@
 import type {FastifyInstance} from "fastify";
 import {GenerationRun, answer, optionsForChoice} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
-import {RUNS_MODEL} from "../routeConfig.js";
+import {RUNS_ANY_MODEL} from "../routeConfig.js";
 import {chatCompletionEncoder} from "./chatCompletionEncoder.js";
 import {ChatCompletionRequest} from "./schemas.js";
 import {chatGenerationOptions, completionId, toChatMessages} from "./translate.js";
 
 export async function chatCompletionsRoutes(app: FastifyInstance, {generation}: {generation: GenerationContext}): Promise<void> {
-    app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}, ...RUNS_MODEL}, async (request, reply) => {
+    app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}, ...RUNS_ANY_MODEL}, async (request, reply) => {
         const body = request.body;
         const options = chatGenerationOptions(body);
         const messages = toChatMessages(body.messages);

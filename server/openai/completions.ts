@@ -1,7 +1,7 @@
 import type {FastifyInstance} from "fastify";
 import {GenerationRun, answer, optionsForChoice} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
-import {RUNS_MODEL} from "../routeConfig.js";
+import {RUNS_ANY_MODEL} from "../routeConfig.js";
 import {completionEncoder} from "./completionEncoder.js";
 import {CompletionRequest} from "./schemas.js";
 import {completionGenerationOptions, completionId} from "./translate.js";
@@ -15,7 +15,7 @@ function promptList(prompt: CompletionRequest["prompt"]): (string | number[])[] 
 }
 
 export async function completionsRoutes(app: FastifyInstance, {generation}: {generation: GenerationContext}): Promise<void> {
-    app.post<{Body: CompletionRequest}>("/v1/completions", {schema: {body: CompletionRequest}, ...RUNS_MODEL}, async (request, reply) => {
+    app.post<{Body: CompletionRequest}>("/v1/completions", {schema: {body: CompletionRequest}, ...RUNS_ANY_MODEL}, async (request, reply) => {
         const body = request.body;
         const options = completionGenerationOptions(body);
         const inputs = promptList(body.prompt);

@@ -4,7 +4,7 @@ import {acquireModel} from "../acquireModel.js";
 import {normalizeVector} from "../normalizeVector.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {EmbeddingRequest} from "./schemas.js";
-import {RUNS_MODEL} from "../routeConfig.js";
+import {RUNS_ANY_MODEL} from "../routeConfig.js";
 
 
 function toBase64(vector: readonly number[]): string {
@@ -12,7 +12,7 @@ function toBase64(vector: readonly number[]): string {
 }
 
 export async function embeddingsRoutes(app: FastifyInstance, {engine}: {engine: Engine}): Promise<void> {
-    app.post<{Body: EmbeddingRequest}>("/v1/embeddings", {schema: {body: EmbeddingRequest}, ...RUNS_MODEL}, async (request, reply) => {
+    app.post<{Body: EmbeddingRequest}>("/v1/embeddings", {schema: {body: EmbeddingRequest}, ...RUNS_ANY_MODEL}, async (request, reply) => {
         const body = request.body;
         const model = await acquireModel(engine, reply, body.model);
         const input = body.input;

@@ -2,7 +2,7 @@ import type {FastifyInstance} from "fastify";
 import {ApiError} from "../errors.js";
 import {GenerationRun, answer} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
-import {RUNS_MODEL} from "../routeConfig.js";
+import {RUNS_ANY_MODEL} from "../routeConfig.js";
 import {responseEncoder, responseItemId, responseSettings} from "./responseEncoder.js";
 import {inputItems, responseGenerationOptions, toResponseMessages} from "./responseInput.js";
 import {ResponseIdParams, ResponseRequest} from "./responseSchemas.js";
@@ -21,7 +21,7 @@ class ResponseNotFoundError extends ApiError {
  * `previous_response_id` continues, and that can be read back and deleted.
  */
 export async function responsesRoutes(app: FastifyInstance, {generation, responses}: {generation: GenerationContext, responses: ResponseStore}): Promise<void> {
-    app.post<{Body: ResponseRequest}>("/v1/responses", {schema: {body: ResponseRequest}, ...RUNS_MODEL}, async (request, reply) => {
+    app.post<{Body: ResponseRequest}>("/v1/responses", {schema: {body: ResponseRequest}, ...RUNS_ANY_MODEL}, async (request, reply) => {
         const body = request.body;
         const previousId = body.previous_response_id;
         const previous = previousId != null ? responses.get(previousId) : undefined;

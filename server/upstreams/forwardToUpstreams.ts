@@ -1,0 +1,161 @@
+import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
+import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
+import {ApiError} from "../errors.js";
+import {routeConfigOf} from "../routeConfig.js";
+import {writeDrained} from "../sse.js";
+import {NoUpstreamAvailableError, UpstreamError, UpstreamInvalidReplyError, UpstreamServerError} from "./errors.js";
+import {SseRelay, usageOf} from "./SseRelay.js";
+import type {ReportedUsage} from "./SseRelay.js";
+import type {UpstreamCall} from "./UpstreamCall.js";
+import type {UpstreamPool} from "./UpstreamPool.js";
+
+/** More Hearth servers in a row than this, forwarding one request, is a loop (an upstream listing itself). */
+const MAX_HOPS = 8;
+
+/** Reply headers of an upstream that are passed on with a reply that is not a stream. */
+const PASSED_HEADERS = ["content-type", "retry-after"];
+
+export type ForwardingOptions = {
+    pool: UpstreamPool,
+    /** Whether a model of this name is served here; a local model wins over an upstream's of the same name. */
+    isLocal(model: string): boolean,
+    /** Fires when the server's drain time is over: forwarded replies still running end as local ones do. */
+    shutdown?: AbortSignal
+};
+
+/**
+ * Sends a request for a model that an upstream serves, and no local model, to that upstream, on routes that
+ * declare `upstream` in their config. It runs before the route validates the body (the upstream judges its own
+ * API) and after the access checks of `onRequest` (keys, Host and Origin, the rate limit), and the request log,
+ * the audit log and `/metrics` see it as any other request.
+ */
+export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal, shutdown}: ForwardingOptions): void {
+    app.addHook("preValidation", async (request, reply) => {
+        if (routeConfigOf(request).upstream !== true)
+            return;
+        const body = request.body as Record<string, unknown> | null;
+        const model = body?.model;
+        // The pool is asked first: it is a lookup in memory, where a local name may need the library's database.
+        if (typeof model !== "string" || !pool.serves(model) || isLocal(model))
+            return;
+        await forwardToUpstream(request, reply, {pool, model, body: body!, shutdown});
+        return reply;
+    });
+}
+
+/**
+ * Answers a request with an upstream's reply for `model` (which replaces the body's own, so an alias can name its
+ * target): the whole body, or the stream event by event. A failure before any of the reply was sent is thrown, for
+ * the route's error handler; one after ends the stream with an error event.
+ */
+export async function forwardToUpstream(request: FastifyRequest, reply: FastifyReply, {pool, model, body, shutdown}: {
+    pool: UpstreamPool, model: string, body: Record<string, unknown>, shutdown?: AbortSignal
+}): Promise<void> {
+    const hops = Number(request.headers["x-hearth-hops"] ?? 0) || 0;
+    if (hops >= MAX_HOPS)
+        throw new ApiError(508, `The request for "${model}" went through ${hops} Hearth servers: an upstream forwards back to one before it.`, {code: "upstream_loop"});
+    request.record.model = model;
+    // The client going away, or the end of the server's drain time, cancels the request upstream.
+    const cancel = new AbortController();
+    const onClose = () => {
+        if (!reply.raw.writableFinished)
+            cancel.abort();
+    };
+    const onShutdown = () => cancel.abort();
+    reply.raw.once("close", onClose);
+    shutdown?.addEventListener("abort", onShutdown, {once: true});
+    if (shutdown?.aborted === true)
+        onShutdown();
+    const stop = () => {
+        reply.raw.off("close", onClose);
+        shutdown?.removeEventListener("abort", onShutdown);
+    };
+    let call: UpstreamCall;
+    try {
+        call = await pool.forward({model, path: request.url.split("?")[0]!, body, signal: cancel.signal, requestId: request.id, hops});
+    } catch (error) {
+        stop();
+        if (error instanceof RequestAbortedError && !reply.raw.destroyed && shutdown?.aborted === true)
+            throw new DeadlineError("shutdown");
+        if (error instanceof RequestAbortedError) {
+            reply.hijack();
+            reply.raw.destroy();
+            return;
+        }
+        if (error instanceof NoUpstreamAvailableError)
+            void reply.header("retry-after", String(error.retryAfterSeconds));
+        if (error instanceof UpstreamServerError && error.retryAfter != null)
+            void reply.header("retry-after", error.retryAfter);
+        if (error instanceof UpstreamError)
+            request.log.warn({upstream: error.message, model}, "upstream request failed");
+        throw error;
+    }
+    try {
+        if (call.streaming)
+            await relayStream(request, reply, call, () => shutdown?.aborted === true);
+        else {
+            record(request, usageOf(call.json));
+            for (const name of PASSED_HEADERS)
+                if (call.headers[name] != null)
+                    void reply.header(name, call.headers[name]);
+            await reply.status(call.statusCode).send(call.body);
+        }
+    } finally {
+        stop();
+        call.release();
+    }
+}
+
+/** Passes a stream on event by event as it comes; a break after it began ends it with an error event in its own shape. */
+async function relayStream(request: FastifyRequest, reply: FastifyReply, call: UpstreamCall, shuttingDown: () => boolean): Promise<void> {
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(call.statusCode, {
+        // Headers set before the stream began (CORS, the request id) go out with it.
+        ...reply.getHeaders() as Record<string, string>,
+        "content-type": String(call.headers["content-type"]),
+        "cache-control": "no-cache",
+        "connection": "keep-alive",
+        "x-accel-buffering": "no"
+    });
+    raw.socket?.setNoDelay(true);
+    const relay = new SseRelay();
+    const send = async (bytes: Buffer | string) => {
+        if (bytes.length > 0 && !raw.destroyed)
+            await writeDrained(raw, bytes);
+    };
+    try {
+        await send(relay.push(call.first!));
+        for await (const chunk of call.rest()) {
+            await send(relay.push(chunk));
+            if (raw.destroyed)
+                return;
+        }
+        await send(relay.flush());
+    } catch (error) {
+        if (raw.destroyed)
+            return;
+        if (error instanceof RequestAbortedError) {
+            if (shuttingDown()) {
+                const ending = new DeadlineError("shutdown");
+                await send(relay.errorEvent(ending.message, ending.code));
+            }
+            return;
+        }
+        const failure = error instanceof UpstreamError ? error : new UpstreamInvalidReplyError(call.upstream.name, (error as Error).message);
+        request.log.warn({upstream: failure.message}, "upstream stream broke");
+        await send(relay.errorEvent(failure.message, failure.code));
+    } finally {
+        record(request, relay.usage);
+        if (!raw.destroyed)
+            raw.end();
+    }
+}
+
+/** The usage a forwarded reply reported goes into the request's log line and audit entry, as a local generation's does. */
+function record(request: FastifyRequest, usage: ReportedUsage | undefined): void {
+    if (usage == null)
+        return;
+    request.record.promptTokens += usage.promptTokens;
+    request.record.completionTokens += usage.completionTokens;
+}

@@ -1,0 +1,10 @@
+export {UpstreamPool, UpstreamExistsError} from "./UpstreamPool.js";
+export type {UpstreamPoolOptions, UpstreamModelEntry} from "./UpstreamPool.js";
+export {UpstreamStore} from "./UpstreamStore.js";
+export {Upstream} from "./Upstream.js";
+export type {UpstreamHealth, UpstreamSource} from "./Upstream.js";
+export {UpstreamCall} from "./UpstreamCall.js";
+export type {ForwardRequest} from "./UpstreamCall.js";
+export {forwardToUpstream, forwardToUpstreams} from "./forwardToUpstreams.js";
+export {upstreamRoutes} from "./upstreamRoutes.js";
+export * from "./errors.js";
