@@ -154,6 +154,7 @@ export class Engine {
         const pinned = this.#pinnedEntry(name);
         if (pinned != null)
             return this.#lease(pinned, this.#readyModel(name, pinned), keepAliveMs);
+        await this.#backendStarting();
         const entry = this.#onDemandEntry(this.#find(name), undefined);
         return this.#leaseWhenLoaded(entry, keepAliveMs);
     }
@@ -172,6 +173,7 @@ export class Engine {
             await this.#loadPinned(name, pinned, settings);
             return this.loadedModels.find((loaded) => loaded.path === pinned.spec.path)!;
         }
+        await this.#backendStarting();
         const spec = this.#find(name);
         for (;;) {
             const current = this.#onDemand.get(spec.path);
@@ -261,6 +263,15 @@ export class Engine {
         entry.state = "ready";
         entry.error = undefined;
         this.options.log?.("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path} (${describePlan(plan)})`);
+    }
+
+    /**
+     * A library request that comes while the backend is still starting (choosing a GPU backend can take seconds)
+     * waits for it rather than being turned away.
+     */
+    async #backendStarting(): Promise<void> {
+        if (this.#llama == null)
+            await this.#backendStarted?.catch(() => undefined);
     }
 
     #find(name: string): ModelToLoad {
