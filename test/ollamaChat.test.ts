@@ -127,7 +127,10 @@ describe("POST /api/chat", () => {
         assert.equal(loaded.done, true);
         assert.equal(loaded.done_reason, "load");
         assert.equal(loaded.message.content, "");
-        assert.equal((await client().chat({model: chatml, messages: [], keep_alive: 0})).done_reason, "unload");
+        // A model served with --model stays loaded: asking to unload it is refused, never answered as if done.
+        await assert.rejects(client().chat({model: chatml, messages: [], keep_alive: 0}),
+            (error: Error & {status_code?: number}) => error.status_code === 409 && /served with --model/.test(error.message));
+        assert.equal((await client().chat({model: chatml, messages: []})).done_reason, "load");
     });
 });
 
