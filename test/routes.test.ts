@@ -6,6 +6,7 @@ import type {AddressInfo} from "node:net";
 import {after, before, describe, test} from "node:test";
 import OpenAI from "openai";
 import {ConfigError, parseServeArgs} from "../server/config.js";
+import {digestReply} from "../server/routing/replyText.js";
 import {metricValue} from "./helpers/metrics.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
@@ -298,6 +299,54 @@ describe("routes: names that send requests to models by weight, with shadows", (
         // The tiny shadow answers something else: compared, and found not to agree.
         assert.equal(after.agreed, before.agreed);
         assert.ok(after.similarity_mean != null && after.similarity_mean < 1);
+    });
+
+    test("a shadow of a route whose model is an upstream's compares the relayed stream with the local shadow's reply", async () => {
+        const put = await putRoute(front, "outward", {targets: [{model: UPSTREAM_MODEL}], shadow: PRIMARY});
+        assert.equal(put.status, 200);
+        try {
+            for (let index = 0; index < 2; index++) {
+                // A relayed stream tells its tokens only with usage, which the client asks for (Hearth never adds it to a reply).
+                const {data: stream, response} = await front.client.chat.completions.create({model: "outward", ...ask, max_tokens: 8, stream: true, stream_options: {include_usage: true}}).withResponse();
+                assert.equal(response.headers.get("x-hearth-model"), UPSTREAM_MODEL);
+                for await (const _ of stream)
+                    ;
+            }
+            const shadow = await eventually(async () => {
+                const view = (await routeOf(front, "outward")).shadow!;
+                assert.equal(view.compared, 2, JSON.stringify(view));
+                return view;
+            });
+            assert.equal(shadow.failed, 0);
+            assert.equal(shadow.agreed, 2, "the F16 upstream and the local model decode greedily to the same text");
+            assert.equal(shadow.primary.completion_tokens_mean, 8);
+            assert.equal(shadow.shadow.completion_tokens_mean, 8);
+        } finally {
+            assert.equal((await fetch(`${front.url}/api/routes/outward`, {method: "DELETE"})).status, 204);
+        }
+    });
+
+    test("the comparison reads the same final text from each API's reply, streamed or not", async () => {
+        const post = async (path: string, body: Record<string, unknown>) => {
+            const response = await fetch(`${front.url}${path}`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: PRIMARY, ...body})});
+            assert.equal(response.status, 200, path);
+            return digestReply(await response.text(), response.headers.get("content-type") ?? "");
+        };
+        const messages = ask.messages;
+        const apis: [string, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>][] = [
+            ["/v1/chat/completions", {messages, max_tokens: 8, temperature: 0}, {stream: true}, {stream: false}],
+            ["/v1/completions", {prompt: "Once upon a time", max_tokens: 8, temperature: 0}, {stream: true}, {stream: false}],
+            ["/v1/responses", {input: "Once upon a time", max_output_tokens: 8, temperature: 0}, {stream: true}, {stream: false}],
+            ["/v1/messages", {messages, max_tokens: 8, temperature: 0}, {stream: true}, {stream: false}],
+            ["/api/chat", {messages, options: {num_predict: 8, temperature: 0}}, {stream: true}, {stream: false}],
+            ["/api/generate", {prompt: "Once upon a time", options: {num_predict: 8, temperature: 0}}, {stream: true}, {stream: false}]
+        ];
+        for (const [path, body, streamed, whole] of apis) {
+            const [fromStream, fromBody] = [await post(path, {...body, ...streamed}), await post(path, {...body, ...whole})];
+            assert.ok(fromBody.text.length > 0, `${path}: ${JSON.stringify(fromBody)}`);
+            assert.equal(fromStream.text, fromBody.text, path);
+            assert.equal(fromBody.completionTokens, 8, `${path}: ${JSON.stringify(fromBody)}`);
+        }
     });
 
     test("bad routes get a 400 from /api/routes that says what is wrong", async () => {
