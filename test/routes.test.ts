@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import {once} from "node:events";
+import {mkdtemp, rm} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import {createServer} from "node:http";
 import type {ServerResponse} from "node:http";
 import type {AddressInfo} from "node:net";
@@ -426,5 +429,32 @@ describe("routes: keys and rate limits hold for routed requests", () => {
         });
         assert.equal(route.shadow!.failed, 0);
         assert.equal(route.targets[0]!.requests, 3);
+    });
+});
+
+describe("routes: stored in the data folder", () => {
+    test("a route set with PUT is served again after a restart, and a deleted one is gone", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-routes-home-"));
+        try {
+            let server = await startTestServer({home, modelFiles: ["stories260K.gguf", "derived/stories260K-Q8_0.gguf"]});
+            try {
+                assert.equal((await putRoute(server, "kept", {targets: [{model: PRIMARY, weight: 3}, {model: QUANT, weight: 1}], shadow: QUANT})).status, 200);
+                assert.equal((await putRoute(server, "dropped", {targets: [{model: PRIMARY}]})).status, 200);
+                assert.equal((await fetch(`${server.url}/api/routes/dropped`, {method: "DELETE"})).status, 204);
+            } finally {
+                await server.close();
+            }
+            server = await startTestServer({home, modelFiles: ["stories260K.gguf", "derived/stories260K-Q8_0.gguf"]});
+            try {
+                const routes = (await (await fetch(`${server.url}/api/routes`)).json() as {routes: RouteView[]}).routes;
+                assert.deepEqual(routes.map((route) => [route.name, route.source, route.targets.map((target) => `${target.model}:${target.weight}`).join(","), route.shadow?.model]),
+                    [["kept", "stored", `${PRIMARY}:3,${QUANT}:1`, QUANT]]);
+                assert.ok([PRIMARY, QUANT].includes((await chat(server.client, "kept")).chosen!));
+            } finally {
+                await server.close();
+            }
+        } finally {
+            await rm(home, {recursive: true, force: true});
+        }
     });
 });
