@@ -34,6 +34,8 @@ import {ollamaLibraryRoutes} from "./ollama/library.js";
 import {QUIET} from "./routeConfig.js";
 import {forwardToUpstreams, upstreamRoutes} from "./upstreams/index.js";
 import type {UpstreamPool} from "./upstreams/index.js";
+import {isShadowCopy, routeRequests, routeRoutes} from "./routing/index.js";
+import type {Router} from "./routing/index.js";
 import type {GenerationContext} from "./generation/index.js";
 
 export type AppOptions = {
@@ -49,6 +51,8 @@ export type AppOptions = {
     audit: AuditLog,
     /** OpenAI-compatible servers whose models are served beside the local ones. */
     upstreams: UpstreamPool,
+    /** Route names: weighted choices among models, and shadows. */
+    router: Router,
     /** Set to draining when the server starts to shut down. */
     lifecycle: Lifecycle,
     /** Fires when the server starts to shut down: running generations end early but properly. */
@@ -69,7 +73,7 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, lifecycle, shutdown, requestTimeoutMs = 0,
+export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown, requestTimeoutMs = 0,
     host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
@@ -94,9 +98,14 @@ export async function buildApp({engine, library, conversations, responses, bench
 
     const requestLog = new RequestLog();
     observeRequests(app, {log: requestLog, metrics, audit});
-    accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined});
+    accessControl(app, {store: access, host, allowedHosts, allowedOrigins, rateLimiter: rateLimitPerMinute > 0 ? new RateLimiter(rateLimitPerMinute) : undefined,
+        // A route's shadow copy is Hearth's own request: the client's request was counted once.
+        exemptFromRateLimit: (request) => isShadowCopy(request, router)});
+    // After the access checks and before forwarding: a route's name becomes the model it picks, local or an upstream's.
+    const isLocal = (model: string) => engine.pathOf(model) != null;
+    routeRequests(app, {router, pool: upstreams, isLocal, draining: () => lifecycle.draining});
     // After the access checks: a request for an upstream's model is let in, counted and logged as any other.
-    forwardToUpstreams(app, {pool: upstreams, isLocal: (model) => engine.pathOf(model) != null, shutdown});
+    forwardToUpstreams(app, {pool: upstreams, isLocal, shutdown});
 
     app.get("/health", QUIET, async () => ({status: engine.status}));
     await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle, upstreams});
@@ -104,7 +113,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
     const generation: GenerationContext = {engine, shutdown, requestTimeoutMs};
     const options = {engine, library, generation};
-    await app.register(modelsRoutes, {...options, upstreams});
+    await app.register(modelsRoutes, {...options, upstreams, router});
     await app.register(chatCompletionsRoutes, options);
     await app.register(anthropicMessagesRoutes, options);
     await app.register(responsesRoutes, {generation, responses});
@@ -119,6 +128,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     await app.register(serverRoutes, {engine, log: requestLog, host});
     await app.register(accessRoutes, {store: access, host, startupOrigins: allowedOrigins});
     await app.register(upstreamRoutes, {pool: upstreams});
+    await app.register(routeRoutes, {router});
     await app.register(rendererRoutes);
     return app;
 }

@@ -4,6 +4,8 @@ import path from "node:path";
 import {parseArgs} from "node:util";
 import {DEFAULT_KV_CACHE_TYPE, isQuantizedKvCache, KV_CACHE_TYPES} from "../native/kvCacheTypes.js";
 import type {KvCacheType} from "../native/kvCacheTypes.js";
+import {parseRouteFlags, RouteSpecError} from "./routing/routeSpec.js";
+import type {RouteSpec} from "./routing/routeSpec.js";
 
 /** The one place where Hearth reads its settings: CLI flags first, then `HEARTH_*` variables, then defaults. */
 
@@ -87,7 +89,9 @@ export type ServeConfig = {
     /** OpenAI-compatible servers whose models are served beside the local ones (`--upstream`). Defaults to none. */
     upstreams?: UpstreamSpec[],
     /** An upstream that sends no reply headers, or no bytes mid-reply, for this long gets a 504; `0` is no limit. Defaults to 5 minutes. */
-    upstreamTimeoutMs?: number
+    upstreamTimeoutMs?: number,
+    /** Names that send requests to one of several models by weight, each with an optional shadow (`--route`, `--shadow`). Defaults to none. */
+    routes?: RouteSpec[]
 };
 
 export type UpstreamSpec = {
@@ -249,6 +253,8 @@ const serveOptions = {
     upstream: {type: "string", multiple: true},
     "upstream-key": {type: "string", multiple: true},
     "upstream-timeout": {type: "string"},
+    route: {type: "string", multiple: true},
+    shadow: {type: "string", multiple: true},
     help: {type: "boolean", short: "h"}
 } as const;
 
@@ -304,6 +310,13 @@ Upstreams:
       --upstream-key KEY  bearer key of the --upstream at the same position (repeatable)
       --upstream-timeout D  an upstream silent for this long gets a 504 (default 5m)
                                                                             HEARTH_UPSTREAM_TIMEOUT
+
+Routes:
+      --route NAME=MODEL[:WEIGHT],MODEL[:WEIGHT]...  a request for NAME goes to one of the models
+                          by weight, local or an upstream's (repeatable; separated by ; in the
+                          variable)                                           HEARTH_ROUTES
+      --shadow NAME=MODEL also send each request for the route NAME to MODEL in the background
+                          and compare the replies (repeatable)                HEARTH_SHADOWS
 
 Without --model, every model in the library is served by name (hearth ls lists them) and loads on
 first use. HF_ENDPOINT and HF_TOKEN set the Hugging Face Hub and its access token.
@@ -394,6 +407,15 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
         upstreamUrls.add(upstream.url);
     }
 
+    let routes: RouteSpec[];
+    try {
+        routes = parseRouteFlags(values.route ?? (env.HEARTH_ROUTES ?? "").split(";").map((item) => item.trim()).filter(Boolean), list(values.shadow, "HEARTH_SHADOWS"));
+    } catch (error) {
+        if (error instanceof RouteSpecError)
+            throw new ConfigError(error.message);
+        throw error;
+    }
+
     return {
         help: values.help === true,
         config: {
@@ -424,7 +446,8 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
             auditPrompts: values["audit-prompts"] === true || env.HEARTH_AUDIT_PROMPTS === "1" || env.HEARTH_AUDIT_PROMPTS === "true",
             upstreams,
-            upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000)
+            upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000),
+            routes
         }
     };
 }

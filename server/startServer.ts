@@ -13,6 +13,7 @@ import {AuditLog} from "./observability/AuditLog.js";
 import {recordGeneration} from "./observability/requestContext.js";
 import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
+import {Router, RouteStore} from "./routing/index.js";
 import {ConfigError} from "./config.js";
 import type {ModelSpec, ServeConfig} from "./config.js";
 import {resolveModelNames} from "./resolveModelNames.js";
@@ -121,12 +122,14 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         registry: metrics.registry, startup: config.upstreams, store: upstreamStore, timeoutMs: config.upstreamTimeoutMs,
         log: (level, message) => app.log[level](message)
     });
+    const routeStore = new RouteStore(library.home);
+    const router = new Router({registry: metrics.registry, startup: config.routes, store: routeStore});
     const lifecycle = {draining: false};
     const shutdown = new AbortController();
     // Every generation request in flight listens for shutdown (and stops listening when it ends): no limit applies.
     setMaxListeners(0, shutdown.signal);
     const app = await buildApp({
-        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
+        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger
     });
@@ -135,6 +138,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     } catch (error) {
         upstreams.dispose();
         upstreamStore.close();
+        routeStore.close();
         conversations.close();
         responses.close();
         benchmarks.close();
@@ -182,6 +186,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
                 benchmarks.close();
                 audit.close();
                 upstreamStore.close();
+                routeStore.close();
                 access.close();
                 library.close();
             })();

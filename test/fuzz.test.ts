@@ -16,7 +16,7 @@ const RUNS = Number(process.env.HEARTH_FUZZ_RUNS ?? 50);
 const KEY = "fuzz-key-000000";
 const MODEL = "stories260K";
 
-type Route = {method: "POST" | "PATCH" | "DELETE", path: string, valid: Record<string, unknown>};
+type Route = {method: "POST" | "PATCH" | "PUT" | "DELETE", path: string, valid: Record<string, unknown>};
 type Failure = {route: string, body: string, status: number, reply: string};
 
 const message = fc.record({
@@ -110,7 +110,8 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
             {method: "DELETE", path: "/api/downloads", valid: {model: absent}},
             {method: "POST", path: "/api/server/keys", valid: {name: "k"}},
             {method: "PATCH", path: "/api/server/settings", valid: {allowed_origins: []}},
-            {method: "POST", path: "/api/upstreams", valid: {url: "http://127.0.0.1:9", key: "k"}}
+            {method: "POST", path: "/api/upstreams", valid: {url: "http://127.0.0.1:9", key: "k"}},
+            {method: "PUT", path: "/api/routes/fuzzed", valid: {targets: [{model: MODEL, weight: 90}, {model: "other", weight: 10}], shadow: MODEL}}
         ];
     });
     after(async () => {
@@ -133,6 +134,7 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
         const paths = fc.oneof(
             segment.map((value) => `/v1/models/${encodeURIComponent(value)}`),
             segment.map((value) => `/api/conversations/${encodeURIComponent(value)}`),
+            segment.map((value) => `/api/routes/${encodeURIComponent(value)}`),
             fc.record({model: segment, ctx: fc.string({maxLength: 8})}).map(({model, ctx}) => `/api/estimate?model=${encodeURIComponent(model)}&ctx_size=${encodeURIComponent(ctx)}`),
             segment.map((value) => `/api/hub/files?repo=${encodeURIComponent(value)}`),
             segment.map((value) => `/api/hub/search?q=${encodeURIComponent(value)}&limit=${encodeURIComponent(value)}`),

@@ -247,6 +247,47 @@ describe("the app in a browser", {timeout: 240_000}, () => {
         }
     });
 
+    it("shows routes in the Server view with their shadow's comparison, saves new weights, and adds and removes an upstream", async () => {
+        const [primary, quant] = await Promise.all([testModel("stories260K.gguf"), testModel("derived/stories260K-Q8_0.gguf")]);
+        const hearth = await serveHearth(hub, ["--model", primary, "--model", quant, "--route", "story=stories260K:90,stories260K-Q8_0:10", "--shadow", "story=stories260K-Q8_0"]);
+        const {origin} = hearth;
+        await eventually(async () => assert.equal((await (await fetch(`${origin}/health`)).json() as {status: string}).status, "ok"), "the models to load");
+        for (let index = 0; index < 3; index++) {
+            const response = await fetch(`${origin}/v1/chat/completions`, {method: "POST", headers: {"content-type": "application/json"},
+                body: JSON.stringify({model: "story", messages: [{role: "user", content: "Once upon a time"}], max_tokens: 4, temperature: 0, user: "reader"})});
+            assert.equal(response.status, 200);
+        }
+        const {page, problems} = await openApp(browser, `${origin}/#/server`);
+        try {
+            const route = page.getByLabel("Route story");
+            await route.waitFor();
+            assert.match(await page.getByRole("table", {name: "Models of story"}).innerText(), /stories260K\s+90(\.0)?%/);
+            await eventually(async () => assert.match(await page.getByLabel("Shadow of story").innerText(), /Compared\s+3\b/), "the shadow's comparison");
+            assert.match(await page.getByLabel("Shadow of story").innerText(), /Same text\s+\d/);
+            await route.scrollIntoViewIfNeeded();
+            await screenshot(page, "server-routes");
+
+            await page.getByLabel("Weight of stories260K-Q8_0 in story").fill("30");
+            await page.getByLabel("Weight of stories260K in story").fill("70");
+            await route.getByRole("button", {name: "Save weights"}).click();
+            await eventually(async () => {
+                const saved = await (await fetch(`${origin}/api/routes/story`)).json() as {source: string, targets: {weight: number}[]};
+                assert.deepEqual([saved.source, ...saved.targets.map((target) => target.weight)], ["stored", 70, 30]);
+            }, "the new weights");
+            await eventually(async () => assert.match(await page.getByRole("table", {name: "Models of story"}).innerText(), /stories260K\s+70\s*%/), "the new share");
+
+            await page.getByRole("textbox", {name: "Upstream URL"}).fill("http://127.0.0.1:9");
+            await page.getByRole("button", {name: "Add upstream"}).click();
+            await eventually(async () => assert.match(await page.getByRole("table", {name: "Upstreams"}).innerText(), /127\.0\.0\.1:9\s+down/), "the upstream, down");
+            await page.getByRole("button", {name: "Remove http://127.0.0.1:9"}).click();
+            await eventually(async () => assert.equal(await page.getByRole("table", {name: "Upstreams"}).count(), 0), "the upstream removed");
+            assert.deepEqual(problems, []);
+        } finally {
+            await page.context().close();
+            await hearth.stop();
+        }
+    });
+
     it("makes API keys in the Server view and keeps working with them; a browser without one is asked for it; LAN access applies at restart", async () => {
         const hearth = await serveHearth(hub);
         const {origin} = hearth;

@@ -140,3 +140,18 @@ export type ServerInfo = {
 };
 export type {AccessSettingsReply as AccessSettings, ApiKeyInfo} from "../../server/access/accessTypes.js";
 export type {RequestLogEntry} from "../../server/desktop/RequestLog.js";
+
+export type RouteSideStats = {latency_ms_mean: number | null, latency_ms_p50: number | null, completion_tokens_mean: number | null};
+export type RouteInfo = {
+    name: string,
+    source: "startup" | "stored",
+    targets: {model: string, weight: number, share: number, requests: number}[],
+    shadow: {
+        model: string, in_flight: number, sent: number, dropped: number, failed: number, compared: number, agreed: number,
+        agreement: number | null, similarity_mean: number | null, primary: RouteSideStats, shadow: RouteSideStats
+    } | null
+};
+export type UpstreamInfo = {
+    id: string, url: string, name: string, source: "startup" | "stored", has_key: boolean, health: "checking" | "up" | "down",
+    models: string[], in_flight: number, failures: number, last_error: string | null
+};

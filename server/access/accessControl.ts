@@ -19,7 +19,9 @@ export type AccessOptions = {
     host: string,
     allowedHosts: readonly string[],
     allowedOrigins: readonly string[],
-    rateLimiter?: RateLimiter
+    rateLimiter?: RateLimiter,
+    /** Requests the rate limit does not count (Hearth's own shadow copies of a request already counted). */
+    exemptFromRateLimit?: (request: FastifyRequest) => boolean
 };
 
 const ALLOWED_METHODS = "GET, POST, PATCH, DELETE, OPTIONS";
@@ -37,7 +39,7 @@ function refuse(request: FastifyRequest, reply: FastifyReply, statusCode: number
  * page's `Origin` (CORS, and refusal of pages that may not call the API even with simple requests), the
  * API key, and the rate limit.
  */
-export function accessControl(app: FastifyInstance, {store, host, allowedHosts, allowedOrigins, rateLimiter}: AccessOptions): void {
+export function accessControl(app: FastifyInstance, {store, host, allowedHosts, allowedOrigins, rateLimiter, exemptFromRateLimit = () => false}: AccessOptions): void {
     app.decorateRequest("keyId", undefined);
     const lan = !isLoopback(host);
 
@@ -83,7 +85,7 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
             request.keyId = keyId;
         }
 
-        if (rateLimiter != null && routeConfigOf(request).runsModel === true) {
+        if (rateLimiter != null && routeConfigOf(request).runsModel === true && !exemptFromRateLimit(request)) {
             const result = rateLimiter.take(request.keyId ?? `address:${request.socket.remoteAddress ?? "unknown"}`);
             if (!result.allowed) {
                 reply.header("retry-after", String(result.retryAfterSeconds));

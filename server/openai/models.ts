@@ -3,8 +3,9 @@ import type {Engine} from "../../native/Engine.js";
 import {ModelNotFoundError} from "../../native/errors.js";
 import {QUIET} from "../routeConfig.js";
 import type {UpstreamPool} from "../upstreams/index.js";
+import type {Router} from "../routing/index.js";
 
-export async function modelsRoutes(app: FastifyInstance, {engine, upstreams}: {engine: Engine, upstreams?: UpstreamPool}): Promise<void> {
+export async function modelsRoutes(app: FastifyInstance, {engine, upstreams, router}: {engine: Engine, upstreams?: UpstreamPool, router?: Router}): Promise<void> {
     const entry = (name: string) => {
         const created = engine.models.find((model) => model.names.includes(name))?.createdAt ?? Math.floor(Date.now() / 1000);
         return {id: name, object: "model", created, owned_by: "hearth"};
@@ -18,10 +19,21 @@ export async function modelsRoutes(app: FastifyInstance, {engine, upstreams}: {e
         }));
     };
 
-    app.get("/v1/models", QUIET, async () => ({object: "list", data: [...engine.servedNames.map(entry), ...upstreamEntries()]}));
+    // A route's name is listed as a model owned by "hearth-route" (once, when it is also a model's name: the route serves it).
+    const routeEntries = () => (router?.names() ?? []).map((name) => ({id: name, object: "model", created: Math.floor(Date.now() / 1000), owned_by: "hearth-route"}));
+    const allEntries = () => {
+        const routes = routeEntries();
+        const routed = new Set(routes.map((route) => route.id));
+        return [...routes, ...[...engine.servedNames.map(entry), ...upstreamEntries()].filter((model) => !routed.has(model.id))];
+    };
+
+    app.get("/v1/models", QUIET, async () => ({object: "list", data: allEntries()}));
 
     app.get<{Params: {model: string}}>("/v1/models/:model", async (request) => {
         const name = request.params.model;
+        const route = routeEntries().find((model) => model.id === name);
+        if (route != null)
+            return route;
         if (engine.pathOf(name) == null) {
             const upstream = upstreamEntries().find((model) => model.id === name);
             if (upstream != null)

@@ -6,6 +6,7 @@ import {formatSeconds} from "../format.js";
 import {usePolling} from "../usePolling.js";
 import {AccessPanel} from "./server/AccessPanel.js";
 import {agentSnippets} from "./server/agentSnippets.js";
+import {RoutesPanel} from "./server/RoutesPanel.js";
 
 const LOG_LENGTH = 200;
 
@@ -62,6 +63,7 @@ export function ServerView() {
                 {agentSnippets(info.base_url, model, key).map((snippet) => <Snippet key={snippet.title} {...snippet}/>)}
             </section>
             <AccessPanel info={info} onChange={setAccess}/>
+            <RoutesPanel/>
             <section className="panel" aria-labelledby="metrics-heading">
                 <h2 id="metrics-heading">Now</h2>
                 <dl className="metrics">
