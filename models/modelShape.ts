@@ -12,6 +12,11 @@ export type ModelShape = {
     feedForwardLength: number,
     /** Elements one token adds to each block's KV cache (K and V widths together: KV heads × head length). */
     kvElementsPerBlock: number[],
+    /**
+     * Elements one token adds to the larger of each block's K and V cache tensors (llama.cpp keeps each in a tensor
+     * of its own); absent in a shape made without it, where the K and V widths together stand in for it.
+     */
+    kvTensorElementsPerBlock?: number[],
     vocabularySize: number,
     trainedContextLength: number | undefined,
     /** Bytes of each block's weights. */
@@ -66,14 +71,15 @@ export function modelShapeOf(parts: readonly {header: GgufHeader, fileSizeBytes:
 
     const headCount = perBlock(metadata.get(`${architecture}.attention.head_count`), blockCount);
     const headCountKv = perBlock(metadata.get(`${architecture}.attention.head_count_kv`), blockCount);
-    const kvElementsPerBlock = blockBytes.map((_, block) => {
+    /** Each block's K and V widths per token: KV heads × key length, KV heads × value length. */
+    const kvWidths = blockBytes.map((_, block) => {
         const heads = headCount?.[block] ?? 0;
         if (heads === 0)
-            return 0; // a recurrent model (no attention KV cache) or a block without attention
+            return {key: 0, value: 0}; // a recurrent model (no attention KV cache) or a block without attention
         const kvHeads = headCountKv?.[block] ?? heads;
         const keyLength = number("attention.key_length") ?? embeddingLength / heads;
         const valueLength = number("attention.value_length") ?? embeddingLength / heads;
-        return kvHeads * (keyLength + valueLength);
+        return {key: kvHeads * keyLength, value: kvHeads * valueLength};
     });
     const tokens = metadata.get("tokenizer.ggml.tokens");
     const vocabularySize = number("vocab_size")
@@ -84,7 +90,8 @@ export function modelShapeOf(parts: readonly {header: GgufHeader, fileSizeBytes:
         blockCount,
         embeddingLength,
         feedForwardLength: Math.max(...perBlock(metadata.get(`${architecture}.feed_forward_length`), blockCount) ?? [4 * embeddingLength]),
-        kvElementsPerBlock,
+        kvElementsPerBlock: kvWidths.map(({key, value}) => key + value),
+        kvTensorElementsPerBlock: kvWidths.map(({key, value}) => Math.max(key, value)),
         vocabularySize,
         trainedContextLength: number("context_length"),
         blockBytes,

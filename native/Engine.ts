@@ -10,6 +10,7 @@ import type {BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
 import type {LoadSettings, MemoryAvailable, OffloadPlan} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
+import {nativeGpuDevices} from "./NativeDecodeLoop.js";
 import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
 import {loadPlannedModel} from "./loadPlannedModel.js";
 
@@ -404,7 +405,8 @@ export class Engine {
             ramTotalBytes: ram.totalBytes,
             vramFreeBytes: vram.free,
             vramTotalBytes: vram.total,
-            unifiedMemory: vram.unifiedSize > 0
+            unifiedMemory: vram.unifiedSize > 0,
+            ...vramMaxTensorBytes(llama)
         };
     }
 
@@ -544,6 +546,17 @@ const SETTING_NAMES: Record<keyof LoadSettings, string> = {ctxSize: "ctx_size", 
  * The settings asked for that differ from a model's: a value matches what it was loaded with, or what that
  * came to (`auto` planned to 3 GPU layers matches 3).
  */
+/**
+ * The largest tensor every GPU device in use runs operations on (the smallest of their limits), where Hearth's addon
+ * is loaded for the backend and a device has a limit; else nothing, and planning applies no such limit.
+ */
+function vramMaxTensorBytes(llama: Llama): {vramMaxTensorBytes?: number} {
+    if (llama.gpu === false)
+        return {};
+    const limits = (nativeGpuDevices(llama) ?? []).flatMap((device) => device.maxTensorBytes != null ? [device.maxTensorBytes] : []);
+    return limits.length > 0 ? {vramMaxTensorBytes: Math.min(...limits)} : {};
+}
+
 function settingsDiffering(entry: Entry, settings: Partial<LoadSettings>): (keyof LoadSettings)[] {
     const planned: Partial<Record<keyof LoadSettings, unknown>> = entry.plan != null
         ? {ctxSize: entry.plan.contextSize, parallel: entry.plan.parallel, gpuLayers: entry.plan.gpuLayers, kvCacheType: entry.plan.kvCacheType}

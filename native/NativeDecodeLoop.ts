@@ -43,7 +43,15 @@ export type GpuDevice = {
     /** The driver's name for it, such as `NVIDIA GeForce RTX 4090` or `llvmpipe (LLVM 15.0.6, 256 bits)`. */
     description: string,
     freeBytes: number,
-    totalBytes: number
+    totalBytes: number,
+    /** The largest buffer its buffer type allocates (ggml's max size); absent when it has no limit. */
+    maxBufferBytes?: number,
+    /**
+     * The largest tensor it runs operations on; absent when it has no limit (CUDA). ggml aborts the process when a
+     * tensor already in the device's memory, such as a layer's K or V cache, is larger (Vulkan: 128 MiB on lavapipe,
+     * its storage-buffer range), so memory planning keeps every such tensor within it.
+     */
+    maxTensorBytes?: number
 };
 
 const EventKind = {token: 0, end: 1, edited: 2, failed: 3} as const;

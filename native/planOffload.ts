@@ -24,7 +24,13 @@ export type MemoryAvailable = {
     vramFreeBytes: number,
     vramTotalBytes: number,
     /** Apple silicon: the GPU's memory is the RAM, so both estimates draw on one pool. */
-    unifiedMemory: boolean
+    unifiedMemory: boolean,
+    /**
+     * The largest tensor the GPU runs operations on, the smallest over the devices in use (Vulkan: 128 MiB on
+     * lavapipe, often 4 GiB on real GPUs); absent where there is no such limit (CUDA) or it is not known (Hearth's
+     * addon is not loaded for the backend), and then none is applied. See {@link maxGpuLayers}.
+     */
+    vramMaxTensorBytes?: number
 };
 
 export type MemoryEstimate = {
@@ -105,6 +111,42 @@ export function estimateMemory(shape: ModelShape, {ctxSize, parallel, kvCacheTyp
     return {layersTotal, gpuLayers: onGpu, vramBytes, ramBytes, ramWeightsBytes};
 }
 
+/** llama.cpp pads each slot's (sequence's) KV cells to a multiple of this. */
+const KV_CELL_PADDING = 256;
+
+/**
+ * Bytes of the larger of a block's K and V cache tensors: llama.cpp keeps the block's K for every slot in one
+ * tensor, and its V in another, of (context padded to 256 cells) x slots x width x the cache type's bytes.
+ */
+export function kvTensorBytes(shape: ModelShape, {ctxSize, parallel, kvCacheType = DEFAULT_KV_CACHE_TYPE}: SizedSettings, block: number): number {
+    const cells = Math.ceil(ctxSize / KV_CELL_PADDING) * KV_CELL_PADDING * parallel;
+    const elements = shape.kvTensorElementsPerBlock?.[block] ?? shape.kvElementsPerBlock[block]!;
+    return cells * elements * KV_CACHE_BYTES_PER_ELEMENT[kvCacheType];
+}
+
+/**
+ * The most layers the GPU can take with this context, given the largest tensor it runs operations on
+ * (`vramMaxTensorBytes`). llama.cpp keeps each block's K and V cache with the block, on the GPU when the block is
+ * there, and ggml aborts the whole process when such a tensor is larger than the device runs operations on; the
+ * cache of a block on the CPU stays in RAM, where there is no such limit. Layers are offloaded output layer first,
+ * then from the last block down, so the count stops below the last block whose K or V tensor is too large (just the
+ * output layer when every block's is). So:
+ * - `--gpu-layers auto` takes no more layers than this: the others stay on the CPU;
+ * - `--ctx-size auto` stops growing the context where a GPU block's K or V tensor would exceed the limit;
+ * - a fixed `--gpu-layers` (or `max`) above this is refused, saying the limit and what would fit.
+ * Weights need no such rule: llama.cpp itself keeps a weight tensor that the device cannot run in RAM.
+ */
+export function maxGpuLayers(shape: ModelShape, settings: SizedSettings, available: MemoryAvailable): number {
+    const layersTotal = shape.blockCount + 1;
+    const limit = available.vramMaxTensorBytes;
+    if (limit == null || available.vramTotalBytes === 0)
+        return layersTotal;
+    let layers = 1;
+    for (let block = shape.blockCount - 1; block >= 0 && kvTensorBytes(shape, settings, block) <= limit; block--)
+        layers++;
+    return layers;
+}
+
 /** Memory kept free: the OS, other apps and the allocators' slack need room beyond the estimate. */
 export function safetyMarginBytes(totalBytes: number): number {
     return Math.min(1 << 30, Math.max(256 << 20, totalBytes * 0.05));
@@ -134,14 +176,14 @@ function planSized(shape: ModelShape, settings: SizedLoadSettings, available: Me
 }
 
 function planOf(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable, estimate: MemoryEstimate, contextReason: string): OffloadPlan {
-    const fits = fitsIn(estimate, available);
+    const fits = fitsAll(shape, settings, estimate, available);
     const placement = !fits ? "none" : estimate.gpuLayers === 0 ? "cpu" : estimate.gpuLayers === estimate.layersTotal ? "gpu" : "partial";
     const plan: OffloadPlan = {
         ...estimate, contextSize: settings.ctxSize, contextReason, parallel: settings.parallel,
         kvCacheType: settings.kvCacheType ?? DEFAULT_KV_CACHE_TYPE, fits, placement
     };
     if (!fits)
-        plan.message = notFitMessage(shape, settings, available, estimate);
+        plan.message = withinTensorLimit(shape, settings, estimate, available) ? notFitMessage(shape, settings, available, estimate) : tensorLimitMessage(shape, settings, available, estimate);
     return plan;
 }
 
@@ -152,7 +194,8 @@ function planOf(shape: ModelShape, settings: SizedLoadSettings, available: Memor
  * 2. Layers before context, as Ollama does: with `--gpu-layers auto` the layers are the most that fit at the floor
  *    context (all of them where they fit); a layer count or `max` is kept as given.
  * 3. With those layers, the context grows in steps of 256 tokens while the whole load still fits (VRAM and RAM,
- *    each with its safety margin), up to the ceiling. So a model partly on the GPU keeps its layers there and gets
+ *    each with its safety margin, and each GPU block's K and V tensors within the largest tensor the GPU runs
+ *    operations on: see {@link maxGpuLayers}), up to the ceiling. So a model partly on the GPU keeps its layers there and gets
  *    little more than the floor, and one on the CPU gets what free RAM allows.
  * 4. When even the floor does not fit with `--parallel` slots: the most slots that fit at the floor (then 3 with
  *    those); when one slot at the floor does not fit, the plan does not fit and says what would.
@@ -165,9 +208,9 @@ function planAutoContext(shape: ModelShape, settings: LoadSettings, available: M
 
     let parallel = settings.parallel;
     let floorEstimate = estimateFor(shape, atFloor(parallel), available);
-    while (!fitsIn(floorEstimate, available) && parallel > 1)
+    while (!fitsAll(shape, atFloor(parallel), floorEstimate, available) && parallel > 1)
         floorEstimate = estimateFor(shape, atFloor(--parallel), available);
-    if (!fitsIn(floorEstimate, available)) {
+    if (!fitsAll(shape, atFloor(parallel), floorEstimate, available)) {
         const refused = planOf(shape, atFloor(1), available, floorEstimate, `the smallest automatic context, ${floor} tokens in 1 slot`);
         refused.message = `Even ${floor} tokens in 1 slot, the least --ctx-size auto gives, do not fit. ${refused.message!}`;
         return refused;
@@ -176,9 +219,10 @@ function planAutoContext(shape: ModelShape, settings: LoadSettings, available: M
     const layers = floorEstimate.gpuLayers;
     const sized = (ctxSize: number): SizedLoadSettings => ({...settings, ctxSize, parallel});
     const estimateAt = (ctxSize: number) => estimateMemory(shape, sized(ctxSize), layers);
+    const fitsAt = (ctxSize: number) => fitsAll(shape, sized(ctxSize), estimateAt(ctxSize), available);
     let ctxSize = floor;
     let estimate = floorEstimate;
-    if (fitsIn(estimateAt(ceiling), available)) {
+    if (fitsAt(ceiling)) {
         ctxSize = ceiling;
         estimate = estimateAt(ceiling);
     } else {
@@ -187,7 +231,7 @@ function planAutoContext(shape: ModelShape, settings: LoadSettings, available: M
         let high = Math.ceil(ceiling / AUTO_CONTEXT_STEP) - 1;
         while (low < high) {
             const middle = Math.ceil((low + high) / 2);
-            if (fitsIn(estimateAt(middle * AUTO_CONTEXT_STEP), available))
+            if (fitsAt(middle * AUTO_CONTEXT_STEP))
                 low = middle;
             else
                 high = middle - 1;
@@ -203,14 +247,16 @@ function planAutoContext(shape: ModelShape, settings: LoadSettings, available: M
     if (ctxSize === ceiling)
         reason = trained != null ? "the model's trained context" : "the model does not say its trained context";
     else
-        reason = `what fits in ${scarceMemory(estimateAt(Math.min(ceiling, ctxSize + AUTO_CONTEXT_STEP)), available)} with ${slots(parallel)}`;
+        reason = `what fits in ${scarceMemory(shape, sized(Math.min(ceiling, ctxSize + AUTO_CONTEXT_STEP)), estimateAt(Math.min(ceiling, ctxSize + AUTO_CONTEXT_STEP)), available)} with ${slots(parallel)}`;
     if (parallel < settings.parallel)
-        reason += `; only ${slots(parallel)} of ${settings.parallel} fit in ${scarceMemory(estimateFor(shape, atFloor(parallel + 1), available), available)} at ${floor} tokens`;
+        reason += `; only ${slots(parallel)} of ${settings.parallel} fit in ${scarceMemory(shape, atFloor(parallel + 1), estimateFor(shape, atFloor(parallel + 1), available), available)} at ${floor} tokens`;
     return planOf(shape, sized(ctxSize), available, estimate, reason);
 }
 
 /** Which memory an estimate that does not fit runs out of, as a person would name it. */
-function scarceMemory(estimate: MemoryEstimate, available: MemoryAvailable): string {
+function scarceMemory(shape: ModelShape, settings: SizedSettings, estimate: MemoryEstimate, available: MemoryAvailable): string {
+    if (!withinTensorLimit(shape, settings, estimate, available))
+        return `one buffer of the GPU (${formatMebibytes(available.vramMaxTensorBytes!)} for each layer's K or V cache)`;
     if (available.unifiedMemory)
         return "free memory";
     const usableVram = available.vramFreeBytes - (estimate.vramBytes > 0 ? safetyMarginBytes(available.vramTotalBytes) : 0);
@@ -226,15 +272,24 @@ function estimateFor(shape: ModelShape, settings: SizedLoadSettings, available: 
     if (settings.gpuLayers !== "auto")
         return estimateMemory(shape, settings, settings.gpuLayers);
     const usableVram = available.vramFreeBytes - safetyMarginBytes(available.vramTotalBytes);
-    // VRAM grows with every layer offloaded: take the most that fit.
+    // VRAM grows with every layer offloaded: take the most that fit, and none whose KV cache the GPU cannot hold.
     let best = estimateMemory(shape, settings, 0);
-    for (let layers = 1; layers <= layersTotal; layers++) {
+    for (let layers = 1; layers <= maxGpuLayers(shape, settings, available); layers++) {
         const estimate = estimateMemory(shape, settings, layers);
         if (estimate.vramBytes > usableVram)
             break;
         best = estimate;
     }
     return best;
+}
+
+/** Whether a load fits: in memory, and with every K and V tensor on the GPU within what the GPU runs operations on. */
+function fitsAll(shape: ModelShape, settings: SizedSettings, estimate: MemoryEstimate, available: MemoryAvailable): boolean {
+    return fitsIn(estimate, available) && withinTensorLimit(shape, settings, estimate, available);
+}
+
+function withinTensorLimit(shape: ModelShape, settings: SizedSettings, estimate: MemoryEstimate, available: MemoryAvailable): boolean {
+    return estimate.gpuLayers <= maxGpuLayers(shape, settings, available);
 }
 
 function fitsIn(estimate: MemoryEstimate, available: MemoryAvailable): boolean {
@@ -251,16 +306,50 @@ function notFitMessage(shape: ModelShape, settings: SizedLoadSettings, available
     const needs = `It needs ${formatGigabytes(neededBytes)} of memory (${formatGigabytes(estimate.ramBytes)} RAM` +
         (estimate.vramBytes > 0 ? ` + ${formatGigabytes(estimate.vramBytes)} VRAM` : "") + `); ${formatGigabytes(freeBytes)} is free`;
     const tries: string[] = [];
+    const fitsWith = (changed: SizedLoadSettings) => fitsAll(shape, changed, estimateFor(shape, changed, available), available);
     for (let ctxSize = smallerPowerOfTwo(settings.ctxSize); ctxSize >= 512; ctxSize /= 2) {
-        if (fitsIn(estimateFor(shape, {...settings, ctxSize}, available), available)) {
+        if (fitsWith({...settings, ctxSize})) {
             tries.push(`a context of ${ctxSize} tokens`);
             break;
         }
     }
-    if (settings.parallel > 1 && fitsIn(estimateFor(shape, {...settings, parallel: 1}, available), available))
+    if (settings.parallel > 1 && fitsWith({...settings, parallel: 1}))
         tries.push("1 parallel slot");
     tries.push("a smaller quantization (such as Q4_K_M)");
     return `${needs}. Try ${tries.join(", or ")}.`;
+}
+
+/**
+ * Why a fixed layer count cannot run with this context: a GPU block's K or V tensor is larger than the GPU runs
+ * operations on, and what would fit: a context (per slot) whose tensors do, fewer slots, or fewer GPU layers.
+ */
+function tensorLimitMessage(shape: ModelShape, settings: SizedLoadSettings, available: MemoryAvailable, estimate: MemoryEstimate): string {
+    const limit = available.vramMaxTensorBytes!;
+    const firstGpuBlock = shape.blockCount - Math.max(0, estimate.gpuLayers - 1);
+    let largest = 0;
+    let widest = 0;
+    for (let block = firstGpuBlock; block < shape.blockCount; block++) {
+        largest = Math.max(largest, kvTensorBytes(shape, settings, block));
+        widest = Math.max(widest, kvTensorBytes(shape, {...settings, ctxSize: 1, parallel: 1}, block) / KV_CELL_PADDING);
+    }
+    const cellsThatFit = Math.floor(limit / widest);
+    const contextThatFits = Math.floor(cellsThatFit / settings.parallel / KV_CELL_PADDING) * KV_CELL_PADDING;
+    const layers = maxGpuLayers(shape, settings, available);
+    const tries: string[] = [];
+    if (contextThatFits > 0)
+        tries.push(`a context of at most ${contextThatFits} tokens${settings.parallel > 1 ? ` per slot with ${settings.parallel} slots` : ""}`);
+    if (settings.parallel > 1 && Math.ceil(settings.ctxSize / KV_CELL_PADDING) * KV_CELL_PADDING <= cellsThatFit)
+        tries.push(`${Math.floor(cellsThatFit / (Math.ceil(settings.ctxSize / KV_CELL_PADDING) * KV_CELL_PADDING))} or fewer parallel slots`);
+    tries.push(`--gpu-layers ${layers} or fewer (or auto, which keeps the other layers on the CPU)`);
+    const slots = settings.parallel === 1 ? "1 slot" : `${settings.parallel} slots`;
+    return `With ${estimate.gpuLayers} layers on the GPU, each layer's K or V cache is one tensor of ${formatMebibytes(largest)} ` +
+        `(${settings.ctxSize} tokens x ${slots}), and the GPU's largest buffer for one tensor is ${formatMebibytes(limit)}. ` +
+        `Try ${tries.join(", or ")}.`;
+}
+
+/** `128 MiB`: buffer limits are powers of two, so they read best in binary units. */
+function formatMebibytes(bytes: number): string {
+    return bytes >= 2 ** 30 ? `${+(bytes / 2 ** 30).toFixed(2)} GiB` : `${+(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function smallerPowerOfTwo(value: number): number {

@@ -9,7 +9,9 @@ export type SystemReport = {
     cpu: {model: string, cores: number, threads: number, simd: string[]},
     memory: {total_bytes: number, free_bytes: number},
     /** Each GPU device the backend uses: its name, its position among them, ggml's id for it where known. */
-    gpus: {name: string, index: number, device?: string, backend: Backend, vram_total_bytes: number, vram_free_bytes: number}[],
+    gpus: {name: string, index: number, device?: string, backend: Backend, vram_total_bytes: number, vram_free_bytes: number,
+        /** The largest buffer the device allocates, and the largest tensor it runs operations on; absent when unlimited or unknown. */
+        max_buffer_bytes?: number, max_tensor_bytes?: number}[],
     backend: {selected: Backend, available: Backend[], reason: string | null}
 };
 
@@ -32,7 +34,9 @@ async function gpusOf(llama: Llama): Promise<SystemReport["gpus"]> {
     if (devices != null && devices.length > 0)
         return devices.map((device) => ({
             name: device.description, index: device.index, device: device.name, backend: gpu,
-            vram_total_bytes: device.totalBytes, vram_free_bytes: device.freeBytes
+            vram_total_bytes: device.totalBytes, vram_free_bytes: device.freeBytes,
+            ...device.maxBufferBytes != null ? {max_buffer_bytes: device.maxBufferBytes} : {},
+            ...device.maxTensorBytes != null ? {max_tensor_bytes: device.maxTensorBytes} : {}
         }));
     // node-llama-cpp reports VRAM summed over the devices of its backend.
     const [names, vram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState()]);

@@ -84,7 +84,8 @@ function formatSystem(report: SystemReport): string {
         `Memory   ${formatBytes(report.memory.total_bytes)} total, ${formatBytes(report.memory.free_bytes)} free`
     ];
     for (const gpu of report.gpus)
-        lines.push(`GPU      ${gpu.name} (${gpu.backend}): ${formatBytes(gpu.vram_total_bytes)} VRAM, ${formatBytes(gpu.vram_free_bytes)} free`);
+        lines.push(`GPU      ${gpu.name} (${gpu.backend}): ${formatBytes(gpu.vram_total_bytes)} VRAM, ${formatBytes(gpu.vram_free_bytes)} free` +
+            (gpu.max_tensor_bytes != null ? `, tensors of at most ${formatBytes(gpu.max_tensor_bytes)}` : ""));
     if (report.gpus.length === 0)
         lines.push("GPU      none in use");
     lines.push(`Backend  ${report.backend.selected} (available here: ${report.backend.available.join(", ")})`);

@@ -199,6 +199,40 @@ describe("GPU offload on a Vulkan device (lavapipe)", () => {
         assert.equal((await call("GET", `${vulkan.url}/api/ps`)).json.models instanceof Array, true, "the server is still up");
     });
 
+    it("keeps each layer's K and V cache within the largest tensor the device runs (128 MiB on lavapipe): max is refused, auto keeps the blocks on the CPU", async (t) => {
+        const {gpus} = (await call("GET", `${vulkan.url}/api/system`)).json as {gpus: {max_buffer_bytes?: number, max_tensor_bytes?: number}[]};
+        t.diagnostic(`lavapipe: largest buffer ${gpus[0]!.max_buffer_bytes} bytes, largest tensor ${gpus[0]!.max_tensor_bytes} bytes`);
+        assert.equal(gpus[0]!.max_tensor_bytes, 128 * 2 ** 20, "lavapipe's storage-buffer range");
+        assert.equal(gpus[0]!.max_buffer_bytes, GiB, "ggml's Vulkan buffers are at most 1 GiB");
+
+        // 175,104 tokens: each block's K tensor is 175,104 x 384 x 2 bytes, just over 128 MiB. Before Hearth knew the
+        // limit this plan was accepted, and llama.cpp aborted the whole server ("pre-allocated tensor (cache_k_l0) in a
+        // buffer (Vulkan0) that cannot run the operation").
+        const name = names[1]!;
+        const layersTotal = (await readModelShape(await testModel(files[1]!))).blockCount + 1;
+        const tooLong = {model: name, ctx_size: 175104, parallel: 1};
+        const refused = await call("POST", `${vulkan.url}/api/load`, {...tooLong, gpu_layers: "max"});
+        assert.equal(refused.status, 422, JSON.stringify(refused.json));
+        assert.match(String(refused.json.error), /With 7 layers on the GPU, each layer's K or V cache is one tensor of 128\.3 MiB \(175104 tokens x 1 slot\), and the GPU's largest buffer for one tensor is 128 MiB\. Try a context of at most 174592 tokens, or --gpu-layers 1 or fewer/);
+        assert.equal((await fetch(`${vulkan.url}/health`)).status, 200, "the server is still up");
+
+        let offset = vulkan.stdout().length;
+        const spilled = await call("POST", `${vulkan.url}/api/load`, {...tooLong, gpu_layers: "auto"});
+        assert.equal(spilled.status, 200, JSON.stringify(spilled.json));
+        assert.deepEqual([spilled.json.placement, spilled.json.gpu_layers], ["partial", 1]);
+        assert.equal((await llamaCppReport(vulkan, offset)).offloaded, `1/${layersTotal}`);
+        assert.equal(await complete(vulkan.url, name), onCpu.get(name));
+        assert.equal((await call("POST", `${vulkan.url}/api/unload`, {model: name})).status, 200);
+
+        // The advice is exact: 174,592 tokens (682 x 256 cells) fit in 128 MiB with every layer on the device.
+        offset = vulkan.stdout().length;
+        const advised = await call("POST", `${vulkan.url}/api/load`, {...tooLong, ctx_size: 174592, gpu_layers: "max"});
+        assert.equal(advised.status, 200, JSON.stringify(advised.json));
+        assert.equal((await llamaCppReport(vulkan, offset)).offloaded, `${layersTotal}/${layersTotal}`);
+        assert.equal(await complete(vulkan.url, name), onCpu.get(name));
+        assert.equal((await call("POST", `${vulkan.url}/api/unload`, {model: name})).status, 200);
+    });
+
     it("without a device selection, --gpu auto runs on the CPU and says why, and --gpu vulkan fails at start naming why", async () => {
         const model = await testModel(files[0]!);
         const auto = await startHearth(["--gpu", "auto", "--model", model, "--ctx-size", "512", "--parallel", "1"]);

@@ -4,7 +4,7 @@ import {describe, it} from "node:test";
 import {readModelShape} from "../models/index.js";
 import type {ModelShape} from "../models/index.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
-import {AUTO_CONTEXT_FLOOR, estimateMemory, planOffload} from "../native/planOffload.js";
+import {AUTO_CONTEXT_FLOOR, estimateMemory, kvTensorBytes, planOffload} from "../native/planOffload.js";
 import type {MemoryAvailable} from "../native/planOffload.js";
 import {measureLoadMemory, measuredTotalBytes} from "./helpers/measureLoadMemory.js";
 import {testModel} from "./helpers/testModels.js";
@@ -66,6 +66,7 @@ describe("memory estimates", () => {
         assert.equal(shape.blockCount, 6);
         assert.equal(shape.vocabularySize, 32000);
         assert.deepEqual(shape.kvElementsPerBlock, new Array(6).fill(2 * 384));
+        assert.deepEqual(shape.kvTensorElementsPerBlock, new Array(6).fill(384), "K and V are a tensor each");
         assert.equal(shape.tiedOutput, true);
     });
 });
@@ -74,7 +75,7 @@ describe("offload planning", () => {
     /** A 7B-like model: 32 blocks of 200 MB, 4096 wide, 8 KV heads of 128, a 32k vocabulary. */
     const model: ModelShape = {
         architecture: "llama", blockCount: 32, embeddingLength: 4096, feedForwardLength: 14336,
-        kvElementsPerBlock: new Array(32).fill(2 * 8 * 128), vocabularySize: 32000, trainedContextLength: 32768,
+        kvElementsPerBlock: new Array(32).fill(2 * 8 * 128), kvTensorElementsPerBlock: new Array(32).fill(8 * 128), vocabularySize: 32000, trainedContextLength: 32768,
         blockBytes: new Array(32).fill(200e6), inputBytes: 70e6, outputBytes: 100e6, tiedOutput: false
     };
     const machine = (vramFreeGb: number, ramFreeGb = 32): MemoryAvailable => ({
@@ -122,6 +123,58 @@ describe("offload planning", () => {
         assert.equal(onMac.gpuLayers, 33);
         assert.ok(onMac.fits);
         assert.equal(planOffload(model, {...settings, ctxSize: 65536}, unified).fits, false);
+    });
+
+    describe("with a GPU whose largest tensor is 1 GiB", () => {
+        const GiB = 2 ** 30;
+        /** A large GPU (160 GB free) whose device runs operations on tensors of at most 1 GiB, as many Vulkan devices do. */
+        const limited: MemoryAvailable = {...machine(20, 200), vramTotalBytes: 192 * GB, vramFreeBytes: 160 * GB, vramMaxTensorBytes: GiB};
+        const unlimited: MemoryAvailable = {...limited, vramMaxTensorBytes: undefined};
+        /** 32,768 tokens x 17 slots: each block's K (and V) tensor is 557,056 cells x 1,024 x 2 bytes, 1.06 GiB. */
+        const tooLong = {ctxSize: 32768, parallel: 17};
+
+        it("sizes each K and V tensor by the context padded to 256 cells, times the slots", () => {
+            assert.equal(kvTensorBytes(model, tooLong, 0), 32768 * 17 * 1024 * 2);
+            assert.equal(kvTensorBytes(model, {ctxSize: 1000, parallel: 2}, 5), 1024 * 2 * 1024 * 2);
+            assert.equal(kvTensorBytes(model, {ctxSize: 4096, parallel: 1, kvCacheType: "q8_0"}, 0), 4096 * 1024 * 34 / 32);
+        });
+
+        it("with --ctx-size auto, stops growing the context where a K or V tensor would exceed the limit", () => {
+            const auto = {ctxSize: "auto" as const, parallel: 8, gpuLayers: "auto" as const};
+            const long = {...model, trainedContextLength: 131072};
+            const plan = planOffload(long, auto, limited);
+            assert.equal(plan.fits, true);
+            assert.equal(plan.gpuLayers, 33);
+            assert.equal(plan.contextSize, 65536, "8 slots x 65,536 cells x 2 KiB is 1 GiB");
+            assert.equal(plan.contextReason, "what fits in one buffer of the GPU (1 GiB for each layer's K or V cache) with 8 slots");
+            assert.ok(planOffload(long, auto, unlimited).contextSize > 65536, "free VRAM alone would allow more");
+        });
+
+        it("with a fixed context and --gpu-layers auto, keeps the layers whose K and V tensors exceed the limit on the CPU", () => {
+            const plan = planOffload(model, {...tooLong, gpuLayers: "auto"}, limited);
+            assert.equal(plan.fits, true);
+            assert.equal(plan.placement, "partial");
+            assert.equal(plan.gpuLayers, 1, "only the output layer, which has no KV cache");
+            assert.ok(plan.ramBytes > 32 * kvTensorBytes(model, tooLong, 0) * 2, "every block's KV cache is in RAM");
+            assert.equal(planOffload(model, {...tooLong, gpuLayers: "auto"}, unlimited).gpuLayers, 33, "free VRAM alone would take all of them");
+            assert.equal(planOffload(model, {ctxSize: 32768, parallel: 16, gpuLayers: "auto"}, limited).gpuLayers, 33, "1 GiB exactly fits");
+        });
+
+        it("refuses a fixed layer count whose K and V tensors exceed the limit, with advice that works", () => {
+            for (const gpuLayers of ["max", 2] as const) {
+                const plan = planOffload(model, {...tooLong, gpuLayers}, limited);
+                assert.equal(plan.fits, false);
+                assert.equal(plan.placement, "none");
+                assert.equal(plan.message, `With ${gpuLayers === "max" ? 33 : 2} layers on the GPU, each layer's K or V cache is one tensor of 1.06 GiB (32768 tokens x 17 slots), ` +
+                    "and the GPU's largest buffer for one tensor is 1 GiB. Try a context of at most 30720 tokens per slot with 17 slots, or 16 or fewer parallel slots, " +
+                    "or --gpu-layers 1 or fewer (or auto, which keeps the other layers on the CPU).");
+            }
+            assert.equal(planOffload(model, {ctxSize: 30720, parallel: 17, gpuLayers: "max"}, limited).fits, true);
+            assert.equal(planOffload(model, {ctxSize: 32768, parallel: 16, gpuLayers: "max"}, limited).fits, true);
+            assert.equal(planOffload(model, {...tooLong, gpuLayers: 1}, limited).fits, true);
+            assert.equal(planOffload(model, {...tooLong, gpuLayers: "max"}, unlimited).fits, true, "without a limit it fits");
+            assert.equal(planOffload(model, {...tooLong, gpuLayers: "max"}, {...limited, vramTotalBytes: 0, vramFreeBytes: 0}).placement, "cpu", "a CPU backend has no such limit");
+        });
     });
 
     describe("with an automatic context", () => {

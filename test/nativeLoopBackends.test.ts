@@ -134,6 +134,9 @@ describe("the native decode loop's binding to node-llama-cpp (in process)", () =
         assert.match(device!.description, /llvmpipe/);
         assert.ok(device!.totalBytes >= 1.5 * 2 ** 30 && device!.totalBytes <= 2.5 * 2 ** 30, `about 2 GiB, got ${device!.totalBytes}`);
         assert.ok(device!.freeBytes > 0 && device!.freeBytes <= device!.totalBytes);
+        // ggml's Vulkan buffers are at most 1 GiB; the largest tensor it runs operations on is lavapipe's storage-buffer range.
+        assert.equal(device!.maxBufferBytes, 2 ** 30);
+        assert.equal(device!.maxTensorBytes, 128 * 2 ** 20);
         assert.deepEqual(nativeGpuDevices(cpuLlama), []);
     });
 

@@ -808,8 +808,43 @@ Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
     return result;
 }
 
+// The largest tensor, in bytes, that a device runs operations on: ggml's scheduler aborts the process when a
+// tensor already in the device's memory (such as a layer's K or V cache) is one it cannot run an operation on, and
+// that is decided by size alone for an op-less tensor (Vulkan: its buffer and storage-buffer range limits, 128 MiB on
+// lavapipe). Found by asking the device about op-less tensors of halving ranges of size, which allocates nothing.
+// -1 when the device takes a tensor of any size (CUDA).
+double LargestTensorBytes(ggml_backend_dev_t device) {
+    constexpr int64_t unlimited = int64_t(1) << 52;
+    ggml_init_params params = {ggml_tensor_overhead() * 2, nullptr, true};
+    ggml_context* context = ggml_init(params);
+    if (context == nullptr)
+        return -1;
+    ggml_tensor* tensor = ggml_new_tensor_1d(context, GGML_TYPE_I8, 1);
+    const auto supports = [&](int64_t bytes) {
+        tensor->ne[0] = bytes;
+        tensor->nb[1] = tensor->nb[2] = tensor->nb[3] = static_cast<size_t>(bytes);
+        return ggml_backend_dev_supports_op(device, tensor);
+    };
+    double largest = -1;
+    if (!supports(unlimited)) {
+        int64_t low = 0;  // the largest size known to be supported (0: none yet)
+        int64_t high = unlimited;  // a size known not to be
+        while (high - low > 1) {
+            const int64_t middle = low + (high - low) / 2;
+            if (supports(middle))
+                low = middle;
+            else
+                high = middle;
+        }
+        largest = static_cast<double>(low);
+    }
+    ggml_free(context);
+    return largest;
+}
+
 // gpuDevices(): the GPU and integrated GPU devices of ggml's backend registry, in its order, with their
-// free and total memory in bytes.
+// free and total memory in bytes, the largest buffer its buffer type allocates (ggml's max size; absent when
+// unlimited) and the largest tensor it runs operations on (absent when unlimited).
 Napi::Value GpuDevices(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Array result = Napi::Array::New(env);
@@ -830,6 +865,13 @@ Napi::Value GpuDevices(const Napi::CallbackInfo& info) {
         item.Set("description", Napi::String::New(env, description != nullptr ? description : ""));
         item.Set("freeBytes", Napi::Number::New(env, static_cast<double>(freeBytes)));
         item.Set("totalBytes", Napi::Number::New(env, static_cast<double>(totalBytes)));
+        ggml_backend_buffer_type_t bufferType = ggml_backend_dev_buffer_type(device);
+        const size_t maxBufferBytes = bufferType != nullptr ? ggml_backend_buft_get_max_size(bufferType) : SIZE_MAX;
+        if (maxBufferBytes != SIZE_MAX)
+            item.Set("maxBufferBytes", Napi::Number::New(env, static_cast<double>(maxBufferBytes)));
+        const double maxTensorBytes = LargestTensorBytes(device);
+        if (maxTensorBytes >= 0)
+            item.Set("maxTensorBytes", Napi::Number::New(env, maxTensorBytes));
         result.Set(index++, item);
     }
     return result;
