@@ -377,6 +377,37 @@ describe("routes: names that send requests to models by weight, with shadows", (
     });
 });
 
+describe("routes: a target whose upstream is down", () => {
+    test("is passed over while another target can answer, sessions that went there included", async () => {
+        const upstream = await startTestServer({modelFiles: ["derived/stories260K-F16.gguf"]});
+        const {config} = parseServeArgs(["--route", `failover=${QUANT}:1,${UPSTREAM_MODEL}:1`], {});
+        const front = await startTestServer({modelFiles: ["derived/stories260K-Q8_0.gguf"], upstreams: [{url: upstream.url, key: undefined}], routes: config.routes});
+        try {
+            await eventually(async () => assert.ok((await front.client.models.list()).data.some((model) => model.id === UPSTREAM_MODEL)));
+            const chosen = async (session: string) => {
+                const {response} = await front.client.chat.completions.create({model: "failover", ...ask, max_tokens: 2}, {headers: {"x-session-id": session}, maxRetries: 0}).withResponse();
+                return response.headers.get("x-hearth-model");
+            };
+            const sessions = Array.from({length: 12}, (_, index) => `session-${index}`);
+            const before = await Promise.all(sessions.map(chosen));
+            assert.ok(before.includes(UPSTREAM_MODEL) && before.includes(QUANT), JSON.stringify(before));
+
+            await upstream.close();
+            // The first request that fails takes the upstream out (it is retried on nothing else, so it fails).
+            await eventually(async () => {
+                await assert.rejects(front.client.chat.completions.create({model: UPSTREAM_MODEL, ...ask, max_tokens: 2}, {maxRetries: 0}));
+                const listed = await (await fetch(`${front.url}/api/upstreams`)).json() as {upstreams: {health: string}[]};
+                assert.equal(listed.upstreams[0]?.health, "down");
+            });
+            const after = await Promise.all(sessions.map(chosen));
+            assert.deepEqual(after, sessions.map(() => QUANT));
+        } finally {
+            await front.close();
+            await upstream.close().catch(() => undefined);
+        }
+    });
+});
+
 describe("routes: flags", () => {
     test("a bad --route or --shadow is refused at start with a message a person can act on", () => {
         const refused: [string[], RegExp][] = [

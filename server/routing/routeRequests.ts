@@ -42,7 +42,8 @@ export function routeRequests(app: FastifyInstance, {router, pool, isLocal, drai
         const route = router.get(name);
         if (route == null)
             return;
-        const served = (model: string) => isLocal(model) || (config.upstream === true && pool.serves(model));
+        // A target whose upstreams are all out after a failure is passed over while another can answer.
+        const served = (model: string) => isLocal(model) || (config.upstream === true && pool.servesNow(model));
         const model = router.pick(name, sessionOf(request, body!), served);
         const original = route.shadow != null ? structuredClone(body!) : undefined;
         body!.model = model;

@@ -134,6 +134,11 @@ export class UpstreamPool {
         return this.list().some((upstream) => upstream.serves(model));
     }
 
+    /** Whether an upstream that lists `model` may be sent requests now (it is not out after a failure). */
+    servesNow(model: string): boolean {
+        return this.list().some((upstream) => upstream.available && upstream.serves(model));
+    }
+
     /**
      * Sends a request to the upstream with the fewest requests in flight among those up that serve its model, and
      * resolves once its reply has begun (see {@link UpstreamCall.begin}); the caller passes the reply on and then
