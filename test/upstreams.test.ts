@@ -15,6 +15,7 @@ import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
+import {eventually} from "./helpers/eventually.js";
 
 type UpstreamView = {id: string, url: string, name: string, source: string, has_key: boolean, health: string, models: string[], in_flight: number, failures: number};
 
@@ -25,20 +26,6 @@ async function upstreamsOf(server: TestServer, headers: Record<string, string> =
     const response = await fetch(`${server.url}/api/upstreams`, {headers});
     assert.equal(response.status, 200);
     return (await response.json() as {upstreams: UpstreamView[]}).upstreams;
-}
-
-/** Polls until `check` passes (it throws until then), or fails with its last error after `timeoutMs`. */
-async function eventually<T>(check: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        try {
-            return await check();
-        } catch (error) {
-            if (Date.now() > deadline)
-                throw error;
-            await new Promise((resolve) => setTimeout(resolve, 50));
-        }
-    }
 }
 
 async function upstreamsUp(server: TestServer, count: number, headers: Record<string, string> = {}): Promise<UpstreamView[]> {

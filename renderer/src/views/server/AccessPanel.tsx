@@ -4,6 +4,7 @@ import {get, request} from "../../api.js";
 import type {AccessSettings, ApiKeyInfo, ServerInfo} from "../../api.js";
 import {apiKey, setApiKey} from "../../apiKey.js";
 import {CopyButton} from "../../components/CopyButton.js";
+import {actionRunner} from "../../actionRunner.js";
 
 /** Who may use the server: LAN access, API keys and the web pages allowed to call it. */
 export function AccessPanel({info, onChange}: {info: ServerInfo, onChange(settings: AccessSettings): void}) {
@@ -25,15 +26,7 @@ export function AccessPanel({info, onChange}: {info: ServerInfo, onChange(settin
         refresh().catch((caught: Error) => setError(caught.message));
     }, [refresh]);
 
-    const act = async (action: () => Promise<unknown>) => {
-        try {
-            setError(undefined);
-            await action();
-            await refresh();
-        } catch (caught) {
-            setError((caught as Error).message);
-        }
-    };
+    const act = actionRunner(refresh, setError);
 
     const createKey = (event: FormEvent) => {
         event.preventDefault();

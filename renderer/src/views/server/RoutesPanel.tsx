@@ -3,6 +3,7 @@ import type {FormEvent} from "react";
 import {get, request} from "../../api.js";
 import type {RouteInfo, UpstreamInfo} from "../../api.js";
 import {usePolling} from "../../usePolling.js";
+import {actionRunner} from "../../actionRunner.js";
 
 const percent = (value: number | null) => value != null ? `${Math.round(value * 1000) / 10}%` : "–";
 const ms = (value: number | null) => value != null ? `${value} ms` : "–";
@@ -37,15 +38,7 @@ export function RoutesPanel() {
         }
     }, 2000);
 
-    const act = async (action: () => Promise<unknown>) => {
-        try {
-            setError(undefined);
-            await action();
-            await refresh();
-        } catch (caught) {
-            setError((caught as Error).message);
-        }
-    };
+    const act = actionRunner(refresh, setError);
 
     const saveWeights = (route: RouteInfo) => act(async () => {
         const edited = weights[route.name] ?? {};
