@@ -500,12 +500,7 @@ export class Engine {
             if (this.#disposed)
                 return;
             try {
-                entry.plan = await this.plan(await shapeOf(entry.spec), entry.settings);
-                if (!entry.plan.fits)
-                    throw new ModelTooLargeError(entry.spec.names[0]!, entry.plan.message!);
-                entry.model = await this.#loadModel(entry, entry.plan);
-                entry.state = "ready";
-                log("info", `loaded ${entry.spec.names.join(", ")} from ${entry.spec.path} (${describePlan(entry.plan)})`);
+                await this.#loadPinnedWith(entry, entry.settings);
             } catch (error) {
                 entry.state = "failed";
                 entry.error = error as Error;
