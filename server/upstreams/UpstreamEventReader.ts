@@ -48,6 +48,8 @@ export class UpstreamEventReader {
     #firstTokenMs: number | undefined;
     #lastTokenMs: number | undefined;
     #ended = false;
+    /** An error event that came after other events in the same bytes: thrown once those are passed on. */
+    #failure: Error | undefined;
 
     /** `startedMs`: when the request was sent, so a reply without `timings` is timed as it arrived here. */
     constructor(upstream: string, startedMs: number) {
@@ -55,15 +57,26 @@ export class UpstreamEventReader {
         this.#startedMs = startedMs;
     }
 
-    /** The events of every line that `bytes` completes. Throws an error event the upstream sent, or an event too long to be one. */
+    /**
+     * The events of every line that `bytes` completes. Throws an error event the upstream sent, or an event too long
+     * to be one; the events before it in the same bytes are returned first, and it is thrown at the next call.
+     */
     push(bytes: Buffer): GenerationEvent[] {
+        this.#throwFailure();
         this.#buffer += this.#decoder.write(bytes);
         const events: GenerationEvent[] = [];
         let end;
         while ((end = this.#buffer.indexOf("\n")) >= 0) {
             const line = this.#buffer.slice(0, end).trim();
             this.#buffer = this.#buffer.slice(end + 1);
-            events.push(...this.#line(line));
+            try {
+                events.push(...this.#line(line));
+            } catch (error) {
+                if (events.length === 0)
+                    throw error;
+                this.#failure = error as Error;
+                return events;
+            }
         }
         if (this.#buffer.length > MAX_EVENT_BYTES)
             throw new UpstreamStreamBrokenError(this.#upstream, `an event over ${MAX_EVENT_BYTES / 1024 / 1024} MiB`);
@@ -72,12 +85,18 @@ export class UpstreamEventReader {
 
     /** Once the stream has ended: the events of a last line without its line end, then `done`. Throws when it ended before the reply did. */
     end(): [...GenerationEvent[], DoneEvent] {
+        this.#throwFailure();
         const rest = (this.#buffer + this.#decoder.end()).trim();
         this.#buffer = "";
         const events = rest !== "" ? this.#line(rest) : [];
         if (this.#finishReason == null)
             throw new UpstreamStreamBrokenError(this.#upstream, "its stream ended before the reply did (no finish_reason)");
         return [...events, {type: "done", finishReason: this.#reason(), usage: this.#usageOf(), timings: this.#timingsOf()}];
+    }
+
+    #throwFailure(): void {
+        if (this.#failure != null)
+            throw this.#failure;
     }
 
     #line(line: string): GenerationEvent[] {
