@@ -261,6 +261,22 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         assert.equal(legacy.embedding.length, direct.embeddings[0]!.length);
     });
 
+    test("a route's upstream target is chosen on /v1/messages and the Ollama API too", async () => {
+        const put = await fetch(`${front.url}/api/routes/helper`, {method: "PUT", headers: {"content-type": "application/json"}, body: JSON.stringify({targets: [{model: qwen}]})});
+        assert.equal(put.status, 200);
+        try {
+            const {data: message, response} = await anthropic(front).messages.create({...base, model: "helper", thinking: {type: "disabled"}}).withResponse();
+            assert.equal(response.headers.get("x-hearth-model"), qwen);
+            assert.equal(blocks(message, "text").trim(), "Hello from Qwen.");
+            const chat = await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: "helper", messages: [{role: "user", content: "Hi"}], think: false, stream: false})});
+            assert.equal(chat.status, 200);
+            assert.equal(chat.headers.get("x-hearth-model"), qwen);
+            assert.equal(((await chat.json()) as ChatResponse).message.content.trim(), "Hello from Qwen.");
+        } finally {
+            assert.equal((await fetch(`${front.url}/api/routes/helper`, {method: "DELETE"})).status, 204);
+        }
+    });
+
     test("an upstream that is down is an Anthropic error with its status, and an Ollama error, not a 500", async () => {
         await assert.rejects(anthropic(front).messages.create({...base, model: "qwen-gone"}), (error: unknown) => {
             assert.ok(error instanceof Anthropic.APIError, String(error));
