@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {once} from "node:events";
 import {createServer} from "node:http";
-import type {Server} from "node:http";
+import type {Server, ServerResponse} from "node:http";
 import type {AddressInfo} from "node:net";
 import {after, before, describe, test} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -61,7 +61,8 @@ type TroubledUpstream = {url: string, server: Server, bodies: Record<string, unk
 
 /**
  * An OpenAI-compatible server whose streams go wrong, by model: `qwen-error` sends a chunk then an error event,
- * `qwen-broken` a chunk then closes the connection, `qwen-slow` a chunk every 50 ms until the client goes away.
+ * `qwen-broken` a chunk then closes the connection, `qwen-slow` a chunk every 50 ms until the client goes away, and
+ * `qwen-dialect` a reply as other servers write it (below).
  */
 async function troubledUpstream(): Promise<TroubledUpstream> {
     const chunk = (model: string, content: string) => `data: ${JSON.stringify({id: "x", object: "chat.completion.chunk", created: 1, model, choices: [{index: 0, delta: {content}, finish_reason: null}]})}\n\n`;
@@ -69,7 +70,7 @@ async function troubledUpstream(): Promise<TroubledUpstream> {
     state.server = createServer((request, response) => {
         if (request.method === "GET") {
             response.writeHead(200, {"content-type": "application/json"});
-            response.end(JSON.stringify({object: "list", data: ["qwen-error", "qwen-broken", "qwen-slow"].map((id) => ({id, object: "model", created: 1, owned_by: "troubled"}))}));
+            response.end(JSON.stringify({object: "list", data: ["qwen-error", "qwen-broken", "qwen-slow", "qwen-dialect"].map((id) => ({id, object: "model", created: 1, owned_by: "troubled"}))}));
             return;
         }
         let text = "";
@@ -78,6 +79,10 @@ async function troubledUpstream(): Promise<TroubledUpstream> {
             const body = JSON.parse(text) as {model: string};
             state.bodies.push(body);
             response.writeHead(200, {"content-type": "text/event-stream"});
+            if (body.model === "qwen-dialect") {
+                void writeDialect(response);
+                return;
+            }
             response.write(chunk(body.model, "Half a"));
             if (body.model === "qwen-error") {
                 response.end(`data: ${JSON.stringify({error: {message: "the model crashed", type: "server_error"}})}\n\ndata: [DONE]\n\n`);
@@ -97,6 +102,31 @@ async function troubledUpstream(): Promise<TroubledUpstream> {
     await once(state.server, "listening");
     state.url = `http://127.0.0.1:${(state.server.address() as AddressInfo).port}`;
     return state;
+}
+
+/**
+ * A reply in another server's dialect: thinking in `delta.reasoning` (vLLM's newer name), a call whose id and name
+ * come first and its arguments in pieces, `finish_reason: "stop"` for it, the usage alone in a last chunk with no
+ * choices, CRLF line ends, and a character split across two writes.
+ */
+async function writeDialect(response: ServerResponse): Promise<void> {
+    const chunk = (choice: object | undefined, extra: object = {}) => `data: ${JSON.stringify({id: "d", object: "chat.completion.chunk", created: 1, model: "qwen-dialect", choices: choice != null ? [{index: 0, finish_reason: null, ...choice}] : [], ...extra})}\r\n\r\n`;
+    const text = [
+        chunk({delta: {role: "assistant", reasoning: "Thinking"}}),
+        chunk({delta: {reasoning: " hard"}}),
+        chunk({delta: {content: "Calling"}}),
+        chunk({delta: {tool_calls: [{index: 0, id: "call_dialect", type: "function", function: {name: "get_weather", arguments: ""}}]}}),
+        chunk({delta: {tool_calls: [{index: 0, function: {arguments: "{\"city\": "}}]}}),
+        chunk({delta: {tool_calls: [{index: 0, function: {arguments: "\"Zürich\"}"}}]}}),
+        chunk({delta: {}, finish_reason: "stop"}),
+        chunk(undefined, {usage: {prompt_tokens: 11, completion_tokens: 7, total_tokens: 18, prompt_tokens_details: {cached_tokens: 4}}}),
+        "data: [DONE]\r\n\r\n"
+    ].join("");
+    const bytes = Buffer.from(text);
+    const split = bytes.indexOf(Buffer.from("ü")) + 1;
+    response.write(bytes.subarray(0, split));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    response.end(bytes.subarray(split));
 }
 
 describe("upstream models on /v1/messages and the Ollama API, translated to OpenAI's chat completions", () => {
@@ -315,6 +345,27 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
             return true;
         });
         assert.equal(text, "Half a");
+    });
+
+    test("a reply in another server's dialect reads the same: reasoning, calls in pieces, usage in a last chunk", async () => {
+        await troubledUp();
+        const ask = {...base, model: "qwen-dialect", tools: [weather]} as MessageCreateParamsNonStreaming;
+        const expected = {
+            content: [{type: "thinking", thinking: "Thinking hard", signature: ""}, {type: "text", text: "Calling"}, {type: "tool_use", name: "get_weather", input: {city: "Zürich"}}],
+            stop_reason: "tool_use",
+            output_tokens: 7,
+            prompt_tokens: 11
+        };
+        const message = await anthropic(front).messages.create(ask);
+        assert.deepEqual(essence(message), expected);
+        assert.equal(message.usage.cache_read_input_tokens, 4);
+        const streamed = await anthropic(front).messages.stream(ask).finalMessage();
+        assert.deepEqual(essence(streamed), expected);
+        const chat = await ollama(front).chat({model: "qwen-dialect", messages: [{role: "user", content: "Hi"}], tools: [{type: "function", function: {name: "get_weather"}}]});
+        assert.equal(chat.message.thinking, "Thinking hard");
+        assert.deepEqual(chat.message.tool_calls?.map((call) => call.function), [{index: 0, name: "get_weather", arguments: {city: "Zürich"}}]);
+        assert.equal(chat.prompt_eval_count, 11);
+        assert.equal(chat.eval_count, 7);
     });
 
     test("a client that goes away mid-stream cancels the request upstream and frees it", async () => {
