@@ -291,6 +291,21 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         assert.equal(legacy.embedding.length, direct.embeddings[0]!.length);
     });
 
+    test("the app's conversations reply with an upstream's model too", async () => {
+        const post = async (url: string, body: unknown) => (await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})).json() as Promise<{id: string}>;
+        const conversation = await post(`${front.url}/api/conversations`, {model: qwen, options: {temperature: 0}});
+        await post(`${front.url}/api/conversations/${conversation.id}/messages`, {role: "user", content: "Hi"});
+        const response = await fetch(`${front.url}/api/conversations/${conversation.id}/reply`, {method: "POST", headers: {"content-type": "application/json"}, body: "{}"});
+        assert.equal(response.status, 200);
+        const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line) as {type: string, text?: string, message?: {content: string, reasoning: string, status: string}});
+        const done = lines.at(-1)!;
+        assert.equal(done.type, "done", JSON.stringify(done));
+        assert.equal(done.message!.status, "complete");
+        assert.equal(done.message!.content.trim(), "Hello from Qwen.");
+        assert.equal(done.message!.reasoning.trim(), "Let me think.");
+        assert.equal(lines.filter((line) => line.type === "text").map((line) => line.text).join(""), done.message!.content);
+    });
+
     test("a route's upstream target is chosen on /v1/messages and the Ollama API too", async () => {
         const put = await fetch(`${front.url}/api/routes/helper`, {method: "PUT", headers: {"content-type": "application/json"}, body: JSON.stringify({targets: [{model: qwen}]})});
         assert.equal(put.status, 200);
