@@ -184,6 +184,10 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         assert.ok(kinds.indexOf("text_delta") > kinds.lastIndexOf("thinking_delta"), "the thinking comes before the answer");
         assert.deepEqual(essence(streamed), essence(direct));
 
+        const counted = await anthropic(front).messages.countTokens({model: qwen, messages: hello, thinking: {type: "enabled", budget_tokens: 1024}});
+        assert.equal(counted.input_tokens, (await anthropic(upstream).messages.countTokens({model: qwen, messages: hello, thinking: {type: "enabled", budget_tokens: 1024}})).input_tokens);
+        assert.equal(counted.input_tokens, message.usage.input_tokens + (message.usage.cache_read_input_tokens ?? 0));
+
         const off = await anthropic(front).messages.create({...base, thinking: {type: "disabled"}});
         assert.deepEqual(off.content.map((block) => block.type), ["text"]);
         assert.equal(blocks(off, "text").trim(), "Hello from Qwen.");

@@ -1,9 +1,10 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
-import {answer} from "../generation/index.js";
+import {answer, collectRun} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
-import {startRun} from "../upstreams/startRun.js";
+import {startRun, upstreamServing} from "../upstreams/startRun.js";
+import {UpstreamRun} from "../upstreams/UpstreamRun.js";
 import {ANTHROPIC_ROUTE, ANTHROPIC_RUNS_MODEL, useAnthropicConventions} from "./anthropicConventions.js";
 import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
 import {messagesEncoder} from "./messagesEncoder.js";
@@ -12,8 +13,8 @@ import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toCh
 /**
  * Anthropic's Messages API: `/v1/messages` (one reply, or its stream of named events) and
  * `/v1/messages/count_tokens`. Any `anthropic-version` header is accepted; `x-api-key` carries Hearth's key.
- * An upstream's model is asked for an OpenAI chat completion, written back in Anthropic's shapes; counting
- * tokens needs the model's tokenizer, so it is for local models only.
+ * An upstream's model is asked for an OpenAI chat completion, written back in Anthropic's shapes; its tokens are
+ * counted by asking it for one token of a reply, whose usage says how long it found the prompt.
  */
 export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, generation}: {engine: Engine, generation: GenerationContext}): Promise<void> {
     useAnthropicConventions(app);
@@ -43,6 +44,12 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = promptOptions(body);
         const messages = toChatMessages(body.system, body.messages);
+        const pool = upstreamServing(generation, body.model);
+        if (pool != null) {
+            const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
+            const [counted] = await collectRun(run);
+            return {input_tokens: counted!.done.usage.promptTokens};
+        }
         const model = await acquireModel(engine, reply, body.model);
         return {input_tokens: model.chatPrompt(messages, options).tokens.length};
     });
