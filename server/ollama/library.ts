@@ -13,6 +13,7 @@ import {InvalidRequestError} from "../../native/errors.js";
 import {planOffload} from "../../native/planOffload.js";
 import type {GenerationContext} from "../generation/index.js";
 import {offloadPlanJson} from "../offloadPlanJson.js";
+import {upstreamServing} from "../upstreams/index.js";
 import type {UpstreamModelEntry} from "../upstreams/index.js";
 import {EventStream, NDJSON, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
@@ -119,7 +120,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const name = modelOf(request.body);
-        const upstream = upstreamModels().find((model) => model.id === name);
+        const upstream = upstreamServing(generation, name)?.models().find((model) => model.id === name);
         if (upstream != null)
             return showUpstream(upstream);
         const pinnedPath = library.find(name) == null ? engine.pathOf(name) : undefined;
