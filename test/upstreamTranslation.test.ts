@@ -348,6 +348,23 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         assert.match((await response.json() as {error: string}).error, /upstream/);
     });
 
+    test("an upstream's refusal reaches the client with its status and message, in the client's API's shape", async () => {
+        // Too long for the upstream's context: only the upstream, which has the tokenizer, can tell.
+        const long = "word ".repeat(6000);
+        await assert.rejects(anthropic(front).messages.create({...base, messages: [{role: "user", content: long}]}), (error: unknown) => {
+            assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+            const body = error.error as {type?: string, error?: {type?: string, message?: string}};
+            assert.equal(body.error?.type, "invalid_request_error");
+            assert.match(body.error?.message ?? "", /refused the request \(HTTP 400\): .*context/i);
+            return true;
+        });
+        const response = await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: qwen, messages: [{role: "user", content: long}]})});
+        assert.equal(response.status, 400);
+        assert.match((await response.json() as {error: string}).error, /refused the request \(HTTP 400\)/);
+        // A refusal is the request's fault, not the upstream's: it stays up.
+        assert.equal((await upstreamsOf(front)).find((entry) => entry.url === upstream.url)?.health, "up");
+    });
+
     test("a stream that breaks upstream ends with the API's own error event", async () => {
         const lines = await (await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: "qwen-error", messages: [{role: "user", content: "Hi"}]})})).text();
         const parsed = lines.trim().split("\n").map((line) => JSON.parse(line) as {message?: {content: string}, error?: string});

@@ -1,9 +1,9 @@
 import type {FastifyReply, FastifyRequest} from "fastify";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import type {GenerationEvent} from "../../native/types.js";
-import {ApiError} from "../errors.js";
 import {Reply} from "../generation/index.js";
 import type {GenerationContext, RequestOptions, Run} from "../generation/index.js";
+import {UpstreamRefusedError} from "./errors.js";
 import {hopsOf, noteUpstreamFailure} from "./forwardToUpstreams.js";
 import {toUpstreamRequest} from "./toUpstreamRequest.js";
 import type {UpstreamPrompt} from "./toUpstreamRequest.js";
@@ -77,7 +77,7 @@ export class UpstreamRun implements Run {
             throw new RequestAbortedError();
         }
         if (!call.streaming)
-            throw refusal(call);
+            throw new UpstreamRefusedError(call.upstream.name, call.statusCode, call.json, call.body?.toString("utf8") ?? "");
         this.replies = [new Reply()];
     }
 
@@ -142,15 +142,4 @@ export class UpstreamRun implements Run {
             shutdown.removeEventListener("abort", onShutdown);
         };
     }
-}
-
-/** An upstream's 4xx (a bad request, a model it no longer has, its rate limit) with its status and its own message. */
-export function refusal(call: UpstreamCall): ApiError {
-    const error = (call.json as {error?: {message?: unknown, code?: unknown, param?: unknown} | string} | undefined)?.error;
-    const message = typeof error === "string" ? error
-        : typeof error?.message === "string" ? error.message
-        : call.body?.toString("utf8").slice(0, 500) || "no reason given";
-    const code = typeof error === "object" && typeof error.code === "string" ? error.code : "upstream_refused";
-    const param = typeof error === "object" && typeof error.param === "string" ? error.param : null;
-    return new ApiError(call.statusCode, `The upstream ${call.upstream.name} refused the request (HTTP ${call.statusCode}): ${message}`, {code, param});
 }
