@@ -424,6 +424,30 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         });
     });
 
+    test("the request timeout cuts an upstream's reply short with the API's error, and cancels it upstream", async () => {
+        await troubledUp();
+        const hasty = await startTestServer({modelFiles: [], upstreams: [{url: troubled.url, key: undefined}], requestTimeoutMs: 400});
+        try {
+            await eventually(async () => assert.equal((await upstreamsOf(hasty))[0]?.health, "up"));
+            const closedBefore = troubled.closedEarly;
+            const response = await fetch(`${hasty.url}/api/chat`, {method: "POST", body: JSON.stringify({model: "qwen-slow", messages: [{role: "user", content: "Hi"}]})});
+            const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line) as {message?: {content: string}, error?: string});
+            assert.equal(lines[0]!.message?.content, "Half a");
+            assert.match(lines.at(-1)!.error ?? "", /request timeout \(0.4 s\) and was cut short/);
+            await eventually(async () => {
+                assert.equal((await upstreamsOf(hasty))[0]!.in_flight, 0);
+                assert.equal(troubled.closedEarly, closedBefore + 1);
+            });
+            await assert.rejects(anthropic(hasty).messages.create({...base, model: "qwen-slow"}), (error: unknown) => {
+                assert.ok(error instanceof Anthropic.APIError && error.status === 503, String(error));
+                assert.equal((error.error as {error?: {type?: string}}).error?.type, "overloaded_error");
+                return true;
+            });
+        } finally {
+            await hasty.close();
+        }
+    });
+
     test("the request upstream is OpenAI's, streamed with its usage, with the tools, thinking and sampling translated", async () => {
         await troubledUp();
         const before = troubled.bodies.length;

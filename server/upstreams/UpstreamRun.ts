@@ -1,5 +1,6 @@
 import type {FastifyReply, FastifyRequest} from "fastify";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
+import {ApiError} from "../errors.js";
 import type {GenerationEvent} from "../../native/types.js";
 import {Reply} from "../generation/index.js";
 import type {GenerationContext, RequestOptions, Run} from "../generation/index.js";
@@ -18,7 +19,7 @@ export type UpstreamRunRequest = {model: string, prompt: UpstreamPrompt, options
  * A request answered by an upstream, read as the engine's events so the route's own encoder writes it: the
  * request goes out as an OpenAI chat completion (streamed, with its usage) and each chunk that comes back becomes
  * events of one generation. Like a local run it owns its call, its cancellation (the client going away cancels the
- * request upstream; the request timeout and the end of a shutdown's drain end it with a {@link DeadlineError}) and
+ * request upstream; the request timeout and the end of a shutdown's drain cancel it too, and end it with a 503) and
  * its release, which happens once, in {@link release}, whoever calls it first: the reader at the end of the events,
  * the reply's connection closing, or a failed start.
  */
@@ -32,7 +33,7 @@ export class UpstreamRun implements Run {
     readonly #cancel = new AbortController();
     readonly #onClose: () => void;
     readonly #stopDeadline: () => void;
-    #deadline: DeadlineError | undefined;
+    #deadline: ApiError | DeadlineError | undefined;
     #call: UpstreamCall | undefined;
     #released = false;
 
@@ -126,12 +127,14 @@ export class UpstreamRun implements Run {
 
     /** The request timeout and the end of a shutdown's drain cancel the request upstream; returns what stops listening for them. */
     #startDeadline({shutdown, requestTimeoutMs}: GenerationContext): () => void {
-        const end = (reason: DeadlineError) => {
+        const end = (reason: ApiError | DeadlineError) => {
             this.#deadline ??= reason;
             this.#cancel.abort();
         };
         const onShutdown = () => end(new DeadlineError("shutdown"));
-        const timer = requestTimeoutMs > 0 ? setTimeout(() => end(new DeadlineError("timeout", requestTimeoutMs)), requestTimeoutMs) : undefined;
+        const timer = requestTimeoutMs > 0 ? setTimeout(() => end(new ApiError(503,
+            `The upstream's reply ran past the server's request timeout (${Math.round(requestTimeoutMs / 100) / 10} s) and was cut short. Retry, or ask for fewer tokens.`,
+            {code: "request_timeout"})), requestTimeoutMs) : undefined;
         timer?.unref();
         if (shutdown.aborted)
             onShutdown();
