@@ -1,7 +1,7 @@
 import type {FastifyReply, FastifyRequest} from "fastify";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
-import {ApiError} from "../errors.js";
 import type {GenerationEvent} from "../../native/types.js";
+import {ApiError} from "../errors.js";
 import {Reply} from "../generation/index.js";
 import type {GenerationContext, RequestOptions, Run} from "../generation/index.js";
 import {UpstreamRefusedError} from "./errors.js";
@@ -51,8 +51,8 @@ export class UpstreamRun implements Run {
 
     /**
      * Sends the request to an upstream that serves the model and waits for its reply to begin. A failure before
-     * then (no upstream up, a refusal, a timeout) releases everything and is thrown, for the route's error handler
-     * to answer in its API's shape with the status of {@link UpstreamError}s: 502, 503 or 504.
+     * then releases everything and is thrown, for the route's error handler to answer in its API's shape: the
+     * upstream's own 4xx ({@link UpstreamRefusedError}), or the 502, 503 or 504 of an upstream that failed.
      */
     static async start(context: GenerationContext, pool: UpstreamPool, request: FastifyRequest, reply: FastifyReply, asked: UpstreamRunRequest): Promise<UpstreamRun> {
         const run = new UpstreamRun(context, request, reply);
