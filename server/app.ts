@@ -111,7 +111,8 @@ export async function buildApp({engine, library, conversations, responses, bench
     await app.register(observabilityRoutes, {engine, library, metrics, audit, lifecycle, upstreams});
 
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
-    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs};
+    // Routes that translate their API serve the upstreams' models too, asked for as OpenAI chat completions.
+    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}};
     const options = {engine, library, generation};
     await app.register(modelsRoutes, {...options, upstreams, router});
     await app.register(chatCompletionsRoutes, options);

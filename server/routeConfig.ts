@@ -17,9 +17,12 @@ declare module "fastify" {
         quiet?: boolean,
         /**
          * An upstream may serve this route's models: a request naming a model that an upstream serves, and no local
-         * model, is sent to it as it came (`upstreams/`), after the access checks.
+         * model, is sent to it after the access checks. `forward`: as it came (`upstreams/forwardToUpstreams`), for
+         * the routes of OpenAI's API, which every upstream speaks; `translate`: the route reads the request as for a
+         * local model and asks the upstream for an OpenAI chat completion, whose events its encoder writes
+         * (`upstreams/UpstreamRun`).
          */
-        upstream?: boolean,
+        upstream?: "forward" | "translate",
         /** Changes API keys or access settings: only a client on this machine may call it, never a LAN client with a key. */
         localOnly?: boolean,
         /**
@@ -32,14 +35,16 @@ declare module "fastify" {
 
 /** Route options for a route that runs a model. */
 export const RUNS_MODEL = {config: {runsModel: true}} as const;
-/** Route options for a `/v1` route that runs a model, local or an upstream's. */
-export const RUNS_ANY_MODEL = {config: {runsModel: true, upstream: true}} as const;
+/** Route options for a `/v1` route that runs a model, local or an upstream's, sent to the upstream as it came. */
+export const RUNS_ANY_MODEL = {config: {runsModel: true, upstream: "forward"}} as const;
+/** Route options for a route that runs a model, local or an upstream's, translated to OpenAI's API for the upstream. */
+export const RUNS_TRANSLATED_MODEL = {config: {runsModel: true, upstream: "translate"}} as const;
 /** Route options for a polled read. */
 export const QUIET = {config: {quiet: true}} as const;
 /** Route options for a change to keys or access settings. */
 export const LOCAL_ONLY = {config: {localOnly: true}} as const;
 
 /** The matched route's declarations; none for a request that matched no route. */
-export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, upstream?: boolean, localOnly?: boolean, errorShape?: ErrorShape} {
+export function routeConfigOf(request: FastifyRequest): {runsModel?: boolean, quiet?: boolean, upstream?: "forward" | "translate", localOnly?: boolean, errorShape?: ErrorShape} {
     return request.routeOptions.config ?? {};
 }

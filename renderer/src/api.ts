@@ -110,7 +110,9 @@ export type LibraryEntry = {
     size: number,
     modified_at: string,
     context_length: number | null,
-    details: {family: string, parameter_size: string, quantization_level: string}
+    details: {family: string, parameter_size: string, quantization_level: string},
+    /** Set for an upstream's model, which `/api/tags` lists too: not in the library, nothing to load or delete here. */
+    remote_host?: string
 };
 
 export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, context_reason: string, expires_at: string};

@@ -36,7 +36,8 @@ export function anthropicErrorShape(body: ErrorBody, statusCode: number): Anthro
 
 /** Route options of an Anthropic route: refusals before its handler (a missing key, the rate limit) in its shape too. */
 export const ANTHROPIC_ROUTE = {config: {errorShape: anthropicErrorShape}} as const;
-export const ANTHROPIC_RUNS_MODEL = {config: {errorShape: anthropicErrorShape, runsModel: true}} as const;
+/** `/v1/messages`, which an upstream's model may answer, asked for as an OpenAI chat completion. */
+export const ANTHROPIC_RUNS_MODEL = {config: {errorShape: anthropicErrorShape, runsModel: true, upstream: "translate"}} as const;
 
 /** What every Anthropic route plugin shares: errors in Anthropic's shape, with the same status as elsewhere. */
 export function useAnthropicConventions(app: FastifyInstance): void {

@@ -1,8 +1,10 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
-import {GenerationRun, answer} from "../generation/index.js";
+import {answer, collectRun} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
+import {startRun, upstreamServing} from "../upstreams/startRun.js";
+import {UpstreamRun} from "../upstreams/UpstreamRun.js";
 import {ANTHROPIC_ROUTE, ANTHROPIC_RUNS_MODEL, useAnthropicConventions} from "./anthropicConventions.js";
 import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
 import {messagesEncoder} from "./messagesEncoder.js";
@@ -11,6 +13,8 @@ import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toCh
 /**
  * Anthropic's Messages API: `/v1/messages` (one reply, or its stream of named events) and
  * `/v1/messages/count_tokens`. Any `anthropic-version` header is accepted; `x-api-key` carries Hearth's key.
+ * An upstream's model is asked for an OpenAI chat completion, written back in Anthropic's shapes; its tokens are
+ * counted by asking it for one token of a reply, whose usage says how long it found the prompt.
  */
 export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, generation}: {engine: Engine, generation: GenerationContext}): Promise<void> {
     useAnthropicConventions(app);
@@ -19,14 +23,16 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = messagesGenerationOptions(body);
         const messages = toChatMessages(body.system, body.messages);
+        // An upstream's prompt length is known only from its usage at the end: message_start says 0, message_delta the count.
         let promptTokens = 0;
-        const run = await GenerationRun.start(generation, reply, {
+        const run = await startRun(generation, request, reply, {
             model: body.model,
             inputs: (model) => {
                 const prompt = model.chatPrompt(messages, options);
                 promptTokens = prompt.tokens.length;
                 return [{prompt, options, promptParam: "messages"}];
-            }
+            },
+            upstream: {prompt: {messages}, options}
         });
         const encoder = messagesEncoder({
             id: messageId(), model: body.model, promptTokens, stopSequences: options.stop, thinking: showsThinking(body)
@@ -38,6 +44,12 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = promptOptions(body);
         const messages = toChatMessages(body.system, body.messages);
+        const pool = upstreamServing(generation, body.model);
+        if (pool != null) {
+            const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
+            const [counted] = await collectRun(run);
+            return {input_tokens: counted!.done.usage.promptTokens};
+        }
         const model = await acquireModel(engine, reply, body.model);
         return {input_tokens: model.chatPrompt(messages, options).tokens.length};
     });

@@ -4,10 +4,11 @@ import type {Static} from "typebox";
 import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage} from "../../native/types.js";
 import {ApiError} from "../errors.js";
-import {GenerationRun, answer, toGenerationOptions} from "../generation/index.js";
+import {answer, toGenerationOptions} from "../generation/index.js";
 import type {GenerationContext, RequestOptions} from "../generation/index.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
-import {RUNS_MODEL} from "../routeConfig.js";
+import {RUNS_TRANSLATED_MODEL} from "../routeConfig.js";
+import {startRun} from "../upstreams/startRun.js";
 import type {Conversation, ConversationOptions, ConversationStore, Message} from "./ConversationStore.js";
 import {replyEncoder} from "./replyEncoder.js";
 
@@ -123,7 +124,7 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
      * `{"type":"done"}` with the message as stored (or `{"type":"error"}`). A client that disconnects stops it;
      * what was generated stays, as `stopped`.
      */
-    app.post<{Params: IdParams, Body: ReplyRequest}>("/api/conversations/:id/reply", {schema: {body: ReplyRequest}, ...RUNS_MODEL}, async (request, reply) => {
+    app.post<{Params: IdParams, Body: ReplyRequest}>("/api/conversations/:id/reply", {schema: {body: ReplyRequest}, ...RUNS_TRANSLATED_MODEL}, async (request, reply) => {
         let conversation = find(request.params.id);
         const last = conversation.messages.at(-1);
         if (request.body.regenerate === true && last?.role === "assistant") {
@@ -142,9 +143,10 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
 
         const messages = toChatMessages(conversation);
         const options = generationOptions(conversation.options);
-        const run = await GenerationRun.start(generation, reply, {
+        const run = await startRun(generation, request, reply, {
             model: modelName,
-            inputs: (model) => [{prompt: model.chatPrompt(messages, options), options}]
+            inputs: (model) => [{prompt: model.chatPrompt(messages, options), options}],
+            upstream: {prompt: {messages}, options}
         });
         const message = conversations.addMessage(conversation.id, {role: "assistant", content: "", status: "streaming", model: modelName});
         return answer(run, reply, replyEncoder(conversations, message), {stream: true});

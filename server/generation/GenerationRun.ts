@@ -4,6 +4,8 @@ import type {ModelLease} from "../../native/engineTypes.js";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import type {Generation, LoadedModel, Prompt} from "../../native/LoadedModel.js";
 import type {GenerationEvent} from "../../native/types.js";
+import type {UpstreamPool} from "../upstreams/UpstreamPool.js";
+import type {Run} from "./answer.js";
 import {Reply} from "./Reply.js";
 import type {RequestOptions} from "./toGenerationOptions.js";
 
@@ -24,7 +26,12 @@ export type GenerationContext = {
     /** Fires when the server starts to shut down. */
     shutdown: AbortSignal,
     /** A generation running longer ends early; `0` is no limit. */
-    requestTimeoutMs: number
+    requestTimeoutMs: number,
+    /**
+     * The upstreams whose models the routes that translate their API (`/v1/messages`, `/api/chat`…) serve too: a
+     * model that an upstream serves and no local model is asked of it as an OpenAI chat completion (`UpstreamRun`).
+     */
+    upstreams?: {pool: UpstreamPool, isLocal(model: string): boolean}
 };
 
 /**
@@ -33,7 +40,7 @@ export type GenerationContext = {
  * tokens ran out) and their release, which happens in one place, {@link release}, whoever calls it first: the
  * reader at the end of the events, the reply's connection closing, or a failed start.
  */
-export class GenerationRun {
+export class GenerationRun implements Run {
     /** When the request began to be served, for Ollama's `total_duration`. */
     readonly startedMs = performance.now();
     /** How long getting the model (loading it, on first use) took. */

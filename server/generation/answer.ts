@@ -5,9 +5,27 @@ import {toErrorReply} from "../errors.js";
 import type {ErrorReply} from "../errors.js";
 import {EventStream} from "../sse.js";
 import type {WireFormat} from "../sse.js";
-import type {GenerationRun} from "./GenerationRun.js";
 import {isFinished} from "./Reply.js";
 import type {FinishedReply, Reply} from "./Reply.js";
+
+/**
+ * What the pipeline reads of a run, wherever its events come from: a local `GenerationRun` generating on this
+ * machine, or an upstream's reply read as the same events (`upstreams/UpstreamRun`). Each event is folded into its
+ * generation's reply before it is yielded; the run releases what it holds once, at the end of its events or on
+ * {@link release}, whoever comes first.
+ */
+export type Run = {
+    /** When the request began to be served, for Ollama's `total_duration`. */
+    readonly startedMs: number,
+    /** How long getting the model took (loading it, on first use), for Ollama's `load_duration`. */
+    readonly loadMs: number,
+    /** Each generation's reply so far. */
+    readonly replies: readonly Reply[],
+    /** The events of every generation as they come, tagged with its index; ending early stops them all and releases the run. */
+    events(): AsyncGenerator<{index: number, event: GenerationEvent}>,
+    /** Stops and frees everything the run holds. Idempotent. */
+    release(): void
+};
 
 /**
  * How one API writes a run's events: the only thing an API adds to the pipeline. `stream` frames chunks as they
@@ -34,7 +52,7 @@ export type StreamEncoder = {
 };
 
 /** Answers a request with its run: streamed when asked and the API streams, else one JSON body. */
-export async function answer(run: GenerationRun, reply: FastifyReply, encoder: Encoder, {stream}: {stream: boolean}): Promise<unknown> {
+export async function answer(run: Run, reply: FastifyReply, encoder: Encoder, {stream}: {stream: boolean}): Promise<unknown> {
     if (stream && encoder.stream != null)
         return streamRun(run, reply, encoder.stream);
     if (encoder.body == null)
@@ -43,7 +61,7 @@ export async function answer(run: GenerationRun, reply: FastifyReply, encoder: E
 }
 
 /** Runs every generation to its end and returns their replies. */
-export async function collectRun(run: GenerationRun): Promise<FinishedReply[]> {
+export async function collectRun(run: Run): Promise<FinishedReply[]> {
     try {
         // The run folds each event into its reply; nothing else is done with them.
         for await (const event of run.events())
@@ -62,7 +80,7 @@ export async function collectRun(run: GenerationRun): Promise<FinishedReply[]> {
  * comes. An error after the stream began is sent in the API's shape and ends the stream; a client that went away
  * just ends it, and the run is released either way.
  */
-export async function streamRun(run: GenerationRun, reply: FastifyReply, encoder: StreamEncoder): Promise<FastifyReply> {
+export async function streamRun(run: Run, reply: FastifyReply, encoder: StreamEncoder): Promise<FastifyReply> {
     const stream = new EventStream(reply, encoder.format);
     const send = async (chunks: readonly unknown[]) => {
         for (const chunk of chunks)

@@ -4,7 +4,7 @@
  * collects its events ({@link answer}) through the API's {@link Encoder}.
  */
 export {answer, collectRun, streamRun} from "./answer.js";
-export type {Encoder, StreamEncoder} from "./answer.js";
+export type {Encoder, Run, StreamEncoder} from "./answer.js";
 export {GenerationRun} from "./GenerationRun.js";
 export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
 export {Reply, isFinished} from "./Reply.js";

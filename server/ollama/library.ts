@@ -11,7 +11,10 @@ import type {QuantEntry} from "../../models/quantization.js";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError} from "../../native/errors.js";
 import {planOffload} from "../../native/planOffload.js";
+import type {GenerationContext} from "../generation/index.js";
 import {offloadPlanJson} from "../offloadPlanJson.js";
+import {upstreamServing} from "../upstreams/index.js";
+import type {UpstreamModelEntry} from "../upstreams/index.js";
 import {EventStream, NDJSON, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
 import {QUIET} from "../routeConfig.js";
@@ -61,6 +64,18 @@ function tagEntry(model: LibraryModel) {
     return {name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model), context_length: model.gguf.contextLength ?? null};
 }
 
+/** The `details` of a model Hearth knows only by name: an upstream's, whose `/v1/models` says nothing more. */
+const UNKNOWN_DETAILS = {parent_model: "", format: "", family: "", families: [], parameter_size: "", quantization_level: ""};
+
+/**
+ * An upstream's model as Ollama lists a model served elsewhere (its cloud models): `remote_model` and
+ * `remote_host`, no size and no digest.
+ */
+function upstreamTagEntry(model: UpstreamModelEntry) {
+    const modifiedAt = new Date(model.created != null ? model.created * 1000 : Date.now()).toISOString();
+    return {name: model.id, model: model.id, modified_at: modifiedAt, size: 0, digest: "", details: UNKNOWN_DETAILS, remote_model: model.id, remote_host: model.upstreams[0]?.url ?? ""};
+}
+
 /** A library pull's progress, in the statuses Ollama's clients show. */
 function toOllamaProgress(progress: PullProgress): object | undefined {
     switch (progress.status) {
@@ -76,7 +91,7 @@ function toOllamaProgress(progress: PullProgress): object | undefined {
     }
 }
 
-export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library}: {engine: Engine, library: Library}): Promise<void> {
+export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library, generation}: {engine: Engine, library: Library, generation: GenerationContext}): Promise<void> {
     useOllamaConventions(app);
 
     /** Headers of the files served with `--model`, read once each; a file that cannot be read has none. */
@@ -95,10 +110,19 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
 
     app.get("/api/version", async () => ({version: VERSION}));
 
-    app.get("/api/tags", QUIET, async () => ({models: library.list().map(tagEntry)}));
+    /** The upstreams' models that no local model's name hides, as `/v1/models` lists them. */
+    const upstreamModels = () => {
+        const upstreams = generation.upstreams;
+        return upstreams == null ? [] : upstreams.pool.models().filter((model) => !upstreams.isLocal(model.id));
+    };
+
+    app.get("/api/tags", QUIET, async () => ({models: [...library.list().map(tagEntry), ...upstreamModels().map(upstreamTagEntry)]}));
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const name = modelOf(request.body);
+        const upstream = upstreamServing(generation, name)?.models().find((model) => model.id === name);
+        if (upstream != null)
+            return showUpstream(upstream);
         const pinnedPath = library.find(name) == null ? engine.pathOf(name) : undefined;
         if (pinnedPath != null)
             return showPinned(pinnedPath);
@@ -113,6 +137,25 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             modified_at: model.createdAt
         };
     });
+
+    /**
+     * `/api/show` for an upstream's model: only what its name says. Its tools are offered as OpenAI tools, which
+     * the upstream's model may or may not use, so it is shown with the capabilities of a chat model.
+     */
+    function showUpstream(model: UpstreamModelEntry) {
+        const entry = upstreamTagEntry(model);
+        return {
+            modelfile: `# Served by ${model.upstreams.map((upstream) => upstream.name).join(", ")}\nFROM ${model.id}\n`,
+            parameters: "",
+            template: "",
+            details: entry.details,
+            model_info: {},
+            capabilities: ["completion", "tools"],
+            modified_at: entry.modified_at,
+            remote_model: entry.remote_model,
+            remote_host: entry.remote_host
+        };
+    }
 
     /** `/api/show` for a file served with `--model`: what its header says, as for a library model. */
     async function showPinned(path: string) {

@@ -1,4 +1,4 @@
-import type {Encoder, FinishedReply, GenerationRun, Reply} from "../generation/index.js";
+import type {Encoder, FinishedReply, Reply, Run} from "../generation/index.js";
 import {NDJSON} from "../sse.js";
 import {doneFields, toOllamaToolCall} from "./translate.js";
 
@@ -21,7 +21,7 @@ const nothing = {text: "", reasoning: "", toolCalls: []};
  * `thinking` piece comes with empty content), then one with the tool calls, complete with their arguments as
  * objects, once the reply is done (Ollama returns calls whole), then a last line with the statistics.
  */
-function ollamaEncoder(run: GenerationRun, model: string, payload: Payload): Encoder {
+function ollamaEncoder(run: Run, model: string, payload: Payload): Encoder {
     const clock = {startedMs: run.startedMs, loadMs: run.loadMs};
     const line = (piece: Parameters<Payload>[0], done: boolean) => ({model, created_at: new Date().toISOString(), ...payload(piece), done});
     const last = (reply: FinishedReply, piece: Parameters<Payload>[0]) => ({...line(piece, true), ...doneFields(reply.done, clock)});
@@ -46,10 +46,10 @@ function ollamaEncoder(run: GenerationRun, model: string, payload: Payload): Enc
 }
 
 /** `/api/chat`: the reply in `message` (`content`, `thinking`, `tool_calls`). */
-export const chatEncoder = (run: GenerationRun, model: string): Encoder => ollamaEncoder(run, model, chatPayload);
+export const chatEncoder = (run: Run, model: string): Encoder => ollamaEncoder(run, model, chatPayload);
 
 /** `/api/generate`: the reply in `response`, the thinking in `thinking`. */
-export const generateEncoder = (run: GenerationRun, model: string): Encoder => ollamaEncoder(run, model, generatePayload);
+export const generateEncoder = (run: Run, model: string): Encoder => ollamaEncoder(run, model, generatePayload);
 
 /** The line of a request that only loaded or unloaded the model. */
 export function loadOnlyLine(model: string, api: "chat" | "generate", doneReason: "load" | "unload"): object {

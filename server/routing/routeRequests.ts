@@ -25,8 +25,8 @@ export function isShadowCopy(request: FastifyRequest, router: Router): boolean {
 
 /**
  * Sends a request for a route's name to one of its models, on routes that run a model: the body's `model` becomes
- * the chosen one, which the normal pipeline then serves (here, or through `forwardToUpstreams` on a route that
- * declares `upstream`; elsewhere only local targets are chosen). It runs after the access checks and before
+ * the chosen one, which the normal pipeline then serves (here, or by an upstream on a route that declares `upstream`:
+ * forwarded by `forwardToUpstreams`, or translated by the route itself; elsewhere only local targets are chosen). It runs after the access checks and before
  * `forwardToUpstreams`; the chosen model is in `x-hearth-model`, the log line and the audit entry. A route with a
  * shadow also sends the request, not streamed, to the shadow model in the background, and compares the replies.
  */
@@ -43,7 +43,7 @@ export function routeRequests(app: FastifyInstance, {router, pool, isLocal, drai
         if (route == null)
             return;
         // A target whose upstreams are all out after a failure is passed over while another can answer.
-        const served = (model: string) => isLocal(model) || (config.upstream === true && pool.servesNow(model));
+        const served = (model: string) => isLocal(model) || (config.upstream != null && pool.servesNow(model));
         const model = router.pick(name, sessionOf(request, body!), served);
         const original = route.shadow != null ? structuredClone(body!) : undefined;
         body!.model = model;

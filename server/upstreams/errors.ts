@@ -66,6 +66,26 @@ export class UpstreamStreamBrokenError extends UpstreamError {
     }
 }
 
+/**
+ * A 4xx an upstream answered to a request Hearth translated for it (a bad request, a model it no longer has, its
+ * rate limit): the client's to see, with the upstream's status and its own message, in the client's API's shape.
+ */
+export class UpstreamRefusedError extends ApiError {
+    override readonly name: string = "UpstreamRefusedError";
+
+    /** `body`: the reply parsed, when it is JSON; `text`: the reply as it came. */
+    constructor(upstream: string, statusCode: number, body: unknown, text: string) {
+        const error = (body as {error?: {message?: unknown, code?: unknown, param?: unknown} | string} | undefined)?.error;
+        const message = typeof error === "string" ? error
+            : typeof error?.message === "string" ? error.message
+            : text.slice(0, 500) || "no reason given";
+        super(statusCode, `The upstream ${upstream} refused the request (HTTP ${statusCode}): ${message}`, {
+            code: typeof error === "object" && typeof error.code === "string" ? error.code : "upstream_refused",
+            param: typeof error === "object" && typeof error.param === "string" ? error.param : null
+        });
+    }
+}
+
 /** Every upstream that serves the model is out (failed recently, or not yet checked). */
 export class NoUpstreamAvailableError extends ApiError {
     override readonly name: string = "NoUpstreamAvailableError";

@@ -31,7 +31,7 @@ export type ForwardingOptions = {
  */
 export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal, shutdown}: ForwardingOptions): void {
     app.addHook("preValidation", async (request, reply) => {
-        if (routeConfigOf(request).upstream !== true)
+        if (routeConfigOf(request).upstream !== "forward")
             return;
         const body = request.body as Record<string, unknown> | null;
         const model = body?.model;
@@ -51,9 +51,7 @@ export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal, shutdow
 export async function forwardToUpstream(request: FastifyRequest, reply: FastifyReply, {pool, model, body, shutdown}: {
     pool: UpstreamPool, model: string, body: Record<string, unknown>, shutdown?: AbortSignal
 }): Promise<void> {
-    const hops = Number(request.headers["x-hearth-hops"] ?? 0) || 0;
-    if (hops >= MAX_HOPS)
-        throw new ApiError(508, `The request for "${model}" went through ${hops} Hearth servers: an upstream forwards back to one before it.`, {code: "upstream_loop"});
+    const hops = hopsOf(request, model);
     request.record.model = model;
     // The client going away, or the end of the server's drain time, cancels the request upstream.
     const cancel = new AbortController();
@@ -82,12 +80,7 @@ export async function forwardToUpstream(request: FastifyRequest, reply: FastifyR
             reply.raw.destroy();
             return;
         }
-        if (error instanceof NoUpstreamAvailableError)
-            void reply.header("retry-after", String(error.retryAfterSeconds));
-        if (error instanceof UpstreamServerError && error.retryAfter != null)
-            void reply.header("retry-after", error.retryAfter);
-        if (error instanceof UpstreamError)
-            request.log.warn({upstream: error.message, model}, "upstream request failed");
+        noteUpstreamFailure(request, reply, error, model);
         throw error;
     }
     try {
@@ -104,6 +97,24 @@ export async function forwardToUpstream(request: FastifyRequest, reply: FastifyR
         stop();
         call.release();
     }
+}
+
+/** How many Hearth servers forwarded the request before this one; throws a 508 when that many make a loop. */
+export function hopsOf(request: FastifyRequest, model: string): number {
+    const hops = Number(request.headers["x-hearth-hops"] ?? 0) || 0;
+    if (hops >= MAX_HOPS)
+        throw new ApiError(508, `The request for "${model}" went through ${hops} Hearth servers: an upstream forwards back to one before it.`, {code: "upstream_loop"});
+    return hops;
+}
+
+/** A request that failed before any of its reply was sent: its `Retry-After`, when the failure gives one, and a warning in the log. */
+export function noteUpstreamFailure(request: FastifyRequest, reply: FastifyReply, error: unknown, model: string): void {
+    if (error instanceof NoUpstreamAvailableError)
+        void reply.header("retry-after", String(error.retryAfterSeconds));
+    if (error instanceof UpstreamServerError && error.retryAfter != null)
+        void reply.header("retry-after", error.retryAfter);
+    if (error instanceof UpstreamError)
+        request.log.warn({upstream: error.message, model}, "upstream request failed");
 }
 
 /** Passes a stream on event by event as it comes; a break after it began ends it with an error event in its own shape. */

@@ -16,7 +16,7 @@ export function ModelsView() {
 
     const refreshLibrary = useCallback(async () => {
         const [tags, ps] = await Promise.all([get<{models: LibraryEntry[]}>("/api/tags"), get<{models: LoadedEntry[]}>("/api/ps")]);
-        setModels(tags.models);
+        setModels(tags.models.filter((model) => model.remote_host == null));
         setLoaded(ps.models);
     }, []);
 
