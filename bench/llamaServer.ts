@@ -169,7 +169,11 @@ export async function startLlamaServer(binary: string, settings: PeerSettings): 
     for (;;) {
         if (child.exitCode != null)
             throw new Error(`llama-server exited with code ${child.exitCode}: ${stderr}`);
-        const status = await fetch(`${url}/health`).then((response) => response.status, () => 0);
+        // A check that gets no answer is given up and made again, so a start cannot wait forever on one lost reply.
+        const status = await fetch(`${url}/health`, {signal: AbortSignal.timeout(5000)}).then(async (response) => {
+            await response.arrayBuffer();
+            return response.status;
+        }, () => 0);
         if (status === 200)
             break;
         await new Promise((resolve) => setTimeout(resolve, 100));
