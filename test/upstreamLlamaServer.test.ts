@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import {after, before, describe, test} from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import type {MessageCreateParamsNonStreaming, Tool} from "@anthropic-ai/sdk/resources/messages";
+import {Ollama} from "ollama";
 import OpenAI from "openai";
 import {ensureLlamaServer, startLlamaServer} from "../bench/llamaServer.js";
 import type {PeerServer} from "../bench/llamaServer.js";
@@ -189,6 +192,44 @@ describe("upstreams: llama.cpp's llama-server and a second Hearth behind one Hea
         assert.equal(streamed.finishReason, "tool_calls");
         assert.equal(streamed.call.name, "get_weather");
         assert.deepEqual(JSON.parse(streamed.call.arguments), {city: "Paris"});
+    });
+
+    test("the Anthropic SDK and the ollama client reach llama-server's Qwen3 through Hearth's translation: thinking apart, the get_weather call, the answer after its result", async () => {
+        const anthropic = new Anthropic({baseURL: front.url, apiKey: "x", maxRetries: 0});
+        const weather: Tool = {name: "get_weather", description: "Get the current weather for a city", input_schema: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}};
+        const question = {role: "user" as const, content: "What is the weather in Paris?"};
+        // `temperature` is sent though this SDK's types no longer list it.
+        const base = {model: QWEN_MODEL, max_tokens: 120, temperature: 0, messages: [question]} as MessageCreateParamsNonStreaming;
+
+        const plain = await anthropic.messages.create({...base, thinking: {type: "enabled", budget_tokens: 1024}});
+        const textOf = (message: Anthropic.Message, type: "text" | "thinking") => message.content.map((block) => block.type === "text" && type === "text" ? block.text : block.type === "thinking" && type === "thinking" ? block.thinking : "").join("");
+        assert.equal(textOf(plain, "thinking").trim(), "Let me think.");
+        assert.equal(textOf(plain, "text").trim(), "Hello from Qwen.");
+        assert.equal(plain.stop_reason, "end_turn");
+        assert.ok(plain.usage.input_tokens > 0 && plain.usage.output_tokens > 0, JSON.stringify(plain.usage));
+
+        const stream = anthropic.messages.stream({...base, tools: [weather]});
+        const called = await stream.finalMessage();
+        assert.equal(called.stop_reason, "tool_use");
+        const use = called.content.find((block) => block.type === "tool_use");
+        assert.ok(use != null && use.type === "tool_use", JSON.stringify(called.content));
+        assert.equal(use.name, "get_weather");
+        assert.deepEqual(use.input, {city: "Paris"});
+
+        const answered = await anthropic.messages.create({...base, tools: [weather], messages: [
+            question, {role: "assistant", content: called.content},
+            {role: "user", content: [{type: "tool_result", tool_use_id: use.id, content: "sunny"}]}
+        ]});
+        assert.equal(textOf(answered, "text").trim(), "It is sunny in Paris.");
+
+        const ollama = new Ollama({host: front.url});
+        assert.ok((await ollama.list()).models.some((model) => model.name === QWEN_MODEL));
+        const chat = await ollama.chat({model: QWEN_MODEL, messages: [question], think: true, options: {temperature: 0}});
+        assert.equal(chat.message.thinking?.trim(), "Let me think.");
+        assert.equal(chat.message.content.trim(), "Hello from Qwen.");
+        const toolChat = await ollama.chat({model: QWEN_MODEL, messages: [question], stream: false, options: {temperature: 0},
+            tools: [{type: "function", function: {name: "get_weather", description: "Get the current weather for a city", parameters: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}}}]});
+        assert.deepEqual(toolChat.message.tool_calls?.map((call) => [call.function.name, call.function.arguments]), [["get_weather", {city: "Paris"}]]);
     });
 
     test("the front's audit log and per-upstream metrics record llama-server's requests with the tokens it reported", async () => {
