@@ -3,11 +3,20 @@
  * another, with no model of its own, forwards to it (`--upstream`). Streamed completions go to the upstream directly,
  * through the gateway by the model's name, and through the gateway by a route's name (`--route`), in turns.
  *
- *   node dist/bench/gateway.js [--model FILE] [--threads N] [--tokens N] [--runs N] [--ttft-runs N]
+ *   node dist/bench/gateway.js [--model FILE] [--threads N] [--tokens N] [--runs N] [--ttft-runs N] [--pin auto|on|off]
  *
  * Prints a table and writes JSON to bench/results/. Aggregate tokens/s is the best of --runs at 1 and 16 streams;
- * time to first token is the median of --ttft-runs single short streams.
+ * time to first token is the median of --ttft-runs single short streams. The gateway's CPU time per relayed token
+ * (all its threads, over the measured runs) is its overhead in a figure that depends little on how busy the machine is.
+ *
+ * `--pin` (`auto`, the default: on where there are 2 cores or more and `taskset` is installed) runs the upstream on
+ * CPU 0 and the gateway and the client on CPU 1, as the gateway runs in production (the upstream on a machine of its
+ * own), so that neither takes the other's core; `off` lets the three processes share all cores.
  */
+import {execFileSync} from "node:child_process";
+import {existsSync} from "node:fs";
+import {readFile, readdir} from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {spawnHearth} from "../test/helpers/spawnHearth.js";
@@ -21,7 +30,8 @@ const {values: args} = parseArgs({options: {
     threads: {type: "string", default: "1"},
     tokens: {type: "string", default: "300"},
     runs: {type: "string", default: "5"},
-    "ttft-runs": {type: "string", default: "40"}
+    "ttft-runs": {type: "string", default: "40"},
+    pin: {type: "string", default: "auto"}
 }});
 const threads = Number(args.threads);
 const tokens = Number(args.tokens);
@@ -29,13 +39,83 @@ const runs = Number(args.runs);
 const ttftRuns = Number(args["ttft-runs"]);
 const STREAMS = [1, 16];
 const prompt = "Once upon a time";
+const UPSTREAM_CPU = "0";
+const GATEWAY_CPU = "1";
 
 type Path = {label: string, url: string, model: string};
 
-async function start(argv: string[]): Promise<{url: string, stop(): Promise<void>}> {
+/** Whether the processes are pinned to cores (`--pin`); `auto` pins where there are two cores and `taskset`. */
+function pinning(): boolean {
+    if (!["auto", "on", "off"].includes(args.pin!))
+        throw new Error(`--pin must be auto, on or off, not "${args.pin}"`);
+    if (args.pin === "off")
+        return false;
+    const possible = os.cpus().length >= 2 && hasTaskset();
+    if (args.pin === "on" && !possible)
+        throw new Error("--pin on needs 2 cores or more and taskset (util-linux)");
+    return possible;
+}
+
+function hasTaskset(): boolean {
+    try {
+        execFileSync("taskset", ["-p", String(process.pid)], {stdio: "ignore"});
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+/** Moves this process (every thread of it) to `cpu`; the processes it starts from then on inherit that. */
+function pinSelf(cpu: string): void {
+    execFileSync("taskset", ["-a", "-p", "-c", cpu, String(process.pid)], {stdio: "ignore"});
+}
+
+type Server = {url: string, pid: number, stop(): Promise<void>};
+
+/**
+ * A reader of a server's CPU time so far, all its threads, in seconds. On Linux it sums each thread's schedstat
+ * (nanoseconds, read from /proc without disturbing the server); elsewhere it asks the server's `/metrics`
+ * (`process_cpu_seconds_total`, in microseconds) and takes off what answering those reads cost it.
+ */
+async function cpuClock(server: Server): Promise<{source: string, read(): Promise<number>}> {
+    const tasks = `/proc/${server.pid}/task`;
+    if (existsSync(tasks)) {
+        return {source: "/proc/PID/task/*/schedstat", read: async () => {
+            let nanoseconds = 0;
+            for (const task of await readdir(tasks))
+                nanoseconds += Number((await readFile(`${tasks}/${task}/schedstat`, "utf8").catch(() => "0")).split(" ")[0]);
+            return nanoseconds / 1e9;
+        }};
+    }
+    const readSeconds = await metricsReadCost(server.url);
+    let reads = 0;
+    return {source: `/metrics, less ${(readSeconds * 1e6).toFixed(0)} µs a read`, read: async () => await cpuSeconds(server.url) - readSeconds * reads++};
+}
+
+/** A server's CPU time so far, all threads, in seconds, as its `/metrics` reports it. */
+async function cpuSeconds(url: string): Promise<number> {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const match = /^process_cpu_seconds_total (\S+)$/m.exec(text);
+    if (match == null)
+        throw new Error(`${url}/metrics has no process_cpu_seconds_total`);
+    return Number(match[1]);
+}
+
+/** What reading `/metrics` costs a server itself, in CPU seconds. */
+async function metricsReadCost(url: string): Promise<number> {
+    const reads = [await cpuSeconds(url)];
+    for (let read = 0; read < 20; read++)
+        reads.push(await cpuSeconds(url));
+    return (reads.at(-1)! - reads[0]!) / (reads.length - 1);
+}
+
+/** CPU time a server spent, and tokens it served, over the measured runs of one path at one stream count. */
+type CpuTally = {gatewaySeconds: number, upstreamSeconds: number, tokens: number};
+
+async function start(argv: string[]): Promise<Server> {
     const server = spawnHearth(["serve", "--port", "0", "--gpu", "cpu", ...argv]);
     const [, url] = await server.waitForOutput(/listening on (\S+) /);
-    return {url: url!, stop: async () => {
+    return {url: url!, pid: server.child.pid!, stop: async () => {
         server.child.kill("SIGTERM");
         await server.exited;
     }};
@@ -58,12 +138,23 @@ function measure(target: Path, streams: number, maxTokens = tokens): Promise<Con
 async function main() {
     const modelPath = args.model != null ? path.resolve(args.model) : await testModel("stories260K.gguf");
     const parallel = Math.max(...STREAMS);
+    const pinned = pinning();
+    const mode = pinned ? `pinned: upstream on CPU ${UPSTREAM_CPU}, gateway and client on CPU ${GATEWAY_CPU}` : "unpinned: the three processes share every core";
     console.log(`model ${path.basename(modelPath)}, ${threads} thread(s), ${tokens} tokens, best of ${runs}; TTFT median of ${ttftRuns}; upstream --parallel ${parallel}`);
+    const loadAverageAtStart = os.loadavg();
+    console.log(`${mode}; load average ${loadAverageAtStart.map((load) => load.toFixed(2)).join(", ")}`);
+    // Started processes inherit this process's cores: the upstream gets one, then the gateway and this client the other.
+    if (pinned)
+        pinSelf(UPSTREAM_CPU);
     const upstream = await start(["--model", modelPath, "--alias", "bench", "--threads", String(threads), "--parallel", String(parallel), "--ctx-size", String(512 * parallel)]);
-    let gateway: Awaited<ReturnType<typeof start>> | undefined;
+    if (pinned)
+        pinSelf(GATEWAY_CPU);
+    let gateway: Server | undefined;
     const throughput: Record<string, Record<number, ConcurrentResult>> = {};
+    const cpu: Record<string, Record<number, CpuTally>> = {};
     const ttft: Record<string, number[]> = {};
     let paths: Path[] = [];
+    let cpuSource = "";
     try {
         gateway = await start(["--upstream", upstream.url, "--route", "bench-route=bench"]);
         await waitForModel(upstream.url, "bench");
@@ -76,12 +167,23 @@ async function main() {
         for (let warm = 0; warm < 5; warm++)
             for (const target of paths)
                 await measure(target, 1);
+        const gatewayCpu = await cpuClock(gateway);
+        const upstreamCpu = await cpuClock(upstream);
+        cpuSource = gatewayCpu.source;
         // The paths take turns within each run, so a machine whose speed drifts affects them alike.
         for (const streams of STREAMS) {
             const measured = new Map<Path, ConcurrentResult[]>(paths.map((target) => [target, []]));
             for (let run = 0; run < runs; run++)
-                for (const target of paths)
-                    measured.get(target)!.push(await measure(target, streams));
+                for (const target of paths) {
+                    const before = [await gatewayCpu.read(), await upstreamCpu.read()];
+                    const result = await measure(target, streams);
+                    const after = [await gatewayCpu.read(), await upstreamCpu.read()];
+                    measured.get(target)!.push(result);
+                    const tally = (cpu[target.label] ??= {})[streams] ??= {gatewaySeconds: 0, upstreamSeconds: 0, tokens: 0};
+                    tally.gatewaySeconds += after[0]! - before[0]!;
+                    tally.upstreamSeconds += after[1]! - before[1]!;
+                    tally.tokens += result.perStream.reduce((sum, stream) => sum + stream.tokens, 0);
+                }
             for (const target of paths)
                 (throughput[target.label] ??= {})[streams] = best(measured.get(target)!, (result) => result.aggregate);
         }
@@ -95,7 +197,9 @@ async function main() {
 
     const direct = paths[0]!.label;
     const ttftMedianMs = Object.fromEntries(Object.entries(ttft).map(([label, values]) => [label, median(values)]));
-    const rows: string[][] = [["", ...paths.map((target) => target.label)]];
+    const microsecondsPerToken = (label: string, streams: number, server: "gateway" | "upstream") =>
+        1e6 * cpu[label]![streams]![`${server}Seconds`] / cpu[label]![streams]!.tokens;
+    const rows: string[][] = [[pinned ? "pinned" : "unpinned", ...paths.map((target) => target.label)]];
     for (const streams of STREAMS)
         rows.push([`aggregate tok/s, ${streams} stream${streams > 1 ? "s" : ""}`, ...paths.map((target) => {
             const value = throughput[target.label]![streams]!.aggregate;
@@ -105,14 +209,26 @@ async function main() {
     rows.push(["time to first token, median", ...paths.map((target) => target.label === direct
         ? `${ttftMedianMs[target.label]!.toFixed(2)} ms`
         : `${ttftMedianMs[target.label]!.toFixed(2)} ms (+${(ttftMedianMs[target.label]! - ttftMedianMs[direct]!).toFixed(2)} ms)`)]);
+    for (const streams of STREAMS)
+        rows.push([`gateway CPU per token, ${streams} stream${streams > 1 ? "s" : ""}`, ...paths.map((target) => target.label === direct
+            ? "-"
+            : `${microsecondsPerToken(target.label, streams, "gateway").toFixed(1)} µs`)]);
+    for (const streams of STREAMS)
+        rows.push([`upstream CPU per token, ${streams} stream${streams > 1 ? "s" : ""}`, ...paths.map((target) => `${microsecondsPerToken(target.label, streams, "upstream").toFixed(1)} µs`)]);
     printTable(rows);
+    console.log(`CPU time per token: all of a server's threads, from ${cpuSource}, over the measured runs`);
+    console.log(`load average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(", ")}`);
 
     await writeResult("gateway", {
-        date: new Date().toISOString(), machine: describeMachine(), model: path.basename(modelPath), threads, tokens, runs, ttftRuns, upstreamParallel: parallel,
+        date: new Date().toISOString(), machine: describeMachine(), loadAverageAtStart, loadAverageAtEnd: os.loadavg(), model: path.basename(modelPath), threads, tokens, runs, ttftRuns, upstreamParallel: parallel,
+        pinned, mode, cpuSource,
         paths: Object.fromEntries(paths.map((target) => [target.label, {
             aggregateTokensPerSecond: Object.fromEntries(STREAMS.map((streams) => [streams, throughput[target.label]![streams]!.aggregate])),
             singleStreamDecodeTokensPerSecond: throughput[target.label]![1]!.perStream[0]!.decodeTokensPerSecond,
-            ttftMedianMs: ttftMedianMs[target.label]
+            ttftMedianMs: ttftMedianMs[target.label],
+            gatewayCpuMicrosecondsPerToken: target.label === direct ? undefined
+                : Object.fromEntries(STREAMS.map((streams) => [streams, microsecondsPerToken(target.label, streams, "gateway")])),
+            upstreamCpuMicrosecondsPerToken: Object.fromEntries(STREAMS.map((streams) => [streams, microsecondsPerToken(target.label, streams, "upstream")]))
         }])),
         ratios: Object.fromEntries(paths.slice(1).map((target) => [target.label, {
             ...Object.fromEntries(STREAMS.map((streams) => [`aggregate${streams}`, throughput[target.label]![streams]!.aggregate / throughput[direct]![streams]!.aggregate])),

@@ -57,9 +57,12 @@ const MIGRATIONS = [
 /** The library's rows, in SQLite (WAL, so a CLI and a running server can share it). */
 export class Registry {
     readonly #db: Database.Database;
+    /** Prepared once: every request that names a model looks it up here (preparing costs more than the lookup). */
+    readonly #byName: Database.Statement;
 
     constructor(path: string) {
         this.#db = openDatabase(path, MIGRATIONS, "The library");
+        this.#byName = this.#db.prepare("SELECT * FROM models WHERE name = ? COLLATE NOCASE");
     }
 
     list(): LibraryModel[] {
@@ -67,7 +70,7 @@ export class Registry {
     }
 
     get(name: string): LibraryModel | undefined {
-        const row = this.#db.prepare("SELECT * FROM models WHERE name = ? COLLATE NOCASE").get(name) as Row | undefined;
+        const row = this.#byName.get(name) as Row | undefined;
         return row != null ? fromRow(row) : undefined;
     }
 

@@ -75,9 +75,13 @@ export function clientAbortSignal(reply: FastifyReply): AbortSignal {
 
 /** Writes to a response and, when its buffer is full, waits until it drains or closes. */
 export async function writeDrained(raw: ServerResponse, chunk: string | Uint8Array): Promise<void> {
-    if (raw.write(chunk))
-        return;
-    await new Promise<void>((resolve) => {
+    if (!raw.write(chunk))
+        await drained(raw);
+}
+
+/** Resolves when a response whose buffer is full drains, or closes. */
+export function drained(raw: ServerResponse): Promise<void> {
+    return new Promise<void>((resolve) => {
         const done = () => {
             raw.off("drain", done);
             raw.off("close", done);

@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
 import {once} from "node:events";
 import {mkdtemp, rm} from "node:fs/promises";
-import {createServer} from "node:http";
+import {createServer, request as httpRequest} from "node:http";
 import type {IncomingMessage, Server, ServerResponse} from "node:http";
 import type {AddressInfo} from "node:net";
 import os from "node:os";
 import path from "node:path";
 import {Writable} from "node:stream";
 import {after, before, describe, test} from "node:test";
+import fc from "fast-check";
 import OpenAI from "openai";
 import {parseServeArgs} from "../server/config.js";
+import {SseRelay} from "../server/upstreams/SseRelay.js";
 import {metricValue} from "./helpers/metrics.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
@@ -91,6 +93,9 @@ const chatReply = (model: string, text: string) => ({
     choices: [{index: 0, message: {role: "assistant", content: text}, finish_reason: "stop"}],
     usage: {prompt_tokens: 3, completion_tokens: 2, total_tokens: 5}
 });
+
+/** Events of about 1 KB the "firehose" upstream sends: some 8 MB, more than loopback sockets hold. */
+const FIREHOSE_EVENTS = 8192;
 
 const ask = {messages: [{role: "user" as const, content: "Once upon a time"}], temperature: 0};
 
@@ -364,6 +369,18 @@ describe("upstreams: failures are answered, never a crash", () => {
             for (let index = 0; index < 160; index++)
                 response.write(block);
         }));
+        tiny.push(await tinyUpstream(["stalls"], (_request, response) => {
+            response.writeHead(200, {"content-type": "text/event-stream"});
+            response.write('data: {"choices":[{"index":0,"delta":{"content":"one "}}]}\n\n');
+        }));
+        tiny.push(await tinyUpstream(["firehose"], (_request, response) => {
+            // More than the sockets on the way hold: the front must stop reading while its client does.
+            response.writeHead(200, {"content-type": "text/event-stream"});
+            const event = `data: ${JSON.stringify({choices: [{index: 0, delta: {content: "x".repeat(1000)}}]})}\n\n`;
+            for (let index = 0; index < FIREHOSE_EVENTS; index++)
+                response.write(event);
+            response.end("data: [DONE]\n\n");
+        }));
         front = await startTestServer({modelFiles: [], upstreams: tiny.map(({url}) => ({url, key: undefined})), upstreamTimeoutMs: 1000});
         await upstreamsUp(front, tiny.length);
     });
@@ -446,6 +463,34 @@ describe("upstreams: failures are answered, never a crash", () => {
         const text = await response.text();
         assert.ok(text.length < 4096, `${text.length} characters reached the client`);
         assert.match(text, /^data: \{"error":\{"message":"The upstream [^"]+ answered with something that is not a valid reply: an event over 8 MiB".*"code":"upstream_invalid_reply"\}\}\n\ndata: \[DONE\]\n\n$/);
+    });
+
+    test("a stream that goes silent after it began ends with a timeout error event", async () => {
+        const started = performance.now();
+        const response = await post("stalls", {stream: true});
+        assert.equal(response.status, 200);
+        const text = await response.text();
+        assert.ok(performance.now() - started >= 900, "it ended before the timeout");
+        assert.match(text, /^data: \{"choices".*"one "\}\}\]\}\n\ndata: \{"error":\{"message":"The upstream [^"]+ sent nothing for 1 s","type":"server_error","param":null,"code":"upstream_timeout"\}\}\n\ndata: \[DONE\]\n\n$/s);
+    });
+
+    test("a client that reads slowly slows the stream, without a timeout while the front waits for it", async () => {
+        const response = await new Promise<IncomingMessage>((resolve, reject) => {
+            const request = httpRequest(`${front.url}/v1/chat/completions`, {method: "POST", headers: {"content-type": "application/json"}}, resolve);
+            request.on("error", reject);
+            request.end(JSON.stringify({model: "firehose", ...ask, stream: true}));
+        });
+        assert.equal(response.statusCode, 200);
+        response.pause();
+        // Longer than the upstream timeout: the front waits on this client, not on its upstream.
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        let text = "";
+        response.setEncoding("utf8");
+        for await (const chunk of response)
+            text += chunk as string;
+        assert.equal(text.split("\n\n").filter((event) => event.includes('"x')).length, FIREHOSE_EVENTS);
+        assert.ok(text.endsWith("}]}\n\ndata: [DONE]\n\n"), text.slice(-200));
+        assert.ok(!text.includes('"error"'));
     });
 
     test("a Responses API stream that breaks ends with a named error event that continues its sequence numbers", async () => {
@@ -577,5 +622,55 @@ describe("upstreams: keys, rate limits, local models first, and stored upstreams
         assert.throws(() => parseServeArgs(["--upstream", "gpu-box#sk-secret"], {}), (error: Error) => /--upstream must be/.test(error.message) && !error.message.includes("sk-secret"));
         assert.throws(() => parseServeArgs(["--upstream", "http://a:1", "--upstream", "http://a:1/v1"], {}), /given twice/);
         assert.equal(parseServeArgs(["--upstream-timeout", "2s"], {}).config.upstreamTimeoutMs, 2000);
+    });
+});
+
+describe("upstreams: the relay of server-sent events", () => {
+    const named = [
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0}\n\n",
+        "event: response.output_text.delta\r\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"é \\\"usage\\\": {\",\"sequence_number\":1}\r\n\r\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\" : {\"input_tokens\":3,\"output_tokens\":2}},\"sequence_number\": 2}\n\n"
+    ];
+    const plain = [
+        "data: {\"choices\":[{\"text\":\"Once \"}],\"usage\":null}\n\n",
+        ": a comment\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}\n\n",
+        "data: [DONE]\n\n"
+    ];
+
+    /** Feeds `events` to a relay cut at `cuts`, checking that each push passes on whole events only. */
+    function relayed(events: string[], cuts: number[]): {relay: SseRelay, out: Buffer} {
+        const bytes = Buffer.from(events.join(""));
+        const ends = new Set(events.map((_, index) => Buffer.byteLength(events.slice(0, index + 1).join(""))));
+        const relay = new SseRelay();
+        const out: Buffer[] = [];
+        let sent = 0;
+        let from = 0;
+        for (const cut of [...new Set(cuts.map((cut) => cut % bytes.length))].sort((a, b) => a - b).concat(bytes.length)) {
+            const passed = relay.push(bytes.subarray(from, cut));
+            from = cut;
+            sent += passed.length;
+            assert.ok(passed.length === 0 || ends.has(sent), `a push ended at byte ${sent}, inside an event`);
+            out.push(passed);
+        }
+        out.push(relay.flush());
+        return {relay, out: Buffer.concat(out)};
+    }
+
+    test("a stream cut anywhere passes on whole, as whole events, with its usage and its last sequence number read", () => {
+        fc.assert(fc.property(fc.array(fc.nat(), {maxLength: 12}), (cuts) => {
+            const {relay, out} = relayed(named, cuts);
+            assert.equal(out.toString(), named.join(""));
+            assert.deepEqual(relay.usage, {promptTokens: 3, completionTokens: 2});
+            const error = relay.errorEvent("broken", "upstream_stream_broken");
+            assert.match(error, /^event: error\ndata: /);
+            assert.equal((JSON.parse(error.split("\n")[1]!.slice("data: ".length)) as {sequence_number: number}).sequence_number, 3);
+        }), {numRuns: 300});
+        fc.assert(fc.property(fc.array(fc.nat(), {maxLength: 12}), (cuts) => {
+            const {relay, out} = relayed(plain, cuts);
+            assert.equal(out.toString(), plain.join(""));
+            assert.deepEqual(relay.usage, {promptTokens: 4, completionTokens: 1});
+            assert.match(relay.errorEvent("broken", "upstream_stream_broken"), /^data: \{"error":\{"message":"broken"/);
+        }), {numRuns: 300});
     });
 });

@@ -45,6 +45,9 @@ export class AccessStore {
     readonly #startupKeys: {info: ApiKeyInfo, digest: Buffer}[];
     readonly #sessionKeys: {id: string, digest: Buffer}[];
     readonly #lastUsedWrites = new Map<string, number>();
+    /** The two reads every API request makes, prepared once (preparing costs more than the read). */
+    readonly #anyKey: Database.Statement;
+    readonly #keyByDigest: Database.Statement;
     #settings: AccessSettings | undefined;
 
     /**
@@ -58,11 +61,13 @@ export class AccessStore {
             digest: sha256(key)
         }));
         this.#sessionKeys = sessionKeys.map((key, index) => ({id: `session-${index + 1}`, digest: sha256(key)}));
+        this.#anyKey = this.#db.prepare("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1");
+        this.#keyByDigest = this.#db.prepare("SELECT id FROM api_keys WHERE sha256 = ? AND revoked_at IS NULL");
     }
 
     /** Whether any key can be used: while one can, every API request must carry one. */
     hasKeys(): boolean {
-        return this.#startupKeys.length > 0 || this.#db.prepare("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").get() != null;
+        return this.#startupKeys.length > 0 || this.#anyKey.get() != null;
     }
 
     /** The id of the key `key` is, or undefined when it is no valid key. */
@@ -74,7 +79,7 @@ export class AccessStore {
         for (const session of this.#sessionKeys)
             if (timingSafeEqual(session.digest, digest))
                 return session.id;
-        const row = this.#db.prepare("SELECT id FROM api_keys WHERE sha256 = ? AND revoked_at IS NULL").get(digest.toString("hex")) as {id: string} | undefined;
+        const row = this.#keyByDigest.get(digest.toString("hex")) as {id: string} | undefined;
         if (row != null)
             this.#touch(row.id);
         return row?.id;

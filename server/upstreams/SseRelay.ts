@@ -3,7 +3,16 @@ export type ReportedUsage = {promptTokens: number, completionTokens: number};
 
 const BLANK_LINE = Buffer.from("\n\n");
 const BLANK_LINE_CRLF = Buffer.from("\r\n\r\n");
+const CR = 0x0d;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const EMPTY = Buffer.alloc(0);
+const EVENT_FIELD = Buffer.from("event:");
+const EVENT_LINE = /^event:/m;
+const USAGE_KEY = Buffer.from('"usage"');
 const USAGE = /"usage"\s*:\s*\{/;
+const SEQUENCE_NUMBER = Buffer.from('"sequence_number"');
+const SEQUENCE_VALUE = /^"sequence_number"\s*:\s*(\d+)/;
 /** An event longer than this is not server-sent events as an API writes them; it is not held in memory any longer. */
 export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
 
@@ -34,23 +43,26 @@ export class SseRelay {
 
     /** The bytes to send now for `chunk`: every event it completes. */
     push(chunk: Buffer): Buffer {
-        if (!this.#endsEvent(chunk)) {
-            this.#pendingBytes += chunk.length;
-            if (this.#pendingBytes > MAX_EVENT_BYTES)
-                throw new RangeError(`an event over ${MAX_EVENT_BYTES / 1024 / 1024} MiB`);
-            this.#pending.push(chunk);
-            return Buffer.alloc(0);
-        }
+        if (this.#pending.length > 0 && !this.#endsEvent(chunk))
+            return this.#hold(chunk);
         const data = this.#pending.length > 0 ? Buffer.concat([...this.#pending, chunk]) : chunk;
-        const lf = data.lastIndexOf(BLANK_LINE);
-        const crlf = data.lastIndexOf(BLANK_LINE_CRLF);
-        const end = Math.max(lf >= 0 ? lf + 2 : 0, crlf >= 0 ? crlf + 4 : 0);
+        const end = eventsEnd(data);
+        if (end === 0)
+            return this.#hold(chunk);
         const rest = data.subarray(end);
         this.#pending = rest.length > 0 ? [rest] : [];
         this.#pendingBytes = rest.length;
-        const complete = data.subarray(0, end);
-        this.#inspect(complete.toString("utf8"));
+        const complete = end === data.length ? data : data.subarray(0, end);
+        this.#inspect(complete);
         return complete;
+    }
+
+    #hold(chunk: Buffer): Buffer {
+        this.#pendingBytes += chunk.length;
+        if (this.#pendingBytes > MAX_EVENT_BYTES)
+            throw new RangeError(`an event over ${MAX_EVENT_BYTES / 1024 / 1024} MiB`);
+        this.#pending.push(chunk);
+        return EMPTY;
     }
 
     /** What is left at the end of a stream that ended properly. */
@@ -79,15 +91,17 @@ export class SseRelay {
         return `data: ${JSON.stringify({error: {message, type: "server_error", param: null, code}})}\n\ndata: [DONE]\n\n`;
     }
 
-    #inspect(events: string): void {
-        if (!this.#named && /^event:/m.test(events))
+    /**
+     * What the stream's whole events tell, read from their bytes: most events name no usage and (past the first) no
+     * event type, so they are searched for a few fixed strings and decoded only when one is there.
+     */
+    #inspect(events: Buffer): void {
+        if (!this.#named && events.includes(EVENT_FIELD) && EVENT_LINE.test(events.toString("utf8")))
             this.#named = true;
-        const sequences = [...events.matchAll(/"sequence_number"\s*:\s*(\d+)/g)];
-        if (sequences.length > 0)
-            this.#lastSequence = Number(sequences.at(-1)![1]);
-        if (!USAGE.test(events))
+        this.#lastSequence = lastSequenceNumber(events) ?? this.#lastSequence;
+        if (!hasUsageObject(events))
             return;
-        for (const line of events.split(/\r?\n/)) {
+        for (const line of events.toString("utf8").split(/\r?\n/)) {
             if (!line.startsWith("data:") || !USAGE.test(line))
                 continue;
             try {
@@ -97,4 +111,46 @@ export class SseRelay {
             }
         }
     }
+}
+
+/** Where the last whole event in `data` ends (after its blank line), or 0 when none ends in it. */
+function eventsEnd(data: Buffer): number {
+    const lf = data.lastIndexOf(BLANK_LINE);
+    // A CRLF blank line ending after the last LF one can only be there when the stream writes CR at all.
+    const crlf = data.lastIndexOf(CR) > lf ? data.lastIndexOf(BLANK_LINE_CRLF) : -1;
+    return Math.max(lf >= 0 ? lf + 2 : 0, crlf >= 0 ? crlf + 4 : 0);
+}
+
+/** The value of the last `"sequence_number": N` in `events`, if any. */
+function lastSequenceNumber(events: Buffer): number | undefined {
+    for (let at = events.lastIndexOf(SEQUENCE_NUMBER); at >= 0; at = at > 0 ? events.lastIndexOf(SEQUENCE_NUMBER, at - 1) : -1) {
+        const match = SEQUENCE_VALUE.exec(events.toString("utf8", at));
+        if (match != null)
+            return Number(match[1]);
+    }
+    return undefined;
+}
+
+/**
+ * Whether `events` hold `"usage": {` with JSON's white space (what {@link USAGE} finds where JSON.parse can then read
+ * it), found without decoding them: most events say `"usage":null`, or nothing of usage.
+ */
+function hasUsageObject(events: Buffer): boolean {
+    for (let at = events.indexOf(USAGE_KEY); at >= 0; at = events.indexOf(USAGE_KEY, at + 1)) {
+        let next = skipSpace(events, at + USAGE_KEY.length);
+        if (events[next] !== COLON)
+            continue;
+        next = skipSpace(events, next + 1);
+        if (events[next] === OPEN_BRACE)
+            return true;
+    }
+    return false;
+}
+
+/** The index of the first byte at or after `from` that is not ASCII white space. */
+function skipSpace(bytes: Buffer, from: number): number {
+    let index = from;
+    while (index < bytes.length && (bytes[index] === 0x20 || (bytes[index]! >= 0x09 && bytes[index]! <= 0x0d)))
+        index++;
+    return index;
 }

@@ -36,6 +36,18 @@ export type CallContext = {
 /** The largest reply body read whole (replies that are not streams), in bytes. */
 const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
+/** What a reader of the reply does after a chunk: read on, stop there (the reply waits, paused), or wait for a promise. */
+type Taken = "more" | "stop" | Promise<unknown>;
+
+/** What a reader of the reply threw, told apart from the reply's own failures (which say the upstream is unwell). */
+class ReaderError {
+    readonly cause: unknown;
+
+    constructor(cause: unknown) {
+        this.cause = cause;
+    }
+}
+
 /**
  * One request to one upstream, from sending it to the end of its reply: it owns the connection, the timeouts,
  * the cancellation and the upstream's in-flight count, and frees them in one place, {@link release}. {@link begin}
@@ -45,7 +57,7 @@ export class UpstreamCall {
     readonly upstream: Upstream;
     statusCode = 0;
     headers: IncomingHttpHeaders = {};
-    /** A stream of server-sent events: {@link first} then {@link rest}. Otherwise {@link body} is the whole reply. */
+    /** A stream of server-sent events: {@link first} then {@link rest} (or {@link pipe}). Otherwise {@link body} is the whole reply. */
     streaming = false;
     first: Buffer | undefined;
     body: Buffer | undefined;
@@ -57,7 +69,10 @@ export class UpstreamCall {
     readonly #onAbort: () => void;
     #clientRequest: ClientRequest | undefined;
     #response: IncomingMessage | undefined;
-    #chunks: AsyncIterator<Buffer> | undefined;
+    /** The reply's silence timer: one for the call, restarted (`refresh()`) by each chunk and each wait for one. */
+    #idle: NodeJS.Timeout | undefined;
+    /** Whether the call waits for the upstream now (and not for its reader): only then is a silence a timeout. */
+    #waiting = false;
     #complete = false;
     #released = false;
 
@@ -87,7 +102,7 @@ export class UpstreamCall {
             }
             await this.#readReply(this.#response);
         } catch (error) {
-            throw this.#failure(error, false);
+            throw this.#failure(error instanceof ReaderError ? error.cause : error, false);
         }
     }
 
@@ -95,12 +110,18 @@ export class UpstreamCall {
         const name = this.upstream.name;
         this.statusCode = response.statusCode ?? 0;
         this.headers = response.headers;
-        this.#chunks = response[Symbol.asyncIterator]();
+        const {timeoutMs} = this.#context;
+        if (timeoutMs > 0) {
+            this.#idle = setTimeout(() => {
+                if (this.#waiting)
+                    response.destroy(new UpstreamTimeoutError(name, timeoutMs));
+            }, timeoutMs);
+        }
         const contentType = String(response.headers["content-type"] ?? "");
         const wantsStream = this.#request.body.stream === true;
         if (this.statusCode >= 200 && this.statusCode < 300 && wantsStream && /^text\/event-stream/i.test(contentType)) {
             this.streaming = true;
-            this.first = await this.#next();
+            this.first = await this.#nextChunk();
             if (this.first == null)
                 throw new UpstreamInvalidReplyError(name, "its stream ended before the first event");
             this.#context.metrics.firstByte(this.upstream, performance.now() - this.#startedMs);
@@ -108,15 +129,15 @@ export class UpstreamCall {
         }
         const parts: Buffer[] = [];
         let size = 0;
-        for (let chunk = await this.#next(); chunk != null; chunk = await this.#next()) {
+        await this.#flow((chunk) => {
             if (parts.length === 0)
                 this.#context.metrics.firstByte(this.upstream, performance.now() - this.#startedMs);
             size += chunk.length;
             if (size > MAX_BODY_BYTES)
                 throw new UpstreamInvalidReplyError(name, `a body over ${MAX_BODY_BYTES / 1024 / 1024} MiB`);
             parts.push(chunk);
-        }
-        this.#complete = true;
+            return "more";
+        });
         this.body = Buffer.concat(parts);
         try {
             this.json = JSON.parse(this.body.toString("utf8"));
@@ -140,11 +161,24 @@ export class UpstreamCall {
     /** The chunks of a stream after {@link first}, as they come; throws when the stream breaks or goes silent. */
     async* rest(): AsyncGenerator<Buffer> {
         try {
-            for (let chunk = await this.#next(); chunk != null; chunk = await this.#next())
+            for (let chunk = await this.#nextChunk(); chunk != null; chunk = await this.#nextChunk())
                 yield chunk;
-            this.#complete = true;
         } catch (error) {
             throw this.#failure(error, true);
+        }
+    }
+
+    /**
+     * Hands the chunks of a stream after {@link first} to `write` as they come, as {@link rest} yields them but with
+     * no promise or timer per chunk: the way to relay a long stream. When `write` returns a promise (its own
+     * destination is full), the reply is paused until that settles, so the upstream is read no faster than the
+     * client takes it. Resolves at the stream's end; rejects as {@link rest} throws, or with what `write` threw.
+     */
+    async pipe(write: (chunk: Buffer) => Promise<unknown> | undefined): Promise<void> {
+        try {
+            await this.#flow((chunk) => write(chunk) ?? "more");
+        } catch (error) {
+            throw error instanceof ReaderError ? error.cause : this.#failure(error, true);
         }
     }
 
@@ -154,6 +188,7 @@ export class UpstreamCall {
             return;
         this.#released = true;
         this.#request.signal.removeEventListener("abort", this.#onAbort);
+        clearTimeout(this.#idle);
         if (!this.#complete)
             this.#destroy(new RequestAbortedError());
         this.upstream.inFlight -= 1;
@@ -196,17 +231,86 @@ export class UpstreamCall {
         });
     }
 
-    /** The next chunk of the reply, or undefined at its end; a silence longer than the timeout breaks it. */
-    async #next(): Promise<Buffer | undefined> {
+    /** The next chunk of the reply, or undefined at its end. */
+    async #nextChunk(): Promise<Buffer | undefined> {
+        let taken: Buffer | undefined;
+        await this.#flow((chunk) => {
+            taken = chunk;
+            return "stop";
+        });
+        return taken;
+    }
+
+    /**
+     * Reads the reply by its `data` events, each chunk to `take`, until it ends or `take` says stop (the reply is
+     * paused there, its next chunks kept for the next read). Rejects when the reply breaks or goes silent for longer
+     * than the timeout while the call waits for it, or with a {@link ReaderError} when `take` fails.
+     */
+    #flow(take: (chunk: Buffer) => Taken): Promise<void> {
         const response = this.#response!;
-        const {timeoutMs} = this.#context;
-        const timer = timeoutMs > 0 ? setTimeout(() => response.destroy(new UpstreamTimeoutError(this.upstream.name, timeoutMs)), timeoutMs) : undefined;
-        try {
-            const result = await this.#chunks!.next();
-            return result.done === true ? undefined : result.value;
-        } finally {
-            clearTimeout(timer);
-        }
+        if (this.#complete)
+            return Promise.resolve();
+        if (response.destroyed)
+            return Promise.reject(response.errored ?? new Error("the connection closed"));
+        return new Promise((resolve, reject) => {
+            let settled = false;
+            const settle = (error?: unknown) => {
+                if (settled)
+                    return;
+                settled = true;
+                this.#waiting = false;
+                response.off("data", onData);
+                response.off("end", onEnd);
+                response.off("error", onError);
+                response.off("close", onClose);
+                if (error === undefined)
+                    resolve();
+                else
+                    reject(error);
+            };
+            const wait = () => {
+                this.#waiting = true;
+                this.#idle?.refresh();
+            };
+            const onData = (chunk: Buffer) => {
+                this.#idle?.refresh();
+                let next: Taken;
+                try {
+                    next = take(chunk);
+                } catch (error) {
+                    response.pause();
+                    settle(new ReaderError(error));
+                    return;
+                }
+                if (next === "stop") {
+                    response.pause();
+                    settle();
+                } else if (next !== "more") {
+                    response.pause();
+                    this.#waiting = false;
+                    next.then(() => {
+                        if (settled)
+                            return;
+                        wait();
+                        response.resume();
+                    }, (error: unknown) => settle(new ReaderError(error)));
+                }
+            };
+            const onEnd = () => {
+                this.#complete = true;
+                clearTimeout(this.#idle);
+                settle();
+            };
+            const onError = (error: Error) => settle(error);
+            // A reply destroyed without an error (IncomingMessage emits one only to a listener) ends here.
+            const onClose = () => settle(response.errored ?? new Error("the connection closed"));
+            response.on("data", onData);
+            response.on("end", onEnd);
+            response.on("error", onError);
+            response.on("close", onClose);
+            wait();
+            response.resume();
+        });
     }
 
     #destroy(error: Error): void {

@@ -2,7 +2,7 @@ import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import {ApiError} from "../errors.js";
 import {routeConfigOf} from "../routeConfig.js";
-import {writeDrained} from "../sse.js";
+import {drained} from "../sse.js";
 import {NoUpstreamAvailableError, UpstreamError, UpstreamInvalidReplyError, UpstreamServerError} from "./errors.js";
 import {SseRelay, usageOf} from "./SseRelay.js";
 import type {ReportedUsage} from "./SseRelay.js";
@@ -131,31 +131,26 @@ async function relayStream(request: FastifyRequest, reply: FastifyReply, call: U
     });
     raw.socket?.setNoDelay(true);
     const relay = new SseRelay();
-    const send = async (bytes: Buffer | string) => {
-        if (bytes.length > 0 && !raw.destroyed)
-            await writeDrained(raw, bytes);
-    };
+    // A write that fills the client's socket returns the wait for it to drain, and the upstream is read no further till then.
+    const write = (bytes: Buffer | string): Promise<void> | undefined =>
+        bytes.length > 0 && !raw.destroyed && !raw.write(bytes) ? drained(raw) : undefined;
     try {
-        await send(relay.push(call.first!));
-        for await (const chunk of call.rest()) {
-            await send(relay.push(chunk));
-            if (raw.destroyed)
-                return;
-        }
-        await send(relay.flush());
+        await write(relay.push(call.first!));
+        await call.pipe((chunk) => write(relay.push(chunk)));
+        await write(relay.flush());
     } catch (error) {
         if (raw.destroyed)
             return;
         if (error instanceof RequestAbortedError) {
             if (shuttingDown()) {
                 const ending = new DeadlineError("shutdown");
-                await send(relay.errorEvent(ending.message, ending.code));
+                await write(relay.errorEvent(ending.message, ending.code));
             }
             return;
         }
         const failure = error instanceof UpstreamError ? error : new UpstreamInvalidReplyError(call.upstream.name, (error as Error).message);
         request.log.warn({upstream: failure.message}, "upstream stream broke");
-        await send(relay.errorEvent(failure.message, failure.code));
+        await write(relay.errorEvent(failure.message, failure.code));
     } finally {
         record(request, relay.usage);
         if (!raw.destroyed)
