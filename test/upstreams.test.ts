@@ -381,6 +381,12 @@ describe("upstreams: failures are answered, never a crash", () => {
                 response.write(event);
             response.end("data: [DONE]\n\n");
         }));
+        tiny.push(await tinyUpstream(["one-shot"], (_request, response, body) => {
+            // A whole short stream in one write: its end comes right after its first and only chunk.
+            response.writeHead(200, {"content-type": "text/event-stream"});
+            const chunk = (delta: object, finish: string | null) => `data: ${JSON.stringify({id: "c", object: "chat.completion.chunk", created: 1, model: body.model, choices: [{index: 0, delta, finish_reason: finish}]})}\n\n`;
+            response.end(`${chunk({role: "assistant", content: "all "}, null)}${chunk({content: "at once"}, "stop")}data: [DONE]\n\n`);
+        }));
         front = await startTestServer({modelFiles: [], upstreams: tiny.map(({url}) => ({url, key: undefined})), upstreamTimeoutMs: 1000});
         await upstreamsUp(front, tiny.length);
     });
@@ -391,6 +397,16 @@ describe("upstreams: failures are answered, never a crash", () => {
 
     const post = (model: string, extra: object = {}) => fetch(`${front.url}/v1/chat/completions`, {
         method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model, ...ask, ...extra})
+    });
+
+    test("a stream that arrives whole in one chunk is relayed whole, streamed and not", async () => {
+        const client = new OpenAI({baseURL: `${front.url}/v1`, apiKey: "x", maxRetries: 0});
+        for (let round = 0; round < 5; round++) {
+            let text = "";
+            for await (const chunk of await client.chat.completions.create({model: "one-shot", ...ask, stream: true}))
+                text += chunk.choices[0]?.delta.content ?? "";
+            assert.equal(text, "all at once");
+        }
     });
 
     test("an upstream that answers something that is not HTTP, or not JSON, gets a 502 in OpenAI's shape", async () => {

@@ -248,6 +248,11 @@ export class UpstreamCall {
      */
     #flow(take: (chunk: Buffer) => Taken): Promise<void> {
         const response = this.#response!;
+        // The reply may have ended while nobody listened: reading its last chunk schedules 'end' even when paused.
+        if (response.readableEnded && !this.#complete) {
+            this.#complete = true;
+            clearTimeout(this.#idle);
+        }
         if (this.#complete)
             return Promise.resolve();
         if (response.destroyed)
