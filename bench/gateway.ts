@@ -3,7 +3,7 @@
  * another, with no model of its own, forwards to it (`--upstream`). Streamed completions go to the upstream directly,
  * through the gateway by the model's name, and through the gateway by a route's name (`--route`), in turns.
  *
- *   node dist/bench/gateway.js [--model FILE] [--threads N] [--tokens N] [--runs N] [--ttft-runs N] [--pin auto|on|off]
+ *   node dist/bench/gateway.js [--model FILE] [--threads N] [--tokens N] [--runs N] [--ttft-runs N] [--pin auto|on|off] [--warm-requests N]
  *
  * Prints a table and writes JSON to bench/results/. Aggregate tokens/s is the best of --runs at 1 and 16 streams;
  * time to first token is the median of --ttft-runs single short streams. The gateway's CPU time per relayed token
@@ -12,6 +12,10 @@
  * `--pin` (`auto`, the default: on where there are 2 cores or more and `taskset` is installed) runs the upstream on
  * CPU 0 and the gateway and the client on CPU 1, as the gateway runs in production (the upstream on a machine of its
  * own), so that neither takes the other's core; `off` lets the three processes share all cores.
+ *
+ * `--warm-requests N` (default 0) first sends N short streams on each path, as a server that has been running a while
+ * has served: a freshly started gateway spends two to three times the CPU on each of its first thousand requests or
+ * so that it spends once V8 has optimised the code every request runs (see docs/benchmarks.md).
  */
 import {execFileSync} from "node:child_process";
 import {existsSync} from "node:fs";
@@ -31,12 +35,14 @@ const {values: args} = parseArgs({options: {
     tokens: {type: "string", default: "300"},
     runs: {type: "string", default: "5"},
     "ttft-runs": {type: "string", default: "40"},
-    pin: {type: "string", default: "auto"}
+    pin: {type: "string", default: "auto"},
+    "warm-requests": {type: "string", default: "0"}
 }});
 const threads = Number(args.threads);
 const tokens = Number(args.tokens);
 const runs = Number(args.runs);
 const ttftRuns = Number(args["ttft-runs"]);
+const warmRequests = Number(args["warm-requests"]);
 const STREAMS = [1, 16];
 const prompt = "Once upon a time";
 const UPSTREAM_CPU = "0";
@@ -140,7 +146,7 @@ async function main() {
     const parallel = Math.max(...STREAMS);
     const pinned = pinning();
     const mode = pinned ? `pinned: upstream on CPU ${UPSTREAM_CPU}, gateway and client on CPU ${GATEWAY_CPU}` : "unpinned: the three processes share every core";
-    console.log(`model ${path.basename(modelPath)}, ${threads} thread(s), ${tokens} tokens, best of ${runs}; TTFT median of ${ttftRuns}; upstream --parallel ${parallel}`);
+    console.log(`model ${path.basename(modelPath)}, ${threads} thread(s), ${tokens} tokens, best of ${runs}; TTFT median of ${ttftRuns}; upstream --parallel ${parallel}; ${warmRequests} warm-up requests a path`);
     const loadAverageAtStart = os.loadavg();
     console.log(`${mode}; load average ${loadAverageAtStart.map((load) => load.toFixed(2)).join(", ")}`);
     // Started processes inherit this process's cores: the upstream gets one, then the gateway and this client the other.
@@ -167,6 +173,9 @@ async function main() {
         for (let warm = 0; warm < 5; warm++)
             for (const target of paths)
                 await measure(target, 1);
+        for (let warm = 0; warm < warmRequests; warm++)
+            for (const target of paths)
+                await streamCompletion(target.url, {model: target.model, prompt, max_tokens: 2, temperature: 0});
         const gatewayCpu = await cpuClock(gateway);
         const upstreamCpu = await cpuClock(upstream);
         cpuSource = gatewayCpu.source;
@@ -220,7 +229,7 @@ async function main() {
     console.log(`load average at the end ${os.loadavg().map((load) => load.toFixed(2)).join(", ")}`);
 
     await writeResult("gateway", {
-        date: new Date().toISOString(), machine: describeMachine(), loadAverageAtStart, loadAverageAtEnd: os.loadavg(), model: path.basename(modelPath), threads, tokens, runs, ttftRuns, upstreamParallel: parallel,
+        date: new Date().toISOString(), machine: describeMachine(), loadAverageAtStart, loadAverageAtEnd: os.loadavg(), model: path.basename(modelPath), threads, tokens, runs, ttftRuns, warmRequests, upstreamParallel: parallel,
         pinned, mode, cpuSource,
         paths: Object.fromEntries(paths.map((target) => [target.label, {
             aggregateTokensPerSecond: Object.fromEntries(STREAMS.map((streams) => [streams, throughput[target.label]![streams]!.aggregate])),
