@@ -13,8 +13,8 @@
  * CPU 0 and the gateway and the client on CPU 1, as the gateway runs in production (the upstream on a machine of its
  * own), so that neither takes the other's core; `off` lets the three processes share all cores.
  *
- * `--warm-requests N` (default 0) first sends N short streams on each path, as a server that has been running a while
- * has served: a freshly started gateway spends two to three times the CPU on each of its first thousand requests or
+ * `--warm-requests N` (default 2000; 0 for a cold gateway) first sends N short streams on each path, as a server that
+ * has been running a while has served: a freshly started gateway spends two to three times the CPU on each of its first thousand requests or
  * so that it spends once V8 has optimised the code every request runs (see docs/benchmarks.md).
  */
 import {execFileSync} from "node:child_process";
@@ -36,7 +36,7 @@ const {values: args} = parseArgs({options: {
     runs: {type: "string", default: "5"},
     "ttft-runs": {type: "string", default: "40"},
     pin: {type: "string", default: "auto"},
-    "warm-requests": {type: "string", default: "0"}
+    "warm-requests": {type: "string", default: "2000"}
 }});
 const threads = Number(args.threads);
 const tokens = Number(args.tokens);
