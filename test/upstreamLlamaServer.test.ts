@@ -6,6 +6,7 @@ import {Ollama} from "ollama";
 import OpenAI from "openai";
 import {ensureLlamaServer, startLlamaServer} from "../bench/llamaServer.js";
 import type {PeerServer} from "../bench/llamaServer.js";
+import {assertLoadSurvived, startChatLoad, upstreamFailures} from "./helpers/chatLoad.js";
 import {eventually} from "./helpers/eventually.js";
 import {metricValue} from "./helpers/metrics.js";
 import {testModel} from "./helpers/testModels.js";
@@ -297,19 +298,7 @@ describe("upstreams: llama.cpp's llama-server and a second Hearth behind one Hea
             assert.deepEqual([first, second].map((stream) => stream.fingerprint === HEARTH_FINGERPRINT).sort(), [false, true]);
             const [ownStream, hearthStream] = first.fingerprint === HEARTH_FINGERPRINT ? [second, first] : [first, second];
 
-            const plain = Array.from({length: 18}, () => front.client.chat.completions.create({model: SHARED_MODEL, ...ask, max_tokens: 200}));
-            const streams = Array.from({length: 9}, async () => {
-                let chunks = 0;
-                try {
-                    for await (const chunk of await front.client.chat.completions.create({model: SHARED_MODEL, ...ask, max_tokens: 200, stream: true})) {
-                        void chunk;
-                        chunks += 1;
-                    }
-                    return {chunks, error: undefined};
-                } catch (error) {
-                    return {chunks, error: error as Error};
-                }
-            });
+            const load = startChatLoad(front.client, {model: SHARED_MODEL, ...ask, max_tokens: 200});
             await eventually(async () => {
                 const view = (await upstreamsOf(front)).find((upstream) => upstream.id === victimView.id)!;
                 assert.ok(view.in_flight >= 3, `llama-server has ${view.in_flight} requests in flight`);
@@ -320,23 +309,11 @@ describe("upstreams: llama.cpp's llama-server and a second Hearth behind one Hea
             // The stream running on it when it died ends with the error event, at once; the one on Hearth goes on to its end.
             await assert.rejects(ownStream.done, (error: Error) => error.constructor.name === "APIError" && /stopped in the middle of its reply/.test(error.message));
             await hearthStream.done;
-            const plainResults = await Promise.allSettled(plain);
-            assert.deepEqual(plainResults.filter((result) => result.status === "rejected").map((result) => String((result as PromiseRejectedResult).reason)), []);
-            const streamResults = await Promise.all(streams);
-            const frontMetrics = await metricsOf(front);
-            const failedOnVictim = ["unreachable", "stream_broken", "timeout", "invalid_reply", "server_error"]
-                .reduce((sum, reason) => sum + (metricValue(frontMetrics, "hearth_upstream_errors_total", {upstream: victimView.name, reason}) ?? 0), 0);
-            const brokenStreams = streamResults.filter((result) => result.error != null).length;
+            const brokenStreams = await assertLoadSurvived(load);
+            const failedOnVictim = upstreamFailures(await metricsOf(front), victimView.name);
             t.diagnostic(`the kill failed ${failedOnVictim} requests on llama-server: streams that had begun (${brokenStreams + 1}, the long one included), the rest retried on Hearth; `
                 + `18 of 18 plain requests and ${9 - brokenStreams} of 9 streams completed`);
             assert.ok(failedOnVictim >= 1, "the kill hit no request in flight");
-            for (const result of streamResults)
-                if (result.error != null) {
-                    // Only a stream that had begun may fail, and it ends with the error event, not a hang or a dropped connection.
-                    assert.ok(result.chunks > 0, `a stream that had not begun failed: ${result.error.message}`);
-                    assert.equal(result.error.constructor.name, "APIError", result.error.message);
-                    assert.match(result.error.message, /stopped in the middle of its reply/);
-                }
 
             const view = (await upstreamsOf(front)).find((upstream) => upstream.id === victimView.id)!;
             assert.equal(view.health, "down");

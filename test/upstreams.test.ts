@@ -17,6 +17,7 @@ import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
+import {assertLoadSurvived, startChatLoad, upstreamFailures} from "./helpers/chatLoad.js";
 import {eventually} from "./helpers/eventually.js";
 
 type UpstreamView = {id: string, url: string, name: string, source: string, has_key: boolean, health: string, models: string[], in_flight: number, failures: number};
@@ -256,19 +257,7 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
             ownStream.catch(() => undefined);
             await eventually(async () => assert.ok(ownChunks > 0));
 
-            const plain = Array.from({length: 18}, () => front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 200}));
-            const streams = Array.from({length: 9}, async () => {
-                let chunks = 0;
-                try {
-                    for await (const chunk of await front.client.chat.completions.create({model: MODEL, ...ask, max_tokens: 200, stream: true})) {
-                        void chunk;
-                        chunks += 1;
-                    }
-                    return {chunks, error: undefined};
-                } catch (error) {
-                    return {chunks, error: error as Error};
-                }
-            });
+            const load = startChatLoad(front.client, {model: MODEL, ...ask, max_tokens: 200});
             await eventually(async () => {
                 const view = (await upstreamsOf(front)).find((upstream) => upstream.id === victimView.id)!;
                 assert.ok(view.in_flight >= 3, `the victim has ${view.in_flight} requests in flight`);
@@ -277,24 +266,12 @@ describe("upstreams: Hearth in front of other OpenAI-compatible servers", () => 
 
             // The stream running on it when it died ends with the error event, at once.
             await assert.rejects(ownStream, (error: Error) => error.constructor.name === "APIError" && /stopped in the middle of its reply/.test(error.message));
-            const plainResults = await Promise.allSettled(plain);
-            assert.deepEqual(plainResults.filter((result) => result.status === "rejected").map((result) => String((result as PromiseRejectedResult).reason)), []);
-            const streamResults = await Promise.all(streams);
+            const brokenStreams = await assertLoadSurvived(load);
             const name = new URL(url).host;
-            const frontMetrics = await metricsOf(front.url);
-            const failedOnVictim = ["unreachable", "stream_broken", "timeout", "invalid_reply", "server_error"]
-                .reduce((sum, reason) => sum + (metricValue(frontMetrics, "hearth_upstream_errors_total", {upstream: name, reason}) ?? 0), 0);
-            const brokenStreams = streamResults.filter((result) => result.error != null).length;
+            const failedOnVictim = upstreamFailures(await metricsOf(front.url), name);
             t.diagnostic(`the kill failed ${failedOnVictim} requests on the victim: ${brokenStreams + 1} streams that had begun (its own model's included), the rest retried elsewhere; `
                 + `18 of 18 plain requests and ${9 - brokenStreams} of 9 streams completed`);
             assert.ok(failedOnVictim >= 1, "the kill hit no request in flight");
-            for (const result of streamResults)
-                if (result.error != null) {
-                    // Only a stream that had begun may fail, and it ends with the error event, not a hang or a dropped connection.
-                    assert.ok(result.chunks > 0, `a stream that had not begun failed: ${result.error.message}`);
-                    assert.equal(result.error.constructor.name, "APIError", result.error.message);
-                    assert.match(result.error.message, /stopped in the middle of its reply/);
-                }
 
             const view = (await upstreamsOf(front)).find((upstream) => upstream.id === victimView.id)!;
             assert.equal(view.health, "down");
