@@ -4,10 +4,11 @@ import type {ModelLease} from "../../native/engineTypes.js";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import type {Generation, LoadedModel, Prompt} from "../../native/LoadedModel.js";
 import type {GenerationEvent} from "../../native/types.js";
-import type {UpstreamPool} from "../upstreams/UpstreamPool.js";
+import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
 import {Reply} from "./Reply.js";
 import type {RequestOptions} from "./toGenerationOptions.js";
+import {watchDeadline} from "./watchDeadline.js";
 
 /** One generation a request asks for: the `n` choices of a chat, or each prompt of a completion. */
 export type GenerationInput = {prompt: Prompt, options: RequestOptions, /** The request field an overlong prompt is blamed on. */ promptParam?: string};
@@ -31,7 +32,7 @@ export type GenerationContext = {
      * The upstreams whose models the routes that translate their API (`/v1/messages`, `/api/chat`…) serve too: a
      * model that an upstream serves and no local model is asked of it as an OpenAI chat completion (`UpstreamRun`).
      */
-    upstreams?: {pool: UpstreamPool, isLocal(model: string): boolean}
+    upstreams?: UpstreamsHere
 };
 
 /**
@@ -60,7 +61,8 @@ export class GenerationRun implements Run {
     private constructor(context: GenerationContext, reply: FastifyReply) {
         this.#context = context;
         this.#reply = reply;
-        this.#stopDeadline = this.#startDeadline();
+        // The request timeout and a shutdown end the run's generations early.
+        this.#stopDeadline = watchDeadline(context, (kind) => this.#deadline.abort(kind === "shutdown" ? new DeadlineError("shutdown") : new DeadlineError("timeout", context.requestTimeoutMs)));
         this.#onClose = () => {
             if (!reply.raw.writableFinished)
                 this.#clientGone.abort();
@@ -159,21 +161,5 @@ export class GenerationRun implements Run {
             void generation.events.return(undefined).catch(() => undefined);
         }
         this.#lease?.release();
-    }
-
-    /** The request timeout and a shutdown end the run's generations early; returns what stops listening for them. */
-    #startDeadline(): () => void {
-        const {shutdown, requestTimeoutMs} = this.#context;
-        const onShutdown = () => this.#deadline.abort(new DeadlineError("shutdown"));
-        const timer = requestTimeoutMs > 0 ? setTimeout(() => this.#deadline.abort(new DeadlineError("timeout", requestTimeoutMs)), requestTimeoutMs) : undefined;
-        timer?.unref();
-        if (shutdown.aborted)
-            onShutdown();
-        else
-            shutdown.addEventListener("abort", onShutdown, {once: true});
-        return () => {
-            clearTimeout(timer);
-            shutdown.removeEventListener("abort", onShutdown);
-        };
     }
 }

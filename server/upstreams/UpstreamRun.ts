@@ -4,6 +4,7 @@ import type {GenerationEvent} from "../../native/types.js";
 import {ApiError} from "../errors.js";
 import {Reply} from "../generation/index.js";
 import type {GenerationContext, RequestOptions, Run} from "../generation/index.js";
+import {watchDeadline} from "../generation/watchDeadline.js";
 import {UpstreamRefusedError} from "./errors.js";
 import {hopsOf, noteUpstreamFailure} from "./forwardToUpstreams.js";
 import {toUpstreamRequest} from "./toUpstreamRequest.js";
@@ -126,23 +127,12 @@ export class UpstreamRun implements Run {
     }
 
     /** The request timeout and the end of a shutdown's drain cancel the request upstream; returns what stops listening for them. */
-    #startDeadline({shutdown, requestTimeoutMs}: GenerationContext): () => void {
-        const end = (reason: ApiError | DeadlineError) => {
-            this.#deadline ??= reason;
+    #startDeadline(context: GenerationContext): () => void {
+        return watchDeadline(context, (kind) => {
+            this.#deadline ??= kind === "shutdown" ? new DeadlineError("shutdown") : new ApiError(503,
+                `The upstream's reply ran past the server's request timeout (${Math.round(context.requestTimeoutMs / 100) / 10} s) and was cut short. Retry, or ask for fewer tokens.`,
+                {code: "request_timeout"});
             this.#cancel.abort();
-        };
-        const onShutdown = () => end(new DeadlineError("shutdown"));
-        const timer = requestTimeoutMs > 0 ? setTimeout(() => end(new ApiError(503,
-            `The upstream's reply ran past the server's request timeout (${Math.round(requestTimeoutMs / 100) / 10} s) and was cut short. Retry, or ask for fewer tokens.`,
-            {code: "request_timeout"})), requestTimeoutMs) : undefined;
-        timer?.unref();
-        if (shutdown.aborted)
-            onShutdown();
-        else
-            shutdown.addEventListener("abort", onShutdown, {once: true});
-        return () => {
-            clearTimeout(timer);
-            shutdown.removeEventListener("abort", onShutdown);
-        };
+        });
     }
 }
