@@ -3,7 +3,8 @@ import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
 import {answer, collectRun} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
-import {startRun, upstreamServing} from "../upstreams/startRun.js";
+import {startRun} from "../upstreams/startRun.js";
+import {upstreamServing} from "../upstreams/upstreamServing.js";
 import {UpstreamRun} from "../upstreams/UpstreamRun.js";
 import {ANTHROPIC_ROUTE, ANTHROPIC_RUNS_MODEL, useAnthropicConventions} from "./anthropicConventions.js";
 import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
@@ -44,7 +45,7 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = promptOptions(body);
         const messages = toChatMessages(body.system, body.messages);
-        const pool = upstreamServing(generation, body.model);
+        const pool = upstreamServing(generation.upstreams, body.model);
         if (pool != null) {
             const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
             const [counted] = await collectRun(run);

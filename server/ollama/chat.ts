@@ -21,7 +21,7 @@ import type {RequestClock} from "./translate.js";
  * is the upstream's to load: nothing is done here.
  */
 async function loadOnly(context: GenerationContext, name: string, keepAlive: number | undefined): Promise<"load" | "unload"> {
-    if (upstreamServing(context, name) != null)
+    if (upstreamServing(context.upstreams, name) != null)
         return keepAlive === 0 ? "unload" : "load";
     const engine = context.engine;
     const lease = await engine.acquire(name, {keepAliveMs: keepAlive});
@@ -93,7 +93,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine, generation
         const body = request.body;
         // An empty input only loads the model, as in Ollama.
         const inputs = (typeof body.input === "string" ? [body.input] : body.input ?? []).filter((input) => input !== "");
-        const pool = upstreamServing(generation, body.model);
+        const pool = upstreamServing(generation.upstreams, body.model);
         if (pool != null) {
             const clock = {startedMs: performance.now(), loadMs: 0};
             const {vectors, promptTokens} = inputs.length > 0 ? await embedUpstream(pool, request, reply, {model: body.model, inputs, dimensions: body.dimensions ?? undefined}) : {vectors: [], promptTokens: 0};
@@ -115,7 +115,7 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine, generation
 
     app.post<{Body: OllamaEmbeddingsRequest}>("/api/embeddings", {schema: {body: OllamaEmbeddingsRequest}, ...RUNS_TRANSLATED_MODEL}, async (request, reply) => {
         const body = request.body;
-        const pool = upstreamServing(generation, body.model);
+        const pool = upstreamServing(generation.upstreams, body.model);
         if (pool != null) {
             if (!body.prompt)
                 return {embedding: []};

@@ -120,7 +120,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const name = modelOf(request.body);
-        const upstream = upstreamServing(generation, name)?.models().find((model) => model.id === name);
+        const upstream = upstreamServing(generation.upstreams, name)?.models().find((model) => model.id === name);
         if (upstream != null)
             return showUpstream(upstream);
         const pinnedPath = library.find(name) == null ? engine.pathOf(name) : undefined;

@@ -8,6 +8,8 @@ import {SseRelay, usageOf} from "./SseRelay.js";
 import type {ReportedUsage} from "./SseRelay.js";
 import type {UpstreamCall} from "./UpstreamCall.js";
 import type {UpstreamPool} from "./UpstreamPool.js";
+import {upstreamServing} from "./upstreamServing.js";
+import type {UpstreamsHere} from "./upstreamServing.js";
 
 /** More Hearth servers in a row than this, forwarding one request, is a loop (an upstream listing itself). */
 const MAX_HOPS = 8;
@@ -15,10 +17,7 @@ const MAX_HOPS = 8;
 /** Reply headers of an upstream that are passed on with a reply that is not a stream. */
 const PASSED_HEADERS = ["content-type", "retry-after"];
 
-export type ForwardingOptions = {
-    pool: UpstreamPool,
-    /** Whether a model of this name is served here; a local model wins over an upstream's of the same name. */
-    isLocal(model: string): boolean,
+export type ForwardingOptions = UpstreamsHere & {
     /** Fires when the server's drain time is over: forwarded replies still running end as local ones do. */
     shutdown?: AbortSignal
 };
@@ -29,16 +28,17 @@ export type ForwardingOptions = {
  * API) and after the access checks of `onRequest` (keys, Host and Origin, the rate limit), and the request log,
  * the audit log and `/metrics` see it as any other request.
  */
-export function forwardToUpstreams(app: FastifyInstance, {pool, isLocal, shutdown}: ForwardingOptions): void {
+export function forwardToUpstreams(app: FastifyInstance, options: ForwardingOptions): void {
+    const {shutdown} = options;
     app.addHook("preValidation", async (request, reply) => {
         if (routeConfigOf(request).upstream !== "forward")
             return;
         const body = request.body as Record<string, unknown> | null;
         const model = body?.model;
-        // The pool is asked first: it is a lookup in memory, where a local name may need the library's database.
-        if (typeof model !== "string" || !pool.serves(model) || isLocal(model))
+        const pool = typeof model === "string" ? upstreamServing(options, model) : undefined;
+        if (pool == null)
             return;
-        await forwardToUpstream(request, reply, {pool, model, body: body!, shutdown});
+        await forwardToUpstream(request, reply, {pool, model: model as string, body: body!, shutdown});
         return reply;
     });
 }
