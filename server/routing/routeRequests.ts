@@ -1,16 +1,13 @@
 import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
 import {routeConfigOf} from "../routeConfig.js";
-import type {UpstreamPool} from "../upstreams/index.js";
+import type {UpstreamsHere} from "../upstreams/index.js";
 import {agree, digestReply, similarity} from "./replyText.js";
 import type {ReplyDigest} from "./replyText.js";
 import type {Router} from "./Router.js";
 import type {SideSample} from "./ShadowStats.js";
 
-export type RoutingOptions = {
+export type RoutingOptions = UpstreamsHere & {
     router: Router,
-    pool: UpstreamPool,
-    /** Whether a model of this name is served here. */
-    isLocal(model: string): boolean,
     /** True once the server drains: no new shadow copies are started. */
     draining(): boolean
 };
