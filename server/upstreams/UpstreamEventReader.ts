@@ -2,6 +2,7 @@ import {StringDecoder} from "node:string_decoder";
 import {newToolCallId} from "../../native/toolCalls.js";
 import type {FinishReason, GenerationEvent, Timings, Usage} from "../../native/types.js";
 import type {DoneEvent} from "../generation/index.js";
+import {SseLines} from "../SseLines.js";
 import {UpstreamStreamBrokenError} from "./errors.js";
 import {MAX_EVENT_BYTES} from "./SseRelay.js";
 
@@ -39,7 +40,7 @@ export class UpstreamEventReader {
     readonly #upstream: string;
     readonly #startedMs: number;
     readonly #decoder = new StringDecoder("utf8");
-    #buffer = "";
+    readonly #lines = new SseLines();
     /** Each call's index upstream -> its index here, in the order they came. */
     readonly #calls = new Map<number, number>();
     #finishReason: string | undefined;
@@ -63,12 +64,8 @@ export class UpstreamEventReader {
      */
     push(bytes: Buffer): GenerationEvent[] {
         this.#throwFailure();
-        this.#buffer += this.#decoder.write(bytes);
         const events: GenerationEvent[] = [];
-        let end;
-        while ((end = this.#buffer.indexOf("\n")) >= 0) {
-            const line = this.#buffer.slice(0, end).trim();
-            this.#buffer = this.#buffer.slice(end + 1);
+        for (const line of this.#lines.push(this.#decoder.write(bytes))) {
             try {
                 events.push(...this.#line(line));
             } catch (error) {
@@ -78,7 +75,7 @@ export class UpstreamEventReader {
                 return events;
             }
         }
-        if (this.#buffer.length > MAX_EVENT_BYTES)
+        if (this.#lines.rest.length > MAX_EVENT_BYTES)
             throw new UpstreamStreamBrokenError(this.#upstream, `an event over ${MAX_EVENT_BYTES / 1024 / 1024} MiB`);
         return events;
     }
@@ -86,8 +83,7 @@ export class UpstreamEventReader {
     /** Once the stream has ended: the events of a last line without its line end, then `done`. Throws when it ended before the reply did. */
     end(): [...GenerationEvent[], DoneEvent] {
         this.#throwFailure();
-        const rest = (this.#buffer + this.#decoder.end()).trim();
-        this.#buffer = "";
+        const rest = (this.#lines.takeRest() + this.#decoder.end()).trim();
         const events = rest !== "" ? this.#line(rest) : [];
         if (this.#finishReason == null)
             throw new UpstreamStreamBrokenError(this.#upstream, "its stream ended before the reply did (no finish_reason)");
