@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type {Server} from "node:http";
 import {after, before, describe, test} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type {MessageCreateParamsNonStreaming, MessageParam, Tool} from "@anthropic-ai/sdk/resources/messages";
@@ -10,6 +9,7 @@ import {troubledUpstream, vanishingUpstream} from "./helpers/troubledUpstreams.j
 import type {TroubledUpstream} from "./helpers/troubledUpstreams.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
+import type {TinyUpstream} from "./helpers/tinyUpstream.js";
 
 type UpstreamView = {url: string, health: string, models: string[], in_flight: number};
 
@@ -48,7 +48,7 @@ function essence(message: Anthropic.Message) {
 describe("upstream models on /v1/messages and the Ollama API, translated to OpenAI's chat completions", () => {
     let upstream: TestServer;
     let front: TestServer;
-    let gone: {url: string, server: Server};
+    let gone: TinyUpstream;
     let troubled: TroubledUpstream;
     const anthropic = (server: TestServer) => new Anthropic({baseURL: server.url, apiKey: "x", maxRetries: 0});
     const ollama = (server: TestServer) => new Ollama({host: server.url});
@@ -66,14 +66,12 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
             const upstreams = await upstreamsOf(front);
             assert.equal(upstreams.filter((entry) => entry.health === "up").length, 3, JSON.stringify(upstreams));
         });
-        gone.server.closeAllConnections();
-        await new Promise((resolve) => gone.server.close(resolve));
+        await gone.close();
     });
     after(async () => {
         await front?.close();
         await upstream?.close();
-        troubled?.server.closeAllConnections();
-        await new Promise((resolve) => troubled?.server.close(resolve));
+        await troubled?.close();
     });
 
     test("the Anthropic SDK gets thinking and text blocks, and usage, the same as from the upstream itself, streamed and not", async () => {

@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import {once} from "node:events";
 import {mkdtemp, rm} from "node:fs/promises";
-import {createServer, request as httpRequest} from "node:http";
-import type {IncomingMessage, Server, ServerResponse} from "node:http";
-import type {AddressInfo} from "node:net";
+import {request as httpRequest} from "node:http";
+import type {IncomingMessage} from "node:http";
 import os from "node:os";
 import path from "node:path";
 import {Writable} from "node:stream";
@@ -19,6 +17,7 @@ import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 import {assertLoadSurvived, startChatLoad, upstreamFailures} from "./helpers/chatLoad.js";
 import {eventually} from "./helpers/eventually.js";
+import {tinyUpstream} from "./helpers/tinyUpstream.js";
 
 type UpstreamView = {id: string, url: string, name: string, source: string, has_key: boolean, health: string, models: string[], in_flight: number, failures: number};
 
@@ -53,40 +52,6 @@ async function chatRequestsServed(url: string, headers: Record<string, string> =
         if (line.startsWith("hearth_http_requests_total{") && line.includes('route="/v1/chat/completions"'))
             total += Number(line.split(" ").at(-1));
     return total;
-}
-
-type TinyHandler = (request: IncomingMessage, response: ServerResponse, body: Record<string, unknown>) => void;
-
-/** A tiny OpenAI-compatible server on loopback that lists `models` and answers POSTs with `handler`. */
-async function tinyUpstream(models: string[], handler: TinyHandler): Promise<{url: string, server: Server, posts: number, close(): Promise<void>}> {
-    const state = {posts: 0};
-    const server = createServer((request, response) => {
-        if (request.method === "GET" && request.url === "/v1/models") {
-            response.writeHead(200, {"content-type": "application/json"});
-            response.end(JSON.stringify({object: "list", data: models.map((id) => ({id, object: "model", created: 1, owned_by: "tiny"}))}));
-            return;
-        }
-        let text = "";
-        request.setEncoding("utf8");
-        request.on("data", (chunk: string) => text += chunk);
-        request.on("end", () => {
-            state.posts += 1;
-            handler(request, response, JSON.parse(text) as Record<string, unknown>);
-        });
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return {
-        url, server,
-        get posts() {
-            return state.posts;
-        },
-        close: async () => {
-            server.closeAllConnections();
-            await new Promise((resolve) => server.close(resolve));
-        }
-    };
 }
 
 const chatReply = (model: string, text: string) => ({

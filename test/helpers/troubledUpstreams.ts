@@ -1,22 +1,15 @@
-import {once} from "node:events";
-import {createServer} from "node:http";
-import type {Server, ServerResponse} from "node:http";
-import type {AddressInfo} from "node:net";
+import type {ServerResponse} from "node:http";
+import {tinyUpstream} from "./tinyUpstream.js";
+import type {TinyUpstream} from "./tinyUpstream.js";
 
 /** Tiny OpenAI-compatible servers on loopback that go wrong in the ways a translated request must survive. */
 
 /** A server that lists one model and then is gone: its port refuses connections. */
-export async function vanishingUpstream(model: string): Promise<{url: string, server: Server}> {
-    const server = createServer((request, response) => {
-        response.writeHead(200, {"content-type": "application/json"});
-        response.end(JSON.stringify({object: "list", data: [{id: model, object: "model", created: 1, owned_by: "gone"}]}));
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    return {url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server};
+export async function vanishingUpstream(model: string): Promise<TinyUpstream> {
+    return tinyUpstream([model], () => undefined);
 }
 
-export type TroubledUpstream = {url: string, server: Server, bodies: Record<string, unknown>[], closedEarly: number};
+export type TroubledUpstream = TinyUpstream & {bodies: Record<string, unknown>[], closedEarly: number};
 
 /**
  * An OpenAI-compatible server whose streams go wrong, by model: `qwen-error` sends a chunk then an error event,
@@ -25,42 +18,38 @@ export type TroubledUpstream = {url: string, server: Server, bodies: Record<stri
  */
 export async function troubledUpstream(): Promise<TroubledUpstream> {
     const chunk = (model: string, content: string) => `data: ${JSON.stringify({id: "x", object: "chat.completion.chunk", created: 1, model, choices: [{index: 0, delta: {content}, finish_reason: null}]})}\n\n`;
-    const state: TroubledUpstream = {url: "", server: undefined as unknown as Server, bodies: [], closedEarly: 0};
-    state.server = createServer((request, response) => {
-        if (request.method === "GET") {
-            response.writeHead(200, {"content-type": "application/json"});
-            response.end(JSON.stringify({object: "list", data: ["qwen-error", "qwen-broken", "qwen-slow", "qwen-dialect"].map((id) => ({id, object: "model", created: 1, owned_by: "troubled"}))}));
+    const seen = {bodies: [] as Record<string, unknown>[], closedEarly: 0};
+    const tiny = await tinyUpstream(["qwen-error", "qwen-broken", "qwen-slow", "qwen-dialect"], (_request, response, body) => {
+        const model = String(body.model);
+        seen.bodies.push(body);
+        response.writeHead(200, {"content-type": "text/event-stream"});
+        if (model === "qwen-dialect") {
+            void writeDialect(response);
             return;
         }
-        let text = "";
-        request.on("data", (data: Buffer) => text += data);
-        request.on("end", () => {
-            const body = JSON.parse(text) as {model: string};
-            state.bodies.push(body);
-            response.writeHead(200, {"content-type": "text/event-stream"});
-            if (body.model === "qwen-dialect") {
-                void writeDialect(response);
-                return;
-            }
-            response.write(chunk(body.model, "Half a"));
-            if (body.model === "qwen-error") {
-                response.end(`data: ${JSON.stringify({error: {message: "the model crashed", type: "server_error"}})}\n\ndata: [DONE]\n\n`);
-            } else if (body.model === "qwen-broken") {
-                setTimeout(() => response.socket?.destroy(), 50);
-            } else {
-                const timer = setInterval(() => response.write(chunk(body.model, " more")), 50);
-                response.once("close", () => {
-                    clearInterval(timer);
-                    if (!response.writableFinished)
-                        state.closedEarly += 1;
-                });
-            }
-        });
+        response.write(chunk(model, "Half a"));
+        if (model === "qwen-error") {
+            response.end(`data: ${JSON.stringify({error: {message: "the model crashed", type: "server_error"}})}\n\ndata: [DONE]\n\n`);
+        } else if (model === "qwen-broken") {
+            setTimeout(() => response.socket?.destroy(), 50);
+        } else {
+            const timer = setInterval(() => response.write(chunk(model, " more")), 50);
+            response.once("close", () => {
+                clearInterval(timer);
+                if (!response.writableFinished)
+                    seen.closedEarly += 1;
+            });
+        }
     });
-    state.server.listen(0, "127.0.0.1");
-    await once(state.server, "listening");
-    state.url = `http://127.0.0.1:${(state.server.address() as AddressInfo).port}`;
-    return state;
+    return {
+        url: tiny.url, server: tiny.server, close: tiny.close, bodies: seen.bodies,
+        get posts() {
+            return tiny.posts;
+        },
+        get closedEarly() {
+            return seen.closedEarly;
+        }
+    };
 }
 
 /**
