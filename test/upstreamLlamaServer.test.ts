@@ -8,6 +8,8 @@ import {ensureLlamaServer, startLlamaServer} from "../bench/llamaServer.js";
 import type {PeerServer} from "../bench/llamaServer.js";
 import {assertLoadSurvived, startChatLoad, upstreamFailures} from "./helpers/chatLoad.js";
 import {eventually} from "./helpers/eventually.js";
+import {upstreamsOf} from "./helpers/upstreamViews.js";
+import type {UpstreamView} from "./helpers/upstreamViews.js";
 import {metricValue} from "./helpers/metrics.js";
 import {testModel} from "./helpers/testModels.js";
 import {startTestServer} from "./helpers/testServer.js";
@@ -18,7 +20,6 @@ import type {TestServer} from "./helpers/testServer.js";
  * on their GPU machine. It is built as `npm run bench:peer` builds it (once, into a cache; minutes), never skipped.
  */
 
-type UpstreamView = {id: string, url: string, name: string, health: string, models: string[], in_flight: number};
 type AuditEntry = {request_id: string, path: string, model: string | null, status: number, prompt_tokens: number | null, completion_tokens: number | null};
 
 const LLAMA_MODEL = "stories-llama-server";
@@ -45,12 +46,6 @@ async function llamaServerBinary(): Promise<string> {
     } catch (error) {
         throw new Error(`the llama-server upstream tests need llama.cpp's llama-server and could not build it: ${(error as Error).message}`);
     }
-}
-
-async function upstreamsOf(server: TestServer): Promise<UpstreamView[]> {
-    const response = await fetch(`${server.url}/api/upstreams`);
-    assert.equal(response.status, 200);
-    return (await response.json() as {upstreams: UpstreamView[]}).upstreams;
 }
 
 async function metricsOf(server: TestServer): Promise<string> {

@@ -17,18 +17,13 @@ import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 import {assertLoadSurvived, startChatLoad, upstreamFailures} from "./helpers/chatLoad.js";
 import {eventually} from "./helpers/eventually.js";
+import {upstreamsOf} from "./helpers/upstreamViews.js";
+import type {UpstreamView} from "./helpers/upstreamViews.js";
 import {tinyUpstream} from "./helpers/tinyUpstream.js";
 
-type UpstreamView = {id: string, url: string, name: string, source: string, has_key: boolean, health: string, models: string[], in_flight: number, failures: number};
 
 const MODEL = "stories260K";
 const UPSTREAM_KEY = "upstream-secret-key-b";
-
-async function upstreamsOf(server: TestServer, headers: Record<string, string> = {}): Promise<UpstreamView[]> {
-    const response = await fetch(`${server.url}/api/upstreams`, {headers});
-    assert.equal(response.status, 200);
-    return (await response.json() as {upstreams: UpstreamView[]}).upstreams;
-}
 
 async function upstreamsUp(server: TestServer, count: number, headers: Record<string, string> = {}): Promise<UpstreamView[]> {
     return eventually(async () => {
