@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import type {MessageCreateParamsNonStreaming, MessageParam, Tool} from "@anthropic-ai/sdk/resources/messages";
+import type {MessageCreateParamsNonStreaming} from "@anthropic-ai/sdk/resources/messages";
 import type {GenerationEvent} from "../native/types.js";
 import {messagesEncoder} from "../server/anthropic/messagesEncoder.js";
 import {Reply, isFinished} from "../server/generation/index.js";
+import {greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
 import {startTestServer, useTestServer} from "./helpers/testServer.js";
 
 const qwen = "qwen3-script";
@@ -12,14 +13,7 @@ const llama = "llama3.1-script";
 const server = useTestServer({modelFiles: ["scripted/qwen3-script.gguf", "scripted/llama3.1-script.gguf", "stories260K.gguf"], ctxSize: 4096});
 const client = () => new Anthropic({baseURL: server.url, apiKey: "x", maxRetries: 0});
 
-const weather: Tool = {
-    name: "get_weather",
-    description: "The weather in a city",
-    input_schema: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}
-};
-const hello: MessageParam[] = [{role: "user", content: "Hi"}];
-/** Greedy, so the scripted models follow their scripts; `temperature` is sent though this SDK's types no longer list it. */
-const base = {model: qwen, max_tokens: 200, temperature: 0, messages: hello} as MessageCreateParamsNonStreaming;
+const base = greedyRequest(qwen);
 
 /** The text of a message's blocks of one type. */
 function blocks(message: Anthropic.Message, type: "text" | "thinking"): string[] {

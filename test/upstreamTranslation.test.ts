@@ -1,34 +1,22 @@
 import assert from "node:assert/strict";
 import {after, before, describe, test} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import type {MessageCreateParamsNonStreaming, MessageParam, Tool} from "@anthropic-ai/sdk/resources/messages";
+import type {MessageCreateParamsNonStreaming} from "@anthropic-ai/sdk/resources/messages";
 import {Ollama} from "ollama";
 import type {ChatResponse, Message} from "ollama";
 import {eventually} from "./helpers/eventually.js";
+import {upstreamsOf} from "./helpers/upstreamViews.js";
 import {troubledUpstream, vanishingUpstream} from "./helpers/troubledUpstreams.js";
 import type {TroubledUpstream} from "./helpers/troubledUpstreams.js";
+import {greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 import type {TinyUpstream} from "./helpers/tinyUpstream.js";
 
-type UpstreamView = {url: string, health: string, models: string[], in_flight: number};
 
 const qwen = "qwen3-script";
 const stories = "stories260K";
-const weather: Tool = {
-    name: "get_weather",
-    description: "The weather in a city",
-    input_schema: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}
-};
-const hello: MessageParam[] = [{role: "user", content: "Hi"}];
-/** Greedy, so the scripted model follows its script; `temperature` is sent though this SDK's types no longer list it. */
-const base = {model: qwen, max_tokens: 200, temperature: 0, messages: hello} as MessageCreateParamsNonStreaming;
-
-async function upstreamsOf(server: TestServer): Promise<UpstreamView[]> {
-    const response = await fetch(`${server.url}/api/upstreams`);
-    assert.equal(response.status, 200);
-    return (await response.json() as {upstreams: UpstreamView[]}).upstreams;
-}
+const base = greedyRequest(qwen);
 
 /** The text of a message's blocks of one type. */
 function blocks(message: Anthropic.Message, type: "text" | "thinking"): string {
