@@ -153,6 +153,8 @@ describe("routes: names that send requests to models by weight, with shadows", (
         assert.deepEqual([...new Set(chosen)].sort(), [PRIMARY, QUANT]);
         const primaryShare = chosen.filter((model) => model === PRIMARY).length / 200;
         assert.ok(Math.abs(primaryShare - 0.9) <= 0.06, `${PRIMARY} got ${primaryShare * 100}% of the requests`);
+        // Requests without a session take turns by weight: any 200 in a row are exactly 180 and 20.
+        assert.equal(primaryShare, 0.9);
         const after = await routeOf(front, "split");
         for (const model of [PRIMARY, QUANT]) {
             const counted = after.targets.find((target) => target.model === model)!.requests - before.targets.find((target) => target.model === model)!.requests;
