@@ -326,24 +326,38 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         });
     });
 
-    test("the request timeout cuts an upstream's reply short with the API's error, and cancels it upstream", async () => {
+    test("the request timeout ends an upstream's streaming reply as if its tokens ran out, a reply not begun with a 503, and cancels both upstream", async () => {
         await troubledUp();
         const hasty = await startTestServer({modelFiles: [], upstreams: [{url: troubled.url, key: undefined}], requestTimeoutMs: 400});
         try {
             await eventually(async () => assert.equal((await upstreamsOf(hasty))[0]?.health, "up"));
             const closedBefore = troubled.closedEarly;
             const response = await fetch(`${hasty.url}/api/chat`, {method: "POST", body: JSON.stringify({model: "qwen-slow", messages: [{role: "user", content: "Hi"}]})});
-            const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line) as {message?: {content: string}, error?: string});
+            assert.equal(response.status, 200);
+            const lines = (await response.text()).trim().split("\n").map((line) => JSON.parse(line) as {message?: {content: string}, done?: boolean, done_reason?: string, eval_count?: number, error?: string});
             assert.equal(lines[0]!.message?.content, "Half a");
-            assert.match(lines.at(-1)!.error ?? "", /request timeout \(0.4 s\) and was cut short/);
-            await eventually(async () => {
-                assert.equal((await upstreamsOf(hasty))[0]!.in_flight, 0);
-                assert.equal(troubled.closedEarly, closedBefore + 1);
-            });
-            await assert.rejects(anthropic(hasty).messages.create({...base, model: "qwen-slow"}), (error: unknown) => {
+            const last = lines.at(-1)!;
+            assert.equal(last.error, undefined);
+            assert.equal(last.done, true);
+            assert.equal(last.done_reason, "length");
+            // No usage came from the upstream: each chunk that carried a piece counts as a token.
+            assert.equal(last.eval_count, lines.filter((line) => (line.message?.content ?? "") !== "").length);
+            assert.ok(last.eval_count! >= 3, `${last.eval_count} chunks in 0.4 s`);
+
+            const message = await anthropic(hasty).messages.create({...base, model: "qwen-slow"});
+            assert.equal(message.stop_reason, "max_tokens");
+            assert.match(message.content[0]?.type === "text" ? message.content[0].text : "", /^Half a( more)+$/);
+            assert.ok(message.usage.output_tokens >= 3);
+
+            await assert.rejects(anthropic(hasty).messages.create({...base, model: "qwen-silent"}), (error: unknown) => {
                 assert.ok(error instanceof Anthropic.APIError && error.status === 503, String(error));
                 assert.equal((error.error as {error?: {type?: string}}).error?.type, "overloaded_error");
+                assert.match((error.error as {error?: {message?: string}}).error?.message ?? "", /request timeout \(0.4 s\)/);
                 return true;
+            });
+            await eventually(async () => {
+                assert.equal((await upstreamsOf(hasty))[0]!.in_flight, 0);
+                assert.equal(troubled.closedEarly, closedBefore + 3);
             });
         } finally {
             await hasty.close();

@@ -46,6 +46,8 @@ export class UpstreamEventReader {
     #finishReason: string | undefined;
     #usage: Chunk["usage"];
     #timings: Chunk["timings"];
+    /** Chunks that carried a piece of the reply: its length in tokens when the upstream sends no usage (one token a chunk, as llama-server, vLLM and Hearth stream). */
+    #pieces = 0;
     #firstTokenMs: number | undefined;
     #lastTokenMs: number | undefined;
     #ended = false;
@@ -90,6 +92,14 @@ export class UpstreamEventReader {
         return [...events, {type: "done", finishReason: this.#reason(), usage: this.#usageOf(), timings: this.#timingsOf()}];
     }
 
+    /**
+     * The `done` of a reply cut short here (the request timeout, a shutdown's drain ending) while it streamed: it
+     * ended as if its tokens ran out, as a local reply does, with the tokens that came counted a chunk each.
+     */
+    cutShort(): DoneEvent {
+        return {type: "done", finishReason: "length", usage: this.#usageOf(), timings: this.#timingsOf()};
+    }
+
     #throwFailure(): void {
         if (this.#failure != null)
             throw this.#failure;
@@ -122,6 +132,7 @@ export class UpstreamEventReader {
             this.#finishReason = choice.finish_reason;
         const events = this.#choiceEvents(choice);
         if (events.length > 0) {
+            this.#pieces += 1;
             this.#firstTokenMs ??= performance.now();
             this.#lastTokenMs = performance.now();
         }
@@ -165,7 +176,7 @@ export class UpstreamEventReader {
         const usage = this.#usage;
         return {
             promptTokens: usage?.prompt_tokens ?? 0,
-            completionTokens: usage?.completion_tokens ?? 0,
+            completionTokens: usage?.completion_tokens ?? this.#pieces,
             cachedPromptTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
             reasoningTokens: usage?.completion_tokens_details?.reasoning_tokens ?? 0
         };

@@ -20,7 +20,8 @@ export type UpstreamRunRequest = {model: string, prompt: UpstreamPrompt, options
  * A request answered by an upstream, read as the engine's events so the route's own encoder writes it: the
  * request goes out as an OpenAI chat completion (streamed, with its usage) and each chunk that comes back becomes
  * events of one generation. Like a local run it owns its call, its cancellation (the client going away cancels the
- * request upstream; the request timeout and the end of a shutdown's drain cancel it too, and end it with a 503) and
+ * request upstream; the request timeout and the end of a shutdown's drain cancel it too: a reply already streaming
+ * then ends as if its tokens ran out, one still waiting for its first byte with a 503) and
  * its release, which happens once, in {@link release}, whoever calls it first: the reader at the end of the events,
  * the reply's connection closing, or a failed start.
  */
@@ -105,6 +106,11 @@ export class UpstreamRun implements Run {
             for (const event of reader.end())
                 yield tagged(event);
         } catch (error) {
+            // The deadline cut a reply short that had begun: it ends as a local one does, as if its tokens ran out.
+            if (error instanceof RequestAbortedError && this.#deadline != null) {
+                yield tagged(reader.cutShort());
+                return;
+            }
             throw this.#failure(error);
         } finally {
             this.release();

@@ -13,15 +13,21 @@ export type TroubledUpstream = TinyUpstream & {bodies: Record<string, unknown>[]
 
 /**
  * An OpenAI-compatible server whose streams go wrong, by model: `qwen-error` sends a chunk then an error event,
- * `qwen-broken` a chunk then closes the connection, `qwen-slow` a chunk every 50 ms until the client goes away, and
- * `qwen-dialect` a reply as other servers write it (below).
+ * `qwen-broken` a chunk then closes the connection, `qwen-slow` a chunk every 50 ms until the client goes away,
+ * `qwen-silent` nothing at all until the client goes away, and `qwen-dialect` a reply as other servers write it (below).
  */
 export async function troubledUpstream(): Promise<TroubledUpstream> {
     const chunk = (model: string, content: string) => `data: ${JSON.stringify({id: "x", object: "chat.completion.chunk", created: 1, model, choices: [{index: 0, delta: {content}, finish_reason: null}]})}\n\n`;
     const seen = {bodies: [] as Record<string, unknown>[], closedEarly: 0};
-    const tiny = await tinyUpstream(["qwen-error", "qwen-broken", "qwen-slow", "qwen-dialect"], (_request, response, body) => {
+    const tiny = await tinyUpstream(["qwen-error", "qwen-broken", "qwen-slow", "qwen-silent", "qwen-dialect"], (_request, response, body) => {
         const model = String(body.model);
         seen.bodies.push(body);
+        if (model === "qwen-silent") {
+            response.once("close", () => {
+                seen.closedEarly += 1;
+            });
+            return;
+        }
         response.writeHead(200, {"content-type": "text/event-stream"});
         if (model === "qwen-dialect") {
             void writeDialect(response);
