@@ -5,7 +5,7 @@ import type {MessageCreateParamsNonStreaming} from "@anthropic-ai/sdk/resources/
 import type {GenerationEvent} from "../native/types.js";
 import {messagesEncoder} from "../server/anthropic/messagesEncoder.js";
 import {Reply, isFinished} from "../server/generation/index.js";
-import {greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
+import {assertWeatherCall, greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
 import {startTestServer, useTestServer} from "./helpers/testServer.js";
 
 const qwen = "qwen3-script";
@@ -73,12 +73,7 @@ describe("POST /v1/messages with the Anthropic SDK", () => {
 
     it("calls a tool, and answers from its result", async () => {
         const call = await client().messages.create({...base, tools: [weather], messages: [{role: "user", content: "Weather in Paris?"}]});
-        assert.equal(call.stop_reason, "tool_use");
-        const use = call.content.find((block) => block.type === "tool_use");
-        assert.ok(use != null && use.type === "tool_use", JSON.stringify(call.content));
-        assert.match(use.id, /^toolu_/);
-        assert.equal(use.name, "get_weather");
-        assert.deepEqual(use.input, {city: "Paris"});
+        const use = assertWeatherCall(call);
 
         const answer = await client().messages.create({
             ...base,

@@ -8,7 +8,7 @@ import {eventually} from "./helpers/eventually.js";
 import {upstreamsOf} from "./helpers/upstreamViews.js";
 import {troubledUpstream, vanishingUpstream} from "./helpers/troubledUpstreams.js";
 import type {TroubledUpstream} from "./helpers/troubledUpstreams.js";
-import {greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
+import {assertWeatherCall, greedyRequest, hello, weather} from "./helpers/anthropicRequests.js";
 import {startTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 import type {TinyUpstream} from "./helpers/tinyUpstream.js";
@@ -98,12 +98,7 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
     test("the Anthropic SDK gets a tool_use block, and the answer after its tool_result, as from the upstream itself", async () => {
         const ask = {...base, tools: [weather], messages: [{role: "user", content: "Weather in Paris?"}]} as MessageCreateParamsNonStreaming;
         const call = await anthropic(front).messages.create(ask);
-        assert.equal(call.stop_reason, "tool_use");
-        const use = call.content.find((block) => block.type === "tool_use");
-        assert.ok(use != null && use.type === "tool_use", JSON.stringify(call.content));
-        assert.match(use.id, /^toolu_/);
-        assert.equal(use.name, "get_weather");
-        assert.deepEqual(use.input, {city: "Paris"});
+        const use = assertWeatherCall(call);
         assert.deepEqual(essence(call), essence(await anthropic(upstream).messages.create(ask)));
 
         const streamedCall = await anthropic(front).messages.stream(ask).finalMessage();
