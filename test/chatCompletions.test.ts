@@ -51,9 +51,11 @@ describe("POST /v1/chat/completions", () => {
         assert.equal(usage?.prompt_tokens, whole.usage!.prompt_tokens);
     });
 
-    it("stops at a stop string and never includes it", async () => {
+    it("stops at a stop string, never includes it, and names it in stop_reason (vLLM's field)", async () => {
         const base = {model, messages: [{role: "user" as const, content: "Once upon a time"}], temperature: 0, max_tokens: 60};
-        const full = (await server.client.chat.completions.create(base)).choices[0]!.message.content!;
+        const whole = await server.client.chat.completions.create(base);
+        const full = whole.choices[0]!.message.content!;
+        assert.equal((whole.choices[0] as {stop_reason?: unknown}).stop_reason, null);
         const words = full.split(" ").filter((word) => word.length >= 3);
         const stopWord = words[3]!;
         const cut = full.slice(0, full.indexOf(stopWord));
@@ -61,12 +63,18 @@ describe("POST /v1/chat/completions", () => {
             const stopped = await server.client.chat.completions.create({...base, stop});
             assert.equal(stopped.choices[0]!.message.content, cut);
             assert.equal(stopped.choices[0]!.finish_reason, "stop");
+            assert.equal((stopped.choices[0] as {stop_reason?: unknown}).stop_reason, stopWord);
         }
         const stream = await server.client.chat.completions.create({...base, stop: stopWord, stream: true});
         let text = "";
-        for await (const chunk of stream)
+        let stopReason: unknown;
+        for await (const chunk of stream) {
             text += chunk.choices[0]?.delta.content ?? "";
+            if (chunk.choices[0]?.finish_reason != null)
+                stopReason = (chunk.choices[0] as {stop_reason?: unknown}).stop_reason;
+        }
         assert.equal(text, cut);
+        assert.equal(stopReason, stopWord);
     });
 
     it("gives the same output for the same seed when sampling", async () => {

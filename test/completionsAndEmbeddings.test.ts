@@ -46,6 +46,22 @@ describe("POST /v1/completions", () => {
         assert.equal(text, whole.choices[0]!.text);
         assert.equal(finishReason, "length");
     });
+
+    it("stops at a stop string and names it in stop_reason (vLLM's field), streamed and not", async () => {
+        const base = {model, prompt: "Once upon a time", max_tokens: 20, temperature: 0};
+        const whole = await server.client.completions.create({...base, stop: ["girl"]});
+        assert.equal(whole.choices[0]!.text, ", there was a little ");
+        assert.equal(whole.choices[0]!.finish_reason, "stop");
+        assert.equal((whole.choices[0] as {stop_reason?: unknown}).stop_reason, "girl");
+        const stream = await server.client.completions.create({...base, stop: ["zzzz", "girl"], stream: true});
+        let stopReason: unknown;
+        for await (const chunk of stream)
+            if (chunk.choices[0]?.finish_reason != null)
+                stopReason = (chunk.choices[0] as {stop_reason?: unknown}).stop_reason;
+        assert.equal(stopReason, "girl");
+        const unstopped = await server.client.completions.create(base);
+        assert.equal((unstopped.choices[0] as {stop_reason?: unknown}).stop_reason, null);
+    });
 });
 
 describe("POST /v1/embeddings", () => {

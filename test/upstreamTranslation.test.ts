@@ -3,6 +3,7 @@ import {after, before, describe, test} from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type {MessageCreateParamsNonStreaming} from "@anthropic-ai/sdk/resources/messages";
 import {Ollama} from "ollama";
+import type OpenAI from "openai";
 import type {ChatResponse, Message} from "ollama";
 import {eventually} from "./helpers/eventually.js";
 import {upstreamsOf} from "./helpers/upstreamViews.js";
@@ -93,6 +94,25 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
         const off = await anthropic(front).messages.create({...base, thinking: {type: "disabled"}});
         assert.deepEqual(off.content.map((block) => block.type), ["text"]);
         assert.equal(blocks(off, "text").trim(), "Hello from Qwen.");
+    });
+
+    test("a stop sequence that ends an upstream's reply is the Anthropic SDK's stop_sequence, read from the upstream's stop_reason", async () => {
+        const stopped = {...base, thinking: {type: "disabled"}, stop_sequences: ["zzzz", "Qwen"]} as MessageCreateParamsNonStreaming;
+        const direct = await anthropic(upstream).messages.create(stopped);
+        assert.equal(direct.stop_reason, "stop_sequence");
+        assert.equal(direct.stop_sequence, "Qwen");
+        assert.equal(blocks(direct, "text").trim(), "Hello from");
+        for (const message of [await anthropic(front).messages.create(stopped), await anthropic(front).messages.stream(stopped).finalMessage()]) {
+            assert.deepEqual(essence(message), essence(direct));
+            assert.equal(message.stop_sequence, "Qwen");
+        }
+        // The upstream (Hearth) names the stop in its chat completion as vLLM does.
+        const completion = await upstream.client.chat.completions.create({model: qwen, messages: [{role: "user", content: "Hi"}], temperature: 0, stop: ["Qwen"], reasoning_effort: "none"} as OpenAI.ChatCompletionCreateParamsNonStreaming);
+        assert.equal((completion.choices[0] as {stop_reason?: unknown}).stop_reason, "Qwen");
+        // Without one, a reply that simply ended is end_turn, with no stop_sequence.
+        const ended = await anthropic(front).messages.create({...stopped, stop_sequences: ["zzzz"]});
+        assert.equal(ended.stop_reason, "end_turn");
+        assert.equal(ended.stop_sequence, null);
     });
 
     test("the Anthropic SDK gets a tool_use block, and the answer after its tool_result, as from the upstream itself", async () => {

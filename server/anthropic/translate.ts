@@ -1,7 +1,7 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
-import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
+import {reasoningForEffort, requestedStop, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
 import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
 
@@ -193,10 +193,10 @@ export function stopReason(done: DoneEvent, stopSequences: readonly string[]): {
             return {stop_reason: "max_tokens", stop_sequence: null};
         case "tool_calls":
             return {stop_reason: "tool_use", stop_sequence: null};
-        case "stop":
-            return done.stopSequence != null && stopSequences.includes(done.stopSequence)
-                ? {stop_reason: "stop_sequence", stop_sequence: done.stopSequence}
-                : {stop_reason: "end_turn", stop_sequence: null};
+        case "stop": {
+            const stop = requestedStop(done, stopSequences);
+            return stop != null ? {stop_reason: "stop_sequence", stop_sequence: stop} : {stop_reason: "end_turn", stop_sequence: null};
+        }
     }
 }
 

@@ -2,6 +2,11 @@ import type {GenerationEvent, TokenLogprob, ToolCall} from "../../native/types.j
 
 export type DoneEvent = Extract<GenerationEvent, {type: "done"}>;
 
+/** The request's stop string that ended the reply, if one did: not a stop of the template's own, nor the end of a turn. */
+export function requestedStop(done: DoneEvent, stops: readonly string[]): string | null {
+    return done.finishReason === "stop" && done.stopSequence != null && stops.includes(done.stopSequence) ? done.stopSequence : null;
+}
+
 /**
  * One generation's events folded into what it has said so far: the answer, the thinking, the tool calls (each
  * with its arguments as they have come) and, once it is done, why it ended and what it used. The pipeline keeps

@@ -7,7 +7,7 @@ export {answer, collectRun, streamRun} from "./answer.js";
 export type {Encoder, Run, StreamEncoder} from "./answer.js";
 export {GenerationRun} from "./GenerationRun.js";
 export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
-export {Reply, isFinished} from "./Reply.js";
+export {Reply, isFinished, requestedStop} from "./Reply.js";
 export type {DoneEvent, FinishedReply} from "./Reply.js";
 export {optionsForChoice, reasoningForEffort, toGenerationOptions} from "./toGenerationOptions.js";
 export type {FieldNames, ReasoningEffort, RequestOptions, RequestedGeneration} from "./toGenerationOptions.js";

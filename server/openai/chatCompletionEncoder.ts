@@ -1,4 +1,5 @@
 import type {FinishReason, TokenLogprob} from "../../native/types.js";
+import {requestedStop} from "../generation/index.js";
 import type {Encoder} from "../generation/index.js";
 import {OPENAI_SSE} from "../sse.js";
 import {SYSTEM_FINGERPRINT, toOpenAIUsage, toTimings} from "./translate.js";
@@ -14,20 +15,25 @@ export function toOpenAILogprobs(logprobs: readonly TokenLogprob[]): OpenAILogpr
     }));
 }
 
-export type ChatCompletionMeta = {id: string, created: number, model: string, choices: number, logprobs: boolean, includeUsage: boolean};
+export type ChatCompletionMeta = {
+    id: string, created: number, model: string, choices: number, logprobs: boolean, includeUsage: boolean,
+    /** The request's stop strings: the one that ended a reply is its choice's `stop_reason`. */
+    stops: readonly string[]
+};
 
 /**
  * `/v1/chat/completions` in OpenAI's shapes: a `chat.completion`, or `chat.completion.chunk`s whose deltas carry
  * the answer (`content`), the thinking (`reasoning_content`, as llama-server, LM Studio and DeepSeek send it) and
  * the tool calls (the first delta of a call has its index, id, type and name with empty arguments; later ones
- * only the index and a piece of the arguments).
+ * only the index and a piece of the arguments). A choice that a stop string ended names it in `stop_reason`, as
+ * vLLM does (null otherwise).
  */
 export function chatCompletionEncoder(meta: ChatCompletionMeta): Encoder {
     const base = {id: meta.id, created: meta.created, model: meta.model, system_fingerprint: SYSTEM_FINGERPRINT};
-    const chunk = (index: number, delta: object, extra: {logprobs?: object | null, finish_reason?: FinishReason | null} = {}) => ({
+    const chunk = (index: number, delta: object, extra: {logprobs?: object | null, finish_reason?: FinishReason | null, stop_reason?: string | null} = {}) => ({
         ...base,
         object: "chat.completion.chunk",
-        choices: [{index, delta, logprobs: extra.logprobs ?? null, finish_reason: extra.finish_reason ?? null}],
+        choices: [{index, delta, logprobs: extra.logprobs ?? null, finish_reason: extra.finish_reason ?? null, ...extra.stop_reason !== undefined ? {stop_reason: extra.stop_reason} : {}}],
         ...meta.includeUsage ? {usage: null} : {}
     });
     return {
@@ -45,7 +51,7 @@ export function chatCompletionEncoder(meta: ChatCompletionMeta): Encoder {
                     case "toolCallArguments":
                         return [chunk(index, {tool_calls: [{index: event.index, function: {arguments: event.text}}]})];
                     case "done":
-                        return [{...chunk(index, {}, {finish_reason: event.finishReason}), ...index === 0 ? {timings: toTimings(event.usage, event.timings)} : {}}];
+                        return [{...chunk(index, {}, {finish_reason: event.finishReason, stop_reason: requestedStop(event, meta.stops)}), ...index === 0 ? {timings: toTimings(event.usage, event.timings)} : {}}];
                 }
             },
             end: (replies) => meta.includeUsage
@@ -70,7 +76,8 @@ export function chatCompletionEncoder(meta: ChatCompletionMeta): Encoder {
                             : {}
                     },
                     logprobs: meta.logprobs ? {content: toOpenAILogprobs(reply.logprobs), refusal: null} : null,
-                    finish_reason: reply.done.finishReason
+                    finish_reason: reply.done.finishReason,
+                    stop_reason: requestedStop(reply.done, meta.stops)
                 })),
                 usage: toOpenAIUsage(replies.map((reply) => reply.done.usage), true),
                 timings: toTimings(first.done.usage, first.done.timings)

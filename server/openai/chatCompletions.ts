@@ -21,7 +21,8 @@ export async function chatCompletionsRoutes(app: FastifyInstance, {generation}: 
         });
         const encoder = chatCompletionEncoder({
             id: completionId("chatcmpl"), created: Math.floor(Date.now() / 1000), model: body.model, choices,
-            logprobs: options.logprobs != null, includeUsage: body.stream_options?.include_usage === true
+            logprobs: options.logprobs != null, includeUsage: body.stream_options?.include_usage === true,
+            stops: options.stop
         });
         return answer(run, reply, encoder, {stream: body.stream === true});
     });

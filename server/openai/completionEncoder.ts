@@ -1,4 +1,5 @@
 import type {FinishReason, TokenLogprob} from "../../native/types.js";
+import {requestedStop} from "../generation/index.js";
 import type {Encoder} from "../generation/index.js";
 import {OPENAI_SSE} from "../sse.js";
 import {SYSTEM_FINGERPRINT, toOpenAIUsage} from "./translate.js";
@@ -26,6 +27,8 @@ export type CompletionMeta = {
     generations: number,
     logprobs: boolean,
     includeUsage: boolean,
+    /** The request's stop strings: the one that ended a completion is its choice's `stop_reason` (vLLM's field). */
+    stops: readonly string[],
     /** What each generation's text starts with: its prompt with `echo`, else nothing. */
     echo(index: number): string
 };
@@ -33,9 +36,9 @@ export type CompletionMeta = {
 /** `/v1/completions` in OpenAI's shapes: a `text_completion`, or its chunks. */
 export function completionEncoder(meta: CompletionMeta): Encoder {
     const base = {id: meta.id, object: "text_completion", created: meta.created, model: meta.model, system_fingerprint: SYSTEM_FINGERPRINT};
-    const chunk = (index: number, text: string, finishReason: FinishReason | null, logprobs: LegacyLogprobs | null) => ({
+    const chunk = (index: number, text: string, finishReason: FinishReason | null, logprobs: LegacyLogprobs | null, stopReason?: string | null) => ({
         ...base,
-        choices: [{index, text, logprobs, finish_reason: finishReason}],
+        choices: [{index, text, logprobs, finish_reason: finishReason, ...stopReason !== undefined ? {stop_reason: stopReason} : {}}],
         ...meta.includeUsage ? {usage: null} : {}
     });
     const indexes = Array.from({length: meta.generations}, (_, index) => index);
@@ -49,7 +52,7 @@ export function completionEncoder(meta: CompletionMeta): Encoder {
                     const offset = meta.echo(index).length + reply.text.length - event.text.length;
                     return [chunk(index, event.text, null, meta.logprobs ? legacyLogprobs(event.logprobs ?? [], offset) : null)];
                 }
-                return event.type === "done" ? [chunk(index, "", event.finishReason, null)] : [];
+                return event.type === "done" ? [chunk(index, "", event.finishReason, null, requestedStop(event, meta.stops))] : [];
             },
             end: (replies) => meta.includeUsage ? [{...base, choices: [], usage: toOpenAIUsage(replies.map((reply) => reply.done.usage), false)}] : [],
             error: ({body}) => [body]
@@ -64,7 +67,8 @@ export function completionEncoder(meta: CompletionMeta): Encoder {
                     index,
                     text: meta.echo(index) + reply.text,
                     logprobs: meta.logprobs ? legacyLogprobs(reply.logprobs, meta.echo(index).length) : null,
-                    finish_reason: reply.done.finishReason
+                    finish_reason: reply.done.finishReason,
+                    stop_reason: requestedStop(reply.done, meta.stops)
                 })),
                 usage: {
                     ...usage,

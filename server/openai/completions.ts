@@ -34,7 +34,7 @@ export async function completionsRoutes(app: FastifyInstance, {generation}: {gen
         });
         const encoder = completionEncoder({
             id: completionId("cmpl"), created: Math.floor(Date.now() / 1000), model: body.model, n, generations: inputs.length * n,
-            logprobs: options.logprobs != null, includeUsage: body.stream_options?.include_usage === true,
+            logprobs: options.logprobs != null, includeUsage: body.stream_options?.include_usage === true, stops: options.stop,
             echo: (index) => echoed[Math.floor(index / n)]!
         });
         return answer(run, reply, encoder, {stream: body.stream === true});

@@ -18,7 +18,9 @@ type Chunk = {
             reasoning?: string | null,
             tool_calls?: {index?: number, id?: string | null, function?: {name?: string | null, arguments?: string | null}}[] | null
         },
-        finish_reason?: string | null
+        finish_reason?: string | null,
+        /** vLLM's (and Hearth's): the stop string that ended the reply, or the id of a stop token. */
+        stop_reason?: string | number | null
     }[],
     usage?: {
         prompt_tokens?: number,
@@ -33,8 +35,8 @@ type Chunk = {
 /**
  * Reads an upstream's stream of OpenAI chunks as the engine's events: `delta.content` (or a completion's `text`)
  * is text, `delta.reasoning_content` (or `reasoning`) is thinking, each new `delta.tool_calls` index a call whose
- * `arguments` pieces follow, and the finish reason with the usage of the last chunk make the `done` event that
- * {@link end} returns last. Only the first choice is read: the request asks for one.
+ * `arguments` pieces follow, and the finish reason (with the stop string that ended it, where the upstream names it
+ * in `stop_reason` as vLLM and Hearth do) and the usage of the last chunk make the `done` event that {@link end} returns last. Only the first choice is read: the request asks for one.
  */
 export class UpstreamEventReader {
     readonly #upstream: string;
@@ -44,6 +46,7 @@ export class UpstreamEventReader {
     /** Each call's index upstream -> its index here, in the order they came. */
     readonly #calls = new Map<number, number>();
     #finishReason: string | undefined;
+    #stopSequence: string | undefined;
     #usage: Chunk["usage"];
     #timings: Chunk["timings"];
     /** Chunks that carried a piece of the reply: its length in tokens when the upstream sends no usage (one token a chunk, as llama-server, vLLM and Hearth stream). */
@@ -89,7 +92,9 @@ export class UpstreamEventReader {
         const events = rest !== "" ? this.#line(rest) : [];
         if (this.#finishReason == null)
             throw new UpstreamStreamBrokenError(this.#upstream, "its stream ended before the reply did (no finish_reason)");
-        return [...events, {type: "done", finishReason: this.#reason(), usage: this.#usageOf(), timings: this.#timingsOf()}];
+        const finishReason = this.#reason();
+        const stopSequence = finishReason === "stop" ? this.#stopSequence : undefined;
+        return [...events, {type: "done", finishReason, ...stopSequence != null ? {stopSequence} : {}, usage: this.#usageOf(), timings: this.#timingsOf()}];
     }
 
     /**
@@ -130,6 +135,8 @@ export class UpstreamEventReader {
             return [];
         if (choice.finish_reason != null)
             this.#finishReason = choice.finish_reason;
+        if (typeof choice.stop_reason === "string")
+            this.#stopSequence = choice.stop_reason;
         const events = this.#choiceEvents(choice);
         if (events.length > 0) {
             this.#pieces += 1;
