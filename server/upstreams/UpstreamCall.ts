@@ -3,7 +3,8 @@ import type {ClientRequest, IncomingHttpHeaders, IncomingMessage} from "node:htt
 import https from "node:https";
 import {RequestAbortedError} from "../../native/errors.js";
 import {
-    UpstreamError, UpstreamInvalidReplyError, UpstreamKeyRefusedError, UpstreamServerError, UpstreamStreamBrokenError, UpstreamTimeoutError, UpstreamUnreachableError
+    UpstreamError, UpstreamInvalidReplyError, UpstreamKeyRefusedError, UpstreamRefusedError, UpstreamServerError, UpstreamStreamBrokenError, UpstreamTimeoutError,
+    UpstreamUnreachableError
 } from "./errors.js";
 import type {Upstream} from "./Upstream.js";
 import type {UpstreamMetrics} from "./UpstreamMetrics.js";
@@ -156,6 +157,11 @@ export class UpstreamCall {
             throw new UpstreamInvalidReplyError(name, this.body.length === 0 ? "an empty body" : `a body that is not JSON (${contentType || "no content type"})`);
         if (wantsStream)
             throw new UpstreamInvalidReplyError(name, "JSON where server-sent events were asked for");
+    }
+
+    /** The upstream's 4xx to a request Hearth translated for it, as the client's error: its status and its message. */
+    refusal(): UpstreamRefusedError {
+        return new UpstreamRefusedError(this.upstream.name, this.statusCode, this.json, this.body?.toString("utf8") ?? "");
     }
 
     /** The chunks of a stream after {@link first}, as they come; throws when the stream breaks or goes silent. */

@@ -1,6 +1,6 @@
 import type {FastifyReply, FastifyRequest} from "fastify";
 import {clientAbortSignal} from "../sse.js";
-import {UpstreamInvalidReplyError, UpstreamRefusedError} from "./errors.js";
+import {UpstreamInvalidReplyError} from "./errors.js";
 import {hopsOf, noteUpstreamFailure} from "./forwardToUpstreams.js";
 import type {UpstreamPool} from "./UpstreamPool.js";
 
@@ -24,7 +24,7 @@ export async function embedUpstream(pool: UpstreamPool, request: FastifyRequest,
     }
     try {
         if (call.statusCode >= 400)
-            throw new UpstreamRefusedError(call.upstream.name, call.statusCode, call.json, call.body?.toString("utf8") ?? "");
+            throw call.refusal();
         const json = call.json as {data?: {index?: number, embedding?: unknown}[], usage?: {prompt_tokens?: number}};
         const data = Array.isArray(json.data) ? [...json.data].sort((a, b) => (a.index ?? 0) - (b.index ?? 0)) : [];
         const vectors = data.map((entry) => entry.embedding);
