@@ -8,7 +8,7 @@ import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
 import {Reply} from "./Reply.js";
 import type {RequestOptions} from "./toGenerationOptions.js";
-import {watchDeadline} from "./watchDeadline.js";
+import {RunLifecycle} from "./RunLifecycle.js";
 
 /** One generation a request asks for: the `n` choices of a chat, or each prompt of a completion. */
 export type GenerationInput = {prompt: Prompt, options: RequestOptions, /** The request field an overlong prompt is blamed on. */ promptParam?: string};
@@ -48,27 +48,21 @@ export class GenerationRun implements Run {
     loadMs = 0;
     /** Each generation's reply so far, updated before each of its events is yielded. */
     replies: readonly Reply[] = [];
-    readonly #reply: FastifyReply;
     readonly #context: GenerationContext;
     readonly #clientGone = new AbortController();
     readonly #deadline = new AbortController();
-    readonly #stopDeadline: () => void;
-    readonly #onClose: () => void;
+    readonly #lifecycle: RunLifecycle;
     #lease: ModelLease | undefined;
     #generations: Generation[] = [];
-    #released = false;
 
     private constructor(context: GenerationContext, reply: FastifyReply) {
         this.#context = context;
-        this.#reply = reply;
-        // The request timeout and a shutdown end the run's generations early.
-        this.#stopDeadline = watchDeadline(context, (kind) => this.#deadline.abort(kind === "shutdown" ? new DeadlineError("shutdown") : new DeadlineError("timeout", context.requestTimeoutMs)));
-        this.#onClose = () => {
-            if (!reply.raw.writableFinished)
-                this.#clientGone.abort();
-            this.release();
-        };
-        reply.raw.once("close", this.#onClose);
+        this.#lifecycle = new RunLifecycle(context, reply, {
+            // The request timeout and a shutdown end the run's generations early.
+            onDeadline: (kind) => this.#deadline.abort(kind === "shutdown" ? new DeadlineError("shutdown") : new DeadlineError("timeout", context.requestTimeoutMs)),
+            onClientGone: () => this.#clientGone.abort(),
+            free: () => this.#free()
+        });
     }
 
     /** Gets the model and a slot for each generation; when any cannot start, releases everything and throws. */
@@ -107,7 +101,7 @@ export class GenerationRun implements Run {
 
     /** The client went away (and released the run) while it started: what the start got since is freed too. */
     #throwIfReleased(): void {
-        if (!this.#released)
+        if (!this.#lifecycle.released)
             return;
         this.#free();
         throw new RequestAbortedError();
@@ -145,12 +139,7 @@ export class GenerationRun implements Run {
 
     /** Stops and frees everything the run holds. Idempotent. */
     release(): void {
-        if (this.#released)
-            return;
-        this.#released = true;
-        this.#stopDeadline();
-        this.#reply.raw.off("close", this.#onClose);
-        this.#free();
+        this.#lifecycle.release();
     }
 
     /** Frees what the run holds now; each part frees once, however often this runs. */

@@ -4,8 +4,7 @@ import type {GenerationEvent} from "../../native/types.js";
 import {ApiError} from "../errors.js";
 import {Reply} from "../generation/index.js";
 import type {GenerationContext, RequestOptions, Run} from "../generation/index.js";
-import {watchDeadline} from "../generation/watchDeadline.js";
-import {UpstreamRefusedError} from "./errors.js";
+import {RunLifecycle} from "../generation/RunLifecycle.js";
 import {hopsOf, noteUpstreamFailure} from "./forwardToUpstreams.js";
 import {toUpstreamRequest} from "./toUpstreamRequest.js";
 import type {UpstreamPrompt} from "./toUpstreamRequest.js";
@@ -31,30 +30,30 @@ export class UpstreamRun implements Run {
     readonly loadMs = 0;
     replies: readonly Reply[] = [];
     readonly #request: FastifyRequest;
-    readonly #reply: FastifyReply;
     readonly #cancel = new AbortController();
-    readonly #onClose: () => void;
-    readonly #stopDeadline: () => void;
+    readonly #lifecycle: RunLifecycle;
     #deadline: ApiError | DeadlineError | undefined;
     #call: UpstreamCall | undefined;
-    #released = false;
 
     private constructor(context: GenerationContext, request: FastifyRequest, reply: FastifyReply) {
         this.#request = request;
-        this.#reply = reply;
-        this.#onClose = () => {
-            if (!reply.raw.writableFinished)
+        this.#lifecycle = new RunLifecycle(context, reply, {
+            // The request timeout and the end of a shutdown's drain cancel the request upstream.
+            onDeadline: (kind) => {
+                this.#deadline ??= kind === "shutdown" ? new DeadlineError("shutdown") : new ApiError(503,
+                    `The upstream's reply ran past the server's request timeout (${Math.round(context.requestTimeoutMs / 100) / 10} s) and was cut short. Retry, or ask for fewer tokens.`,
+                    {code: "request_timeout"});
                 this.#cancel.abort();
-            this.release();
-        };
-        reply.raw.once("close", this.#onClose);
-        this.#stopDeadline = this.#startDeadline(context);
+            },
+            onClientGone: () => this.#cancel.abort(),
+            free: () => this.#call?.release()
+        });
     }
 
     /**
      * Sends the request to an upstream that serves the model and waits for its reply to begin. A failure before
      * then releases everything and is thrown, for the route's error handler to answer in its API's shape: the
-     * upstream's own 4xx ({@link UpstreamRefusedError}), or the 502, 503 or 504 of an upstream that failed.
+     * upstream's own 4xx (`UpstreamRefusedError`), or the 502, 503 or 504 of an upstream that failed.
      */
     static async start(context: GenerationContext, pool: UpstreamPool, request: FastifyRequest, reply: FastifyReply, asked: UpstreamRunRequest): Promise<UpstreamRun> {
         const run = new UpstreamRun(context, request, reply);
@@ -75,12 +74,12 @@ export class UpstreamRun implements Run {
         const {path, body} = toUpstreamRequest(prompt, options);
         const call = await pool.forward({model, path, body, signal: this.#cancel.signal, requestId: this.#request.id, hops});
         this.#call = call;
-        if (this.#released) {
+        if (this.#lifecycle.released) {
             call.release();
             throw new RequestAbortedError();
         }
         if (!call.streaming)
-            throw new UpstreamRefusedError(call.upstream.name, call.statusCode, call.json, call.body?.toString("utf8") ?? "");
+            throw call.refusal();
         this.replies = [new Reply()];
     }
 
@@ -119,26 +118,11 @@ export class UpstreamRun implements Run {
 
     /** Cancels the request upstream if its reply is not over, and frees the call. Idempotent. */
     release(): void {
-        if (this.#released)
-            return;
-        this.#released = true;
-        this.#stopDeadline();
-        this.#reply.raw.off("close", this.#onClose);
-        this.#call?.release();
+        this.#lifecycle.release();
     }
 
     /** What a failure is to the client: a cancel that the deadline made is that deadline. */
     #failure(error: unknown): unknown {
         return error instanceof RequestAbortedError && this.#deadline != null ? this.#deadline : error;
-    }
-
-    /** The request timeout and the end of a shutdown's drain cancel the request upstream; returns what stops listening for them. */
-    #startDeadline(context: GenerationContext): () => void {
-        return watchDeadline(context, (kind) => {
-            this.#deadline ??= kind === "shutdown" ? new DeadlineError("shutdown") : new ApiError(503,
-                `The upstream's reply ran past the server's request timeout (${Math.round(context.requestTimeoutMs / 100) / 10} s) and was cut short. Retry, or ask for fewer tokens.`,
-                {code: "request_timeout"});
-            this.#cancel.abort();
-        });
     }
 }
