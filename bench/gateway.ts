@@ -19,12 +19,12 @@
  */
 import {execFileSync} from "node:child_process";
 import {existsSync} from "node:fs";
-import {readFile, readdir} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
-import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
+import {startHearth, threadsCpuSeconds, waitForModel} from "./hearthServer.js";
+import type {BenchServer} from "./hearthServer.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
 import {best, concurrentStreams, median, streamCompletion} from "./streamClient.js";
 import type {ConcurrentResult} from "./streamClient.js";
@@ -76,23 +76,14 @@ function pinSelf(cpu: string): void {
     execFileSync("taskset", ["-a", "-p", "-c", cpu, String(process.pid)], {stdio: "ignore"});
 }
 
-type Server = {url: string, pid: number, stop(): Promise<void>};
-
 /**
  * A reader of a server's CPU time so far, all its threads, in seconds. On Linux it sums each thread's schedstat
  * (nanoseconds, read from /proc without disturbing the server); elsewhere it asks the server's `/metrics`
  * (`process_cpu_seconds_total`, in microseconds) and takes off what answering those reads cost it.
  */
-async function cpuClock(server: Server): Promise<{source: string, read(): Promise<number>}> {
-    const tasks = `/proc/${server.pid}/task`;
-    if (existsSync(tasks)) {
-        return {source: "/proc/PID/task/*/schedstat", read: async () => {
-            let nanoseconds = 0;
-            for (const task of await readdir(tasks))
-                nanoseconds += Number((await readFile(`${tasks}/${task}/schedstat`, "utf8").catch(() => "0")).split(" ")[0]);
-            return nanoseconds / 1e9;
-        }};
-    }
+async function cpuClock(server: BenchServer): Promise<{source: string, read(): Promise<number>}> {
+    if (existsSync(`/proc/${server.pid}/task`))
+        return {source: "/proc/PID/task/*/schedstat", read: () => threadsCpuSeconds(server.pid)};
     const readSeconds = await metricsReadCost(server.url);
     let reads = 0;
     return {source: `/metrics, less ${(readSeconds * 1e6).toFixed(0)} µs a read`, read: async () => await cpuSeconds(server.url) - readSeconds * reads++};
@@ -118,25 +109,6 @@ async function metricsReadCost(url: string): Promise<number> {
 /** CPU time a server spent, and tokens it served, over the measured runs of one path at one stream count. */
 type CpuTally = {gatewaySeconds: number, upstreamSeconds: number, tokens: number};
 
-async function start(argv: string[]): Promise<Server> {
-    const server = spawnHearth(["serve", "--port", "0", "--gpu", "cpu", ...argv]);
-    const [, url] = await server.waitForOutput(/listening on (\S+) /);
-    return {url: url!, pid: server.child.pid!, stop: async () => {
-        server.child.kill("SIGTERM");
-        await server.exited;
-    }};
-}
-
-async function waitForModel(url: string, model: string): Promise<void> {
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((resolve) => setTimeout(resolve, 100))) {
-        const response = await fetch(`${url}/v1/models`).catch(() => undefined);
-        const models = response?.ok === true ? (await response.json() as {data: {id: string}[]}).data.map((entry) => entry.id) : [];
-        if (models.includes(model) && (await fetch(`${url}/health`).then((health) => health.json() as Promise<{status: string}>)).status === "ok")
-            return;
-    }
-    throw new Error(`${url} does not serve ${model} after 60 s`);
-}
-
 function measure(target: Path, streams: number, maxTokens = tokens): Promise<ConcurrentResult> {
     return concurrentStreams(target.url, streams, {model: target.model, prompt, max_tokens: maxTokens, temperature: 0});
 }
@@ -152,17 +124,17 @@ async function main() {
     // Started processes inherit this process's cores: the upstream gets one, then the gateway and this client the other.
     if (pinned)
         pinSelf(UPSTREAM_CPU);
-    const upstream = await start(["--model", modelPath, "--alias", "bench", "--threads", String(threads), "--parallel", String(parallel), "--ctx-size", String(512 * parallel)]);
+    const upstream = await startHearth(["--model", modelPath, "--alias", "bench", "--threads", String(threads), "--parallel", String(parallel), "--ctx-size", String(512 * parallel)]);
     if (pinned)
         pinSelf(GATEWAY_CPU);
-    let gateway: Server | undefined;
+    let gateway: BenchServer | undefined;
     const throughput: Record<string, Record<number, ConcurrentResult>> = {};
     const cpu: Record<string, Record<number, CpuTally>> = {};
     const ttft: Record<string, number[]> = {};
     let paths: Path[] = [];
     let cpuSource = "";
     try {
-        gateway = await start(["--upstream", upstream.url, "--route", "bench-route=bench"]);
+        gateway = await startHearth(["--upstream", upstream.url, "--route", "bench-route=bench"]);
         await waitForModel(upstream.url, "bench");
         await waitForModel(gateway.url, "bench");
         paths = [

@@ -3,16 +3,16 @@
  * with no model of its own, forwards to it (`--upstream`). A client sends short streams (`max_tokens: 2`) one after
  * another, in rounds of `--requests` to `/v1/completions`, as many to `/v1/chat/completions`, and as many
  * `GET /health` for scale; the gateway's CPU time (all its threads' schedstat, Linux only) is read around each block.
+ * Prints a table and writes JSON to bench/results/.
  *
  *   node dist/bench/gatewayRequests.js [--model FILE] [--requests N] [--rounds N]
  */
-import {readFile, readdir} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
-import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
-import {printTable} from "./report.js";
+import {startHearth, threadsCpuSeconds, waitForModel} from "./hearthServer.js";
+import {describeMachine, printTable, writeResult} from "./report.js";
 
 const {values: args} = parseArgs({options: {
     model: {type: "string"},
@@ -22,24 +22,6 @@ const {values: args} = parseArgs({options: {
 const requests = Number(args.requests);
 const rounds = Number(args.rounds);
 const prompt = "Once upon a time";
-
-/** A process's CPU time so far, every thread, in microseconds. */
-async function cpuMicroseconds(pid: number): Promise<number> {
-    const tasks = `/proc/${pid}/task`;
-    let nanoseconds = 0;
-    for (const task of await readdir(tasks))
-        nanoseconds += Number((await readFile(`${tasks}/${task}/schedstat`, "utf8").catch(() => "0")).split(" ")[0]);
-    return nanoseconds / 1e3;
-}
-
-async function start(argv: string[]): Promise<{url: string, pid: number, stop(): Promise<void>}> {
-    const server = spawnHearth(["serve", "--port", "0", "--gpu", "cpu", ...argv]);
-    const [, url] = await server.waitForOutput(/listening on (\S+) /);
-    return {url: url!, pid: server.child.pid!, stop: async () => {
-        server.child.kill("SIGTERM");
-        await server.exited;
-    }};
-}
 
 const kinds = {
     "/v1/completions": {model: "bench", prompt, max_tokens: 2, temperature: 0, stream: true},
@@ -59,29 +41,27 @@ async function main() {
     if (os.platform() !== "linux")
         throw new Error("this benchmark reads the gateway's CPU time from /proc");
     const modelPath = args.model != null ? path.resolve(args.model) : await testModel("stories260K.gguf");
-    const upstream = await start(["--model", modelPath, "--alias", "bench", "--threads", "1", "--parallel", "2", "--ctx-size", "1024"]);
-    const gateway = await start(["--upstream", upstream.url]);
+    const upstream = await startHearth(["--model", modelPath, "--alias", "bench", "--threads", "1", "--parallel", "2", "--ctx-size", "1024"]);
+    const gateway = await startHearth(["--upstream", upstream.url]);
     const routes = [...Object.keys(kinds), "/health"] as (keyof typeof kinds | "/health")[];
     const rows = [["round", "forwarded before", ...routes.map((route) => `${route}, CPU a request`)]];
+    const measured: {round: number, forwardedBefore: number, cpuMicrosecondsPerRequest: Record<string, number>}[] = [];
     const loadAtStart = os.loadavg();
     try {
-        for (let waited = 0; !(await fetch(`${gateway.url}/v1/models`).then((response) => response.text())).includes("\"bench\""); waited++) {
-            if (waited > 600)
-                throw new Error("the gateway does not list the upstream's model after 60 s");
-            await new Promise((resolve) => setTimeout(resolve, 100));
-        }
+        await waitForModel(gateway.url, "bench");
         let forwarded = 0;
         for (let round = 1; round <= rounds; round++) {
-            const row = [String(round), String(forwarded)];
+            const entry = {round, forwardedBefore: forwarded, cpuMicrosecondsPerRequest: {} as Record<string, number>};
             for (const route of routes) {
-                const before = await cpuMicroseconds(gateway.pid);
+                const before = await threadsCpuSeconds(gateway.pid);
                 for (let sent = 0; sent < requests; sent++)
                     await send(gateway.url, route);
-                row.push(`${((await cpuMicroseconds(gateway.pid) - before) / requests).toFixed(0)} µs`);
+                entry.cpuMicrosecondsPerRequest[route] = (await threadsCpuSeconds(gateway.pid) - before) * 1e6 / requests;
                 if (route !== "/health")
                     forwarded += requests;
             }
-            rows.push(row);
+            measured.push(entry);
+            rows.push([String(round), String(entry.forwardedBefore), ...routes.map((route) => `${entry.cpuMicrosecondsPerRequest[route]!.toFixed(0)} µs`)]);
         }
     } finally {
         await gateway.stop();
@@ -89,6 +69,10 @@ async function main() {
     }
     printTable(rows);
     console.log(`gateway CPU: all its threads, from /proc/PID/task/*/schedstat; load average ${loadAtStart.map((load) => load.toFixed(2)).join(", ")} at the start, ${os.loadavg().map((load) => load.toFixed(2)).join(", ")} at the end`);
+    await writeResult("gateway-requests", {
+        date: new Date().toISOString(), machine: describeMachine(), loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg(),
+        model: path.basename(modelPath), requestsPerBlock: requests, rounds: measured
+    });
 }
 
 await main();
