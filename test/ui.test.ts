@@ -165,6 +165,9 @@ describe("the app in a browser", {timeout: 240_000}, () => {
             const connect = await page.locator(".server-page").innerText();
             assert.match(connect, new RegExp(`base_url = "${origin}/v1"\\s+wire_api = "responses"`), "the Codex CLI snippet");
             assert.ok(connect.includes(`ANTHROPIC_BASE_URL="${origin}"`), "the Claude Code snippet");
+            assert.ok(connect.includes(`OPENAI_BASE_URL="${origin}/v1"`), "the Qwen Code snippet");
+            assert.match(connect, /Claude Code \/ Anthropic SDK[\s\S]*Needs about 32,000 tokens of context per slot/, "what context Claude Code needs");
+            assert.match(connect, /Qwen Code[\s\S]*Needs about 16,000 tokens of context per slot/, "what context Qwen Code needs");
             await eventually(async () => assert.match(await page.getByRole("table", {name: "Request log"}).innerText(), /POST\s+\/api\/conversations/), "the request log");
             await screenshot(page, "server");
 

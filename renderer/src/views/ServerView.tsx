@@ -1,11 +1,12 @@
 import {useState} from "react";
 import {get} from "../api.js";
-import type {AccessSettings, RequestLogEntry, ServerInfo} from "../api.js";
+import type {AccessSettings, LoadedEntry, RequestLogEntry, ServerInfo} from "../api.js";
 import {CopyButton} from "../components/CopyButton.js";
 import {formatSeconds} from "../format.js";
 import {usePolling} from "../usePolling.js";
 import {AccessPanel} from "./server/AccessPanel.js";
 import {agentSnippets} from "./server/agentSnippets.js";
+import type {AgentSnippet} from "./server/agentSnippets.js";
 import {RoutesPanel} from "./server/RoutesPanel.js";
 
 const LOG_LENGTH = 200;
@@ -17,6 +18,7 @@ export function ServerView() {
     const [log, setLog] = useState<RequestLogEntry[]>([]);
     const [error, setError] = useState<string | undefined>();
     const [access, setAccess] = useState<AccessSettings | undefined>();
+    const [loaded, setLoaded] = useState<LoadedEntry[]>([]);
 
     usePolling(async () => {
         try {
@@ -27,6 +29,7 @@ export function ServerView() {
         }
     }, 1000);
     usePolling(async () => setModels((await get<{data: {id: string}[]}>("/v1/models")).data.map((model) => model.id)), 10_000);
+    usePolling(async () => setLoaded((await get<{models: LoadedEntry[]}>("/api/ps")).models), 5_000);
     usePolling(async () => {
         const after = log.at(-1)?.id ?? 0;
         const fresh = (await get<{requests: RequestLogEntry[]}>(`/api/server/requests?after=${after}`)).requests;
@@ -59,8 +62,14 @@ export function ServerView() {
                 <Snippet title="OpenAI SDK (Python)" code={python} label="Copy Python"/>
                 <Snippet title="OpenAI SDK (JavaScript)" code={javascript} label="Copy JavaScript"/>
                 <h3>Coding agents</h3>
-                <p>Codex CLI and the OpenAI Agents SDK use <code>/v1/responses</code>; Claude Code and the Anthropic SDK use <code>/v1/messages</code> at the address without <code>/v1</code>.</p>
-                {agentSnippets(info.base_url, model, key).map((snippet) => <Snippet key={snippet.title} {...snippet}/>)}
+                <p>
+                    Codex CLI and the OpenAI Agents SDK use <code>/v1/responses</code>, Qwen Code <code>/v1/chat/completions</code>; Claude
+                    Code and the Anthropic SDK use <code>/v1/messages</code> at the address without <code>/v1</code>. Agents send long
+                    prompts: each needs a model whose slots hold the context below (<code>hearth serve --ctx-size</code>).
+                </p>
+                {agentSnippets(info.base_url, model, key).map((snippet) => (
+                    <Snippet key={snippet.title} {...snippet} note={contextNote(snippet, model, loaded.find((entry) => entry.name === model))}/>
+                ))}
             </section>
             <AccessPanel info={info} onChange={setAccess}/>
             <RoutesPanel/>
@@ -101,10 +110,24 @@ export function ServerView() {
     );
 }
 
-function Snippet({title, code, label}: {title: string, code: string, label: string}) {
+/** What context an agent needs, and whether the model in its snippet has it per slot (known once the model is loaded). */
+function contextNote(snippet: AgentSnippet, model: string, loaded: LoadedEntry | undefined): {text: string, short: boolean} | undefined {
+    if (snippet.contextTokens == null)
+        return undefined;
+    const need = `Needs about ${snippet.contextTokens.toLocaleString()} tokens of context per slot.`;
+    if (loaded == null)
+        return {text: need, short: false};
+    const has = loaded.context_length;
+    return has >= snippet.contextTokens
+        ? {text: `${need} ${model} has ${has.toLocaleString()}.`, short: false}
+        : {text: `${need} ${model} has ${has.toLocaleString()}: start the server with --ctx-size ${snippet.ctxSize} (or fewer --parallel slots) for this agent.`, short: true};
+}
+
+function Snippet({title, code, label, note}: {title: string, code: string, label: string, note?: {text: string, short: boolean}}) {
     return (
         <div className="snippet">
             <div className="snippet-head"><span>{title}</span><CopyButton text={code} label={label}/></div>
+            {note != null ? <p className={note.short ? "snippet-note warning" : "snippet-note muted"}>{note.text}</p> : null}
             <pre><code>{code}</code></pre>
         </div>
     );

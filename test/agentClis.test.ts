@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import {after, before, describe, it} from "node:test";
+import {claudeCode, codex, jsonLines, qwenCode, runAgentCli} from "./helpers/agentClis.js";
+import type {ProcessResult} from "./helpers/agentClis.js";
+import {spawnHearth} from "./helpers/spawnHearth.js";
+import {testModel} from "./helpers/testModels.js";
+
+/**
+ * The coding agents people run, unchanged: Claude Code, Codex and Qwen Code, pinned and installed from npm, each in
+ * its default configuration (only the base URL, a dummy key, the model name and telemetry off), against `hearth
+ * serve` on the scripted models. Each must finish the scripted task at its real prompt size: the model calls a tool
+ * (the grammar maps the script's `get_weather` to one of the agent's own tools), the agent runs it and sends its
+ * result, and the model's answer, "It is sunny in Paris.", ends the run.
+ */
+
+const task = "What is the weather in Paris?";
+const answer = "It is sunny in Paris.";
+const long = "qwen3-script-long";
+
+type AuditEntry = {id: number, path: string, model: string | null, status: number, prompt_tokens: number | null, request_body: string | null};
+
+let url = "";
+let stopHearth: (() => Promise<void>) | undefined;
+
+before(async () => {
+    const files = ["scripted/qwen3-script-long.gguf", "scripted/gpt-oss-script.gguf", "scripted/llama3.1-script.gguf"];
+    const paths = await Promise.all(files.map((file) => testModel(file)));
+    // Each model's trained context: 40,960 tokens per slot for the long Qwen3, 8,192 for the others.
+    const hearth = spawnHearth(["serve", ...paths.flatMap((file) => ["--model", file]), "--port", "0", "--parallel", "2", "--audit-prompts"]);
+    [, url] = await hearth.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/) as unknown as [string, string];
+    await hearth.waitForOutput(/Ready/);
+    stopHearth = async () => {
+        hearth.child.kill("SIGTERM");
+        await hearth.exited;
+    };
+});
+
+after(async () => {
+    await stopHearth?.();
+});
+
+/** The audit log's entries for requests after `afterId`, oldest first. */
+async function auditAfter(afterId: number): Promise<AuditEntry[]> {
+    const response = await fetch(`${url}/api/audit?limit=1000`);
+    const {entries} = await response.json() as {entries: AuditEntry[]};
+    return entries.filter((entry) => entry.id > afterId).sort((a, b) => a.id - b.id);
+}
+
+async function lastAuditId(): Promise<number> {
+    const entries = await auditAfter(0);
+    return entries.at(-1)?.id ?? 0;
+}
+
+function explain(run: ProcessResult): string {
+    return `exit ${run.code ?? run.signal}\nstdout: ${run.stdout.slice(-3000)}\nstderr: ${run.stderr.slice(-3000)}`;
+}
+
+type Block = {type: string, id?: string, name?: string, tool_use_id?: string, text?: string};
+type StreamMessage = {type: string, message?: {content?: Block[] | string}, result?: string, is_error?: boolean};
+
+/** Claude Code's and Qwen Code's `stream-json` output: the tool calls, the results sent back, and the run's result. */
+function readAgentStream(run: ProcessResult) {
+    const events = jsonLines(run.stdout) as StreamMessage[];
+    const blocks = (type: string) => events.filter((event) => event.type === type)
+        .flatMap((event) => Array.isArray(event.message?.content) ? event.message.content : []);
+    return {
+        toolUses: blocks("assistant").filter((block) => block.type === "tool_use"),
+        toolResults: blocks("user").filter((block) => block.type === "tool_result"),
+        result: events.find((event) => event.type === "result")
+    };
+}
+
+/** The round trip, read from the agent's own output: a call, its result sent back, and the model's answer last. */
+function assertScriptedTask(run: ProcessResult): void {
+    const {toolUses, toolResults, result} = readAgentStream(run);
+    assert.ok(toolUses.length >= 1, `the model called no tool\n${explain(run)}`);
+    assert.ok(toolResults.some((block) => block.tool_use_id === toolUses[0]!.id), `the agent sent back no result for ${toolUses[0]!.name}\n${explain(run)}`);
+    assert.equal(result?.is_error, false, explain(run));
+    assert.equal(result?.result?.trim(), answer, explain(run));
+    assert.equal(run.code, 0, explain(run));
+}
+
+describe("Claude Code, in its default configuration", () => {
+    it("finishes the scripted task through /v1/messages at its real prompt size", async () => {
+        const since = await lastAuditId();
+        const run = await runAgentCli(claudeCode, ["-p", task, "--output-format", "stream-json", "--verbose"], {
+            env: {
+                ANTHROPIC_BASE_URL: url,
+                ANTHROPIC_API_KEY: "dummy",
+                ANTHROPIC_MODEL: long,
+                DISABLE_TELEMETRY: "1",
+                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1"
+            }
+        });
+        assertScriptedTask(run);
+        const requests = (await auditAfter(since)).filter((entry) => entry.path.startsWith("/v1/messages"));
+        assert.ok(requests.length >= 2, JSON.stringify(requests.map(({path, status}) => ({path, status}))));
+        // Its first request already succeeds: no 400 taken back by a fallback.
+        assert.deepEqual(requests.filter((entry) => entry.status !== 200).map(({path, status}) => ({path, status})), []);
+        const largest = Math.max(...requests.map((entry) => entry.prompt_tokens ?? 0));
+        assert.ok(largest > 12_000, `Claude Code's prompts were ${largest} tokens at most`);
+    });
+});
+
+describe("Qwen Code, in its default configuration", () => {
+    it("finishes the scripted task through /v1/chat/completions at its real prompt size", async () => {
+        const since = await lastAuditId();
+        const run = await runAgentCli(qwenCode, [task, "--output-format", "stream-json"], {
+            env: {OPENAI_BASE_URL: `${url}/v1`, OPENAI_API_KEY: "dummy", OPENAI_MODEL: long},
+            files: {".qwen/settings.json": JSON.stringify({privacy: {usageStatisticsEnabled: false}, telemetry: {enabled: false}})}
+        });
+        assertScriptedTask(run);
+        const requests = (await auditAfter(since)).filter((entry) => entry.path === "/v1/chat/completions");
+        assert.ok(requests.length >= 2);
+        assert.deepEqual(requests.filter((entry) => entry.status !== 200).map(({status}) => status), []);
+        assert.ok(Math.max(...requests.map((entry) => entry.prompt_tokens ?? 0)) > 8_000);
+    });
+});
+
+/** Codex's configuration: a model provider on Hearth's Responses API, its key read from an environment variable. */
+function codexConfig(model: string): string {
+    return [
+        `model = "${model}"`,
+        `model_provider = "hearth"`,
+        "check_for_update_on_startup = false",
+        "",
+        "[model_providers.hearth]",
+        `name = "Hearth"`,
+        `base_url = "${url}/v1"`,
+        `wire_api = "responses"`,
+        `env_key = "HEARTH_API_KEY"`,
+        "",
+        "[analytics]",
+        "enabled = false",
+        ""
+    ].join("\n");
+}
+
+describe("Codex, in its default configuration", () => {
+    for (const model of ["gpt-oss-script", long, "llama3.1-script"]) {
+        it(`finishes the scripted task through /v1/responses on ${model}`, async () => {
+            const since = await lastAuditId();
+            const run = await runAgentCli(codex, ["exec", "--skip-git-repo-check", "--json", task], {
+                env: {HEARTH_API_KEY: "dummy"},
+                files: {".codex/config.toml": codexConfig(model)}
+            });
+            const events = jsonLines(run.stdout) as {type: string, item?: {type: string, text?: string}}[];
+            const messages = events.filter((event) => event.type === "item.completed" && event.item?.type === "agent_message");
+            assert.equal(messages.at(-1)?.item?.text?.trim(), answer, explain(run));
+            assert.equal(run.code, 0, explain(run));
+            const requests = (await auditAfter(since)).filter((entry) => entry.path === "/v1/responses");
+            assert.deepEqual(requests.map((entry) => entry.status), requests.map(() => 200));
+            // The second request carries the model's call and Codex's output for it.
+            const input = (entry: AuditEntry) => (JSON.parse(entry.request_body ?? "{}") as {input?: {type: string}[]}).input ?? [];
+            const roundTrip = requests.find((entry) => input(entry).some((item) => item.type === "function_call_output"));
+            assert.ok(roundTrip != null, `no request sent a tool's output back\n${explain(run)}`);
+            assert.ok(input(roundTrip).some((item) => item.type === "function_call"));
+            assert.ok(Math.max(...requests.map((entry) => entry.prompt_tokens ?? 0)) > 4_000);
+        });
+    }
+});
