@@ -140,10 +140,41 @@ describe("POST /v1/responses with agents' tools", () => {
         assert.equal(next.output_text, "It is sunny in Paris.");
     });
 
-    it("leaves out hosted tools and tool_search, which Hearth cannot run", async () => {
+    it("offers a tool_search the client runs, answers its call as a tool_search_call, and offers the tools it loaded", async () => {
+        const toolSearch: Tool = {type: "tool_search", execution: "client", description: "Find more tools",
+            parameters: {type: "object", properties: {query: {type: "string"}, limit: {type: "number"}}, required: ["query"], additionalProperties: false}};
+        const response = await server.client.responses.create({model: qwen, input: question, tools: [toolSearch], ...greedy});
+        const call = response.output.find((item) => item.type === "tool_search_call");
+        assert.ok(call?.type === "tool_search_call", JSON.stringify(response.output));
+        assert.equal(call.execution, "client");
+        assert.ok(call.call_id != null && call.call_id.length > 0);
+        // The arguments are the object, as OpenAI's are, not a string of it.
+        assert.equal(typeof (call.arguments as {query?: unknown}).query, "string");
+        assert.deepEqual(response.tools.map((tool) => tool.type), ["tool_search"]);
+        const events = await streamEvents({model: qwen, input: question, tools: [toolSearch], ...greedy});
+        const done = events.find((event) => event.type === "response.output_item.done" && event.item.type === "tool_search_call");
+        assert.ok(done?.type === "response.output_item.done" && done.item.type === "tool_search_call");
+        assert.deepEqual(done.item.arguments, call.arguments);
+
+        // The search's output loads a namespace: the model is offered its functions from then on, once even where the
+        // client sends them in tools too.
+        const history = (loaded: Tool[]): ResponseInputItem[] => [
+            {role: "user", content: question},
+            {type: "tool_search_call", call_id: call.call_id, execution: "client", arguments: call.arguments},
+            {type: "tool_search_output", call_id: call.call_id, execution: "client", status: "completed", tools: loaded}
+        ];
+        const loaded = await server.client.responses.create({model: qwen, input: history([weatherNamespace]), tools: [toolSearch], ...greedy});
+        const sentToo = await server.client.responses.create({model: qwen, input: history([weatherNamespace]), tools: [toolSearch, weatherNamespace], ...greedy});
+        const nothingLoaded = await server.client.responses.create({model: qwen, input: history([]), tools: [toolSearch], ...greedy});
+        assert.equal(loaded.output_text, "It is sunny in Paris.");
+        assert.equal(loaded.usage!.input_tokens, sentToo.usage!.input_tokens);
+        assert.ok(loaded.usage!.input_tokens > nothingLoaded.usage!.input_tokens + 30, `${loaded.usage!.input_tokens} vs ${nothingLoaded.usage!.input_tokens}`);
+    });
+
+    it("leaves out hosted tools and a tool_search the server would run, which Hearth cannot run", async () => {
         const response = await server.client.responses.create({
             model: qwen, input: question, ...greedy,
-            tools: [{type: "web_search"}, {type: "tool_search", execution: "client", description: "Find tools"} as Tool, getWeather]
+            tools: [{type: "web_search"}, {type: "tool_search", description: "Find tools"}, getWeather]
         });
         assert.deepEqual(response.tools.map((tool) => tool.type), ["function"]);
         assert.equal(onlyCall(response).name, "get_weather");

@@ -7,8 +7,8 @@ import type {ResponseObject} from "./ResponseStore.js";
 import {customInput} from "./responseTools.js";
 import type {ResponseToolSet} from "./responseTools.js";
 
-/** An id as OpenAI makes them: a prefix (`resp`, `msg`, `rs`, `fc`, `ctc`) and 48 hex digits. */
-export function responseItemId(prefix: "resp" | "msg" | "rs" | "fc" | "ctc"): string {
+/** An id as OpenAI makes them: a prefix (`resp`, `msg`, `rs`, `fc`, `ctc`, `tsc`) and 48 hex digits. */
+export function responseItemId(prefix: "resp" | "msg" | "rs" | "fc" | "ctc" | "tsc"): string {
     return `${prefix}_${randomBytes(24).toString("hex")}`;
 }
 
@@ -18,15 +18,31 @@ type ReasoningItem = {type: "reasoning", id: string, summary: {type: "summary_te
 type MessageItem = {type: "message", id: string, status: ItemStatus, role: "assistant", content: OutputText[]};
 type FunctionCallItem = {type: "function_call", id: string, call_id: string, name: string, namespace?: string, arguments: string, status: ItemStatus};
 type CustomToolCallItem = {type: "custom_tool_call", id: string, call_id: string, name: string, namespace?: string, input: string, status: ItemStatus};
-export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem | CustomToolCallItem;
+/** A call of the `tool_search` the client runs: its arguments are an object, not a string of JSON. */
+type ToolSearchCallItem = {type: "tool_search_call", id: string, call_id: string, execution: "client", arguments: unknown, status: ItemStatus};
+export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem | CustomToolCallItem | ToolSearchCallItem;
+type CallItem = FunctionCallItem | CustomToolCallItem | ToolSearchCallItem;
+
+function parsedArguments(text: string): unknown {
+    try {
+        return JSON.parse(text) as unknown;
+    } catch {
+        return {};
+    }
+}
 
 /** The output item of a call the model made, in the kind of the tool it called; `text` is its arguments so far. */
-function callItem(tools: ResponseToolSet, call: {id: string, name: string}, text: string, status: ItemStatus): FunctionCallItem | CustomToolCallItem {
+function callItem(tools: ResponseToolSet, call: {id: string, name: string}, text: string, status: ItemStatus): CallItem {
     const offered = tools.offered(call.name);
     const namespace = offered.namespace != null ? {namespace: offered.namespace} : {};
-    return offered.kind === "custom"
-        ? {type: "custom_tool_call", id: responseItemId("ctc"), call_id: call.id, name: offered.name, ...namespace, input: customInput({arguments: text}), status}
-        : {type: "function_call", id: responseItemId("fc"), call_id: call.id, name: offered.name, ...namespace, arguments: text, status};
+    switch (offered.kind) {
+        case "custom":
+            return {type: "custom_tool_call", id: responseItemId("ctc"), call_id: call.id, name: offered.name, ...namespace, input: customInput({arguments: text}), status};
+        case "tool_search":
+            return {type: "tool_search_call", id: responseItemId("tsc"), call_id: call.id, execution: "client", arguments: parsedArguments(text), status};
+        case "function":
+            return {type: "function_call", id: responseItemId("fc"), call_id: call.id, name: offered.name, ...namespace, arguments: text, status};
+    }
 }
 
 /** The request's settings as a response echoes them, with OpenAI's defaults where the request left them out. */
@@ -138,8 +154,8 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
     const output: OutputItem[] = [];
     /** The output index of each tool call, by the engine's call index. */
     const calls = new Map<number, number>();
-    /** A custom tool call's arguments as the model writes them (JSON around its input), by output index. */
-    const customArguments = new Map<number, string>();
+    /** The arguments of a call other than a function's, as the model writes them (for a custom tool, JSON around its input), by output index. */
+    const pendingArguments = new Map<number, string>();
     let open: Open | undefined;
     const event = (type: string, fields: object) => ({type, sequence_number: sequence++, ...fields});
     const snapshot = <T>(value: T): T => structuredClone(value);
@@ -174,13 +190,16 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
         } else if (item.type === "function_call") {
             item.status = "completed";
             chunks.push(event("response.function_call_arguments.done", {...at, name: item.name, arguments: item.arguments}));
-        } else {
+        } else if (item.type === "custom_tool_call") {
             // The input is known once the model's JSON around it is whole, so it comes as one delta.
             item.status = "completed";
-            item.input = customInput({arguments: customArguments.get(outputIndex) ?? ""});
+            item.input = customInput({arguments: pendingArguments.get(outputIndex) ?? ""});
             chunks.push(
                 event("response.custom_tool_call_input.delta", {...at, delta: item.input}),
                 event("response.custom_tool_call_input.done", {...at, input: item.input}));
+        } else if (item.type === "tool_search_call") {
+            item.status = "completed";
+            item.arguments = parsedArguments(pendingArguments.get(outputIndex) ?? "");
         }
         chunks.push(event("response.output_item.done", {output_index: outputIndex, item: snapshot(item)}));
         return chunks;
@@ -238,8 +257,8 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
                 case "toolCallArguments": {
                     const outputIndex = calls.get(generated.index);
                     const item = outputIndex != null ? output[outputIndex] : undefined;
-                    if (item?.type === "custom_tool_call") {
-                        customArguments.set(outputIndex!, (customArguments.get(outputIndex!) ?? "") + generated.text);
+                    if (item?.type === "custom_tool_call" || item?.type === "tool_search_call") {
+                        pendingArguments.set(outputIndex!, (pendingArguments.get(outputIndex!) ?? "") + generated.text);
                         return [];
                     }
                     if (item?.type !== "function_call")

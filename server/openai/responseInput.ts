@@ -4,8 +4,8 @@ import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {RequestOptions} from "../generation/index.js";
 import type {ReasoningSeal} from "./ReasoningSeal.js";
 import type {ResponseInputItem, ResponseRequest} from "./responseSchemas.js";
-import {CUSTOM_INPUT} from "./responseTools.js";
-import type {ResponseToolSet} from "./responseTools.js";
+import {CUSTOM_INPUT, TOOL_SEARCH} from "./responseTools.js";
+import type {ResponseToolSet, ToolSources} from "./responseTools.js";
 
 /** `/v1/responses` request fields -> the engine's chat messages and options. */
 
@@ -37,6 +37,26 @@ function unverifiable(sealed: string, param: string): InvalidRequestError {
     const shown = sealed.length > 12 ? `${sealed.slice(0, 4)}...${sealed.slice(-4)}` : sealed;
     return new InvalidRequestError(`The encrypted content ${shown} could not be verified. Reason: Encrypted content could not be decrypted or parsed.`,
         param, "invalid_encrypted_content");
+}
+
+/** A call of a tool the model made, sent back, as the engine's call of the function the model knows it by. */
+function toolCall(item: ResponseInputItem, type: "function_call" | "custom_tool_call" | "tool_search_call", param: string, tools: ResponseToolSet): ToolCall {
+    if (type === "tool_search_call") {
+        const id = required(item.call_id ?? item.id, `${param}.call_id`, "a tool_search_call needs the call_id its output refers to");
+        const args = typeof item.arguments === "string" ? item.arguments : JSON.stringify(item.arguments ?? {});
+        return {id, name: tools.modelName({kind: "tool_search", name: TOOL_SEARCH}), arguments: args};
+    }
+    const id = required(item.call_id, `${param}.call_id`, `a ${type} needs the call_id its output refers to`);
+    const name = tools.modelName({
+        kind: type === "function_call" ? "function" : "custom",
+        name: required(item.name, `${param}.name`, `a ${type} needs the tool's name`),
+        ...item.namespace != null ? {namespace: item.namespace} : {}
+    });
+    if (type === "custom_tool_call")
+        return {id, name, arguments: JSON.stringify({[CUSTOM_INPUT]: required(item.input, `${param}.input`, "a custom_tool_call needs the input it was called with")})};
+    if (item.arguments != null && typeof item.arguments !== "string")
+        throw new InvalidRequestError(`${param}.arguments must be a string of JSON`, `${param}.arguments`);
+    return {id, name, arguments: item.arguments ?? "{}"};
 }
 
 /** What the conversation's items need besides themselves: the names the model knows the tools by, and the reasoning seal. */
@@ -95,19 +115,22 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
                 break;
             }
             case "function_call":
-            case "custom_tool_call": {
-                const id = required(item.call_id, `${param}.call_id`, `a ${type} needs the call_id its output refers to`);
-                const name = context.tools.modelName({
-                    kind: type === "function_call" ? "function" : "custom",
-                    name: required(item.name, `${param}.name`, `a ${type} needs the tool's name`),
-                    ...item.namespace != null ? {namespace: item.namespace} : {}
-                });
-                const args = type === "function_call"
-                    ? item.arguments ?? "{}"
-                    : JSON.stringify({[CUSTOM_INPUT]: required(item.input, `${param}.input`, "a custom_tool_call needs the input it was called with")});
-                callNames.set(id, name);
+            case "custom_tool_call":
+            case "tool_search_call": {
+                const call = toolCall(item, type, param, context.tools);
+                callNames.set(call.id, call.name);
                 turn ??= {content: "", reasoning: "", toolCalls: []};
-                turn.toolCalls.push({id, name, arguments: args});
+                turn.toolCalls.push(call);
+                break;
+            }
+            case "tool_search_output": {
+                const id = required(item.call_id, `${param}.call_id`, "a tool_search_output needs the call_id of its call");
+                endTurn();
+                // The tools themselves join the offered ones (responseTools); the model is told their names.
+                const names = (item.tools ?? []).flatMap((tool) => tool.type === "namespace"
+                    ? (tool.tools ?? []).map((inner) => context.tools.modelName({kind: "function", name: inner.name ?? "", ...tool.name != null ? {namespace: tool.name} : {}}))
+                    : tool.name != null ? [context.tools.modelName({kind: "function", name: tool.name})] : []);
+                messages.push({role: "tool", content: JSON.stringify({loaded_tools: names}), toolCallId: id, name: callNames.get(id)});
                 break;
             }
             case "function_call_output":
@@ -125,7 +148,7 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
                     type == null
                         ? `${param} has neither a type nor a role`
                         : `${param} is a "${type}" item; this server reads message, function_call, function_call_output, custom_tool_call, ` +
-                            "custom_tool_call_output and reasoning items",
+                            "custom_tool_call_output, tool_search_call, tool_search_output and reasoning items",
                     `${param}.type`, "unsupported_item");
         }
     });
@@ -133,6 +156,14 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
     if (!messages.some((message) => message.role !== "system"))
         throw new InvalidRequestError("input has no message for the model to answer", "input");
     return messages;
+}
+
+/** The tools the request offers, and those its conversation's tool searches loaded. */
+export function toolSources(body: ResponseRequest, items: readonly ResponseInputItem[]): ToolSources {
+    return {
+        tools: body.tools,
+        loaded: items.flatMap((item, index) => item.type === "tool_search_output" && item.tools != null ? [{tools: item.tools, param: `input.${index}.tools`}] : [])
+    };
 }
 
 /** The request's generation settings, through the mapper every API shares. */

@@ -11,14 +11,19 @@ import type {ResponseNamespaceMember, ResponseTool} from "./responseSchemas.js";
  *   rest of the prompt use), or `{namespace}__{name}` where that name is taken; a call comes back with `namespace`
  *   set, as OpenAI answers;
  * - a `custom` tool (free-form text input) is a function of one string, `input`; its grammar, if any, is told in the
- *   description rather than enforced; a call comes back as a `custom_tool_call` with that text.
+ *   description rather than enforced; a call comes back as a `custom_tool_call` with that text;
+ * - a `tool_search` the client runs (`execution: "client"`) is a function named `tool_search` with its parameters; a
+ *   call comes back as a `tool_search_call`, and the tools a `tool_search_output` in the conversation loaded are
+ *   offered from then on, as OpenAI does.
  *
- * Hosted tools (`web_search`, `file_search`, `image_generation`…) and `tool_search` are left out: Hearth has nothing
- * to run them with, and agents offer them by default.
+ * Hosted tools (`web_search`, `file_search`, `image_generation`, a `tool_search` the server would run…) are left
+ * out: Hearth has nothing to run them with, and agents offer them by default.
  */
 
 /** What a model-visible function stands for. */
-export type OfferedTool = {kind: "function" | "custom", name: string, namespace?: string};
+export type OfferedTool = {kind: "function" | "custom" | "tool_search", name: string, namespace?: string};
+
+export const TOOL_SEARCH = "tool_search";
 
 export type ResponseToolSet = {
     /** The functions the model is offered, with the request's `strict`. */
@@ -51,6 +56,13 @@ function customDescription(tool: ResponseTool | ResponseNamespaceMember): string
     return tool.description != null && tool.description !== "" ? `${tool.description}\n\n${told}` : told;
 }
 
+const toolSearchParameters = {
+    type: "object",
+    properties: {query: {type: "string", description: "What the tools to find do."}},
+    required: ["query"],
+    additionalProperties: false
+};
+
 const customParameters = {
     type: "object",
     properties: {[CUSTOM_INPUT]: {type: "string", description: "The tool's whole input, as free text."}},
@@ -58,11 +70,15 @@ const customParameters = {
     additionalProperties: false
 };
 
+/** The tools offered in a request and those loaded by tool searches, each with the field it came from. */
+export type ToolSources = {tools: readonly ResponseTool[] | null | undefined, loaded?: readonly {tools: readonly ResponseTool[], param: string}[]};
+
 /** The request's tools, checked, as functions the model can call. */
-export function responseTools(tools: readonly ResponseTool[] | null | undefined): ResponseToolSet {
+export function responseTools({tools, loaded = []}: ToolSources): ResponseToolSet {
     type Entry = {offered: OfferedTool, param: string, description?: string, parameters?: Record<string, unknown>, strict: boolean};
     const entries: Entry[] = [];
     const echoed: object[] = [];
+    const keyOf = (tool: OfferedTool) => `${tool.namespace ?? ""}\u0000${tool.name}`;
     const member = (tool: ResponseTool | ResponseNamespaceMember, param: string, namespace?: string): Entry | undefined => {
         if (tool.type !== "function" && tool.type !== "custom")
             return undefined;
@@ -83,6 +99,14 @@ export function responseTools(tools: readonly ResponseTool[] | null | undefined)
             echoed.push({type: "namespace", name: namespace, description: tool.description ?? "", tools: tool.tools});
             return;
         }
+        if (tool.type === TOOL_SEARCH) {
+            if (tool.execution !== "client")
+                return;
+            entries.push({offered: {kind: "tool_search", name: TOOL_SEARCH}, param, description: tool.description ?? undefined,
+                parameters: tool.parameters ?? toolSearchParameters, strict: true});
+            echoed.push({type: TOOL_SEARCH, execution: "client", description: tool.description ?? null, parameters: tool.parameters ?? toolSearchParameters});
+            return;
+        }
         const entry = member(tool, param);
         if (entry == null)
             return;
@@ -91,12 +115,27 @@ export function responseTools(tools: readonly ResponseTool[] | null | undefined)
             ? {type: "function", name: entry.offered.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: entry.strict}
             : {type: "custom", name: entry.offered.name, description: tool.description ?? null, ...tool.format != null ? {format: tool.format} : {}});
     });
+    // Tools a search loaded join those of the request; a client that also sends them in `tools` offers them once.
+    const present = new Set(entries.map((entry) => keyOf(entry.offered)));
+    for (const search of loaded) {
+        search.tools.forEach((tool, index) => {
+            const param = `${search.param}.${index}`;
+            const found = tool.type === "namespace"
+                ? (tool.tools ?? []).flatMap((inner, innerIndex) => member(inner, `${param}.tools.${innerIndex}`, checkedName(tool.name, `${param}.name`)) ?? [])
+                : [member(tool, param)].filter((entry) => entry != null);
+            for (const entry of found) {
+                if (present.has(keyOf(entry.offered)))
+                    continue;
+                present.add(keyOf(entry.offered));
+                entries.push(entry);
+            }
+        });
+    }
 
     // Top-level tools keep their names; a namespace member takes its own name unless another tool has it.
     const counts = new Map<string, number>();
     for (const entry of entries)
         counts.set(entry.offered.name, (counts.get(entry.offered.name) ?? 0) + 1);
-    const keyOf = (tool: OfferedTool) => `${tool.namespace ?? ""}\u0000${tool.name}`;
     const modelNames = new Map<string, string>();
     const byModelName = new Map<string, OfferedTool>();
     const definitions = entries.map((entry) => {

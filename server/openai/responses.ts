@@ -4,7 +4,7 @@ import {GenerationRun, answer} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
 import {RUNS_ANY_MODEL} from "../routeConfig.js";
 import {responseEncoder, responseItemId, responseSettings} from "./responseEncoder.js";
-import {inputItems, responseGenerationOptions, toResponseMessages} from "./responseInput.js";
+import {inputItems, responseGenerationOptions, toResponseMessages, toolSources} from "./responseInput.js";
 import {ResponseIdParams, ResponseRequest} from "./responseSchemas.js";
 import {responseTools} from "./responseTools.js";
 import type {ResponseInputItem} from "./responseSchemas.js";
@@ -33,7 +33,7 @@ export async function responsesRoutes(app: FastifyInstance, {generation, respons
             ...previous != null ? [...previous.input, ...previous.response.output] as ResponseInputItem[] : [],
             ...inputItems(body.input)
         ];
-        const tools = responseTools(body.tools);
+        const tools = responseTools(toolSources(body, items));
         const messages = toResponseMessages(items, body.instructions, {tools, reasoning: responses.reasoning});
         const options = responseGenerationOptions(body, tools);
         const run = await GenerationRun.start(generation, reply, {
