@@ -129,13 +129,14 @@ describe("POST /v1/responses", () => {
         assert.ok(call.call_id.length > 0 && call.id!.startsWith("fc_") && call.status === "completed");
         assert.equal(response.tools.length, 1);
 
-        // Tools Hearth cannot run (hosted ones, Codex's custom tools) are left out, as agents offer them by default.
+        // Hosted tools, which Hearth cannot run, are left out, as agents offer them by default; custom tools are offered
+        // (responsesAgentTools.test.ts).
         const withHosted = await server.client.responses.create({
             model: qwen, input: "What is the weather in Paris?", temperature: 0, max_output_tokens: 100,
             tools: [{type: "web_search"}, {type: "custom", name: "apply_patch"}, getWeather]
         });
         assert.deepEqual(withHosted.output.map((item) => item.type === "function_call" ? item.name : item.type), ["get_weather"]);
-        assert.deepEqual(withHosted.tools.map((tool) => tool.type), ["function"]);
+        assert.deepEqual(withHosted.tools.map((tool) => tool.type), ["custom", "function"]);
 
         const events = await streamEvents({model: qwen, input: "What is the weather in Paris?", tools: [getWeather], tool_choice: "required", temperature: 0, max_output_tokens: 100});
         events.forEach((event, index) => assert.equal(event.sequence_number, index));
@@ -260,6 +261,10 @@ describe("POST /v1/responses", () => {
             [{model: qwen, input: [{role: "user", content: [{type: "input_image", image_url: "http://x"}]}]}, "input.0.content.0.type"],
             [{model: qwen, input: [{type: "function_call_output", output: "x"}]}, "input.0.call_id"],
             [{model: qwen, input: [{type: "function_call", call_id: "c", arguments: "{}"}]}, "input.0.name"],
+            [{model: qwen, input: [{type: "function_call", call_id: "c", name: "f", arguments: {city: "Paris"}}]}, "input.0.arguments"],
+            [{model: qwen, input: [{type: "custom_tool_call", call_id: "c", name: "apply_patch"}]}, "input.0.input"],
+            [{model: qwen, input: [{type: "tool_search_output", tools: []}]}, "input.0.call_id"],
+            [{model: qwen, input: "Hi", tools: [{type: "namespace", name: "ns", tools: [{type: "custom", name: "bad name"}]}]}, "tools.0.tools.0.name"],
             [{model: qwen, input: []}, "input"],
             [{model: qwen, input: "Hi", tools: [{type: "function", description: "no name"}]}, "tools.0.name"],
             [{model: qwen, input: "Hi", tools: [{type: "function", name: "has space"}]}, "tools.0.name"],

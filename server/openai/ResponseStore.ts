@@ -1,6 +1,7 @@
 import path from "node:path";
 import type Database from "better-sqlite3";
 import {openDatabase} from "../../models/openDatabase.js";
+import {ReasoningSeal} from "./ReasoningSeal.js";
 
 /** A stored response: the response object as it was answered, and the conversation that led to it. */
 export type StoredResponse = {
@@ -28,12 +29,15 @@ type ResponseRow = {id: string, response_json: string, input_json: string, creat
 /**
  * Responses of `/v1/responses` kept with `store` (OpenAI's default), in `responses.db` in the data folder
  * (SQLite, WAL): `previous_response_id` continues their conversation, and they can be read back and deleted.
+ * Responses kept by the client instead carry their reasoning sealed by {@link reasoning}.
  */
 export class ResponseStore {
     readonly #db: Database.Database;
+    readonly reasoning: ReasoningSeal;
 
     constructor(home: string) {
         this.#db = openDatabase(path.join(home, "responses.db"), MIGRATIONS, "The responses database");
+        this.reasoning = new ReasoningSeal(home);
     }
 
     save(stored: StoredResponse): void {

@@ -2,24 +2,51 @@ import {randomBytes} from "node:crypto";
 import type {DoneEvent, Encoder, FinishedReply} from "../generation/index.js";
 import {NAMED_SSE} from "../sse.js";
 import type {ErrorReply} from "../errors.js";
-import {functionTools} from "./responseInput.js";
 import type {ResponseRequest} from "./responseSchemas.js";
 import type {ResponseObject} from "./ResponseStore.js";
+import {customInput} from "./responseTools.js";
+import type {ResponseToolSet} from "./responseTools.js";
 
-/** An id as OpenAI makes them: a prefix (`resp`, `msg`, `rs`, `fc`) and 48 hex digits. */
-export function responseItemId(prefix: "resp" | "msg" | "rs" | "fc"): string {
+/** An id as OpenAI makes them: a prefix (`resp`, `msg`, `rs`, `fc`, `ctc`, `tsc`) and 48 hex digits. */
+export function responseItemId(prefix: "resp" | "msg" | "rs" | "fc" | "ctc" | "tsc"): string {
     return `${prefix}_${randomBytes(24).toString("hex")}`;
 }
 
 type ItemStatus = "in_progress" | "completed" | "incomplete";
 type OutputText = {type: "output_text", text: string, annotations: [], logprobs: []};
-type ReasoningItem = {type: "reasoning", id: string, summary: {type: "summary_text", text: string}[]};
+type ReasoningItem = {type: "reasoning", id: string, summary: {type: "summary_text", text: string}[], encrypted_content?: string};
 type MessageItem = {type: "message", id: string, status: ItemStatus, role: "assistant", content: OutputText[]};
-type FunctionCallItem = {type: "function_call", id: string, call_id: string, name: string, arguments: string, status: ItemStatus};
-export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem;
+type FunctionCallItem = {type: "function_call", id: string, call_id: string, name: string, namespace?: string, arguments: string, status: ItemStatus};
+type CustomToolCallItem = {type: "custom_tool_call", id: string, call_id: string, name: string, namespace?: string, input: string, status: ItemStatus};
+/** A call of the `tool_search` the client runs: its arguments are an object, not a string of JSON. */
+type ToolSearchCallItem = {type: "tool_search_call", id: string, call_id: string, execution: "client", arguments: unknown, status: ItemStatus};
+export type OutputItem = ReasoningItem | MessageItem | FunctionCallItem | CustomToolCallItem | ToolSearchCallItem;
+type CallItem = FunctionCallItem | CustomToolCallItem | ToolSearchCallItem;
+
+function parsedArguments(text: string): unknown {
+    try {
+        return JSON.parse(text) as unknown;
+    } catch {
+        return {};
+    }
+}
+
+/** The output item of a call the model made, in the kind of the tool it called; `text` is its arguments so far. */
+function callItem(tools: ResponseToolSet, call: {id: string, name: string}, text: string, status: ItemStatus): CallItem {
+    const offered = tools.offered(call.name);
+    const namespace = offered.namespace != null ? {namespace: offered.namespace} : {};
+    switch (offered.kind) {
+        case "custom":
+            return {type: "custom_tool_call", id: responseItemId("ctc"), call_id: call.id, name: offered.name, ...namespace, input: customInput({arguments: text}), status};
+        case "tool_search":
+            return {type: "tool_search_call", id: responseItemId("tsc"), call_id: call.id, execution: "client", arguments: parsedArguments(text), status};
+        case "function":
+            return {type: "function_call", id: responseItemId("fc"), call_id: call.id, name: offered.name, ...namespace, arguments: text, status};
+    }
+}
 
 /** The request's settings as a response echoes them, with OpenAI's defaults where the request left them out. */
-export function responseSettings(body: ResponseRequest): Record<string, unknown> {
+export function responseSettings(body: ResponseRequest, tools: ResponseToolSet): Record<string, unknown> {
     return {
         instructions: body.instructions ?? null,
         max_output_tokens: body.max_output_tokens ?? null,
@@ -31,9 +58,7 @@ export function responseSettings(body: ResponseRequest): Record<string, unknown>
         temperature: body.temperature ?? null,
         text: {format: body.text?.format ?? {type: "text"}},
         tool_choice: body.tool_choice ?? "auto",
-        tools: functionTools(body.tools).map((tool) => ({
-            type: "function", name: tool.name, description: tool.description ?? null, parameters: tool.parameters ?? null, strict: tool.strict
-        })),
+        tools: tools.echoed,
         top_p: body.top_p ?? null,
         truncation: "disabled",
         background: false,
@@ -48,6 +73,10 @@ export type ResponseMeta = {
     model: string,
     /** {@link responseSettings} of the request. */
     settings: Record<string, unknown>,
+    /** The request's tools, which say what kind of item each call the model makes is. */
+    tools: ResponseToolSet,
+    /** Seals a reasoning item's text into its `encrypted_content`, where the request asked for it. */
+    sealReasoning?: (text: string) => string,
     /** Called once with the finished response (to store it), before it is sent. */
     finished(response: ResponseObject): void
 };
@@ -98,8 +127,12 @@ export function responseEncoder(meta: ResponseMeta): Encoder {
             const reply = replies[0]!;
             const incomplete = reply.done.finishReason === "length";
             const output: OutputItem[] = [];
-            if (reply.reasoning !== "")
-                output.push({type: "reasoning", id: responseItemId("rs"), summary: [{type: "summary_text", text: reply.reasoning}]});
+            if (reply.reasoning !== "") {
+                output.push({
+                    type: "reasoning", id: responseItemId("rs"), summary: [{type: "summary_text", text: reply.reasoning}],
+                    ...meta.sealReasoning != null ? {encrypted_content: meta.sealReasoning(reply.reasoning)} : {}
+                });
+            }
             if (reply.text !== "" || reply.toolCalls.length === 0) {
                 output.push({
                     type: "message", id: responseItemId("msg"), status: incomplete ? "incomplete" : "completed", role: "assistant",
@@ -107,7 +140,7 @@ export function responseEncoder(meta: ResponseMeta): Encoder {
                 });
             }
             for (const call of reply.toolCalls)
-                output.push({type: "function_call", id: responseItemId("fc"), call_id: call.id, name: call.name, arguments: call.arguments, status: "completed"});
+                output.push(callItem(meta.tools, call, call.arguments, "completed"));
             return finish(output, reply.done);
         }
     };
@@ -121,6 +154,8 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
     const output: OutputItem[] = [];
     /** The output index of each tool call, by the engine's call index. */
     const calls = new Map<number, number>();
+    /** The arguments of a call other than a function's, as the model writes them (for a custom tool, JSON around its input), by output index. */
+    const pendingArguments = new Map<number, string>();
     let open: Open | undefined;
     const event = (type: string, fields: object) => ({type, sequence_number: sequence++, ...fields});
     const snapshot = <T>(value: T): T => structuredClone(value);
@@ -141,6 +176,8 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
         const chunks: unknown[] = [];
         if (item.type === "reasoning") {
             const part = item.summary[0]!;
+            if (meta.sealReasoning != null)
+                item.encrypted_content = meta.sealReasoning(part.text);
             chunks.push(
                 event("response.reasoning_summary_text.done", {...at, summary_index: 0, text: part.text}),
                 event("response.reasoning_summary_part.done", {...at, summary_index: 0, part: snapshot(part)}));
@@ -150,9 +187,19 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
             chunks.push(
                 event("response.output_text.done", {...at, content_index: 0, text: part.text, logprobs: []}),
                 event("response.content_part.done", {...at, content_index: 0, part: snapshot(part)}));
-        } else {
+        } else if (item.type === "function_call") {
             item.status = "completed";
             chunks.push(event("response.function_call_arguments.done", {...at, name: item.name, arguments: item.arguments}));
+        } else if (item.type === "custom_tool_call") {
+            // The input is known once the model's JSON around it is whole, so it comes as one delta.
+            item.status = "completed";
+            item.input = customInput({arguments: pendingArguments.get(outputIndex) ?? ""});
+            chunks.push(
+                event("response.custom_tool_call_input.delta", {...at, delta: item.input}),
+                event("response.custom_tool_call_input.done", {...at, input: item.input}));
+        } else if (item.type === "tool_search_call") {
+            item.status = "completed";
+            item.arguments = parsedArguments(pendingArguments.get(outputIndex) ?? "");
         }
         chunks.push(event("response.output_item.done", {output_index: outputIndex, item: snapshot(item)}));
         return chunks;
@@ -203,15 +250,17 @@ function streamEncoder(meta: ResponseMeta, response: (status: string, output: re
                 case "toolCall": {
                     const chunks = close(false);
                     calls.set(generated.index, output.length);
-                    const item: FunctionCallItem = {
-                        type: "function_call", id: responseItemId("fc"), call_id: generated.id, name: generated.name, arguments: "", status: "in_progress"
-                    };
+                    const item = callItem(meta.tools, generated, "", "in_progress");
                     chunks.push(...add(item, "call"));
                     return chunks;
                 }
                 case "toolCallArguments": {
                     const outputIndex = calls.get(generated.index);
                     const item = outputIndex != null ? output[outputIndex] : undefined;
+                    if (item?.type === "custom_tool_call" || item?.type === "tool_search_call") {
+                        pendingArguments.set(outputIndex!, (pendingArguments.get(outputIndex!) ?? "") + generated.text);
+                        return [];
+                    }
                     if (item?.type !== "function_call")
                         return [];
                     item.arguments += generated.text;

@@ -1,8 +1,11 @@
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, ToolCall, ToolDefinition} from "../../native/types.js";
+import type {ChatMessage, ToolCall} from "../../native/types.js";
 import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {RequestOptions} from "../generation/index.js";
-import type {ResponseInputItem, ResponseRequest, ResponseTool} from "./responseSchemas.js";
+import type {ReasoningSeal} from "./ReasoningSeal.js";
+import type {ResponseInputItem, ResponseRequest} from "./responseSchemas.js";
+import {CUSTOM_INPUT, TOOL_SEARCH} from "./responseTools.js";
+import type {ResponseToolSet, ToolSources} from "./responseTools.js";
 
 /** `/v1/responses` request fields -> the engine's chat messages and options. */
 
@@ -29,12 +32,42 @@ function required(value: string | null | undefined, param: string, what: string)
     return value;
 }
 
+/** OpenAI's words for encrypted content it cannot read, which clients know; the content is shortened as OpenAI does. */
+function unverifiable(sealed: string, param: string): InvalidRequestError {
+    const shown = sealed.length > 12 ? `${sealed.slice(0, 4)}...${sealed.slice(-4)}` : sealed;
+    return new InvalidRequestError(`The encrypted content ${shown} could not be verified. Reason: Encrypted content could not be decrypted or parsed.`,
+        param, "invalid_encrypted_content");
+}
+
+/** A call of a tool the model made, sent back, as the engine's call of the function the model knows it by. */
+function toolCall(item: ResponseInputItem, type: "function_call" | "custom_tool_call" | "tool_search_call", param: string, tools: ResponseToolSet): ToolCall {
+    if (type === "tool_search_call") {
+        const id = required(item.call_id ?? item.id, `${param}.call_id`, "a tool_search_call needs the call_id its output refers to");
+        const args = typeof item.arguments === "string" ? item.arguments : JSON.stringify(item.arguments ?? {});
+        return {id, name: tools.modelName({kind: "tool_search", name: TOOL_SEARCH}), arguments: args};
+    }
+    const id = required(item.call_id, `${param}.call_id`, `a ${type} needs the call_id its output refers to`);
+    const name = tools.modelName({
+        kind: type === "function_call" ? "function" : "custom",
+        name: required(item.name, `${param}.name`, `a ${type} needs the tool's name`),
+        ...item.namespace != null ? {namespace: item.namespace} : {}
+    });
+    if (type === "custom_tool_call")
+        return {id, name, arguments: JSON.stringify({[CUSTOM_INPUT]: required(item.input, `${param}.input`, "a custom_tool_call needs the input it was called with")})};
+    if (item.arguments != null && typeof item.arguments !== "string")
+        throw new InvalidRequestError(`${param}.arguments must be a string of JSON`, `${param}.arguments`);
+    return {id, name, arguments: item.arguments ?? "{}"};
+}
+
+/** What the conversation's items need besides themselves: the names the model knows the tools by, and the reasoning seal. */
+export type ConversationContext = {tools: ResponseToolSet, reasoning: Pick<ReasoningSeal, "open">};
+
 /**
  * The conversation the items make, in the engine's terms. One assistant turn may come as several items (its
- * reasoning, its message, its function calls): they join into one assistant message, as the model wrote them.
+ * reasoning, its message, its tool calls): they join into one assistant message, as the model wrote them.
  * `instructions` go first, as a system message.
  */
-export function toResponseMessages(items: readonly ResponseInputItem[], instructions: string | null | undefined): ChatMessage[] {
+export function toResponseMessages(items: readonly ResponseInputItem[], instructions: string | null | undefined, context: ConversationContext): ChatMessage[] {
     const messages: ChatMessage[] = instructions != null && instructions !== "" ? [{role: "system", content: instructions}] : [];
     let turn: {content: string, reasoning: string, toolCalls: ToolCall[]} | undefined;
     const callNames = new Map<string, string>();
@@ -70,24 +103,43 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
                 if (turn != null && (turn.content !== "" || turn.toolCalls.length > 0 || turn.reasoning !== ""))
                     endTurn();
                 turn ??= {content: "", reasoning: "", toolCalls: []};
-                // The summary, or the full thinking (`reasoning_text` parts) where a client sends that instead.
-                turn.reasoning = partsText(item.summary, `${param}.summary`) || partsText(item.content, `${param}.content`);
+                // The whole thinking as Hearth sealed it; else the summary, or the full thinking (`reasoning_text`
+                // parts) where a client sends that instead.
+                if (item.encrypted_content != null) {
+                    const opened = context.reasoning.open(item.encrypted_content);
+                    if (opened == null)
+                        throw unverifiable(item.encrypted_content, `${param}.encrypted_content`);
+                    turn.reasoning = opened;
+                } else
+                    turn.reasoning = partsText(item.summary, `${param}.summary`) || partsText(item.content, `${param}.content`);
                 break;
             }
-            case "function_call": {
-                const id = required(item.call_id, `${param}.call_id`, "a function_call needs the call_id its output refers to");
-                const name = required(item.name, `${param}.name`, "a function_call needs the function's name");
-                callNames.set(id, name);
+            case "function_call":
+            case "custom_tool_call":
+            case "tool_search_call": {
+                const call = toolCall(item, type, param, context.tools);
+                callNames.set(call.id, call.name);
                 turn ??= {content: "", reasoning: "", toolCalls: []};
-                turn.toolCalls.push({id, name, arguments: item.arguments ?? "{}"});
+                turn.toolCalls.push(call);
                 break;
             }
-            case "function_call_output": {
-                const id = required(item.call_id, `${param}.call_id`, "a function_call_output needs the call_id of its call");
+            case "tool_search_output": {
+                const id = required(item.call_id, `${param}.call_id`, "a tool_search_output needs the call_id of its call");
+                endTurn();
+                // The tools themselves join the offered ones (responseTools); the model is told their names.
+                const names = (item.tools ?? []).flatMap((tool) => tool.type === "namespace"
+                    ? (tool.tools ?? []).map((inner) => context.tools.modelName({kind: "function", name: inner.name ?? "", ...tool.name != null ? {namespace: tool.name} : {}}))
+                    : tool.name != null ? [context.tools.modelName({kind: "function", name: tool.name})] : []);
+                messages.push({role: "tool", content: JSON.stringify({loaded_tools: names}), toolCallId: id, name: callNames.get(id)});
+                break;
+            }
+            case "function_call_output":
+            case "custom_tool_call_output": {
+                const id = required(item.call_id, `${param}.call_id`, `a ${type} needs the call_id of its call`);
                 endTurn();
                 const output = item.output;
                 if (output == null)
-                    throw new InvalidRequestError(`${param}.output is missing: a function_call_output needs the function's output`, `${param}.output`);
+                    throw new InvalidRequestError(`${param}.output is missing: a ${type} needs the tool's output`, `${param}.output`);
                 messages.push({role: "tool", content: partsText(output, `${param}.output`), toolCallId: id, name: callNames.get(id)});
                 break;
             }
@@ -95,7 +147,8 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
                 throw new InvalidRequestError(
                     type == null
                         ? `${param} has neither a type nor a role`
-                        : `${param} is a "${type}" item; this server reads message, function_call, function_call_output and reasoning items`,
+                        : `${param} is a "${type}" item; this server reads message, function_call, function_call_output, custom_tool_call, ` +
+                            "custom_tool_call_output, tool_search_call, tool_search_output and reasoning items",
                     `${param}.type`, "unsupported_item");
         }
     });
@@ -105,23 +158,17 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
     return messages;
 }
 
-const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-
-/** The request's function tools, checked; tools of other types are left out (see `responseSchemas.ts`). */
-export function functionTools(tools: readonly ResponseTool[] | null | undefined): (ToolDefinition & {strict: boolean})[] {
-    return (tools ?? []).flatMap((tool, index) => {
-        if (tool.type !== "function")
-            return [];
-        if (tool.name == null || !FUNCTION_NAME.test(tool.name))
-            throw new InvalidRequestError(`tools[${index}].name must be 1 to 64 letters, digits, underscores or dashes`, `tools.${index}.name`);
-        return [{name: tool.name, description: tool.description ?? undefined, parameters: tool.parameters ?? undefined, strict: tool.strict ?? true}];
-    });
+/** The tools the request offers, and those its conversation's tool searches loaded. */
+export function toolSources(body: ResponseRequest, items: readonly ResponseInputItem[]): ToolSources {
+    return {
+        tools: body.tools,
+        loaded: items.flatMap((item, index) => item.type === "tool_search_output" && item.tools != null ? [{tools: item.tools, param: `input.${index}.tools`}] : [])
+    };
 }
 
 /** The request's generation settings, through the mapper every API shares. */
-export function responseGenerationOptions(body: ResponseRequest): RequestOptions {
+export function responseGenerationOptions(body: ResponseRequest, tools: ResponseToolSet): RequestOptions {
     const format = body.text?.format;
-    const tools = functionTools(body.tools);
     const choice = body.tool_choice;
     const effort = body.reasoning?.effort;
     return toGenerationOptions({
@@ -136,8 +183,9 @@ export function responseGenerationOptions(body: ResponseRequest): RequestOptions
             : format.type === "json_schema" ? {type: "json_schema", schema: format.schema}
             : {type: format.type},
         tools: {
-            definitions: tools.map(({name, description, parameters}) => ({name, description, parameters})),
-            choice: choice == null ? undefined : typeof choice === "string" ? choice : {name: choice.name},
+            definitions: tools.definitions.map(({name, description, parameters}) => ({name, description, parameters})),
+            choice: choice == null ? undefined : typeof choice === "string" ? choice
+                : {name: tools.modelName({kind: choice.type, name: choice.name, ...choice.namespace != null ? {namespace: choice.namespace} : {}})},
             parallel: body.parallel_tool_calls ?? undefined
         },
         reasoning: effort != null ? [{param: "reasoning.effort", value: reasoningForEffort(effort)}] : []

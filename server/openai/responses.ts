@@ -4,8 +4,9 @@ import {GenerationRun, answer} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
 import {RUNS_ANY_MODEL} from "../routeConfig.js";
 import {responseEncoder, responseItemId, responseSettings} from "./responseEncoder.js";
-import {inputItems, responseGenerationOptions, toResponseMessages} from "./responseInput.js";
+import {inputItems, responseGenerationOptions, toResponseMessages, toolSources} from "./responseInput.js";
 import {ResponseIdParams, ResponseRequest} from "./responseSchemas.js";
+import {responseTools} from "./responseTools.js";
 import type {ResponseInputItem} from "./responseSchemas.js";
 import type {ResponseStore} from "./ResponseStore.js";
 
@@ -32,15 +33,17 @@ export async function responsesRoutes(app: FastifyInstance, {generation, respons
             ...previous != null ? [...previous.input, ...previous.response.output] as ResponseInputItem[] : [],
             ...inputItems(body.input)
         ];
-        const messages = toResponseMessages(items, body.instructions);
-        const options = responseGenerationOptions(body);
+        const tools = responseTools(toolSources(body, items));
+        const messages = toResponseMessages(items, body.instructions, {tools, reasoning: responses.reasoning});
+        const options = responseGenerationOptions(body, tools);
         const run = await GenerationRun.start(generation, reply, {
             model: body.model,
             inputs: (model) => [{prompt: model.chatPrompt(messages, options), options, promptParam: "input"}]
         });
         const id = responseItemId("resp");
         const encoder = responseEncoder({
-            id, createdAt: Math.floor(Date.now() / 1000), model: body.model, settings: responseSettings(body),
+            id, createdAt: Math.floor(Date.now() / 1000), model: body.model, settings: responseSettings(body, tools), tools,
+            ...body.include?.includes("reasoning.encrypted_content") === true ? {sealReasoning: (text: string) => responses.reasoning.seal(text)} : {},
             finished: (response) => {
                 if (body.store !== false)
                     responses.save({id, response, input: items});
