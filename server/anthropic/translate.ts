@@ -3,7 +3,7 @@ import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
 import {reasoningForEffort, requestedStop, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
-import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
+import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam, ToolParam} from "./anthropicSchemas.js";
 
 /** Anthropic request fields -> the engine's chat and options, and engine results -> Anthropic fields. */
 
@@ -34,17 +34,28 @@ function systemText(system: SystemParam | undefined): string | undefined {
     return typeof system === "string" ? system : textOf(system, "system");
 }
 
-/** A tool's result as the model reads it; an error is marked, since the chat formats have no flag for it. */
+/**
+ * A tool's result as the model reads it; an error is marked, since the chat formats have no flag for it. A
+ * `tool_reference` (a tool search's answer) loads a deferred tool into the prompt's tools and reads as its name.
+ */
 function toolResultText(block: ContentBlock, param: string): string {
     const content = block.content ?? "";
-    const text = typeof content === "string" ? content : textOf(content, `${param}.content`);
+    const text = typeof content === "string"
+        ? content
+        : textOf(content.map((part) => part.type === "tool_reference" ? {type: "text", text: `Tool loaded: ${part.tool_name ?? ""}`} : part), `${param}.content`);
     return block.is_error === true ? `Error: ${text}` : text;
+}
+
+/** A system turn's text; an empty one (Claude Code sends some that carry only settings) has nothing to render. */
+function systemTurnText(message: MessageParam, messageIndex: number): string {
+    return typeof message.content === "string" ? message.content : textOf(message.content, `messages[${messageIndex}].content`);
 }
 
 /**
  * Anthropic's turns as the engine's chat: a user turn's `tool_result` blocks become tool messages (named after
  * the call they answer) and its text a user message, in the order they come; an assistant turn's thinking,
- * text and `tool_use` blocks become one assistant message with its past reasoning and calls.
+ * text and `tool_use` blocks become one assistant message with its past reasoning and calls; a system turn stays
+ * one where it is (the model's format renders it there, or merges it into the user's turn: `ChatFormat`).
  */
 export function toChatMessages(system: SystemParam | undefined, messages: readonly MessageParam[]): ChatMessage[] {
     const chat: ChatMessage[] = [];
@@ -55,6 +66,12 @@ export function toChatMessages(system: SystemParam | undefined, messages: readon
     messages.forEach((message, messageIndex) => {
         const blocks: readonly ContentBlock[] = typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content;
         const param = (index: number) => `messages[${messageIndex}].content[${index}]`;
+        if (message.role === "system") {
+            const text = systemTurnText(message, messageIndex);
+            if (text !== "")
+                chat.push({role: "system", content: text});
+            return;
+        }
         if (message.role === "assistant") {
             let content = "";
             let reasoning = "";
@@ -141,9 +158,27 @@ export function showsThinking(body: {thinking?: ThinkingParam | null}): boolean 
     return body.thinking?.type !== "disabled" && body.thinking?.display !== "omitted";
 }
 
+/** The deferred tools (`defer_loading`) that a tool result has loaded with a `tool_reference` block. */
+function loadedTools(messages: readonly MessageParam[]): Set<string> {
+    const names = new Set<string>();
+    for (const message of messages)
+        for (const block of typeof message.content === "string" ? [] : message.content)
+            if (block.type === "tool_result" && Array.isArray(block.content))
+                for (const part of block.content)
+                    if (part.type === "tool_reference" && part.tool_name != null)
+                        names.add(part.tool_name);
+    return names;
+}
+
+/** The tools in the prompt: a deferred one only once a tool search has loaded it, as Anthropic leaves them out until then. */
+function promptTools(body: CountTokensRequest): {tool: ToolParam, index: number}[] {
+    const loaded = loadedTools(body.messages);
+    return (body.tools ?? []).flatMap((tool, index) => tool.defer_loading !== true || loaded.has(tool.name) ? [{tool, index}] : []);
+}
+
 function toolOptions(body: CountTokensRequest): RequestedGeneration["tools"] {
     return {
-        definitions: (body.tools ?? []).map((tool, index) => {
+        definitions: promptTools(body).map(({tool, index}) => {
             if (tool.type != null && tool.type !== "custom")
                 throw new InvalidRequestError(`tools[${index}] is Anthropic's server tool "${tool.type}", which this server does not run; offer it as a client tool with an input_schema`, `tools.${index}.type`);
             return {name: tool.name, description: tool.description ?? undefined, parameters: tool.input_schema ?? undefined};
