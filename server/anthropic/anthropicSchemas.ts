@@ -34,10 +34,15 @@ const ContentBlock = Type.Object({
 });
 export type ContentBlock = Static<typeof ContentBlock>;
 
-/** A `system` turn may come anywhere in the conversation (Claude Code sends them); its blocks are text. */
+/**
+ * A `system` turn may come anywhere in the conversation (Claude Code sends them); its blocks are text, it may have
+ * no content (one that carries only its turn's `output_config`), and `clear_at: "next_user_message"` shows it only
+ * until a user turn follows.
+ */
 const Message = Type.Object({
     role: Type.Union([Type.Literal("user"), Type.Literal("assistant"), Type.Literal("system")]),
-    content: Type.Union([Type.String(), Type.Array(ContentBlock)])
+    content: Type.Optional(Type.Union([Type.String(), Type.Array(ContentBlock)])),
+    clear_at: Maybe(Type.String())
 });
 export type MessageParam = Static<typeof Message>;
 

@@ -33,7 +33,7 @@ function threshold(edit: Record<string, unknown>, field: string, types: readonly
 }
 
 const blocksOf = (message: MessageParam): readonly ContentBlock[] =>
-    typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content;
+    typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content ?? [];
 
 const isThinking = (block: ContentBlock) => block.type === "thinking" || block.type === "redacted_thinking";
 
@@ -70,7 +70,7 @@ function clearToolUses(messages: MessageParam[], uses: readonly {id: string, nam
     const ids = new Set(uses.map((use) => use.id));
     const inputsCleared = (name: string) => clearInputs === true || (Array.isArray(clearInputs) && clearInputs.includes(name));
     return messages.map((message) => {
-        if (typeof message.content === "string")
+        if (typeof message.content === "string" || message.content == null)
             return message;
         const content = message.content.map((block): ContentBlock => {
             if (block.type === "tool_result" && block.tool_use_id != null && ids.has(block.tool_use_id))

@@ -46,9 +46,16 @@ function toolResultText(block: ContentBlock, param: string): string {
     return block.is_error === true ? `Error: ${text}` : text;
 }
 
-/** A system turn's text; an empty one (Claude Code sends some that carry only settings) has nothing to render. */
-function systemTurnText(message: MessageParam, messageIndex: number): string {
-    return typeof message.content === "string" ? message.content : textOf(message.content, `messages[${messageIndex}].content`);
+/**
+ * A system turn's text. An empty one (Claude Code sends some that carry only a turn's `output_config`) has nothing to
+ * render, nor has one whose `clear_at` is `next_user_message` once a user turn follows it.
+ */
+function systemTurnText(messages: readonly MessageParam[], messageIndex: number): string {
+    const message = messages[messageIndex]!;
+    if (message.clear_at === "next_user_message" && messages.slice(messageIndex + 1).some((later) => later.role === "user"))
+        return "";
+    const content = message.content ?? "";
+    return typeof content === "string" ? content : textOf(content, `messages[${messageIndex}].content`);
 }
 
 /**
@@ -64,14 +71,16 @@ export function toChatMessages(system: SystemParam | undefined, messages: readon
         chat.push({role: "system", content: text});
     const callNames = new Map<string, string>();
     messages.forEach((message, messageIndex) => {
-        const blocks: readonly ContentBlock[] = typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content;
-        const param = (index: number) => `messages[${messageIndex}].content[${index}]`;
         if (message.role === "system") {
-            const text = systemTurnText(message, messageIndex);
+            const text = systemTurnText(messages, messageIndex);
             if (text !== "")
                 chat.push({role: "system", content: text});
             return;
         }
+        if (message.content == null)
+            throw new InvalidRequestError(`messages[${messageIndex}] has no content; only a system turn may leave it out`, `messages[${messageIndex}].content`);
+        const blocks: readonly ContentBlock[] = typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content;
+        const param = (index: number) => `messages[${messageIndex}].content[${index}]`;
         if (message.role === "assistant") {
             let content = "";
             let reasoning = "";
@@ -162,7 +171,7 @@ export function showsThinking(body: {thinking?: ThinkingParam | null}): boolean 
 function loadedTools(messages: readonly MessageParam[]): Set<string> {
     const names = new Set<string>();
     for (const message of messages)
-        for (const block of typeof message.content === "string" ? [] : message.content)
+        for (const block of typeof message.content === "string" ? [] : message.content ?? [])
             if (block.type === "tool_result" && Array.isArray(block.content))
                 for (const part of block.content)
                     if (part.type === "tool_reference" && part.tool_name != null)
