@@ -173,6 +173,25 @@ describe("Claude Code's request shapes on /v1/messages?beta=true", () => {
         const loaded = await count({model, tools: [weather, forecast], messages: searched});
         assert.ok(loaded.input_tokens > before.input_tokens + 20, `${loaded.input_tokens} > ${before.input_tokens}: the loaded tool is in the prompt`);
     });
+
+    it("offers and withdraws tools where a system turn's tool_addition and tool_removal say", async () => {
+        const model = "qwen3-script";
+        const asked: BetaMessageParam[] = [{role: "user", content: question}];
+        const adding = (tool: BetaMessageParam["content"]): BetaMessageParam[] => [...asked, {role: "system", content: tool} as BetaMessageParam];
+        const defined = await create({
+            model, messages: adding([{type: "tool_addition", tool: {type: "tool_definition", definition: weather}}, {type: "text", text: "A tool is here."}])
+        });
+        weatherCall(defined);
+        const referenced = await create({model, tools: [{...weather, defer_loading: true}], messages: adding([{type: "tool_addition", tool: {type: "tool_reference", name: "get_weather"}}])});
+        weatherCall(referenced);
+        const withdrawn = await create({model, tools: [weather], messages: adding([{type: "tool_removal", tool: {type: "tool_reference", name: "get_weather"}}]), thinking: {type: "disabled"}});
+        assert.equal(text(withdrawn), "Hello from Qwen.");
+        await assert.rejects(create({model, messages: adding([{type: "tool_addition", tool: {type: "tool_reference", name: "no_such_tool"}}])}), (error: unknown) => {
+            assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+            assert.match(error.message, /no_such_tool/);
+            return true;
+        });
+    });
 });
 
 describe("context_management edits", () => {

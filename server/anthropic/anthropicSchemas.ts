@@ -30,7 +30,9 @@ const ContentBlock = Type.Object({
     is_error: Maybe(Type.Boolean()),
     /** `thinking` */
     thinking: Type.Optional(Type.String()),
-    signature: Type.Optional(Type.String())
+    signature: Type.Optional(Type.String()),
+    /** A system turn's `tool_addition` and `tool_removal`: the tool they offer or withdraw. */
+    tool: Type.Optional(Type.Unknown())
 });
 export type ContentBlock = Static<typeof ContentBlock>;
 

@@ -3,7 +3,8 @@ import {InvalidRequestError} from "../../native/errors.js";
 import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
 import {reasoningForEffort, requestedStop, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
-import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam, ToolParam} from "./anthropicSchemas.js";
+import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
+import {TOOL_CHANGES, promptTools} from "./promptTools.js";
 
 /** Anthropic request fields -> the engine's chat and options, and engine results -> Anthropic fields. */
 
@@ -55,7 +56,7 @@ function systemTurnText(messages: readonly MessageParam[], messageIndex: number)
     if (message.clear_at === "next_user_message" && messages.slice(messageIndex + 1).some((later) => later.role === "user"))
         return "";
     const content = message.content ?? "";
-    return typeof content === "string" ? content : textOf(content, `messages[${messageIndex}].content`);
+    return typeof content === "string" ? content : textOf(content.filter((block) => !TOOL_CHANGES.has(block.type)), `messages[${messageIndex}].content`);
 }
 
 /**
@@ -167,29 +168,11 @@ export function showsThinking(body: {thinking?: ThinkingParam | null}): boolean 
     return body.thinking?.type !== "disabled" && body.thinking?.display !== "omitted";
 }
 
-/** The deferred tools (`defer_loading`) that a tool result has loaded with a `tool_reference` block. */
-function loadedTools(messages: readonly MessageParam[]): Set<string> {
-    const names = new Set<string>();
-    for (const message of messages)
-        for (const block of typeof message.content === "string" ? [] : message.content ?? [])
-            if (block.type === "tool_result" && Array.isArray(block.content))
-                for (const part of block.content)
-                    if (part.type === "tool_reference" && part.tool_name != null)
-                        names.add(part.tool_name);
-    return names;
-}
-
-/** The tools in the prompt: a deferred one only once a tool search has loaded it, as Anthropic leaves them out until then. */
-function promptTools(body: CountTokensRequest): {tool: ToolParam, index: number}[] {
-    const loaded = loadedTools(body.messages);
-    return (body.tools ?? []).flatMap((tool, index) => tool.defer_loading !== true || loaded.has(tool.name) ? [{tool, index}] : []);
-}
-
 function toolOptions(body: CountTokensRequest): RequestedGeneration["tools"] {
     return {
-        definitions: promptTools(body).map(({tool, index}) => {
+        definitions: promptTools(body.tools ?? [], body.messages).map(({tool, param}) => {
             if (tool.type != null && tool.type !== "custom")
-                throw new InvalidRequestError(`tools[${index}] is Anthropic's server tool "${tool.type}", which this server does not run; offer it as a client tool with an input_schema`, `tools.${index}.type`);
+                throw new InvalidRequestError(`${param} is Anthropic's server tool "${tool.type}", which this server does not run; offer it as a client tool with an input_schema`, `${param}.type`);
             return {name: tool.name, description: tool.description ?? undefined, parameters: tool.input_schema ?? undefined};
         }),
         choice: toolChoice(body.tool_choice),
