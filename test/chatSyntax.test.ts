@@ -87,4 +87,37 @@ describe("chat syntax of every family", () => {
         assert.match(prompt, /<tool_call>\n\{"name":"get_weather","arguments":\{"city":"Paris"\}\}\n<\/tool_call>/);
         assert.match(prompt, /<tool_response>\nsunny-and-21\n<\/tool_response>/);
     });
+
+    it("a system message later in the chat is a system turn where it comes, else a <system-reminder> in the user's turn", () => {
+        const chat: ChatMessage[] = [{role: "system", content: "Be brief."}, {role: "user", content: "USER-TEXT"}, {role: "system", content: "LATER-SYSTEM"}];
+        // DeepSeek's wrapper moves system text in front of the conversation, Muse's drops it.
+        const moved = new Set<ResolvableChatWrapperTypeName>(["deepSeek", "muse"]);
+        for (const type of [...families.map((family) => family.type), "muse"] as ResolvableChatWrapperTypeName[]) {
+            const prompt = model.detokenize(new ChatFormat(model, type).render(chat, {}).tokens, true);
+            const user = prompt.indexOf("USER-TEXT");
+            assert.ok(user >= 0 && prompt.indexOf("LATER-SYSTEM", user) > user, `${type}: the system text comes after the user's: ${JSON.stringify(prompt)}`);
+            assert.equal(prompt.includes("<system-reminder>\nLATER-SYSTEM\n</system-reminder>"), moved.has(type), `${type}: ${JSON.stringify(prompt)}`);
+            assert.ok(prompt.includes("Be brief."), `${type}: the system prompt stays`);
+        }
+    });
+
+    it("the scripted families' own templates render a later system message as a system turn where it comes", async () => {
+        const llama = await getLlama({gpu: false, build: "never"});
+        const turns: [string, string][] = [
+            ["qwen3-script", "<|im_start|>system\nLATER-SYSTEM<|im_end|>"],
+            ["llama3.1-script", "<|start_header_id|>system<|end_header_id|>\n\nLATER-SYSTEM<|eot_id|>"],
+            ["gpt-oss-script", "<|start|>developer<|message|>LATER-SYSTEM<|end|>"],
+            ["gemma4-script", "<|turn>system\nLATER-SYSTEM<turn|>"]
+        ];
+        for (const [name, turn] of turns) {
+            const own = await llama.loadModel({modelPath: await testModel(`scripted/${name}.gguf`), vocabOnly: true});
+            try {
+                const chat: ChatMessage[] = [{role: "user", content: "USER-TEXT"}, {role: "system", content: "LATER-SYSTEM"}];
+                const prompt = own.detokenize(new ChatFormat(own).render(chat, {}).tokens, true);
+                assert.ok(prompt.indexOf(turn) > prompt.indexOf("USER-TEXT"), `${name}: ${JSON.stringify(prompt)}`);
+            } finally {
+                await own.dispose();
+            }
+        }
+    });
 });

@@ -5,6 +5,7 @@ import {stopTriggerStrings} from "../stopTriggerStrings.js";
 import type {ChatMessage, ReasoningOptions, ToolDefinition} from "../types.js";
 import {toNativeHistory} from "./nativeHistory.js";
 import {HERMES_CALL, toHermesHistory} from "./hermesTools.js";
+import {rendersSystemTurnsInPlace, systemTurnsAsReminders} from "./systemTurns.js";
 
 /** What an opening of the reply (a prefix trigger) does: open a segment, start the answer, or start a call. */
 export type OpeningAction =
@@ -86,12 +87,14 @@ function withFunctionName(value: string | LlamaText, name: string): LlamaText {
 /**
  * Renders chats for one model the way its own family does, through node-llama-cpp's chat wrapper for it:
  * tools in the template's own format, past calls and results, and the template's reasoning switch.
- * A model whose template has no tool support gets Hearth's Hermes-style format (`hermesTools.ts`).
+ * A model whose template has no tool support gets Hearth's Hermes-style format (`hermesTools.ts`). A system
+ * message later in the chat is a system turn where the wrapper renders one there, else the user's text.
  */
 export class ChatFormat {
     readonly #model: LlamaModel;
     readonly #type: ResolvableChatWrapperTypeName | undefined;
     readonly #wrappers = new Map<ReasoningKey, ChatWrapper>();
+    readonly #systemTurnsInPlace = new Map<ChatWrapper, boolean>();
 
     constructor(model: LlamaModel, type?: ResolvableChatWrapperTypeName) {
         this.#model = model;
@@ -119,8 +122,18 @@ export class ChatFormat {
         return wrapper;
     }
 
-    render(messages: readonly ChatMessage[], options: {tools?: readonly ToolDefinition[], reasoning?: ReasoningOptions}): ChatTurn {
+    #inPlace(wrapper: ChatWrapper): boolean {
+        let inPlace = this.#systemTurnsInPlace.get(wrapper);
+        if (inPlace == null) {
+            inPlace = rendersSystemTurnsInPlace(wrapper);
+            this.#systemTurnsInPlace.set(wrapper, inPlace);
+        }
+        return inPlace;
+    }
+
+    render(chat: readonly ChatMessage[], options: {tools?: readonly ToolDefinition[], reasoning?: ReasoningOptions}): ChatTurn {
         const wrapper = this.#wrapperFor(options.reasoning);
+        const messages = this.#inPlace(wrapper) ? chat : systemTurnsAsReminders(chat);
         const tools = options.tools ?? [];
         const native = wrapper.settings.functions.call.prefix !== "||call: ";
         const functions: ChatModelFunctions | undefined = tools.length > 0 && native

@@ -3,16 +3,18 @@ import type {Static, TSchema} from "typebox";
 
 /**
  * Request schemas for Anthropic's `/v1/messages` and `/v1/messages/count_tokens`. Unknown fields are allowed
- * (`metadata`, `cache_control`, `service_tier`…), as clients send fields this server has no use for. Content
- * blocks are checked loosely here and by type in the translation, so a block this server cannot read (an image)
- * is refused with a message that says so rather than a schema error.
+ * (`metadata`, `cache_control` on any block or tool, `service_tier`, a tool's `strict` or `input_examples`…), as
+ * clients send fields this server has no use for. Content blocks are checked loosely here and by type in the
+ * translation, so a block this server cannot read (an image) is refused with a message that says so rather than a
+ * schema error.
  */
 
 /** Optional, and `null` means the same as absent. */
 const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
 const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
-const TextBlock = Type.Object({type: Type.String(), text: Type.Optional(Type.String())});
+/** A text block, or in a tool's result also a `tool_reference` to a deferred tool that the result loads. */
+const TextBlock = Type.Object({type: Type.String(), text: Type.Optional(Type.String()), tool_name: Type.Optional(Type.String())});
 
 const ContentBlock = Type.Object({
     type: Type.String({minLength: 1}),
@@ -28,13 +30,21 @@ const ContentBlock = Type.Object({
     is_error: Maybe(Type.Boolean()),
     /** `thinking` */
     thinking: Type.Optional(Type.String()),
-    signature: Type.Optional(Type.String())
+    signature: Type.Optional(Type.String()),
+    /** A system turn's `tool_addition` and `tool_removal`: the tool they offer or withdraw. */
+    tool: Type.Optional(Type.Unknown())
 });
 export type ContentBlock = Static<typeof ContentBlock>;
 
+/**
+ * A `system` turn may come anywhere in the conversation (Claude Code sends them); its blocks are text, it may have
+ * no content (one that carries only its turn's `output_config`), and `clear_at: "next_user_message"` shows it only
+ * until a user turn follows.
+ */
 const Message = Type.Object({
-    role: Type.Union([Type.Literal("user"), Type.Literal("assistant")]),
-    content: Type.Union([Type.String(), Type.Array(ContentBlock)])
+    role: Type.Union([Type.Literal("user"), Type.Literal("assistant"), Type.Literal("system")]),
+    content: Type.Optional(Type.Union([Type.String(), Type.Array(ContentBlock)])),
+    clear_at: Maybe(Type.String())
 });
 export type MessageParam = Static<typeof Message>;
 
@@ -46,8 +56,11 @@ const Tool = Type.Object({
     description: Maybe(Type.String()),
     input_schema: Maybe(JsonObject),
     /** `custom` (or absent) for a client tool; Anthropic's server tools (`web_search_…`) are refused in the translation. */
-    type: Maybe(Type.String())
+    type: Maybe(Type.String()),
+    /** Left out of the prompt until a tool result loads it with a `tool_reference` block. */
+    defer_loading: Maybe(Type.Boolean())
 });
+export type ToolParam = Static<typeof Tool>;
 
 const ToolChoice = Type.Object({
     type: Type.Union([Type.Literal("auto"), Type.Literal("any"), Type.Literal("tool"), Type.Literal("none")]),
@@ -58,8 +71,8 @@ const ToolChoice = Type.Object({
 const Thinking = Type.Object({
     type: Type.Union([Type.Literal("enabled"), Type.Literal("disabled"), Type.Literal("adaptive"), Type.Literal("between_tools")]),
     budget_tokens: Maybe(Type.Integer({minimum: 1})),
-    /** `omitted`: no thinking blocks in the reply. */
-    display: Maybe(Type.Union([Type.Literal("summarized"), Type.Literal("omitted")]))
+    /** `omitted`: no thinking blocks in the reply; any other value (`summarized`, `updates`…) shows them. */
+    display: Maybe(Type.String())
 });
 export type ThinkingParam = Static<typeof Thinking>;
 
@@ -69,6 +82,11 @@ const OutputConfig = Type.Object({
     format: Maybe(Type.Object({type: Type.Literal("json_schema"), schema: JsonObject}))
 });
 
+/** One of `context_management.edits`, read by its type in `contextEdits.ts`; an edit of an unknown type is ignored. */
+const ContextEdit = Type.Object({type: Type.String({minLength: 1})});
+const ContextManagement = Type.Object({edits: Maybe(Type.Array(ContextEdit))});
+export type ContextManagementParam = Static<typeof ContextManagement>;
+
 /** What a prompt is made of: the part count_tokens shares with a message request. */
 const promptFields = {
     model: Type.String({minLength: 1}),
@@ -77,7 +95,8 @@ const promptFields = {
     tools: Maybe(Type.Array(Tool)),
     tool_choice: Maybe(ToolChoice),
     thinking: Maybe(Thinking),
-    output_config: Maybe(OutputConfig)
+    output_config: Maybe(OutputConfig),
+    context_management: Maybe(ContextManagement)
 };
 
 export const MessagesRequest = Type.Object({
@@ -88,7 +107,8 @@ export const MessagesRequest = Type.Object({
     top_p: Maybe(Type.Number({minimum: 0, maximum: 1})),
     top_k: Maybe(Type.Integer({minimum: 0})),
     stream: Maybe(Type.Boolean()),
-    metadata: Maybe(JsonObject)
+    /** Any shape: nothing here reads it. */
+    metadata: Type.Optional(Type.Unknown())
 });
 export type MessagesRequest = Static<typeof MessagesRequest>;
 

@@ -8,12 +8,24 @@ import {upstreamServing} from "../upstreams/upstreamServing.js";
 import {UpstreamRun} from "../upstreams/UpstreamRun.js";
 import {ANTHROPIC_ROUTE, ANTHROPIC_RUNS_MODEL, useAnthropicConventions} from "./anthropicConventions.js";
 import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
+import type {SystemParam} from "./anthropicSchemas.js";
+import {applyContextEdits} from "./contextEdits.js";
+import type {CountTokens} from "./contextEdits.js";
 import {messagesEncoder} from "./messagesEncoder.js";
 import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toChatMessages} from "./translate.js";
+import type {LoadedModel} from "../../native/LoadedModel.js";
+import type {RequestOptions} from "../generation/index.js";
+
+/** A prompt's length on a local model, for the context edits' token thresholds. */
+function tokenCounter(model: LoadedModel, system: SystemParam | undefined, options: RequestOptions): CountTokens {
+    return (messages) => model.chatPrompt(toChatMessages(system, messages), options).tokens.length;
+}
 
 /**
  * Anthropic's Messages API: `/v1/messages` (one reply, or its stream of named events) and
- * `/v1/messages/count_tokens`. Any `anthropic-version` header is accepted; `x-api-key` carries Hearth's key.
+ * `/v1/messages/count_tokens`. Any `anthropic-version` and `anthropic-beta` header is accepted, and the beta
+ * routes' `?beta=true`; `x-api-key` carries Hearth's key. `context_management` edits are applied to the
+ * conversation before it is rendered, and the reply says which changed it.
  * An upstream's model is asked for an OpenAI chat completion, written back in Anthropic's shapes; its tokens are
  * counted by asking it for one token of a reply, whose usage says how long it found the prompt.
  */
@@ -23,20 +35,23 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
     app.post<{Body: MessagesRequest}>("/v1/messages", {schema: {body: MessagesRequest}, ...ANTHROPIC_RUNS_MODEL}, async (request, reply) => {
         const body = request.body;
         const options = messagesGenerationOptions(body);
-        const messages = toChatMessages(body.system, body.messages);
+        // An upstream's model has no tokenizer here: its edits are those that need no token count.
+        let edited = applyContextEdits(body.messages, body.context_management);
         // An upstream's prompt length is known only from its usage at the end: message_start says 0, message_delta the count.
         let promptTokens = 0;
         const run = await startRun(generation, request, reply, {
             model: body.model,
             inputs: (model) => {
-                const prompt = model.chatPrompt(messages, options);
+                edited = applyContextEdits(body.messages, body.context_management, tokenCounter(model, body.system, options));
+                const prompt = model.chatPrompt(toChatMessages(body.system, edited.messages), options);
                 promptTokens = prompt.tokens.length;
                 return [{prompt, options, promptParam: "messages"}];
             },
-            upstream: {prompt: {messages}, options}
+            upstream: {prompt: {messages: toChatMessages(body.system, edited.messages)}, options}
         });
         const encoder = messagesEncoder({
-            id: messageId(), model: body.model, promptTokens, stopSequences: options.stop, thinking: showsThinking(body)
+            id: messageId(), model: body.model, promptTokens, stopSequences: options.stop, thinking: showsThinking(body),
+            contextManagement: body.context_management != null ? {applied_edits: edited.applied} : undefined
         });
         return answer(run, reply, encoder, {stream: body.stream === true});
     });
@@ -44,14 +59,20 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
     app.post<{Body: CountTokensRequest}>("/v1/messages/count_tokens", {schema: {body: CountTokensRequest}, ...ANTHROPIC_ROUTE}, async (request, reply) => {
         const body = request.body;
         const options = promptOptions(body);
-        const messages = toChatMessages(body.system, body.messages);
         const pool = upstreamServing(generation.upstreams, body.model);
         if (pool != null) {
+            const messages = toChatMessages(body.system, applyContextEdits(body.messages, body.context_management).messages);
             const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
             const [counted] = await collectRun(run);
             return {input_tokens: counted!.done.usage.promptTokens};
         }
         const model = await acquireModel(engine, reply, body.model);
-        return {input_tokens: model.chatPrompt(messages, options).tokens.length};
+        const count = tokenCounter(model, body.system, options);
+        const edited = applyContextEdits(body.messages, body.context_management, count);
+        // As Anthropic answers: the edited prompt's length, and with context management the length before the edits.
+        return {
+            input_tokens: count(edited.messages),
+            ...body.context_management != null ? {context_management: {original_input_tokens: count(body.messages)}} : {}
+        };
     });
 }

@@ -1,6 +1,7 @@
 import type {Encoder, FinishedReply} from "../generation/index.js";
 import {NAMED_SSE} from "../sse.js";
 import {anthropicErrorShape} from "./anthropicConventions.js";
+import type {AppliedEdit} from "./contextEdits.js";
 import {stopReason, toAnthropicUsage, toolInput, toolUseId} from "./translate.js";
 
 export type MessagesMeta = {
@@ -10,7 +11,9 @@ export type MessagesMeta = {
     promptTokens: number,
     stopSequences: readonly string[],
     /** Whether thinking blocks are sent (not when the request turned thinking off). */
-    thinking: boolean
+    thinking: boolean,
+    /** The context edits that changed the prompt, where the request asked for `context_management`. */
+    contextManagement?: {applied_edits: readonly AppliedEdit[]}
 };
 
 type ContentBlock =
@@ -30,6 +33,7 @@ type OpenBlock = {index: number, kind: "thinking" | "text"} | {index: number, ki
 export function messagesEncoder(meta: MessagesMeta): Encoder {
     const message = (content: readonly ContentBlock[]) => ({id: meta.id, type: "message", role: "assistant", model: meta.model, content});
     const ending = (reply: FinishedReply) => ({...stopReason(reply.done, meta.stopSequences), usage: toAnthropicUsage(reply.done.usage)});
+    const contextManagement = meta.contextManagement != null ? {context_management: meta.contextManagement} : {};
     let open: OpenBlock | undefined;
     let blocks = 0;
     const close = (): unknown[] => {
@@ -87,7 +91,7 @@ export function messagesEncoder(meta: MessagesMeta): Encoder {
             },
             end: ([reply]) => {
                 const {stop_reason, stop_sequence, usage} = ending(reply!);
-                return [{type: "message_delta", delta: {stop_reason, stop_sequence}, usage}, {type: "message_stop"}];
+                return [{type: "message_delta", delta: {stop_reason, stop_sequence}, usage, ...contextManagement}, {type: "message_stop"}];
             },
             error: ({statusCode, body}) => [anthropicErrorShape(body, statusCode)]
         },
@@ -99,7 +103,7 @@ export function messagesEncoder(meta: MessagesMeta): Encoder {
                 content.push({type: "text", text: reply!.text});
             for (const call of reply!.toolCalls)
                 content.push({type: "tool_use", id: toolUseId(call.id), name: call.name, input: toolInput(call)});
-            return {...message(content), ...ending(reply!)};
+            return {...message(content), ...ending(reply!), ...contextManagement};
         }
     };
 }

@@ -4,6 +4,7 @@ import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from ".
 import {reasoningForEffort, requestedStop, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
 import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
+import {TOOL_CHANGES, promptTools} from "./promptTools.js";
 
 /** Anthropic request fields -> the engine's chat and options, and engine results -> Anthropic fields. */
 
@@ -34,17 +35,35 @@ function systemText(system: SystemParam | undefined): string | undefined {
     return typeof system === "string" ? system : textOf(system, "system");
 }
 
-/** A tool's result as the model reads it; an error is marked, since the chat formats have no flag for it. */
+/**
+ * A tool's result as the model reads it; an error is marked, since the chat formats have no flag for it. A
+ * `tool_reference` (a tool search's answer) loads a deferred tool into the prompt's tools and reads as its name.
+ */
 function toolResultText(block: ContentBlock, param: string): string {
     const content = block.content ?? "";
-    const text = typeof content === "string" ? content : textOf(content, `${param}.content`);
+    const text = typeof content === "string"
+        ? content
+        : textOf(content.map((part) => part.type === "tool_reference" ? {type: "text", text: `Tool loaded: ${part.tool_name ?? ""}`} : part), `${param}.content`);
     return block.is_error === true ? `Error: ${text}` : text;
+}
+
+/**
+ * A system turn's text. An empty one (Claude Code sends some that carry only a turn's `output_config`) has nothing to
+ * render, nor has one whose `clear_at` is `next_user_message` once a user turn follows it.
+ */
+function systemTurnText(messages: readonly MessageParam[], messageIndex: number): string {
+    const message = messages[messageIndex]!;
+    if (message.clear_at === "next_user_message" && messages.slice(messageIndex + 1).some((later) => later.role === "user"))
+        return "";
+    const content = message.content ?? "";
+    return typeof content === "string" ? content : textOf(content.filter((block) => !TOOL_CHANGES.has(block.type)), `messages[${messageIndex}].content`);
 }
 
 /**
  * Anthropic's turns as the engine's chat: a user turn's `tool_result` blocks become tool messages (named after
  * the call they answer) and its text a user message, in the order they come; an assistant turn's thinking,
- * text and `tool_use` blocks become one assistant message with its past reasoning and calls.
+ * text and `tool_use` blocks become one assistant message with its past reasoning and calls; a system turn stays
+ * one where it is (the model's format renders it there, or merges it into the user's turn: `ChatFormat`).
  */
 export function toChatMessages(system: SystemParam | undefined, messages: readonly MessageParam[]): ChatMessage[] {
     const chat: ChatMessage[] = [];
@@ -53,6 +72,14 @@ export function toChatMessages(system: SystemParam | undefined, messages: readon
         chat.push({role: "system", content: text});
     const callNames = new Map<string, string>();
     messages.forEach((message, messageIndex) => {
+        if (message.role === "system") {
+            const text = systemTurnText(messages, messageIndex);
+            if (text !== "")
+                chat.push({role: "system", content: text});
+            return;
+        }
+        if (message.content == null)
+            throw new InvalidRequestError(`messages[${messageIndex}] has no content; only a system turn may leave it out`, `messages[${messageIndex}].content`);
         const blocks: readonly ContentBlock[] = typeof message.content === "string" ? [{type: "text", text: message.content}] : message.content;
         const param = (index: number) => `messages[${messageIndex}].content[${index}]`;
         if (message.role === "assistant") {
@@ -143,9 +170,9 @@ export function showsThinking(body: {thinking?: ThinkingParam | null}): boolean 
 
 function toolOptions(body: CountTokensRequest): RequestedGeneration["tools"] {
     return {
-        definitions: (body.tools ?? []).map((tool, index) => {
+        definitions: promptTools(body.tools ?? [], body.messages).map(({tool, param}) => {
             if (tool.type != null && tool.type !== "custom")
-                throw new InvalidRequestError(`tools[${index}] is Anthropic's server tool "${tool.type}", which this server does not run; offer it as a client tool with an input_schema`, `tools.${index}.type`);
+                throw new InvalidRequestError(`${param} is Anthropic's server tool "${tool.type}", which this server does not run; offer it as a client tool with an input_schema`, `${param}.type`);
             return {name: tool.name, description: tool.description ?? undefined, parameters: tool.input_schema ?? undefined};
         }),
         choice: toolChoice(body.tool_choice),
