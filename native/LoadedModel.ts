@@ -18,6 +18,7 @@ import type {KvCacheType} from "./kvCacheTypes.js";
 import {compileJsonSchema, jsonGrammarStop} from "./jsonSchema/index.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration, ToolGrammars} from "./generateOnSlot.js";
+import {markupTokens} from "./markupTokens.js";
 import {prefetch} from "./prefetch.js";
 import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
@@ -89,6 +90,8 @@ export class LoadedModel {
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
+    /** Found on the first request with a grammar: it takes a pass over the whole vocabulary. */
+    #markupTokens: Uint32Array | undefined;
     #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
 
@@ -218,6 +221,8 @@ export class LoadedModel {
         const call = prompt.turn?.syntax.call;
         if (options.tools != null && tools.length > 0 && call != null)
             job.tools = await this.#toolGrammars(tools, call, options.tools);
+        if (job.grammar != null || job.tools != null)
+            job.markupTokens = this.#markupTokens ??= markupTokens(this.model);
         return job;
     }
 

@@ -17,6 +17,8 @@ export type Sampled = {token: Token, logprob?: number, top?: readonly (readonly 
 export type GenerateRequest = {
     sampling: SamplingOptions,
     grammar?: LlamaGrammar,
+    /** Tokens never sampled, whatever the grammar admits; end-of-generation tokens must not be among them. */
+    bannedTokens?: Uint32Array,
     /** The tokens before the input, most recent last, that repeat penalties look back on. */
     history: readonly Token[],
     /** Tokens it may sample at most (at least 1). */
