@@ -266,7 +266,7 @@ function toSampled(token: Token, probabilities: Map<Token, number> | undefined, 
 
 /** The sampler's settings for the next token; with penalties, they change as tokens are generated. */
 function samplerConfig(model: LlamaModel, request: GenerateRequest, history: () => Token[]): () => NativeSamplerConfig {
-    const {sampling, grammar} = request;
+    const {sampling, grammar, bannedTokens} = request;
     const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
     const fixed: NativeSamplerConfig = {
         temperature: sampling.temperature ?? 0.8,
@@ -274,7 +274,10 @@ function samplerConfig(model: LlamaModel, request: GenerateRequest, history: () 
         topP: sampling.topP ?? 0.95,
         minP: sampling.minP ?? 0.05,
         seed: sampling.seed ?? 0,
-        ...(grammar != null ? {grammarEvaluationState: grammarState(model, grammar)} : {})
+        ...(grammar != null ? {grammarEvaluationState: grammarState(model, grammar)} : {}),
+        ...(bannedTokens != null && bannedTokens.length > 0
+            ? {tokenBiasKeys: bannedTokens, tokenBiasValues: new Float32Array(bannedTokens.length).fill(-Infinity)}
+            : {})
     };
     if (!penalized)
         return () => fixed;

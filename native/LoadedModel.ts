@@ -10,14 +10,15 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
-import {KvSequence} from "./SlotDecoder.js";
+import {CountingDecoder, KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
-import {ContextOverflowError, InvalidRequestError, UnsupportedKvCacheError} from "./errors.js";
+import {ContextOverflowError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
 import {ggmlTypeName, isQuantizedKvCache, KV_CACHE_QUANT_BLOCK} from "./kvCacheTypes.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import {compileJsonSchema, jsonGrammarStop} from "./jsonSchema/index.js";
 import {generateOnSlot} from "./generateOnSlot.js";
 import type {PreparedGeneration, ToolGrammars} from "./generateOnSlot.js";
+import {markupTokens} from "./markupTokens.js";
 import {prefetch} from "./prefetch.js";
 import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
@@ -50,13 +51,17 @@ export type LoadModelOptions = {
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
     chatTemplate?: string,
-    /** Told of every generation that ran to its end, for metrics and the audit log. */
+    /**
+     * Told of every generation that ran to its end, for metrics and the audit log, and of every one that failed once it
+     * had started (without `timings`), with the tokens it did produce.
+     */
     onGenerationDone?: (report: GenerationReport) => void
 };
 
 export type DecodeLoopReport = {kind: "native"} | {kind: "javascript", reason: string};
 
-export type GenerationReport = {model: string, usage: Usage, timings: Timings};
+/** What a generation did. A generation that failed has no `timings`, and its usage counts the tokens it did produce. */
+export type GenerationReport = {model: string, usage: Usage, timings?: Timings};
 
 /** A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply. */
 export type Prompt = {tokens: Token[], stops: string[], turn?: ChatTurn};
@@ -89,6 +94,8 @@ export class LoadedModel {
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
+    /** Found on the first request with a grammar: it takes a pass over the whole vocabulary. */
+    #markupTokens: Uint32Array | undefined;
     #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
 
@@ -218,6 +225,8 @@ export class LoadedModel {
         const call = prompt.turn?.syntax.call;
         if (options.tools != null && tools.length > 0 && call != null)
             job.tools = await this.#toolGrammars(tools, call, options.tools);
+        if (job.grammar != null || job.tools != null)
+            job.markupTokens = this.#markupTokens ??= markupTokens(this.model);
         return job;
     }
 
@@ -249,13 +258,20 @@ export class LoadedModel {
         let started = false;
         const name = this.names[0]!;
         const onDone = this.#onGenerationDone;
-        const loop = this.#loop;
+        const loop = new CountingDecoder(this.#loop);
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
-            for await (const event of prefetch(generateOnSlot(model, loop, lease, job), lease.release)) {
-                if (event.type === "done")
-                    onDone?.({model: name, usage: event.usage, timings: event.timings});
-                yield event;
+            try {
+                for await (const event of prefetch(generateOnSlot(model, loop, lease, job), lease.release)) {
+                    if (event.type === "done")
+                        onDone?.({model: name, usage: event.usage, timings: event.timings});
+                    yield event;
+                }
+            } catch (error) {
+                // A client that went away is no failure of the generation; anything else is reported with what it did.
+                if (!(error instanceof RequestAbortedError))
+                    onDone?.({model: name, usage: {promptTokens: job.promptTokens.length, completionTokens: loop.sampled, cachedPromptTokens: 0, reasoningTokens: 0}});
+                throw error;
             }
         };
         return {

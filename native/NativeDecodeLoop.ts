@@ -265,6 +265,7 @@ export class NativeDecodeLoop implements SlotDecoder {
                 penaltyWindow,
                 penaltyTokens: Uint32Array.from(request.history.slice(-penaltyWindow)),
                 ...(grammar != null ? {grammar: grammar.grammar, grammarRoot: grammar.rootRuleName} : {}),
+                ...(request.bannedTokens != null ? {bannedTokens: request.bannedTokens} : {}),
                 ...(request.topLogprobs != null ? {topLogprobs: request.topLogprobs} : {})
             });
         } catch (error) {

@@ -17,6 +17,8 @@ export type Sampled = {token: Token, logprob?: number, top?: readonly (readonly 
 export type GenerateRequest = {
     sampling: SamplingOptions,
     grammar?: LlamaGrammar,
+    /** Tokens never sampled, whatever the grammar admits; end-of-generation tokens must not be among them. */
+    bannedTokens?: Uint32Array,
     /** The tokens before the input, most recent last, that repeat penalties look back on. */
     history: readonly Token[],
     /** Tokens it may sample at most (at least 1). */
@@ -130,5 +132,39 @@ export class TokenQueue implements TokenStream {
         const wake = this.#wake;
         this.#wake = undefined;
         wake?.();
+    }
+}
+
+/** A decoder that counts the tokens its streams hand out, for one generation that must report them even when it fails. */
+export class CountingDecoder implements SlotDecoder {
+    /** Tokens read from its streams so far. */
+    sampled = 0;
+    readonly #loop: SlotDecoder;
+
+    constructor(loop: SlotDecoder) {
+        this.#loop = loop;
+    }
+
+    generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
+        const stream = this.#loop.generate(sequence, input, request);
+        const count = () => this.sampled++;
+        return {
+            stop: () => stream.stop(),
+            finished: stream.finished,
+            async* [Symbol.asyncIterator]() {
+                for await (const sampled of stream) {
+                    count();
+                    yield sampled;
+                }
+            }
+        };
+    }
+
+    truncate(sequence: KvSequence, length: number): Promise<number> {
+        return this.#loop.truncate(sequence, length);
+    }
+
+    close(): Promise<void> {
+        return this.#loop.close();
     }
 }

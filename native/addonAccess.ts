@@ -44,7 +44,10 @@ export type NativeSamplerConfig = {
     repeatPenaltyTokens?: Uint32Array,
     repeatPenaltyPresencePenalty?: number,
     repeatPenaltyFrequencyPenalty?: number,
-    grammarEvaluationState?: unknown
+    grammarEvaluationState?: unknown,
+    /** Added to the logits of these tokens before any other step of the chain; -Infinity bans a token. */
+    tokenBiasKeys?: Uint32Array,
+    tokenBiasValues?: Float32Array
 };
 
 type Bindings = {

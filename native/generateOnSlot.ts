@@ -36,6 +36,8 @@ export type PreparedGeneration = {
     /** How the model marks up its reply (reasoning, calls); none for a raw prompt. */
     turn?: ChatTurn,
     tools?: ToolGrammars,
+    /** Never sampled while a grammar holds (names, arguments, `response_format`): see markupTokens. */
+    markupTokens?: Uint32Array,
     logprobsTop?: number,
     signal?: AbortSignal,
     deadline?: AbortSignal,
@@ -134,6 +136,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         const stream = loop.generate(sequence, await nextInput(), {
             sampling,
             grammar,
+            ...grammar != null && job.markupTokens != null ? {bannedTokens: job.markupTokens} : {},
             history: penaltyHistory.slice(-penaltyWindow),
             maxTokens: job.maxNewTokens - sampledTokens,
             ignoreEos: job.ignoreEos === true,

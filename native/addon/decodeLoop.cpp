@@ -201,6 +201,7 @@ struct Sampling {
     llama_sampler* grammar = nullptr;
     int32_t topLogprobs = -1;  // < 0: none
     bool plainGreedy = false;  // greedy with nothing else in the chain: the likeliest token, read off the logits
+    std::vector<llama_token> banned;  // never sampled: their logits are -inf before the chain and the grammar see them
 
     Sampling() = default;
     Sampling(const Sampling&) = delete;
@@ -419,6 +420,16 @@ private:
             sampling->grammar = llama_sampler_init_grammar(vocab_, text.c_str(), rootName.c_str());
             if (sampling->grammar == nullptr)
                 throw Napi::Error::New(env, "The grammar could not be parsed");
+        }
+        Napi::Value banned = options.Get("bannedTokens");
+        if (banned.IsTypedArray()) {
+            Napi::Uint32Array tokens = banned.As<Napi::Uint32Array>();
+            sampling->banned.reserve(tokens.ElementLength());
+            for (size_t index = 0; index < tokens.ElementLength(); index++) {
+                if (tokens[index] >= static_cast<uint32_t>(vocabSize_))
+                    throw Napi::RangeError::New(env, "Banned token id out of range");
+                sampling->banned.push_back(static_cast<llama_token>(tokens[index]));
+            }
         }
         sampling->topLogprobs = static_cast<int32_t>(number("topLogprobs", -1));
         return sampling;
@@ -725,9 +736,12 @@ private:
         }
     }
 
-    void FillCandidates(const float* logits, llama_token_data_array& current) {
+    // Every token as a candidate, at its own index, with the banned ones at -inf.
+    void FillCandidates(const float* logits, const Sampling& sampling, llama_token_data_array& current) {
         for (int32_t token = 0; token < vocabSize_; token++)
             candidates_[token] = llama_token_data{token, logits[token], 0.0f};
+        for (const llama_token token : sampling.banned)
+            candidates_[token].logit = -INFINITY;
         current = llama_token_data_array{candidates_.data(), static_cast<size_t>(vocabSize_), -1, false};
     }
 
@@ -736,7 +750,7 @@ private:
         const float* logits = llama_get_logits_ith(ctx_, logitIndex);
         if (logits == nullptr)
             return LLAMA_TOKEN_NULL;
-        if (sampling.plainGreedy && sampling.grammar == nullptr) {
+        if (sampling.plainGreedy && sampling.grammar == nullptr && sampling.banned.empty()) {
             // What llama.cpp's greedy sampler picks (the first of the highest logits), without copying the vocabulary.
             llama_token best = 0;
             for (llama_token token = 1; token < vocabSize_; token++)
@@ -748,7 +762,7 @@ private:
             return best;
         }
         llama_token_data_array current;
-        FillCandidates(logits, current);
+        FillCandidates(logits, sampling, current);
         llama_sampler_apply(sampling.chain, &current);
         if (sampling.grammar != nullptr && current.selected >= 0 && current.selected < static_cast<int64_t>(current.size)) {
             // The token most samples pick is usually allowed; check it alone before constraining every candidate.
@@ -756,7 +770,7 @@ private:
             llama_token_data_array check{&single, 1, -1, false};
             llama_sampler_apply(sampling.grammar, &check);
             if (single.logit == -INFINITY) {
-                FillCandidates(logits, current);
+                FillCandidates(logits, sampling, current);
                 llama_sampler_apply(sampling.grammar, &current);
                 llama_sampler_apply(sampling.chain, &current);
             }
@@ -764,12 +778,11 @@ private:
         if (current.selected < 0 || current.selected >= static_cast<int64_t>(current.size))
             return LLAMA_TOKEN_NULL;
         const llama_token token = current.data[current.selected].id;
-        if (sampling.grammar != nullptr) {
-            // A grammar with nothing left to allow leaves every candidate at -inf.
-            if (current.data[current.selected].logit == -INFINITY)
-                return LLAMA_TOKEN_NULL;
+        // A grammar with nothing left to allow (or nothing but banned tokens) leaves every candidate at -inf.
+        if ((sampling.grammar != nullptr || !sampling.banned.empty()) && current.data[current.selected].logit == -INFINITY)
+            return LLAMA_TOKEN_NULL;
+        if (sampling.grammar != nullptr)
             llama_sampler_accept(sampling.grammar, token);
-        }
         llama_sampler_accept(sampling.chain, token);
         if (sampling.topLogprobs >= 0)
             Logprobs(logits, token, sampling.topLogprobs, event);

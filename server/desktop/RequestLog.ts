@@ -6,7 +6,9 @@ export type RequestLogEntry = {
     /** The path without its query string. */
     path: string,
     status: number,
-    durationMs: number
+    durationMs: number,
+    /** The error a reply ended with after its status was sent (a stream that broke): its status and message. */
+    error?: {status: number, message: string}
 };
 
 export type RequestMetrics = {
@@ -48,9 +50,11 @@ export class RequestLog {
     /** Logs a finished request that was not counted in flight. */
     record(entry: Omit<RequestLogEntry, "id" | "at">): void {
         this.#total++;
-        if (entry.status >= 500)
+        // A stream that broke after its 200 counts as the error it ended with.
+        const status = entry.error?.status ?? entry.status;
+        if (status >= 500)
             this.#serverErrors++;
-        else if (entry.status >= 400)
+        else if (status >= 400)
             this.#clientErrors++;
         this.#entries.push({id: this.#nextId++, at: new Date().toISOString(), ...entry, path: entry.path.split("?")[0]!});
         if (this.#entries.length > this.#capacity)

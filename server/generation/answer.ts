@@ -109,6 +109,9 @@ export async function streamRun(run: Run, reply: FastifyReply, encoder: StreamEn
         const errorReply = toErrorReply(error);
         if (errorReply.statusCode >= 500)
             reply.log.error({err: error}, "stream failed");
+        // The status line said 200: the request's log line and audit entry say how it really ended, in the error's own
+        // words (the client gets no details of an internal error).
+        reply.request.record.error = {status: errorReply.statusCode, message: error instanceof Error ? error.message : errorReply.body.error.message};
         await send(encoder.error(errorReply));
         stream.end();
     } finally {

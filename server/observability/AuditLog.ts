@@ -16,8 +16,14 @@ export type AuditEntry = {
     prompt_tokens: number | null,
     completion_tokens: number | null,
     duration_ms: number,
-    /** The request body, kept only when the server runs with `--audit-prompts`. */
-    request_body: string | null
+    /**
+     * The request body as JSON, kept only when the server runs with `--audit-prompts`: whole up to 1 MiB, else
+     * `{"truncated": true, "length": …, "start": "…"}` with its first 1 MiB as a string, so it is JSON either way.
+     */
+    request_body: string | null,
+    /** The status and message of the error a reply ended with after its own status was sent (a stream that broke). */
+    error_status: number | null,
+    error: string | null
 };
 
 const MIGRATIONS = [
@@ -35,13 +41,26 @@ const MIGRATIONS = [
         completion_tokens INTEGER,
         duration_ms INTEGER NOT NULL,
         request_body TEXT
-    ) STRICT;`
+    ) STRICT;`,
+    `ALTER TABLE audit ADD COLUMN error_status INTEGER;
+    ALTER TABLE audit ADD COLUMN error TEXT;`
 ];
 
 /** The newest entries kept; older ones are deleted as new ones come. */
 const KEPT_ENTRIES = 200_000;
-/** Bodies longer than this are cut, so one huge prompt cannot fill the disk. */
-const MAX_BODY_CHARS = 64 * 1024;
+/**
+ * Bodies longer than this (in characters of their JSON) are cut, so one huge prompt cannot fill the disk. Agents send
+ * bodies of 75 KB and more (Claude Code's tools and system prompt) and are kept whole.
+ */
+const MAX_BODY_CHARS = 1024 * 1024;
+
+/** A request body as JSON, whole when it is short enough, else its start inside a JSON object that says it was cut. */
+export function auditedBody(body: unknown): string {
+    const text = JSON.stringify(body);
+    if (text.length <= MAX_BODY_CHARS)
+        return text;
+    return JSON.stringify({truncated: true, length: text.length, start: text.slice(0, MAX_BODY_CHARS)});
+}
 
 /**
  * Who called what: one row per API request in `audit.db` in the data folder — key id, client address,
@@ -56,12 +75,12 @@ export class AuditLog {
     constructor(home: string, {keepBodies = false}: {keepBodies?: boolean} = {}) {
         this.keepsBodies = keepBodies;
         this.#db = openDatabase(path.join(home, "audit.db"), MIGRATIONS, "The audit log");
-        this.#insert = this.#db.prepare(`INSERT INTO audit (at, request_id, key_id, client, method, path, model, status, prompt_tokens, completion_tokens, duration_ms, request_body)
-            VALUES (@at, @request_id, @key_id, @client, @method, @path, @model, @status, @prompt_tokens, @completion_tokens, @duration_ms, @request_body)`);
+        this.#insert = this.#db.prepare(`INSERT INTO audit (at, request_id, key_id, client, method, path, model, status, prompt_tokens, completion_tokens, duration_ms, request_body, error_status, error)
+            VALUES (@at, @request_id, @key_id, @client, @method, @path, @model, @status, @prompt_tokens, @completion_tokens, @duration_ms, @request_body, @error_status, @error)`);
     }
 
     record(entry: Omit<AuditEntry, "id" | "at" | "request_body">, body: unknown): void {
-        const request_body = this.keepsBodies && body !== undefined ? JSON.stringify(body).slice(0, MAX_BODY_CHARS) : null;
+        const request_body = this.keepsBodies && body !== undefined ? auditedBody(body) : null;
         this.#insert.run({...entry, at: new Date().toISOString(), request_body});
         if (++this.#insertsSincePrune >= 1000) {
             this.#insertsSincePrune = 0;

@@ -63,10 +63,13 @@ export class ServerMetrics {
     }
 
     generationDone({model, usage, timings}: GenerationReport): void {
-        this.#timeToFirstToken.observe({model}, timings.promptMs / 1000);
-        this.#queueTime.observe({model}, timings.queueMs / 1000);
         this.#generatedTokens.inc({model}, usage.completionTokens);
         this.#promptTokens.inc({model}, usage.promptTokens);
+        // A generation that failed counts its tokens, and nothing in the timing histograms.
+        if (timings == null)
+            return;
+        this.#timeToFirstToken.observe({model}, timings.promptMs / 1000);
+        this.#queueTime.observe({model}, timings.queueMs / 1000);
         if (timings.generationMs > 0 && usage.completionTokens > 1)
             this.#tokensPerSecond.observe({model}, (usage.completionTokens - 1) / (timings.generationMs / 1000));
     }

@@ -43,6 +43,8 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit}: Obs
 
     app.addHook("onRequest", async (request, reply) => {
         const path = request.url.split("?")[0]!;
+        // Fastify times a reply only when it has a logger or onResponse hooks; an app without a logger logged 0 ms.
+        const startedAt = performance.now();
         const quiet = isQuiet(request);
         request.record = {model: undefined, promptTokens: 0, completionTokens: 0};
         void reply.header("x-request-id", request.id);
@@ -52,14 +54,17 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit}: Obs
 
         reply.raw.once("close", () => {
             const status = reply.raw.statusCode;
-            const durationMs = Math.round(reply.elapsedTime);
+            const durationMs = Math.round(performance.now() - startedAt);
             const route = request.routeOptions.url ?? "unmatched";
             metrics.requestFinished(request.method, route, status, durationMs);
             const {record} = request;
             const completed = reply.raw.writableFinished;
+            // A generation that failed may have produced no token, yet its prompt was read.
+            const counted = record.completionTokens > 0 || record.promptTokens > 0;
             const fields = {
                 method: request.method, path, status, durationMs, keyId: request.keyId, model: record.model ?? modelOf(request),
-                ...(record.completionTokens > 0 ? {promptTokens: record.promptTokens, completionTokens: record.completionTokens} : {}),
+                ...(counted ? {promptTokens: record.promptTokens, completionTokens: record.completionTokens} : {}),
+                ...(record.error != null ? {error: record.error} : {}),
                 ...(!completed ? {clientClosed: true} : {})
             };
             // A refused request is never quiet: 401s and 403s are what an operator looks for.
@@ -70,15 +75,17 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit}: Obs
             if (quiet)
                 log.record({method: request.method, path, status, durationMs});
             else
-                log.finished({method: request.method, path, status, durationMs});
+                log.finished({method: request.method, path, status, durationMs, ...(record.error != null ? {error: record.error} : {})});
             request.log.info(fields, "request");
             if (needsKey(path))
                 audit.record({
                     request_id: request.id, key_id: request.keyId ?? null, client: request.socket.remoteAddress ?? null,
                     method: request.method, path, model: fields.model ?? null, status,
-                    prompt_tokens: record.completionTokens > 0 ? record.promptTokens : null,
-                    completion_tokens: record.completionTokens > 0 ? record.completionTokens : null,
-                    duration_ms: durationMs
+                    prompt_tokens: counted ? record.promptTokens : null,
+                    completion_tokens: counted ? record.completionTokens : null,
+                    duration_ms: durationMs,
+                    error_status: record.error?.status ?? null,
+                    error: record.error?.message ?? null
                 }, request.body);
         });
     });

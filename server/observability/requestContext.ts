@@ -6,8 +6,12 @@ export type RequestRecord = {
     /** The model that generated for it (the first, when `n` > 1). */
     model: string | undefined,
     promptTokens: number,
-    completionTokens: number
+    completionTokens: number,
+    /** The error a reply ended with after its status was sent (a stream that broke): its status and message. */
+    error?: RequestError
 };
+
+export type RequestError = {status: number, message: string};
 
 const current = new AsyncLocalStorage<RequestRecord>();
 

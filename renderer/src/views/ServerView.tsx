@@ -94,11 +94,11 @@ export function ServerView() {
                             <thead><tr><th>Time</th><th>Method</th><th>Path</th><th>Status</th><th>Duration</th></tr></thead>
                             <tbody>
                                 {[...log].reverse().map((entry) => (
-                                    <tr key={entry.id} className={entry.status >= 400 ? "failed" : ""}>
+                                    <tr key={entry.id} className={entry.status >= 400 || entry.error != null ? "failed" : ""}>
                                         <td>{new Date(entry.at).toLocaleTimeString()}</td>
                                         <td>{entry.method}</td>
                                         <td><code>{entry.path}</code></td>
-                                        <td>{entry.status}</td>
+                                        <td title={entry.error?.message}>{entry.error != null ? `${entry.status}, then ${entry.error.status}` : entry.status}</td>
                                         <td>{entry.durationMs} ms</td>
                                     </tr>
                                 ))}
