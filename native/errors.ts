@@ -65,10 +65,13 @@ export class ContextOverflowError extends HearthError {
     /** The model it was asked of, when it was a generation. */
     readonly model: string | undefined;
 
-    constructor(promptTokens: number, contextTokens: number, param = "messages", {model, generates = true}: {model?: string, generates?: boolean} = {}) {
+    /** `upstream`: the server whose model refused it, when it was not this one's. */
+    constructor(promptTokens: number, contextTokens: number, param = "messages", {model, generates = true, upstream}: {model?: string, generates?: boolean, upstream?: string} = {}) {
         super(
-            `This prompt is ${promptTokens} tokens long, but the model's context is ${contextTokens} tokens per slot ` +
-            (generates ? "(and at least one token must be left to generate). " : "") + "Shorten the prompt, or start the server with a larger --ctx-size.",
+            upstream != null
+                ? `This prompt is ${promptTokens} tokens long, but the context of the upstream ${upstream}'s model is ${contextTokens} tokens. Shorten the prompt.`
+                : `This prompt is ${promptTokens} tokens long, but the model's context is ${contextTokens} tokens per slot ` +
+                    (generates ? "(and at least one token must be left to generate). " : "") + "Shorten the prompt, or start the server with a larger --ctx-size.",
             {param, code: "context_length_exceeded"}
         );
         this.promptTokens = promptTokens;
