@@ -196,8 +196,9 @@ export class DecodeLoop implements SlotDecoder {
 
         this.#busy = true;
         try {
+            let finished: Finished[];
             try {
-                await this.#decode(items);
+                finished = await this.#decode(items);
             } catch (error) {
                 if (items.length === 1) {
                     this.#fail(items[0]!.evaluation, error);
@@ -206,13 +207,18 @@ export class DecodeLoop implements SlotDecoder {
                 // llama.cpp refuses a whole batch for one sequence it cannot take (its slot's context is full) and
                 // keeps none of it: each is decoded again alone, so that only the one at fault fails.
                 for (const item of items) {
+                    let alone: Finished[];
                     try {
-                        await this.#decode([item]);
+                        alone = await this.#decode([item]);
                     } catch (ownError) {
                         this.#fail(item.evaluation, ownError);
+                        continue;
                     }
+                    await this.#sample(alone);
                 }
+                return;
             }
+            await this.#sample(finished);
         } finally {
             this.#busy = false;
             for (const edit of this.#edits.splice(0))
@@ -221,12 +227,12 @@ export class DecodeLoop implements SlotDecoder {
     }
 
     /**
-     * Decodes `items` as one batch, then samples and hands out the next token of each whose input it completed.
+     * Decodes `items` as one batch; resolves with those whose input it completed, to sample before the next decode.
      * When the decode fails, nothing has changed: the sequences and their evaluations are as they were.
      */
-    async #decode(items: readonly BatchItem[]): Promise<void> {
+    async #decode(items: readonly BatchItem[]): Promise<Finished[]> {
         const native = this.#native;
-        const finished: {evaluation: Evaluation, batchIndex: number}[] = [];
+        const finished: Finished[] = [];
         native.initBatch(items.reduce((total, item) => total + item.count, 0));
         for (const {evaluation, count} of items) {
             const last = count === evaluation.tokens.length;
@@ -241,6 +247,12 @@ export class DecodeLoop implements SlotDecoder {
             evaluation.tokens = evaluation.tokens.slice(count);
         }
         this.#queue = this.#queue.filter((evaluation) => evaluation.tokens.length > 0);
+        return finished;
+    }
+
+    /** Samples and hands out the next token of each evaluation the last decode completed. */
+    async #sample(finished: readonly Finished[]): Promise<void> {
+        const native = this.#native;
         const samples = await Promise.allSettled(finished.map(({evaluation, batchIndex}) =>
             native.sampleToken(batchIndex, evaluation.sampler, evaluation.probabilities || undefined)));
         samples.forEach((outcome, index) => {
@@ -262,6 +274,8 @@ export class DecodeLoop implements SlotDecoder {
 }
 
 type BatchItem = {evaluation: Evaluation, count: number};
+/** An evaluation whose last token a decode has just computed the logits of, at `batchIndex` of its batch. */
+type Finished = {evaluation: Evaluation, batchIndex: number};
 
 function toRawSampled(value: number | [number, number[] | undefined] | null | undefined): RawSampled {
     if (value == null)
