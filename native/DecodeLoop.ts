@@ -181,11 +181,10 @@ export class DecodeLoop implements SlotDecoder {
 
     /** One batch: build, decode, sample, hand out. */
     async #step(): Promise<void> {
-        const native = this.#native;
         // Slots that are decoding go first, one token each; prompt chunks fill the rest of the batch.
         const ordered = [...this.#queue.filter((evaluation) => evaluation.tokens.length === 1),
             ...this.#queue.filter((evaluation) => evaluation.tokens.length > 1)];
-        const items: {evaluation: Evaluation, count: number}[] = [];
+        const items: BatchItem[] = [];
         let room = this.#batchSize;
         for (const evaluation of ordered) {
             if (room === 0)
@@ -197,49 +196,86 @@ export class DecodeLoop implements SlotDecoder {
 
         this.#busy = true;
         try {
-            const finished: {evaluation: Evaluation, batchIndex: number}[] = [];
+            let finished: Finished[];
             try {
-                native.initBatch(this.#batchSize - room);
-                for (const {evaluation, count} of items) {
-                    const chunk = evaluation.tokens.slice(0, count);
-                    const last = count === evaluation.tokens.length;
-                    const [batchIndex] = native.addToBatch(evaluation.sequence.id, evaluation.sequence.contextTokens.length,
-                        Uint32Array.from(chunk), last ? Uint32Array.of(count - 1) : new Uint32Array(0));
-                    if (last)
-                        finished.push({evaluation, batchIndex: batchIndex!});
-                    for (const token of chunk)
-                        evaluation.sequence.contextTokens.push(token);
-                    evaluation.tokens = evaluation.tokens.slice(count);
-                }
-                this.#queue = this.#queue.filter((evaluation) => evaluation.tokens.length > 0);
-                await native.decodeBatch();
+                finished = await this.#decode(items);
             } catch (error) {
-                // What this batch held is not in the cache as far as anyone can tell: drop those sequences.
-                const failed = new Set(items.map((item) => item.evaluation));
-                this.#queue = this.#queue.filter((evaluation) => !failed.has(evaluation));
-                for (const evaluation of failed) {
-                    native.disposeSequence(evaluation.sequence.id);
-                    evaluation.sequence.contextTokens.length = 0;
-                    evaluation.reject(error);
+                if (items.length === 1) {
+                    this.#fail(items[0]!.evaluation, error);
+                    return;
+                }
+                // llama.cpp refuses a whole batch for one sequence it cannot take (its slot's context is full) and
+                // keeps none of it: each is decoded again alone, so that only the one at fault fails.
+                for (const item of items) {
+                    let alone: Finished[];
+                    try {
+                        alone = await this.#decode([item]);
+                    } catch (ownError) {
+                        this.#fail(item.evaluation, ownError);
+                        continue;
+                    }
+                    await this.#sample(alone);
                 }
                 return;
             }
-            const samples = await Promise.allSettled(finished.map(({evaluation, batchIndex}) =>
-                native.sampleToken(batchIndex, evaluation.sampler, evaluation.probabilities || undefined)));
-            samples.forEach((outcome, index) => {
-                const {evaluation} = finished[index]!;
-                if (outcome.status === "rejected")
-                    evaluation.reject(outcome.reason);
-                else
-                    evaluation.resolve(toRawSampled(outcome.value));
-            });
+            await this.#sample(finished);
         } finally {
             this.#busy = false;
             for (const edit of this.#edits.splice(0))
                 edit();
         }
     }
+
+    /**
+     * Decodes `items` as one batch; resolves with those whose input it completed, to sample before the next decode.
+     * When the decode fails, nothing has changed: the sequences and their evaluations are as they were.
+     */
+    async #decode(items: readonly BatchItem[]): Promise<Finished[]> {
+        const native = this.#native;
+        const finished: Finished[] = [];
+        native.initBatch(items.reduce((total, item) => total + item.count, 0));
+        for (const {evaluation, count} of items) {
+            const last = count === evaluation.tokens.length;
+            const [batchIndex] = native.addToBatch(evaluation.sequence.id, evaluation.sequence.contextTokens.length,
+                Uint32Array.from(evaluation.tokens.slice(0, count)), last ? Uint32Array.of(count - 1) : new Uint32Array(0));
+            if (last)
+                finished.push({evaluation, batchIndex: batchIndex!});
+        }
+        await native.decodeBatch();
+        for (const {evaluation, count} of items) {
+            evaluation.sequence.contextTokens.push(...evaluation.tokens.slice(0, count));
+            evaluation.tokens = evaluation.tokens.slice(count);
+        }
+        this.#queue = this.#queue.filter((evaluation) => evaluation.tokens.length > 0);
+        return finished;
+    }
+
+    /** Samples and hands out the next token of each evaluation the last decode completed. */
+    async #sample(finished: readonly Finished[]): Promise<void> {
+        const native = this.#native;
+        const samples = await Promise.allSettled(finished.map(({evaluation, batchIndex}) =>
+            native.sampleToken(batchIndex, evaluation.sampler, evaluation.probabilities || undefined)));
+        samples.forEach((outcome, index) => {
+            const {evaluation} = finished[index]!;
+            if (outcome.status === "rejected")
+                evaluation.reject(outcome.reason);
+            else
+                evaluation.resolve(toRawSampled(outcome.value));
+        });
+    }
+
+    /** Ends an evaluation that could not be decoded; what its sequence held is dropped, since nobody can tell what the cache kept. */
+    #fail(evaluation: Evaluation, error: unknown): void {
+        this.#queue = this.#queue.filter((queued) => queued !== evaluation);
+        this.#native.disposeSequence(evaluation.sequence.id);
+        evaluation.sequence.contextTokens.length = 0;
+        evaluation.reject(error);
+    }
 }
+
+type BatchItem = {evaluation: Evaluation, count: number};
+/** An evaluation whose last token a decode has just computed the logits of, at `batchIndex` of its batch. */
+type Finished = {evaluation: Evaluation, batchIndex: number};
 
 function toRawSampled(value: number | [number, number[] | undefined] | null | undefined): RawSampled {
     if (value == null)

@@ -200,13 +200,14 @@ export class LoadedModel {
     async #prepare(prompt: Prompt, options: GenerationOptions, promptParam: string): Promise<PreparedGeneration> {
         const room = this.ctxSizePerSlot - prompt.tokens.length;
         if (room < 1)
-            throw new ContextOverflowError(prompt.tokens.length, this.ctxSizePerSlot, promptParam);
+            throw new ContextOverflowError(prompt.tokens.length, this.ctxSizePerSlot, promptParam, {model: this.name});
         if (prompt.tokens.length === 0)
             throw new InvalidRequestError("The prompt is empty", promptParam);
 
         const job: PreparedGeneration = {
             promptTokens: prompt.tokens,
-            maxNewTokens: Math.min(options.maxTokens ?? room, room),
+            maxNewTokens: options.maxTokens,
+            contextTokens: this.ctxSizePerSlot,
             sampling: options.sampling,
             ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
@@ -333,7 +334,7 @@ export class LoadedModel {
             const context = await this.#embeddingContext;
             const tokens = typeof input === "string" ? this.model.tokenize(input, false) : this.#checkTokenIds(input, param);
             if (tokens.length > this.embeddingContextSize)
-                throw new ContextOverflowError(tokens.length, this.embeddingContextSize, param);
+                throw new ContextOverflowError(tokens.length, this.embeddingContextSize, param, {generates: false});
             if (tokens.length === 0)
                 throw new InvalidRequestError("Cannot embed an empty input", param);
             const embedding = await context.getEmbeddingFor(tokens);

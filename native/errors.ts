@@ -51,15 +51,33 @@ export class ModelInUseError extends HearthError {
     }
 }
 
+/**
+ * A prompt that does not fit a slot. It carries the numbers, so that each API can word the refusal the way its
+ * clients recognize (and act on, by shortening their history).
+ */
 export class ContextOverflowError extends HearthError {
     override readonly name = "ContextOverflowError";
+    readonly promptTokens: number;
+    /** The slot's context (or the embedding context), in tokens. */
+    readonly contextTokens: number;
+    /** The longest prompt that fits: a generation needs one token of the context left to generate into. */
+    readonly maxPromptTokens: number;
+    /** The model it was asked of, when it was a generation. */
+    readonly model: string | undefined;
 
-    constructor(promptTokens: number, contextSize: number, param = "messages") {
+    /** `upstream`: the server whose model refused it, when it was not this one's. */
+    constructor(promptTokens: number, contextTokens: number, param = "messages", {model, generates = true, upstream}: {model?: string, generates?: boolean, upstream?: string} = {}) {
         super(
-            `This prompt is ${promptTokens} tokens long, but the model's context is ${contextSize} tokens per slot ` +
-            "(and at least one token must be left to generate). Shorten the prompt, or start the server with a larger --ctx-size.",
+            upstream != null
+                ? `This prompt is ${promptTokens} tokens long, but the context of the upstream ${upstream}'s model is ${contextTokens} tokens. Shorten the prompt.`
+                : `This prompt is ${promptTokens} tokens long, but the model's context is ${contextTokens} tokens per slot ` +
+                    (generates ? "(and at least one token must be left to generate). " : "") + "Shorten the prompt, or start the server with a larger --ctx-size.",
             {param, code: "context_length_exceeded"}
         );
+        this.promptTokens = promptTokens;
+        this.contextTokens = contextTokens;
+        this.maxPromptTokens = generates ? contextTokens - 1 : contextTokens;
+        this.model = model;
     }
 }
 

@@ -26,8 +26,13 @@ export type ToolGrammars = {
 /** Everything about one generation that was worked out before it got a slot. */
 export type PreparedGeneration = {
     promptTokens: readonly Token[],
-    /** New tokens allowed: `max_tokens` bounded by what is left of the slot's context. */
-    maxNewTokens: number,
+    /** New tokens the request allows (`max_tokens`); undefined: as many as the slot's context takes. */
+    maxNewTokens: number | undefined,
+    /**
+     * The slot's context, in tokens. Every token committed to the slot counts against it: the prompt, the sampled
+     * tokens and those injected (a call's opening, its arguments' prefix and suffix, a re-rendered turn).
+     */
+    contextTokens: number,
     sampling: SamplingOptions,
     stops: readonly string[],
     ignoreEos?: boolean,
@@ -97,6 +102,8 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     /** The stop string that ended the reply, if one did (Anthropic's `stop_sequence` names it). */
     let stopSequence: string | undefined;
     let outOfTokens = false;
+    /** The slot's context, not the request's token limit, ended the reply. */
+    let contextFull = false;
     // Without a seed, each reply gets a random one; the loop then samples the same way for either decode loop.
     const sampling = {...job.sampling, seed: Math.max(0, Math.floor(job.sampling.seed ?? randomInt(2 ** 31)))};
     const syntax = job.turn?.syntax;
@@ -109,6 +116,20 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     let calls = 0;
 
     const deadlinePassed = () => job.deadline?.aborted === true;
+    const maxNewTokens = job.maxNewTokens ?? Number.POSITIVE_INFINITY;
+
+    /**
+     * Whether the reply must end before its next token: the request's tokens ran out, its time did, or the slot's
+     * context did (`room`: the tokens the context still takes). Sets why.
+     */
+    function runsOut(room: number): boolean {
+        if (sampledTokens >= maxNewTokens || deadlinePassed())
+            outOfTokens = true;
+        else if (room < 1)
+            outOfTokens = contextFull = true;
+        return outOfTokens;
+    }
+
     const tokenize = (text: LlamaText) => text.tokenize(model.tokenizer, "trimLeadingSpace");
 
     /** Drops what the cache holds past its agreement with `committed`; the rest of `committed` is the next input. */
@@ -128,17 +149,18 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
      */
     async function* phase(grammar: LlamaGrammar | undefined, onToken: (scanner: MarkerScanner, logprob: TokenLogprob | undefined) => Verdict): AsyncGenerator<GenerationEvent, PhaseEnd> {
         const scanner = new MarkerScanner();
-        if (sampledTokens >= job.maxNewTokens || deadlinePassed()) {
-            outOfTokens = true;
+        // What the context takes of this phase: the rest of `committed` goes in first, then each sampled token but
+        // the last; so the phase may sample as many tokens as `committed` leaves room for, and no decode overflows.
+        const room = job.contextTokens - committed.length;
+        if (runsOut(room))
             return {kind: "end", text: "", scanner};
-        }
         const decoder = new TokenTextDecoder(model, committed);
         const stream = loop.generate(sequence, await nextInput(), {
             sampling,
             grammar,
             ...grammar != null && job.markupTokens != null ? {bannedTokens: job.markupTokens} : {},
             history: penaltyHistory.slice(-penaltyWindow),
-            maxTokens: job.maxNewTokens - sampledTokens,
+            maxTokens: Math.min(maxNewTokens - sampledTokens, room),
             ignoreEos: job.ignoreEos === true,
             topLogprobs: job.logprobsTop
         });
@@ -172,10 +194,8 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                 }
                 if (verdict.end === true)
                     break;
-                if (sampledTokens >= job.maxNewTokens || deadlinePassed()) {
-                    outOfTokens = true;
+                if (runsOut(room - sampled.length))
                     break;
-                }
             }
         } finally {
             job.signal?.removeEventListener("abort", stopOnAbort);
@@ -391,6 +411,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     yield {
         type: "done",
         finishReason,
+        ...finishReason === "length" && contextFull ? {contextFull} : {},
         ...stopSequence != null && finishReason === "stop" ? {stopSequence} : {},
         usage: {promptTokens: prompt.length, completionTokens: sampledTokens, cachedPromptTokens: reused, reasoningTokens},
         timings: {

@@ -100,5 +100,8 @@ export type GenerationEvent =
     | {type: "reasoning", text: string}
     | {type: "toolCall", index: number, id: string, name: string}
     | {type: "toolCallArguments", index: number, text: string}
-    /** `stopSequence`: the stop string that ended the reply (a request's or the template's), when one did. */
-    | {type: "done", finishReason: FinishReason, stopSequence?: string, usage: Usage, timings: Timings};
+    /**
+     * `stopSequence`: the stop string that ended the reply (a request's or the template's), when one did.
+     * `contextFull`: a `length` reply that the slot's context window ended, not the request's token limit.
+     */
+    | {type: "done", finishReason: FinishReason, stopSequence?: string, contextFull?: boolean, usage: Usage, timings: Timings};

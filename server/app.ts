@@ -36,6 +36,7 @@ import {forwardToUpstreams, upstreamRoutes} from "./upstreams/index.js";
 import type {UpstreamPool} from "./upstreams/index.js";
 import {isShadowCopy, routeRequests, routeRoutes} from "./routing/index.js";
 import type {Router} from "./routing/index.js";
+import {ContextWarnings} from "./generation/index.js";
 import type {GenerationContext} from "./generation/index.js";
 
 export type AppOptions = {
@@ -112,7 +113,7 @@ export async function buildApp({engine, library, conversations, responses, bench
 
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
     // Routes that translate their API serve the upstreams' models too, asked for as OpenAI chat completions.
-    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}};
+    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}, contextWarnings: new ContextWarnings()};
     const options = {engine, library, generation};
     await app.register(modelsRoutes, {...options, upstreams, router});
     await app.register(chatCompletionsRoutes, options);

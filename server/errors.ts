@@ -76,15 +76,18 @@ function retryAfterSecondsOf(error: HearthError): number | undefined {
         ? error.retryAfterSeconds : undefined;
 }
 
-/** What an error is answered with: the status, OpenAI's body (each API reshapes it), and `Retry-After` when it applies. */
-export type ErrorReply = {statusCode: number, body: ErrorBody, retryAfterSeconds?: number};
+/**
+ * What an error is answered with: the status, OpenAI's body (each API reshapes it), `Retry-After` when it applies, and
+ * the error itself, from which an API may word an error its clients act on in its own terms.
+ */
+export type ErrorReply = {statusCode: number, body: ErrorBody, retryAfterSeconds?: number, cause?: unknown};
 
 /** Maps any error to a status and the API's error body. Unknown errors are 500 and keep their details out of the reply. */
 export function toErrorReply(error: unknown): ErrorReply {
     if (error instanceof HearthError) {
         const statusCode = statusOf(error);
         const type = statusCode >= 500 ? "server_error" : "invalid_request_error";
-        return {statusCode, body: errorBody(error.message, type, error.param, error.code), retryAfterSeconds: retryAfterSecondsOf(error)};
+        return {statusCode, body: errorBody(error.message, type, error.param, error.code), retryAfterSeconds: retryAfterSecondsOf(error), cause: error};
     }
     if (error instanceof InsufficientMemoryError) {
         // node-llama-cpp's own check before allocating (a context for embeddings, say): refused, nothing crashed.
@@ -106,20 +109,37 @@ export function toErrorReply(error: unknown): ErrorReply {
     return {statusCode: 500, body: errorBody("The server hit an internal error; see its log for details", "server_error")};
 }
 
-/** How an API words an error: its body made from OpenAI's and the status (Anthropic names the error's type by it). */
-export type ErrorShape = (body: ErrorBody, statusCode: number) => unknown;
+/**
+ * How an API words an error: its body made from OpenAI's and the status (Anthropic names the error's type by it), and
+ * from the error itself (`cause`) where its clients expect an error in the API's own words.
+ */
+export type ErrorShape = (body: ErrorBody, statusCode: number, cause?: unknown) => unknown;
 
 /** A Fastify error handler that sends {@link toErrorReply}'s status with the body `shape` makes of it. */
 export function errorHandlerFor(shape: ErrorShape) {
     return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
-        const {statusCode, body, retryAfterSeconds} = toErrorReply(error);
+        const {statusCode, body, retryAfterSeconds, cause} = toErrorReply(error);
         if (statusCode === 500 || (statusCode > 500 && !(error instanceof HearthError)))
             request.log.error({err: error}, "request failed");
         if (retryAfterSeconds != null)
             reply.header("retry-after", String(retryAfterSeconds));
-        void reply.status(statusCode).send(shape(body, statusCode));
+        void reply.status(statusCode).send(shape(body, statusCode, cause));
     };
 }
 
-/** OpenAI's error shape, for `/v1` and everything outside `/api`. */
-export const errorHandler = errorHandlerFor((body) => body);
+/**
+ * OpenAI's error shape, for `/v1` and everything outside `/api`. A prompt longer than the context is refused in
+ * OpenAI's words and code (`context_length_exceeded`), which agents such as Qwen Code answer by compressing their history.
+ */
+export function openAiErrorShape(body: ErrorBody, _statusCode: number, cause?: unknown): ErrorBody {
+    if (!(cause instanceof ContextOverflowError))
+        return body;
+    const what = cause.param === "prompt" || cause.param === "input" ? cause.param : "messages";
+    return errorBody(
+        `This model's maximum context length is ${cause.contextTokens} tokens. However, your ${what} resulted in ${cause.promptTokens} tokens. ` +
+        `Please reduce the length of the ${what}.`,
+        body.error.type, body.error.param, "context_length_exceeded"
+    );
+}
+
+export const errorHandler = errorHandlerFor(openAiErrorShape);

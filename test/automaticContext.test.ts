@@ -50,7 +50,7 @@ describe("--ctx-size auto (the default)", () => {
             assert.equal(tooLong.status, 400);
             const error = tooLong.json.error as Json;
             assert.equal(error.code, "context_length_exceeded");
-            assert.match(String(error.message), /This prompt is 4096 tokens long, but the model's context is 4096 tokens per slot/);
+            assert.equal(error.message, "This model's maximum context length is 4096 tokens. However, your prompt resulted in 4096 tokens. Please reduce the length of the prompt.");
         } finally {
             hearth.child.kill("SIGTERM");
             await hearth.exited;

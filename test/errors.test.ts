@@ -73,7 +73,7 @@ describe("errors", () => {
             (error: unknown) => {
                 assert.ok(error instanceof OpenAI.BadRequestError);
                 assert.equal(error.code, "context_length_exceeded");
-                assert.match(error.message, /tokens long.*256 tokens/);
+                assert.match(error.message, /^400 This model's maximum context length is 256 tokens\. However, your messages resulted in \d+ tokens\. Please reduce the length of the messages\.$/);
                 return true;
             });
         const {status, body} = await post("/v1/completions", {model, prompt: long});

@@ -228,6 +228,22 @@ describe("upstreams: llama.cpp's llama-server and a second Hearth behind one Hea
         assert.deepEqual(toolChat.message.tool_calls?.map((call) => [call.function.name, call.function.arguments]), [["get_weather", {city: "Paris"}]]);
     });
 
+    test("llama-server's refusal of a prompt longer than its context reaches an Anthropic client as Anthropic words it", async () => {
+        const anthropic = new Anthropic({baseURL: front.url, apiKey: "x", maxRetries: 0});
+        // Qwen3's tokenizer makes each " a" one token: 5,000 of them do not fit llama-server's 4,096-token slot.
+        const long = Array.from({length: 5000}, () => "a").join(" ");
+        await assert.rejects(anthropic.messages.create({model: QWEN_MODEL, max_tokens: 100, messages: [{role: "user", content: long}]}), (error: unknown) => {
+            assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+            const body = error.error as {error?: {type?: string, message?: string}};
+            assert.equal(body.error?.type, "invalid_request_error");
+            assert.match(body.error?.message ?? "", /^prompt is too long: 50\d\d tokens > 4095 maximum$/);
+            return true;
+        });
+        const ollama = await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: QWEN_MODEL, stream: false, messages: [{role: "user", content: long}]})});
+        assert.equal(ollama.status, 400);
+        assert.match((await ollama.json() as {error: string}).error, /^This prompt is 50\d\d tokens long, but the context of the upstream .+'s model is 4096 tokens/);
+    });
+
     test("the front's audit log and per-upstream metrics record llama-server's requests with the tokens it reported", async () => {
         const before = metricValue(await metricsOf(front), "hearth_upstream_requests_total", {upstream: names.stories, status: "200"}) ?? 0;
         const request = {model: LLAMA_MODEL, ...ask, max_tokens: 12};

@@ -266,18 +266,22 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
     });
 
     test("an upstream's refusal reaches the client with its status and message, in the client's API's shape", async () => {
-        // Too long for the upstream's context: only the upstream, which has the tokenizer, can tell.
+        const refused = await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: qwen, messages: [{role: "user", content: "Hi"}], format: {type: "object", not: {}}})});
+        assert.equal(refused.status, 400);
+        assert.match((await refused.json() as {error: string}).error, /refused the request \(HTTP 400\)/);
+        // Too long for the upstream's context: only the upstream, which has the tokenizer, can tell. Its refusal is
+        // worded as each API words its own, so that agents compact their history.
         const long = "word ".repeat(6000);
         await assert.rejects(anthropic(front).messages.create({...base, messages: [{role: "user", content: long}]}), (error: unknown) => {
             assert.ok(error instanceof Anthropic.BadRequestError, String(error));
             const body = error.error as {type?: string, error?: {type?: string, message?: string}};
             assert.equal(body.error?.type, "invalid_request_error");
-            assert.match(body.error?.message ?? "", /refused the request \(HTTP 400\): .*context/i);
+            assert.match(body.error?.message ?? "", /^prompt is too long: \d+ tokens > 4095 maximum$/);
             return true;
         });
         const response = await fetch(`${front.url}/api/chat`, {method: "POST", body: JSON.stringify({model: qwen, messages: [{role: "user", content: long}]})});
         assert.equal(response.status, 400);
-        assert.match((await response.json() as {error: string}).error, /refused the request \(HTTP 400\)/);
+        assert.match((await response.json() as {error: string}).error, /^This prompt is \d+ tokens long, but the context of the upstream .+'s model is 4096 tokens/);
         // A refusal is the request's fault, not the upstream's: it stays up.
         assert.equal((await upstreamsOf(front)).find((entry) => entry.url === upstream.url)?.health, "up");
     });

@@ -648,13 +648,14 @@ private:
         running_.clear();
     }
 
+    // What a batch holds of one generation: `count` tokens of its input, from where it has got to.
+    struct Item {
+        Generation* generation;
+        int32_t count;
+    };
+
     // One batch: build, decode, sample.
     void Step(Events& events) {
-        struct Item {
-            Generation* generation;
-            int32_t count;
-            int32_t logitIndex;  // -1: no token sampled from this item
-        };
         std::vector<Item> items;
         int32_t room = batchSize_;
         // Generating sequences first, one token each; then prompt chunks fill the rest.
@@ -664,15 +665,48 @@ private:
                 if ((pass == 0) != (left == 1) || left == 0 || room == 0 || HeldBack(*generation))
                     continue;
                 const int32_t count = std::min(left, room);
-                items.push_back({generation.get(), count, -1});
+                items.push_back({generation.get(), count});
                 room -= count;
             }
         }
-
         if (items.empty())
             return;
+
+        const int32_t status = Decode(items, events);
+        if (status == 0)
+            return;
+        if (items.size() == 1) {
+            Fail(*items.front().generation, status, events);
+            return;
+        }
+        // llama.cpp refuses a whole batch for one sequence it cannot take (its slot's context is full) and keeps
+        // none of it: each is decoded again alone, so that only the one at fault fails.
+        for (const Item& item : items) {
+            const int32_t own = Decode({item}, events);
+            if (own != 0)
+                Fail(*item.generation, own, events);
+        }
+    }
+
+    // Ends a generation whose input could not be decoded, dropping its sequence from the cache (nobody can tell
+    // what of it the cache kept).
+    void Fail(Generation& generation, int32_t status, Events& events) {
+        const int32_t sequence = generation.sequence;
+        const std::string message = status == 1
+            ? "The context is full: no room in the KV cache for this batch"
+            : "Decoding failed (llama_decode returned " + std::to_string(status) + ")";
+        llama_memory_seq_rm(llama_get_memory(ctx_), sequence, -1, -1);
+        events.push_back({EventKind::Failed, sequence, 0, 0, NAN, {}, message});
+        running_.erase(sequence);
+    }
+
+    // Decodes `items` as one batch, then samples the next token of each whose input it completed. Returns
+    // llama_decode's status: when it is not 0, nothing has changed.
+    int32_t Decode(const std::vector<Item>& items, Events& events) {
+        std::vector<int32_t> logitIndexes(items.size(), -1);  // -1: no token sampled from that item
         batch_.n_tokens = 0;
-        for (Item& item : items) {
+        for (size_t position = 0; position < items.size(); position++) {
+            const Item& item = items[position];
             Generation& generation = *item.generation;
             for (int32_t offset = 0; offset < item.count; offset++) {
                 const int32_t index = batch_.n_tokens++;
@@ -683,35 +717,23 @@ private:
                 batch_.logits[index] = 0;
             }
             if (generation.inputDone + item.count == generation.input.size()) {
-                item.logitIndex = batch_.n_tokens - 1;
-                batch_.logits[item.logitIndex] = 1;
+                logitIndexes[position] = batch_.n_tokens - 1;
+                batch_.logits[logitIndexes[position]] = 1;
             }
         }
 
         const int32_t status = llama_decode(ctx_, batch_);
-        if (status != 0) {
-            // What this batch held is not in the cache as far as anyone can tell: drop those sequences.
-            const std::string message = status == 1
-                ? "The context is full: no room in the KV cache for this batch"
-                : "Decoding failed (llama_decode returned " + std::to_string(status) + ")";
-            llama_memory_t memory = llama_get_memory(ctx_);
-            for (const Item& item : items) {
-                const int32_t sequence = item.generation->sequence;
-                llama_memory_seq_rm(memory, sequence, -1, -1);
-                events.push_back({EventKind::Failed, sequence, 0, 0, NAN, {}, message});
-                running_.erase(sequence);
-            }
-            return;
-        }
+        if (status != 0)
+            return status;
 
-        for (const Item& item : items) {
-            Generation& generation = *item.generation;
-            generation.inputDone += item.count;
-            generation.position += item.count;
-            if (item.logitIndex < 0)
+        for (size_t position = 0; position < items.size(); position++) {
+            Generation& generation = *items[position].generation;
+            generation.inputDone += items[position].count;
+            generation.position += items[position].count;
+            if (logitIndexes[position] < 0)
                 continue;
             Event event{EventKind::Token, generation.sequence, 0, 0, NAN, {}, {}};
-            const llama_token token = Sample(generation, item.logitIndex, event);
+            const llama_token token = Sample(generation, logitIndexes[position], event);
             const int32_t sequence = generation.sequence;
             if (token == LLAMA_TOKEN_NULL) {
                 events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::NothingSampled), generation.position - generation.startPosition, NAN, {}, {}});
@@ -734,6 +756,7 @@ private:
             generation.input.assign(1, token);
             generation.inputDone = 0;
         }
+        return 0;
     }
 
     // Every token as a candidate, at its own index, with the banned ones at -inf.

@@ -1,4 +1,5 @@
 import type {FastifyInstance} from "fastify";
+import {ContextOverflowError} from "../../native/errors.js";
 import {errorHandlerFor} from "../errors.js";
 import type {ErrorBody} from "../errors.js";
 
@@ -29,9 +30,14 @@ function errorTypeFor(statusCode: number): AnthropicErrorType {
 
 export type AnthropicErrorBody = {type: "error", error: {type: AnthropicErrorType, message: string}};
 
-/** Anthropic's error body: `{"type": "error", "error": {"type", "message"}}`. */
-export function anthropicErrorShape(body: ErrorBody, statusCode: number): AnthropicErrorBody {
-    return {type: "error", error: {type: errorTypeFor(statusCode), message: body.error.message}};
+/**
+ * Anthropic's error body: `{"type": "error", "error": {"type", "message"}}`. A prompt longer than the context is
+ * refused in Anthropic's exact words, which Claude Code matches (`prompt is too long: N tokens > M maximum`) to compact
+ * its history and retry.
+ */
+export function anthropicErrorShape(body: ErrorBody, statusCode: number, cause?: unknown): AnthropicErrorBody {
+    const message = cause instanceof ContextOverflowError ? `prompt is too long: ${cause.promptTokens} tokens > ${cause.maxPromptTokens} maximum` : body.error.message;
+    return {type: "error", error: {type: errorTypeFor(statusCode), message}};
 }
 
 /** Route options of an Anthropic route: refusals before its handler (a missing key, the rate limit) in its shape too. */

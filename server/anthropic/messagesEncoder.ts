@@ -93,7 +93,7 @@ export function messagesEncoder(meta: MessagesMeta): Encoder {
                 const {stop_reason, stop_sequence, usage} = ending(reply!);
                 return [{type: "message_delta", delta: {stop_reason, stop_sequence}, usage, ...contextManagement}, {type: "message_stop"}];
             },
-            error: ({statusCode, body}) => [anthropicErrorShape(body, statusCode)]
+            error: ({statusCode, body, cause}) => [anthropicErrorShape(body, statusCode, cause)]
         },
         body: ([reply]) => {
             const content: ContentBlock[] = [];

@@ -211,13 +211,17 @@ export function promptOptions(body: CountTokensRequest): RequestOptions {
     return toGenerationOptions({sampling: {}, tools: toolOptions(body), reasoning: requestedReasoning(body)}, FIELD_NAMES);
 }
 
-export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use";
+export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "model_context_window_exceeded";
 
-/** Why the reply ended; `stop_sequence` only for one of the request's `stop_sequences` (not the template's own stops). */
+/**
+ * Why the reply ended; `stop_sequence` only for one of the request's `stop_sequences` (not the template's own stops).
+ * A reply that the slot's context ended before `max_tokens` did is `model_context_window_exceeded`, as Anthropic's
+ * newer models say when prompt and reply fill their window.
+ */
 export function stopReason(done: DoneEvent, stopSequences: readonly string[]): {stop_reason: StopReason, stop_sequence: string | null} {
     switch (done.finishReason) {
         case "length":
-            return {stop_reason: "max_tokens", stop_sequence: null};
+            return {stop_reason: done.contextFull === true ? "model_context_window_exceeded" : "max_tokens", stop_sequence: null};
         case "tool_calls":
             return {stop_reason: "tool_use", stop_sequence: null};
         case "stop": {

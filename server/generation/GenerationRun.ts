@@ -1,11 +1,12 @@
 import type {FastifyReply} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import type {ModelLease} from "../../native/engineTypes.js";
-import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
+import {ContextOverflowError, DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import type {Generation, LoadedModel, Prompt} from "../../native/LoadedModel.js";
 import type {GenerationEvent} from "../../native/types.js";
 import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
+import type {ContextWarnings} from "./ContextWarnings.js";
 import {Reply} from "./Reply.js";
 import type {RequestOptions} from "./toGenerationOptions.js";
 import {RunLifecycle} from "./RunLifecycle.js";
@@ -32,7 +33,9 @@ export type GenerationContext = {
      * The upstreams whose models the routes that translate their API (`/v1/messages`, `/api/chat`…) serve too: a
      * model that an upstream serves and no local model is asked of it as an OpenAI chat completion (`UpstreamRun`).
      */
-    upstreams?: UpstreamsHere
+    upstreams?: UpstreamsHere,
+    /** Where a prompt that did not fit its slot is told of, once per model. */
+    contextWarnings?: ContextWarnings
 };
 
 /**
@@ -73,6 +76,8 @@ export class GenerationRun implements Run {
             return run;
         } catch (error) {
             run.release();
+            if (error instanceof ContextOverflowError)
+                context.contextWarnings?.promptTooLong(error, reply.log);
             throw error;
         }
     }

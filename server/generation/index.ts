@@ -5,6 +5,7 @@
  */
 export {answer, collectRun, streamRun} from "./answer.js";
 export type {Encoder, Run, StreamEncoder} from "./answer.js";
+export {ContextWarnings} from "./ContextWarnings.js";
 export {GenerationRun} from "./GenerationRun.js";
 export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
 export {Reply, isFinished, requestedStop} from "./Reply.js";

@@ -2,9 +2,10 @@ import http from "node:http";
 import type {ClientRequest, IncomingHttpHeaders, IncomingMessage} from "node:http";
 import https from "node:https";
 import {RequestAbortedError} from "../../native/errors.js";
+import type {ContextOverflowError} from "../../native/errors.js";
 import {
     UpstreamError, UpstreamInvalidReplyError, UpstreamKeyRefusedError, UpstreamRefusedError, UpstreamServerError, UpstreamStreamBrokenError, UpstreamTimeoutError,
-    UpstreamUnreachableError
+    UpstreamUnreachableError, upstreamContextOverflow
 } from "./errors.js";
 import type {Upstream} from "./Upstream.js";
 import type {UpstreamMetrics} from "./UpstreamMetrics.js";
@@ -159,9 +160,13 @@ export class UpstreamCall {
             throw new UpstreamInvalidReplyError(name, "JSON where server-sent events were asked for");
     }
 
-    /** The upstream's 4xx to a request Hearth translated for it, as the client's error: its status and its message. */
-    refusal(): UpstreamRefusedError {
-        return new UpstreamRefusedError(this.upstream.name, this.statusCode, this.json, this.body?.toString("utf8") ?? "");
+    /**
+     * The upstream's 4xx to a request Hearth translated for it, as the client's error: its status and its message,
+     * or Hearth's own refusal of a prompt too long for the context when it says so (each API words that one).
+     */
+    refusal(): UpstreamRefusedError | ContextOverflowError {
+        return (this.statusCode === 400 ? upstreamContextOverflow(this.upstream.name, this.json) : undefined)
+            ?? new UpstreamRefusedError(this.upstream.name, this.statusCode, this.json, this.body?.toString("utf8") ?? "");
     }
 
     /** The chunks of a stream after {@link first}, as they come; throws when the stream breaks or goes silent. */

@@ -1,3 +1,4 @@
+import {ContextOverflowError} from "../../native/errors.js";
 import {ApiError} from "../errors.js";
 
 /**
@@ -95,4 +96,23 @@ export class NoUpstreamAvailableError extends ApiError {
         super(503, `Every upstream that serves "${model}" is down; retry in ${retryAfterSeconds} s.`, {code: "upstream_unavailable"});
         this.retryAfterSeconds = retryAfterSeconds;
     }
+}
+
+/**
+ * An upstream's refusal of a prompt longer than its context, as Hearth's own (which each API words so that agents
+ * compact their history): llama-server's `exceed_context_size_error` with its numbers, or OpenAI's and vLLM's
+ * "maximum context length" message. Undefined for any other refusal, or when the numbers cannot be read.
+ */
+export function upstreamContextOverflow(upstream: string, body: unknown): ContextOverflowError | undefined {
+    const error = (body as {error?: unknown} | undefined)?.error;
+    if (typeof error !== "object" || error == null)
+        return undefined;
+    const {type, message, param, n_prompt_tokens: promptTokens, n_ctx: contextTokens} = error as Record<string, unknown>;
+    const blamed = typeof param === "string" ? param : "messages";
+    if (type === "exceed_context_size_error" && typeof promptTokens === "number" && typeof contextTokens === "number")
+        return new ContextOverflowError(promptTokens, contextTokens, blamed, {upstream});
+    const words = typeof message === "string"
+        ? /maximum context length is (\d+) tokens\. However, (?:your (?:messages|prompt|input) resulted in|your request has) (\d+) (?:input )?tokens/.exec(message)
+        : null;
+    return words != null ? new ContextOverflowError(Number(words[2]), Number(words[1]), blamed, {upstream}) : undefined;
 }
