@@ -12,7 +12,7 @@ export const AGENT_CONTEXTS: readonly AgentContext[] = [
     {agent: "Codex", tokensPerSlot: 12_000, ctxSize: 12_288}
 ];
 
-/** "Claude Code about 32,000 tokens per slot, Qwen Code 16,000, Codex 8,000". */
+/** "Claude Code about 32,000 tokens per slot, Qwen Code 16,000, Codex 12,000". */
 export function agentContextsText(): string {
     return AGENT_CONTEXTS.map((entry, index) => `${entry.agent} ${index === 0 ? "about " : ""}${entry.tokensPerSlot.toLocaleString("en-US")}${index === 0 ? " tokens per slot" : ""}`).join(", ");
 }

@@ -184,7 +184,7 @@ for (const loop of loops) {
             assert.equal(warnings.length, 1, warnings.map((line) => line.msg).join("\n"));
             const warning = warnings[0]!.msg;
             assert.ok(warning.includes(`A ${counted.input_tokens.toLocaleString("en-US")}-token prompt`), warning);
-            for (const part of ["1,024 tokens each", "--ctx-size", "--parallel", "--kv-cache-type q8_0", "Claude Code needs about 32,000 tokens per slot", "Qwen Code 16,000", "Codex 8,000"])
+            for (const part of ["1,024 tokens each", "--ctx-size", "--parallel", "--kv-cache-type q8_0", "Coding agents need Claude Code about 32,000 tokens per slot", "Qwen Code 16,000", "Codex 12,000"])
                 assert.ok(warning.includes(part), `${part}: ${warning}`);
         });
     });

@@ -1,8 +1,6 @@
 import type {FastifyBaseLogger} from "fastify";
 import type {ContextOverflowError} from "../../native/errors.js";
-
-/** What the agent CLIs' first requests need of a slot, in tokens (their system prompts and tools). */
-const AGENT_CONTEXT_TOKENS = "Claude Code needs about 32,000 tokens per slot, Qwen Code 16,000, Codex 8,000";
+import {agentContextsText} from "../agentContexts.js";
 
 /**
  * Tells the person running the server, once per model and slot size, that a client's prompt did not fit a slot and
@@ -23,6 +21,6 @@ export class ContextWarnings {
             `A ${error.promptTokens.toLocaleString("en-US")}-token prompt does not fit the slots of ${error.model}, which hold ` +
             `${error.contextTokens.toLocaleString("en-US")} tokens each; it was refused. Give each slot more context: a larger ` +
             "--ctx-size, fewer --parallel slots (with --ctx-size auto, the memory is shared among fewer slots), or " +
-            `--kv-cache-type q8_0 (about 1.9x the context in the same memory). ${AGENT_CONTEXT_TOKENS}. (Logged once per model.)`);
+            `--kv-cache-type q8_0 (about 1.9x the context in the same memory). Coding agents need ${agentContextsText()}. (Logged once per model.)`);
     }
 }
