@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {after, before, describe, it} from "node:test";
-import {claudeCode, codex, jsonLines, qwenCode, runAgentCli} from "./helpers/agentClis.js";
+import {agentWorkspace, claudeCode, codex, jsonLines, qwenCode, runAgentCli} from "./helpers/agentClis.js";
 import type {ProcessResult} from "./helpers/agentClis.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
@@ -19,35 +19,48 @@ const long = "qwen3-script-long";
 
 type AuditEntry = {id: number, path: string, model: string | null, status: number, prompt_tokens: number | null, request_body: string | null};
 
+type Hearth = {url: string, stop(): Promise<void>};
+
+/** `hearth serve` in its own process, with its audit log keeping request bodies; ready once its models have loaded. */
+async function serve(args: readonly string[]): Promise<Hearth> {
+    const hearth = spawnHearth(["serve", ...args, "--port", "0", "--audit-prompts"]);
+    const [, address] = await hearth.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    await hearth.waitForOutput(/Ready/);
+    return {url: address!, stop: async () => {
+        hearth.child.kill("SIGTERM");
+        await hearth.exited;
+    }};
+}
+
 let url = "";
-let stopHearth: (() => Promise<void>) | undefined;
+/** The long Qwen3 with 16,384 tokens per slot: room for an agent's prompt, not for the history a long first turn left. */
+let small: Hearth | undefined;
+let main: Hearth | undefined;
 
 before(async () => {
     const files = ["scripted/qwen3-script-long.gguf", "scripted/gpt-oss-script.gguf", "scripted/llama3.1-script.gguf"];
     const paths = await Promise.all(files.map((file) => testModel(file)));
     // Each model's trained context: 40,960 tokens per slot for the long Qwen3, 8,192 for the others.
-    const hearth = spawnHearth(["serve", ...paths.flatMap((file) => ["--model", file]), "--port", "0", "--parallel", "2", "--audit-prompts"]);
-    [, url] = await hearth.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/) as unknown as [string, string];
-    await hearth.waitForOutput(/Ready/);
-    stopHearth = async () => {
-        hearth.child.kill("SIGTERM");
-        await hearth.exited;
-    };
+    [main, small] = await Promise.all([
+        serve([...paths.flatMap((file) => ["--model", file]), "--parallel", "2"]),
+        serve(["--model", paths[0]!, "--parallel", "1", "--ctx-size", "16384"])
+    ]);
+    url = main.url;
 });
 
 after(async () => {
-    await stopHearth?.();
+    await Promise.all([main?.stop(), small?.stop()]);
 });
 
 /** The audit log's entries for requests after `afterId`, oldest first. */
-async function auditAfter(afterId: number): Promise<AuditEntry[]> {
-    const response = await fetch(`${url}/api/audit?limit=1000`);
+async function auditAfter(afterId: number, server = url): Promise<AuditEntry[]> {
+    const response = await fetch(`${server}/api/audit?limit=1000`);
     const {entries} = await response.json() as {entries: AuditEntry[]};
     return entries.filter((entry) => entry.id > afterId).sort((a, b) => a.id - b.id);
 }
 
-async function lastAuditId(): Promise<number> {
-    const entries = await auditAfter(0);
+async function lastAuditId(server = url): Promise<number> {
+    const entries = await auditAfter(0, server);
     return entries.at(-1)?.id ?? 0;
 }
 
@@ -80,18 +93,42 @@ function assertScriptedTask(run: ProcessResult): void {
     assert.equal(run.code, 0, explain(run));
 }
 
+/** A first question long enough (about 6,500 tokens) that the history it leaves no longer fits the small server's slots. */
+const longTask = `${Array.from({length: 450}, (_, index) => `The quick brown fox jumps over the lazy dog number ${index}.`).join(" ")} ${task}`;
+
+const claudeEnv = (base: string): Record<string, string> => ({
+    ANTHROPIC_BASE_URL: base,
+    ANTHROPIC_API_KEY: "dummy",
+    ANTHROPIC_MODEL: long,
+    DISABLE_TELEMETRY: "1",
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1"
+});
+const qwenEnv = (base: string): Record<string, string> => ({OPENAI_BASE_URL: `${base}/v1`, OPENAI_API_KEY: "dummy", OPENAI_MODEL: long});
+const qwenSettings = {".qwen/settings.json": JSON.stringify({privacy: {usageStatisticsEnabled: false}, telemetry: {enabled: false}})};
+
+/** The number of messages a request sent, from the audit log's copy of its body. */
+function messageCount(entry: AuditEntry): number {
+    return (JSON.parse(entry.request_body ?? "{}") as {messages?: unknown[]}).messages?.length ?? 0;
+}
+
+/**
+ * The agent acted on Hearth's refusal: the first request on the small server was refused (400) for its length, and a
+ * later one, answered, carried a shorter history than it.
+ */
+function assertShortenedAfterRefusal(requests: AuditEntry[]): void {
+    const statuses = requests.map((entry) => entry.status);
+    assert.equal(statuses[0], 400, JSON.stringify(statuses));
+    const refused = requests[0]!;
+    const answered = requests.filter((entry) => entry.status === 200);
+    assert.ok(answered.length > 0, JSON.stringify(statuses));
+    assert.ok(answered.some((entry) => messageCount(entry) < messageCount(refused) && (entry.prompt_tokens ?? 0) < 16_384),
+        `no answered request had a shorter history than the refused one (${messageCount(refused)} messages)`);
+}
+
 describe("Claude Code, in its default configuration", () => {
     it("finishes the scripted task through /v1/messages at its real prompt size", async () => {
         const since = await lastAuditId();
-        const run = await runAgentCli(claudeCode, ["-p", task, "--output-format", "stream-json", "--verbose"], {
-            env: {
-                ANTHROPIC_BASE_URL: url,
-                ANTHROPIC_API_KEY: "dummy",
-                ANTHROPIC_MODEL: long,
-                DISABLE_TELEMETRY: "1",
-                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1"
-            }
-        });
+        const run = await runAgentCli(claudeCode, ["-p", task, "--output-format", "stream-json", "--verbose"], {env: claudeEnv(url)});
         assertScriptedTask(run);
         const requests = (await auditAfter(since)).filter((entry) => entry.path.startsWith("/v1/messages"));
         assert.ok(requests.length >= 2, JSON.stringify(requests.map(({path, status}) => ({path, status}))));
@@ -100,20 +137,52 @@ describe("Claude Code, in its default configuration", () => {
         const largest = Math.max(...requests.map((entry) => entry.prompt_tokens ?? 0));
         assert.ok(largest > 10_000, `Claude Code's prompts were ${largest} tokens at most`);
     });
+
+    it("compacts its conversation on Hearth's \"prompt is too long\" and goes on", async () => {
+        const workspace = await agentWorkspace("claude");
+        try {
+            const first = await runAgentCli(claudeCode, ["-p", longTask, "--output-format", "stream-json", "--verbose"], {env: claudeEnv(url), workspace});
+            assertScriptedTask(first);
+            // The same session, continued on a server whose slots hold its prompt but not its history as well.
+            const since = await lastAuditId(small!.url);
+            const next = await runAgentCli(claudeCode, ["-p", "--continue", "And tomorrow?", "--output-format", "stream-json", "--verbose"], {env: claudeEnv(small!.url), workspace});
+            const events = jsonLines(next.stdout) as {type: string, subtype?: string}[];
+            assert.ok(events.some((event) => event.type === "system" && event.subtype === "compact_boundary"), `Claude Code did not compact\n${explain(next)}`);
+            const result = readAgentStream(next).result;
+            assert.equal(result?.is_error, false, explain(next));
+            assert.equal(result?.result?.trim(), answer, explain(next));
+            assertShortenedAfterRefusal((await auditAfter(since, small!.url)).filter((entry) => entry.path.startsWith("/v1/messages")));
+        } finally {
+            await workspace.dispose();
+        }
+    });
 });
 
 describe("Qwen Code, in its default configuration", () => {
     it("finishes the scripted task through /v1/chat/completions at its real prompt size", async () => {
         const since = await lastAuditId();
-        const run = await runAgentCli(qwenCode, [task, "--output-format", "stream-json"], {
-            env: {OPENAI_BASE_URL: `${url}/v1`, OPENAI_API_KEY: "dummy", OPENAI_MODEL: long},
-            files: {".qwen/settings.json": JSON.stringify({privacy: {usageStatisticsEnabled: false}, telemetry: {enabled: false}})}
-        });
+        const run = await runAgentCli(qwenCode, [task, "--output-format", "stream-json"], {env: qwenEnv(url), files: qwenSettings});
         assertScriptedTask(run);
         const requests = (await auditAfter(since)).filter((entry) => entry.path === "/v1/chat/completions");
         assert.ok(requests.length >= 2);
         assert.deepEqual(requests.filter((entry) => entry.status !== 200).map(({status}) => status), []);
         assert.ok(Math.max(...requests.map((entry) => entry.prompt_tokens ?? 0)) > 8_000);
+    });
+
+    it("compresses its history on Hearth's context_length_exceeded and goes on", async () => {
+        const workspace = await agentWorkspace("qwen");
+        try {
+            const first = await runAgentCli(qwenCode, [longTask, "--output-format", "stream-json"], {env: qwenEnv(url), files: qwenSettings, workspace});
+            assertScriptedTask(first);
+            const since = await lastAuditId(small!.url);
+            const next = await runAgentCli(qwenCode, ["--continue", "And tomorrow?", "--output-format", "stream-json"], {env: qwenEnv(small!.url), workspace});
+            const result = readAgentStream(next).result;
+            assert.equal(result?.is_error, false, explain(next));
+            assert.equal(result?.result?.trim(), answer, explain(next));
+            assertShortenedAfterRefusal((await auditAfter(since, small!.url)).filter((entry) => entry.path === "/v1/chat/completions"));
+        } finally {
+            await workspace.dispose();
+        }
     });
 });
 

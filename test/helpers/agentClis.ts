@@ -82,35 +82,44 @@ async function install0(cli: AgentCli): Promise<string> {
     return binary;
 }
 
-/**
- * Runs an agent CLI in a new empty working folder with a new empty home folder (so no configuration of this machine
- * or of an earlier run is read), with only `PATH` and the variables given.
- */
-export async function runAgentCli(cli: AgentCli, args: readonly string[], {env = {}, files = {}, timeoutMs = 5 * 60 * 1000}: {
-    env?: Record<string, string>,
-    /** Files to write first, relative to the home folder (e.g. Codex's `config.toml`); `{home}` in their text is replaced. */
-    files?: Record<string, string>,
-    timeoutMs?: number
-} = {}): Promise<ProcessResult & {home: string}> {
-    const binary = await installAgentCli(cli);
-    const root = await mkdtemp(path.join(os.tmpdir(), `hearth-${cli.bin}-`));
+/** A home folder and a working folder for agent runs; runs given the same one continue each other's sessions. */
+export type AgentWorkspace = {home: string, work: string, dispose(): Promise<void>};
+
+export async function agentWorkspace(name: string): Promise<AgentWorkspace> {
+    const root = await mkdtemp(path.join(os.tmpdir(), `hearth-${name}-`));
     const home = path.join(root, "home");
     const work = path.join(root, "work");
     await mkdir(home);
     await mkdir(work);
-    for (const [name, text] of Object.entries(files)) {
-        await mkdir(path.dirname(path.join(home, name)), {recursive: true});
-        await writeFile(path.join(home, name), text.replaceAll("{home}", home));
-    }
+    return {home, work, dispose: () => rm(root, {recursive: true, force: true})};
+}
+
+/**
+ * Runs an agent CLI in an empty working folder with an empty home folder (so no configuration of this machine or of an
+ * earlier test is read), with only `PATH` and the variables given; in a new workspace unless one is given.
+ */
+export async function runAgentCli(cli: AgentCli, args: readonly string[], {env = {}, files = {}, workspace, timeoutMs = 5 * 60 * 1000}: {
+    env?: Record<string, string>,
+    /** Files to write first, relative to the home folder (e.g. Codex's `config.toml`). */
+    files?: Record<string, string>,
+    workspace?: AgentWorkspace,
+    timeoutMs?: number
+} = {}): Promise<ProcessResult> {
+    const binary = await installAgentCli(cli);
+    const place = workspace ?? await agentWorkspace(cli.bin);
     try {
-        const result = await runProcess(binary, args, {
-            cwd: work,
-            env: {PATH: process.env.PATH, HOME: home, TMPDIR: root, LANG: "C.UTF-8", ...env},
+        for (const [name, text] of Object.entries(files)) {
+            await mkdir(path.dirname(path.join(place.home, name)), {recursive: true});
+            await writeFile(path.join(place.home, name), text);
+        }
+        return await runProcess(binary, args, {
+            cwd: place.work,
+            env: {PATH: process.env.PATH, HOME: place.home, TMPDIR: place.home, LANG: "C.UTF-8", ...env},
             timeoutMs
         });
-        return {...result, home};
     } finally {
-        await rm(root, {recursive: true, force: true});
+        if (workspace == null)
+            await place.dispose();
     }
 }
 
