@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import {APIError} from "openai";
-import type {FunctionTool, Response, ResponseInputItem, ResponseStreamEvent} from "openai/resources/responses/responses";
+import type {FunctionTool, Response, ResponseInputItem} from "openai/resources/responses/responses";
+import {streamEvents as streamEventsOf} from "./helpers/responseStreams.js";
 import {useTestServer} from "./helpers/testServer.js";
 
 const qwen = "qwen3-script";
@@ -15,13 +16,7 @@ const getWeather: FunctionTool = {
 };
 
 /** Every event of a streamed response, in order. */
-async function streamEvents(body: Parameters<typeof server.client.responses.create>[0]): Promise<ResponseStreamEvent[]> {
-    const stream = await server.client.responses.create({...body, stream: true});
-    const events: ResponseStreamEvent[] = [];
-    for await (const event of stream)
-        events.push(event);
-    return events;
-}
+const streamEvents = (body: Parameters<typeof server.client.responses.create>[0]) => streamEventsOf(server.client, body);
 
 function messageText(response: Response): string {
     return response.output.flatMap((item) => item.type === "message" ? item.content.map((part) => part.type === "output_text" ? part.text : "") : []).join("");

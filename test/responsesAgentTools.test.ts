@@ -4,8 +4,9 @@ import os from "node:os";
 import path from "node:path";
 import {describe, it} from "node:test";
 import {APIError} from "openai";
-import type {FunctionTool, NamespaceTool, Response, ResponseInputItem, ResponseStreamEvent, Tool} from "openai/resources/responses/responses";
+import type {FunctionTool, NamespaceTool, Response, ResponseInputItem, Tool} from "openai/resources/responses/responses";
 import {ReasoningSeal} from "../server/openai/ReasoningSeal.js";
+import {streamEvents as streamEventsOf} from "./helpers/responseStreams.js";
 import {useTestServer} from "./helpers/testServer.js";
 
 /** What agents offer on `/v1/responses` besides plain functions: Codex's namespaces, custom tools, sealed reasoning. */
@@ -28,13 +29,8 @@ const weatherNamespace: NamespaceTool = {
 const question = "What is the weather in Paris?";
 const greedy = {temperature: 0, max_output_tokens: 100};
 
-async function streamEvents(body: Parameters<typeof server.client.responses.create>[0]): Promise<ResponseStreamEvent[]> {
-    const stream = await server.client.responses.create({...body, stream: true});
-    const events: ResponseStreamEvent[] = [];
-    for await (const event of stream)
-        events.push(event);
-    return events;
-}
+/** Every event of a streamed response, in order. */
+const streamEvents = (body: Parameters<typeof server.client.responses.create>[0]) => streamEventsOf(server.client, body);
 
 async function raw(body: unknown): Promise<{status: number, json: {error?: {message: string, type: string, param: string | null, code: string | null}} & Record<string, unknown>}> {
     const response = await fetch(`${server.url}/v1/responses`, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
