@@ -10,7 +10,7 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
-import {CountingDecoder, KvSequence} from "./SlotDecoder.js";
+import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
 import {ggmlTypeName, isQuantizedKvCache, KV_CACHE_QUANT_BLOCK} from "./kvCacheTypes.js";
@@ -259,11 +259,12 @@ export class LoadedModel {
         let started = false;
         const name = this.names[0]!;
         const onDone = this.#onGenerationDone;
-        const loop = new CountingDecoder(this.#loop);
+        const loop = this.#loop;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
+            const usage: Usage = {promptTokens: job.promptTokens.length, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0};
             try {
-                for await (const event of prefetch(generateOnSlot(model, loop, lease, job), lease.release)) {
+                for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage), lease.release)) {
                     if (event.type === "done")
                         onDone?.({model: name, usage: event.usage, timings: event.timings});
                     yield event;
@@ -271,7 +272,7 @@ export class LoadedModel {
             } catch (error) {
                 // A client that went away is no failure of the generation; anything else is reported with what it did.
                 if (!(error instanceof RequestAbortedError))
-                    onDone?.({model: name, usage: {promptTokens: job.promptTokens.length, completionTokens: loop.sampled, cachedPromptTokens: 0, reasoningTokens: 0}});
+                    onDone?.({model: name, usage});
                 throw error;
             }
         };

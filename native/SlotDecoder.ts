@@ -134,37 +134,3 @@ export class TokenQueue implements TokenStream {
         wake?.();
     }
 }
-
-/** A decoder that counts the tokens its streams hand out, for one generation that must report them even when it fails. */
-export class CountingDecoder implements SlotDecoder {
-    /** Tokens read from its streams so far. */
-    sampled = 0;
-    readonly #loop: SlotDecoder;
-
-    constructor(loop: SlotDecoder) {
-        this.#loop = loop;
-    }
-
-    generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
-        const stream = this.#loop.generate(sequence, input, request);
-        const count = () => this.sampled++;
-        return {
-            stop: () => stream.stop(),
-            finished: stream.finished,
-            async* [Symbol.asyncIterator]() {
-                for await (const sampled of stream) {
-                    count();
-                    yield sampled;
-                }
-            }
-        };
-    }
-
-    truncate(sequence: KvSequence, length: number): Promise<number> {
-        return this.#loop.truncate(sequence, length);
-    }
-
-    close(): Promise<void> {
-        return this.#loop.close();
-    }
-}

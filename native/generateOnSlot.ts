@@ -11,7 +11,7 @@ import type {SlotDecoder} from "./SlotDecoder.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import {newToolCallId} from "./toolCalls.js";
-import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob} from "./types.js";
+import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "./types.js";
 
 /** Grammars that keep a tool call in the model's own syntax: one for the function's name, one per function for its arguments. */
 export type ToolGrammars = {
@@ -84,20 +84,22 @@ const maxRerenders = 16;
  * out as `reasoning`, its tool calls as `toolCall` events, generated under grammars that keep them in that syntax;
  * special tokens never reach the text. Ends at a stop string, an end token, the token budget or the end of the
  * calls, and checks the abort signal after every token. It never releases the lease; its caller does.
+ *
+ * `usage` is counted in as the generation goes, so that a caller whose generation fails part way can report what it did.
  */
-export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration): AsyncGenerator<GenerationEvent> {
+export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration,
+    usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0}): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
+    usage.promptTokens = prompt.length;
     // At least one prompt token is evaluated again, to get the logits of the first new token.
-    const reused = await loop.truncate(sequence, Math.min(lease.cachedPrefixTokens, prompt.length - 1));
+    usage.cachedPromptTokens = await loop.truncate(sequence, Math.min(lease.cachedPrefixTokens, prompt.length - 1));
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
     let committed: Token[] = [...prompt];
     const penaltyHistory: Token[] = prompt.slice(-penaltyWindow);
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
-    let sampledTokens = 0;
-    let reasoningTokens = 0;
     let finishReason: FinishReason = "stop";
     /** The stop string that ended the reply, if one did (Anthropic's `stop_sequence` names it). */
     let stopSequence: string | undefined;
@@ -123,7 +125,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
      * context did (`room`: the tokens the context still takes). Sets why.
      */
     function runsOut(room: number): boolean {
-        if (sampledTokens >= maxNewTokens || deadlinePassed())
+        if (usage.completionTokens >= maxNewTokens || deadlinePassed())
             outOfTokens = true;
         else if (room < 1)
             outOfTokens = contextFull = true;
@@ -160,7 +162,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             grammar,
             ...grammar != null && job.markupTokens != null ? {bannedTokens: job.markupTokens} : {},
             history: penaltyHistory.slice(-penaltyWindow),
-            maxTokens: Math.min(maxNewTokens - sampledTokens, room),
+            maxTokens: Math.min(maxNewTokens - usage.completionTokens, room),
             ignoreEos: job.ignoreEos === true,
             topLogprobs: job.logprobsTop
         });
@@ -179,9 +181,9 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                     const topLogprobs = (top ?? []).map(([candidate, value]) => toTopLogprob(decoder.tokenText(candidate), value));
                     logprob = {...toTopLogprob(decoder.tokenText(token), tokenLogprob), topLogprobs};
                 }
-                sampledTokens++;
+                usage.completionTokens++;
                 if (segment === "thought")
-                    reasoningTokens++;
+                    usage.reasoningTokens++;
                 penaltyHistory.push(token);
                 scanner.push(decoder.push(token), isSpecialToken(model, token));
                 sampled.push({token, end: scanner.text.length});
@@ -413,7 +415,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         finishReason,
         ...finishReason === "length" && contextFull ? {contextFull} : {},
         ...stopSequence != null && finishReason === "stop" ? {stopSequence} : {},
-        usage: {promptTokens: prompt.length, completionTokens: sampledTokens, cachedPromptTokens: reused, reasoningTokens},
+        usage: {...usage},
         timings: {
             queueMs: job.queueMs,
             promptMs: (firstTokenAt ?? finished) - started,
