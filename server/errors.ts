@@ -110,6 +110,14 @@ export function toErrorReply(error: unknown): ErrorReply {
 }
 
 /**
+ * How a reply that had sent its status ended, for the request's log line and audit entry: the error's status, and its
+ * own message (the client gets none of an internal error's details, the operator does).
+ */
+export function failureOf(error: unknown, errorReply: ErrorReply = toErrorReply(error)): {status: number, message: string} {
+    return {status: errorReply.statusCode, message: error instanceof Error ? error.message : errorReply.body.error.message};
+}
+
+/**
  * How an API words an error: its body made from OpenAI's and the status (Anthropic names the error's type by it), and
  * from the error itself (`cause`) where its clients expect an error in the API's own words.
  */

@@ -1,7 +1,7 @@
 import type {FastifyReply} from "fastify";
 import {RequestAbortedError} from "../../native/errors.js";
 import type {GenerationEvent} from "../../native/types.js";
-import {toErrorReply} from "../errors.js";
+import {failureOf, toErrorReply} from "../errors.js";
 import type {ErrorReply} from "../errors.js";
 import {EventStream} from "../sse.js";
 import type {WireFormat} from "../sse.js";
@@ -109,9 +109,8 @@ export async function streamRun(run: Run, reply: FastifyReply, encoder: StreamEn
         const errorReply = toErrorReply(error);
         if (errorReply.statusCode >= 500)
             reply.log.error({err: error}, "stream failed");
-        // The status line said 200: the request's log line and audit entry say how it really ended, in the error's own
-        // words (the client gets no details of an internal error).
-        reply.request.record.error = {status: errorReply.statusCode, message: error instanceof Error ? error.message : errorReply.body.error.message};
+        // The status line said 200: the request's log line and audit entry say how it really ended.
+        reply.request.record.error = failureOf(error, errorReply);
         await send(encoder.error(errorReply));
         stream.end();
     } finally {

@@ -1,6 +1,6 @@
 import type {FastifyInstance, FastifyReply, FastifyRequest} from "fastify";
 import {DeadlineError, RequestAbortedError} from "../../native/errors.js";
-import {ApiError, toErrorReply} from "../errors.js";
+import {ApiError, failureOf} from "../errors.js";
 import {routeConfigOf} from "../routeConfig.js";
 import {drained} from "../sse.js";
 import {NoUpstreamAvailableError, UpstreamError, UpstreamInvalidReplyError, UpstreamServerError} from "./errors.js";
@@ -144,14 +144,14 @@ async function relayStream(request: FastifyRequest, reply: FastifyReply, call: U
         if (error instanceof RequestAbortedError) {
             if (shuttingDown()) {
                 const ending = new DeadlineError("shutdown");
-                request.record.error = {status: toErrorReply(ending).statusCode, message: ending.message};
+                request.record.error = failureOf(ending);
                 await write(relay.errorEvent(ending.message, ending.code));
             }
             return;
         }
         const failure = error instanceof UpstreamError ? error : new UpstreamInvalidReplyError(call.upstream.name, (error as Error).message);
         request.log.warn({upstream: failure.message}, "upstream stream broke");
-        request.record.error = {status: toErrorReply(failure).statusCode, message: failure.message};
+        request.record.error = failureOf(failure);
         await write(relay.errorEvent(failure.message, failure.code));
     } finally {
         record(request, relay.usage);
