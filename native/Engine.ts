@@ -125,6 +125,12 @@ export class Engine {
         return this.#pinned.get(name)?.spec.path ?? this.options.catalog?.find(name)?.path;
     }
 
+    /** The projector (mmproj) a served name loads with, pinned or in the library; undefined for a model that cannot see. */
+    projectorOf(name: string): string | undefined {
+        const pinned = this.#pinned.get(name);
+        return pinned != null ? pinned.spec.projectorPath : this.options.catalog?.find(name)?.projectorPath;
+    }
+
     #entries(): Entry[] {
         return [...new Set([...this.#pinned.values(), ...this.#onDemand.values()])];
     }

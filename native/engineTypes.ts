@@ -24,6 +24,8 @@ export type EngineOptions = {
     ctxSize: "auto" | number,
     /** The K and V cache's element type. Defaults to `"f16"`. */
     kvCacheType?: KvCacheType,
+    /** Put a model's projector (mmproj) on the GPU when it fits (`--no-mmproj-offload` turns it off). Defaults to `true`. */
+    mmprojOffload?: boolean,
     maxQueue: number,
     chatTemplate?: string,
     /** How long a library model stays loaded after its last request; negative keeps it loaded. Defaults to 5 minutes. */
@@ -40,7 +42,11 @@ export type EngineOptions = {
     onGenerationDone?: (report: GenerationReport) => void
 };
 
-export type ModelToLoad = {path: string, names: readonly string[]};
+/**
+ * `projectorPath`: the model's multimodal projector (mmproj GGUF), which lets it see images; from `--mmproj`, the library
+ * entry, or an `mmproj*.gguf` beside the model file. Undefined: a text-only model.
+ */
+export type ModelToLoad = {path: string, names: readonly string[], projectorPath?: string};
 
 /** Where models that are not pinned at start come from: the library, which hands over verified paths only. */
 export type ModelCatalog = {

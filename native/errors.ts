@@ -156,3 +156,24 @@ export class BenchmarkError extends HearthError {
         super(message, {code: "benchmark_failed"});
     }
 }
+
+/** Images were sent to a model that has no projector (mmproj) to see them with. */
+export class ImagesNotSupportedError extends HearthError {
+    override readonly name = "ImagesNotSupportedError";
+    readonly model: string;
+
+    constructor(model: string, param = "messages") {
+        super(`The model "${model}" cannot see images: it was loaded without a projector (mmproj). Load it with --mmproj FILE, ` +
+            "put its mmproj-*.gguf beside the model file, or pull a quant whose repository has one.", {param, code: "images_not_supported"});
+        this.model = model;
+    }
+}
+
+/** An image the projector cannot take: it does not decode, or it is too large for the context's batch. */
+export class InvalidImageError extends HearthError {
+    override readonly name = "InvalidImageError";
+
+    constructor(message: string, param = "messages") {
+        super(message, {param, code: "invalid_image"});
+    }
+}

@@ -25,12 +25,28 @@ export type ToolChoice = "auto" | "none" | "required" | {name: string};
 
 export type ToolCall = {id: string, name: string, arguments: string};
 
+/**
+ * An image in a prompt: the bytes of an encoded file as the client sent it (PNG, JPEG, WebP, GIF or BMP), already
+ * checked at the edge (format, size, pixels: see checkImage). The engine decodes it and evaluates it through the model's
+ * projector.
+ */
+export type PromptImage = {data: Uint8Array, mimeType: ImageMimeType};
+
+export type ImageMimeType = "image/png" | "image/jpeg" | "image/webp" | "image/gif" | "image/bmp";
+
+/**
+ * Where each image of a message sits in its `content`: one IMAGE_PLACEHOLDER per image, in order (U+FFFC, Unicode's
+ * object replacement character). The edge removes any U+FFFC a client's own text holds, so the two always agree.
+ */
+export const IMAGE_PLACEHOLDER = "\uFFFC";
+
 export type ChatMessage =
-    | {role: "system" | "user", content: string}
+    /** `images`: the images a user turn (or a tool's result) shows the model, placed by IMAGE_PLACEHOLDERs in `content`. */
+    | {role: "system" | "user", content: string, images?: readonly PromptImage[]}
     /** `reasoning`: the thinking that came before the answer; templates usually leave past thinking out. */
     | {role: "assistant", content: string, reasoning?: string, toolCalls?: readonly ToolCall[]}
     /** A tool's result: matched to its call by `toolCallId`, else by `name`, else by order. */
-    | {role: "tool", content: string, toolCallId?: string, name?: string};
+    | {role: "tool", content: string, toolCallId?: string, name?: string, images?: readonly PromptImage[]};
 
 /**
  * Whether a reasoning model thinks before it answers, and how hard, mapped to its template's own switch

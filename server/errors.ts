@@ -7,7 +7,7 @@ import {
 } from "../models/errors.js";
 import {
     BackendUnavailableError, BenchmarkError, ContextOverflowError, DeadlineError, InvalidRequestError, ModelInUseError, ModelNotFoundError, ModelNotReadyError,
-    ModelTooLargeError, QueueFullError, UnsupportedKvCacheError
+    ModelTooLargeError, QueueFullError, UnsupportedKvCacheError, ImagesNotSupportedError, InvalidImageError
 } from "../native/errors.js";
 
 /** The OpenAI error body: `{"error": {"message", "type", "param", "code"}}`. */
@@ -34,6 +34,8 @@ type ErrorClass = abstract new (...args: never[]) => HearthError;
 const STATUS_BY_CLASS: readonly (readonly [ErrorClass, number | ((error: never) => number)])[] = [
     [InvalidRequestError, 400],
     [ContextOverflowError, 400],
+    [ImagesNotSupportedError, 400],
+    [InvalidImageError, 400],
     [BackendUnavailableError, 400],
     [ModelNotFoundError, 404],
     [ModelTooLargeError, 422],
