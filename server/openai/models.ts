@@ -8,7 +8,9 @@ import type {Router} from "../routing/index.js";
 export async function modelsRoutes(app: FastifyInstance, {engine, upstreams, router}: {engine: Engine, upstreams?: UpstreamPool, router?: Router}): Promise<void> {
     const entry = (name: string) => {
         const created = engine.models.find((model) => model.names.includes(name))?.createdAt ?? Math.floor(Date.now() / 1000);
-        return {id: name, object: "model", created, owned_by: "hearth"};
+        // Not in OpenAI's shape (LM Studio and Jan list theirs alike): which inputs the model takes, so a client knows it sees images.
+        const capabilities = engine.projectorOf(name) != null ? ["completion", "vision"] : ["completion"];
+        return {id: name, object: "model", created, owned_by: "hearth", capabilities};
     };
     // An upstream's model is listed unless a local one has its name (the local one is served); owned_by names its upstreams.
     const upstreamEntries = () => {
