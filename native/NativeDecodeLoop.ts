@@ -6,7 +6,7 @@ import {addonFolder, bindingFolderKey, manifestPath} from "./addon/addonPath.js"
 import type {AddonManifest} from "./addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
 type AddonLoop = {
@@ -316,8 +316,8 @@ export class NativeDecodeLoop implements SlotDecoder {
         return queue;
     }
 
-    setProjector(projector: AddonProjector): void {
-        this.#loop.setProjector(projector);
+    setProjector(projector: ProjectorBinding): void {
+        this.#loop.setProjector(projector.native);
     }
 
     truncate(sequence: KvSequence, length: number): Promise<number> {

@@ -65,8 +65,15 @@ export interface SlotDecoder {
     /** Refuses new work, ends what runs and waits for the batch in flight: the context can then go. */
     close(): Promise<void>;
     /** Lets generations carry images of this projector. */
-    setProjector(projector: AddonProjector): void;
+    setProjector(projector: ProjectorBinding): void;
 }
+
+/** A model's projector as the decode loops use it: the native loop hands chunks to it, the JavaScript one calls `evaluate`. */
+export type ProjectorBinding = {
+    native: AddonProjector,
+    /** Encodes an image chunk and decodes it into a sequence at `position`; resolves with the position after it. */
+    evaluate(chunk: object, sequence: number, position: number): Promise<number>
+};
 
 /** A TokenStream fed by a producer: `push` tokens, then `end` or `fail`. */
 export class TokenQueue implements TokenStream {
