@@ -239,9 +239,10 @@ export class NativeDecodeLoop implements SlotDecoder {
         const target = nativeDecodeLoopTarget(model, context);
         this.#loop = new addon.DecodeLoop(target.context, target.model, {...target.expected, ...expectation}, (events) => this.#onEvents(events));
         const info = this.#loop.info();
-        if (info.sequences !== context.totalSequences || info.batchSize !== context.batchSize) {
+        const batchSize = expectation.batchSize ?? target.expected.batchSize;
+        if (info.sequences !== context.totalSequences || info.batchSize !== batchSize) {
             this.#loop.close();
-            throw new Error(`the native loop sees ${info.sequences} sequences and a batch of ${info.batchSize}, not ${context.totalSequences} and ${context.batchSize}`);
+            throw new Error(`the native loop sees ${info.sequences} sequences and a batch of ${info.batchSize}, not ${context.totalSequences} and ${batchSize}`);
         }
         openLoops.add(this);
     }

@@ -106,7 +106,8 @@ public:
             return SetError("The image could not be decoded");
         }
         mtmd_input_chunks* chunks = mtmd_input_chunks_init();
-        const mtmd_input_text text{mtmd_default_marker(), false, true};
+        const char* marker = mtmd_default_marker();
+        const mtmd_input_text text{marker, std::strlen(marker), false, true};
         const mtmd_bitmap* bitmaps[] = {bitmap};
         const int32_t status = mtmd_tokenize(context, chunks, &text, bitmaps, 1);
         mtmd_bitmap_free(bitmap);
