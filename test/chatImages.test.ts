@@ -130,6 +130,17 @@ describe("images in the chat", {timeout: 180_000}, () => {
             await screenshot(page, "chat-images-sent");
             await page.reload();
             await check("after a reload");
+
+            // A message that cannot be stored (its conversation was deleted elsewhere) comes back into the composer.
+            const conversationId = decodeURIComponent(new URL(page.url()).hash.split("/")[2]!);
+            assert.equal((await fetch(`${server.url}/api/conversations/${conversationId}`, {method: "DELETE"})).status, 200);
+            await drop(composer, await blue);
+            await eventually(async () => assert.equal(await toSend.count(), 1));
+            await composer.getByRole("textbox", {name: "Message"}).fill("And this one?");
+            await composer.getByRole("button", {name: "Send"}).click();
+            await page.getByRole("alert").filter({hasText: "There is no conversation"}).waitFor();
+            await eventually(async () => assert.equal(await toSend.count(), 1, "the image is kept to send again"));
+            assert.equal(await composer.getByRole("textbox", {name: "Message"}).inputValue(), "And this one?");
             assert.deepEqual(problems, []);
         } finally {
             await page.context().close();

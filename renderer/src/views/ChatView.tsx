@@ -157,17 +157,22 @@ export function ChatView() {
         }
     };
 
-    const send = async (text: string, images: string[]) => {
+    /** Stores the user's message and streams the reply; false when the message could not be stored. */
+    const send = async (text: string, images: string[]): Promise<boolean> => {
         setError(undefined);
+        let current: ConversationWithMessages;
+        let message: Message;
         try {
-            const current = await ensureConversation();
-            const message = await request<Message>("POST", `/api/conversations/${current.id}/messages`,
+            current = await ensureConversation();
+            message = await request<Message>("POST", `/api/conversations/${current.id}/messages`,
                 {role: "user", content: text, ...images.length > 0 ? {images} : {}});
-            setConversation((shown) => shown != null && shown.id === current.id ? {...shown, messages: [...shown.messages, message]} : shown);
-            await reply(current.id, {model});
         } catch (caught) {
             setError((caught as Error).message);
+            return false;
         }
+        setConversation((shown) => shown != null && shown.id === current.id ? {...shown, messages: [...shown.messages, message]} : shown);
+        void reply(current.id, {model});
+        return true;
     };
 
     const edit = async (message: Message, content: string) => {
@@ -263,7 +268,7 @@ export function ChatView() {
                 </div>
                 {error != null && <p className="error" role="alert">{error}</p>}
                 <Composer model={model} vision={vision} streaming={streaming} disabled={model === ""}
-                    onSend={(text, images) => void send(text, images)} onStop={() => controller.current?.abort()}/>
+                    onSend={send} onStop={() => controller.current?.abort()}/>
             </section>
         </div>
     );

@@ -25,7 +25,8 @@ export function Composer({model, vision, streaming, disabled, onSend, onStop}: {
     vision: boolean,
     streaming: boolean,
     disabled: boolean,
-    onSend: (text: string, images: string[]) => void,
+    /** Resolves false when the message could not be stored: what was sent comes back into the box. */
+    onSend: (text: string, images: string[]) => Promise<boolean>,
     onStop: () => void
 }) {
     const [text, setText] = useState("");
@@ -42,10 +43,16 @@ export function Composer({model, vision, streaming, disabled, onSend, onStop}: {
     const send = () => {
         if (!canSend)
             return;
-        onSend(text, attachments.map((attachment) => attachment.dataUri));
+        const sent = {text, attachments};
         setText("");
         setAttachments([]);
         setNote(undefined);
+        void onSend(text, attachments.map((attachment) => attachment.dataUri)).then((stored) => {
+            if (stored)
+                return;
+            setText((current) => current === "" ? sent.text : current);
+            setAttachments((current) => [...sent.attachments, ...current]);
+        });
     };
 
     const attach = async (files: readonly File[]) => {
