@@ -19,8 +19,11 @@ export type PullProgress =
     | {status: "resolving", name: string}
     /** Waiting for a download slot; `files` are the paths it will write, relative to the models folder. */
     | {status: "queued", name: string, files: string[], modelTotalBytes: number}
-    /** `totalBytes` and `completedBytes` are this file's; `model…Bytes` count every file of the model. */
-    | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number,
+    /**
+     * `totalBytes` and `completedBytes` are this file's; `model…Bytes` count every file of the model. `fileCount` counts the
+     * projector, which comes last (`projector: true`), and `partCount` the model's own files.
+     */
+    | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number, partCount: number, projector: boolean,
         totalBytes: number, completedBytes: number, modelTotalBytes: number, modelCompletedBytes: number,
         bytesPerSecond: number, etaSeconds: number | undefined}
     | {status: "verifying", name: string}
@@ -192,7 +195,7 @@ export class Library {
         onProgress?.({status: "queued", name: canonical, files: downloads.map((download) => download.file.path), modelTotalBytes});
         await this.#downloadSlot(canonical, signal);
         try {
-            await this.#download(canonical, listing.repo, listing.commit, downloads, {signal, onProgress});
+            await this.#download(canonical, listing.repo, listing.commit, downloads, files.length, {signal, onProgress});
         } finally {
             this.#releaseDownloadSlot();
         }
@@ -222,8 +225,8 @@ export class Library {
         return model;
     }
 
-    /** Downloads a model's files (`repoPath`: where each is in the repo), in order, each with its progress. */
-    async #download(name: string, repo: string, commit: string, downloads: {repoPath: string, file: LibraryFile}[], {signal, onProgress}: PullOptions): Promise<void> {
+    /** Downloads a model's files (`repoPath`: where each is in the repo; its `partCount` parts, then its projector), in order, each with its progress. */
+    async #download(name: string, repo: string, commit: string, downloads: {repoPath: string, file: LibraryFile}[], partCount: number, {signal, onProgress}: PullOptions): Promise<void> {
         const files = downloads.map((download) => download.file);
         const modelTotalBytes = files.reduce((sum, file) => sum + file.sizeBytes, 0);
         let earlierFilesBytes = 0;
@@ -242,7 +245,7 @@ export class Library {
                     return;
                 lastReport = now;
                 onProgress?.({
-                    status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length,
+                    status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length, partCount, projector: index >= partCount,
                     totalBytes: file.sizeBytes, completedBytes, modelTotalBytes, modelCompletedBytes: earlierFilesBytes + completedBytes, bytesPerSecond,
                     etaSeconds: bytesPerSecond > 0 ? (modelTotalBytes - earlierFilesBytes - completedBytes) / bytesPerSecond : undefined
                 });
