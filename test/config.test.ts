@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
+import path from "node:path";
 import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/config.js";
+import {testModel} from "./helpers/testModels.js";
 
 describe("serve configuration", () => {
     it("has safe defaults: loopback only, its own port", () => {
@@ -60,8 +62,8 @@ describe("serve configuration", () => {
         assert.equal(parseServeArgs(["-m", "x.gguf"], {}, "/work").config.modelNames, undefined);
     });
 
-    it("gives each --model the --mmproj at its position, none for none, HEARTH_MMPROJ to a single model, and reads --no-mmproj-offload", () => {
-        const vision = "/work/shared/models/vision";
+    it("gives each --model the --mmproj at its position, none for none, HEARTH_MMPROJ to a single model, and reads --no-mmproj-offload", async () => {
+        const vision = path.dirname(await testModel("vision/mmproj-gemma4-vision-script.gguf"));
         const {config} = parseServeArgs(["-m", `${vision}/gemma4-vision-script.gguf`, "--mmproj", `${vision}/mmproj-gemma4-vision-script.gguf`,
             "-m", "/m/text.gguf", "--mmproj", "none", "-m", "hf.co/o/r:Q4_K_M"], {}, "/work");
         assert.deepEqual(config.models.map((model) => model.mmproj), [`${vision}/mmproj-gemma4-vision-script.gguf`, false]);
