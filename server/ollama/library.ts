@@ -60,8 +60,12 @@ export function modelDetails({gguf, quantization}: {gguf: GgufSummary, quantizat
 }
 
 function tagEntry(model: LibraryModel) {
-    // context_length is Hearth's own: the model's trained context, which the app's load form offers as its ceiling.
-    return {name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model), context_length: model.gguf.contextLength ?? null};
+    // context_length and capabilities are Hearth's own: the model's trained context, which the app's load form offers as
+    // its ceiling, and what it takes as input, as /v1/models lists it (vision: it has a projector).
+    return {
+        name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model),
+        context_length: model.gguf.contextLength ?? null, capabilities: model.projector != null ? ["completion", "vision"] : ["completion"]
+    };
 }
 
 /** The `details` of a model Hearth knows only by name: an upstream's, whose `/v1/models` says nothing more. */
@@ -276,6 +280,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             }
         }
         const available = await engine.memoryAvailable();
+        const projector = listing.projector != null ? engine.projectorLoad(listing.projector.sizeBytes) : undefined;
         const quantizations = listing.quantizations.map((entry) => {
             const name = formatModelName({...parsed, quantization: entry.quantization});
             const shape = shapes?.get(entry);
@@ -286,7 +291,10 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                 files: entry.files.map((file) => ({path: file.path, size: file.sizeBytes, sha256: file.sha256})),
                 default: entry === chosen,
                 in_library: library.find(name) != null,
-                fit: shape != null ? offloadPlanJson(planOffload(shape, settings, available)) : null,
+                // Every quantization of a repo with a projector sees: pulling one brings the projector too.
+                vision: listing.projector != null,
+                projector: listing.projector != null ? {path: listing.projector.path, size: listing.projector.sizeBytes, sha256: listing.projector.sha256} : null,
+                fit: shape != null ? offloadPlanJson(planOffload(shape, settings, available, projector)) : null,
                 ...fitError != null ? {fit_error: fitError} : {}
             };
         });
