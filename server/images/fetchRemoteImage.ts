@@ -51,7 +51,7 @@ export async function fetchRemoteImage(url: string, param: string, {signal, limi
 
 /** The body, stopped as soon as it is larger than an image may be (a length header that says so stops it before). */
 async function readLimited(response: Response, maxBytes: number, fail: (why: string) => Error): Promise<Uint8Array> {
-    const tooLarge = () => fail(`it is larger than ${maxBytes / 1024 / 1024} MiB, the most an image may be`);
+    const tooLarge = () => fail(`it is larger than ${maxBytes >= 1024 * 1024 ? `${maxBytes / 1024 / 1024} MiB` : `${maxBytes} bytes`}, the most an image may be`);
     const length = Number(response.headers.get("content-length") ?? NaN);
     if (Number.isFinite(length) && length > maxBytes) {
         await response.body?.cancel();
