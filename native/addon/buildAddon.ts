@@ -223,7 +223,7 @@ export async function buildAddon(log: Log): Promise<boolean> {
         const objectsStamp = JSON.stringify([hearth.map(({stamp}) => stamp), vision ? mtmd.folder : null]);
         // The addon's one export is Node-API's entry point: libmtmd's symbols stay inside it, so another copy of
         // libmtmd in the process (one node-llama-cpp may load some day) is never bound to this one's, or it to that.
-        const exportsFile = join(folder, "exports.map");
+        const exportsFile = join(folder, "exports.ver");
         writeFileSync(exportsFile, "{\n  global: napi_register_module_v1; node_api_module_get_api_version_v1;\n  local: *;\n};\n");
 
         const built: BuiltAddon[] = [];
