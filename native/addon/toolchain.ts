@@ -45,10 +45,11 @@ export type Compile = {output: string, args: string[], fallback?: Compile[]};
 function compileOne(compiler: string, {output, args}: Compile): Promise<void> {
     const partial = `${output}.${process.pid}.partial`;
     return new Promise((resolve, reject) => {
-        execFile(compiler, [...args, "-o", partial], {maxBuffer: 16 * 1024 * 1024}, (error) => {
+        execFile(compiler, [...args, "-o", partial], {maxBuffer: 16 * 1024 * 1024}, (error, _stdout, stderr) => {
             if (error != null) {
                 rmSync(partial, {force: true});
-                reject(compilerFailure(compiler, error));
+                const failure = compilerFailure(compiler, Object.assign(error, {stderr}));
+                reject(failure instanceof MissingPrerequisite ? failure : new Error(`${args.at(-1)} did not compile: ${failure.message}`));
                 return;
             }
             renameSync(partial, output);
