@@ -1,5 +1,5 @@
 import {createHash} from "node:crypto";
-import {existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync} from "node:fs";
+import {existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from "node:fs";
 import {homedir} from "node:os";
 import {join} from "node:path";
 import type {LlamaSource, MtmdSource} from "./llamaSource.js";
@@ -112,7 +112,9 @@ export async function mtmdObjects(source: LlamaSource, compiler: string, compile
         .map((unit) => ({compile: compileOf(unit), size: size(unit)}));
     if (unity) {
         const unitySource = join(folder, "tools_mtmd_models.cpp");
-        writeFileSync(unitySource, grouped.map(({file}) => `#include "${file.slice("tools/mtmd/".length)}"\n`).join(""));
+        // Renamed into place: another build may be compiling it.
+        writeFileSync(`${unitySource}.${process.pid}`, grouped.map(({file}) => `#include "${file.slice("tools/mtmd/".length)}"\n`).join(""));
+        renameSync(`${unitySource}.${process.pid}`, unitySource);
         units.push({
             compile: {output: join(folder, "tools_mtmd_models.o"), args: [...mtmdFlags(source, true), "-x", "c++", "-c", unitySource], fallback: grouped.map(compileOf)},
             size: grouped.reduce((sum, unit) => sum + size(unit), 0)
