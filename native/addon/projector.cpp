@@ -12,11 +12,15 @@
 #include <cstring>
 #include <vector>
 
+#if HEARTH_VISION
 #include "ggml.h"
+#include "mtmd.h"
 #include "mtmd-helper.h"
+#endif
 
 namespace hearth {
 
+#if HEARTH_VISION
 namespace {
 
 // libmtmd's and clip's own log lines: their warnings and errors go to stderr, their progress notes nowhere.
@@ -390,5 +394,24 @@ llama_pos EvaluateImage(ProjectorState& projector, llama_context* context, const
 void DefineProjector(Napi::Env env, Napi::Object exports) {
     exports.Set("Projector", Projector::Define(env));
 }
+
+#else
+
+std::shared_ptr<ProjectorState> ProjectorOf(Napi::Env env, Napi::Value) {
+    throw Napi::Error::New(env, "This addon was built without llama.cpp's multimodal library");
+}
+
+SharedChunk ChunkOf(Napi::Env env, Napi::Value) {
+    throw Napi::Error::New(env, "This addon was built without llama.cpp's multimodal library");
+}
+
+llama_pos EvaluateImage(ProjectorState&, llama_context*, const mtmd_input_chunk*, llama_seq_id, llama_pos, int32_t, std::string& error) {
+    error = "This addon was built without llama.cpp's multimodal library";
+    return -1;
+}
+
+void DefineProjector(Napi::Env, Napi::Object) {}
+
+#endif
 
 }  // namespace hearth

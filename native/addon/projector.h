@@ -7,8 +7,16 @@
 #include <string>
 
 #include "llama.h"
-#include "mtmd.h"
 #include "napi.h"
+
+// HEARTH_VISION is 0 where libmtmd could not be built (see buildAddon.ts): the addon then has no Projector, and
+// these functions refuse.
+#ifndef HEARTH_VISION
+#define HEARTH_VISION 1
+#endif
+
+struct mtmd_context;
+struct mtmd_input_chunk;
 
 namespace hearth {
 
