@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "llama.h"
@@ -28,6 +29,8 @@ struct ProjectorState {
     mtmd_context* context = nullptr;
     // libmtmd encodes one image at a time per context, and its output buffer holds the last one encoded.
     std::mutex encoding;
+    // Held shared while images are tokenized (which libmtmd allows at once), and whole to free the context.
+    std::shared_mutex lifetime;
 };
 
 std::shared_ptr<ProjectorState> ProjectorOf(Napi::Env env, Napi::Value value);
