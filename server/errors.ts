@@ -153,7 +153,7 @@ function bodyTooLargeError(request: FastifyRequest): ApiError {
     const raise = suggestedBytes <= MOST_BODY_BYTES ? `, or start Hearth with a higher limit: --max-body-size ${mebibytes(suggestedBytes)}mb (or HEARTH_MAX_BODY_SIZE)`
         : limitBytes < MOST_BODY_BYTES ? `, or start Hearth with --max-body-size ${mebibytes(MOST_BODY_BYTES)}mb (or HEARTH_MAX_BODY_SIZE), the most it takes`
             : "";
-    return new ApiError(413, `${sizeText} this server's limit of ${formatByteSize(limitBytes)}. Send fewer or smaller images${raise}.`, {code: "request_too_large"});
+    return new ApiError(413, `${sizeText} this server's limit of ${formatByteSize(limitBytes)}. Send fewer or smaller images, or less text${raise}.`, {code: "request_too_large"});
 }
 
 /**
