@@ -222,7 +222,8 @@ describe("a body over the limit", () => {
         assert.equal(outcome.errorCode, undefined);
         assert.equal(outcome.sentBytes, sizeBytes);
         const grownBytes = peakMemoryBytes(server.pid) - before;
-        assert.ok(grownBytes < 32 * MiB, `the server's peak memory grew by ${Math.round(grownBytes / MiB)} MiB while it discarded ${sizeBytes / MiB} MiB`);
+        // Keeping the body would add its 200 MiB; reading it in chunks that are dropped at once lets the heap grow a little.
+        assert.ok(grownBytes < 64 * MiB, `the server's peak memory grew by ${Math.round(grownBytes / MiB)} MiB while it discarded ${sizeBytes / MiB} MiB`);
     });
 });
 
