@@ -146,7 +146,7 @@ function bodyTooLargeError(request: FastifyRequest): ApiError {
     const declaredBytes = Number(request.headers["content-length"]);
     const known = Number.isFinite(declaredBytes) && declaredBytes > limitBytes;
     const sizeText = known ? `The request body is ${formatByteSize(declaredBytes)}, over` : "The request body is over";
-    // A limit that takes it with room to spare: a multiple of 64 MiB, at least twice today's.
+    // A limit that takes it: the next multiple of 64 MiB, and at least twice the limit of today.
     const step = 64 * 1024 * 1024;
     const suggestedBytes = Math.ceil(Math.max(2 * limitBytes, known ? declaredBytes : 0) / step) * step;
     const mebibytes = (bytes: number) => bytes / (1024 * 1024);
