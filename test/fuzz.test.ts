@@ -80,7 +80,7 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
 
     before(async () => {
         hub = await startFakeHub([]);
-        server = await startTestServer({apiKeys: [KEY], ctxSize: 256, parallel: 2, hub: {endpoint: hub.url, token: undefined}});
+        server = await startTestServer({apiKeys: [KEY], ctxSize: 256, parallel: 2, hub: {endpoint: hub.url, token: undefined}, maxBodyBytes: 16 * 1024 * 1024});
         const conversation = await (await send("POST", "/api/conversations", JSON.stringify({title: "fuzz", model: MODEL}))).reply;
         const id = (JSON.parse(conversation) as {id: string}).id;
         const added = JSON.parse((await send("POST", `/api/conversations/${id}/messages`, JSON.stringify({role: "user", content: "Hi"}))).reply) as {id: string};
