@@ -1,4 +1,5 @@
-import type {ChatMessage, ReasoningOptions, ResponseFormat, ToolChoice} from "../../native/types.js";
+import {IMAGE_PLACEHOLDER} from "../../native/types.js";
+import type {ChatMessage, PromptImage, ReasoningOptions, ResponseFormat, ToolChoice} from "../../native/types.js";
 import type {RequestOptions} from "../generation/index.js";
 
 /**
@@ -90,7 +91,7 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
         switch (message.role) {
             case "system":
             case "user":
-                return {role: message.role, content: message.content};
+                return {role: message.role, content: openAIContent(message.content, message.images)};
             case "assistant": {
                 const calls = message.toolCalls ?? [];
                 unanswered = calls.map((call) => ({id: call.id, name: call.name}));
@@ -106,8 +107,19 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
                     ?? (message.toolCallId == null ? unanswered.find((call) => call.name === message.name) ?? unanswered[0] : undefined);
                 unanswered = unanswered.filter((call) => call !== answered);
                 const id = message.toolCallId ?? answered?.id;
-                return {role: "tool", content: message.content, ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
+                return {role: "tool", content: openAIContent(message.content, message.images), ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
             }
         }
     });
+}
+
+/** A message's content as OpenAI's parts where it has images: its text split where each image was, the image as a data URI. */
+function openAIContent(content: string, images: readonly PromptImage[] | undefined): string | object[] {
+    if (images == null || images.length === 0)
+        return content;
+    const texts = content.split(IMAGE_PLACEHOLDER);
+    return texts.flatMap((text, index) => [
+        ...text !== "" ? [{type: "text", text}] : [],
+        ...index < images.length ? [{type: "image_url", image_url: {url: `data:${images[index]!.mimeType};base64,${Buffer.from(images[index]!.data).toString("base64")}`}}] : []
+    ]);
 }
