@@ -70,7 +70,10 @@ export type AppOptions = {
     /** Generation requests a minute per key; `0` or undefined is no limit. */
     rateLimitPerMinute?: number,
     logger?: FastifyServerOptions["logger"],
-    /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
+    /**
+     * Largest request body accepted, in bytes. Defaults to 100 MiB: three images at their 20 MiB limit, which base64
+     * makes 27 MiB each, and a long conversation beside them.
+     */
     bodyLimitBytes?: number,
     /** Fetch `http(s)` image URLs that requests send (`--allow-remote-images`); otherwise they are refused. Defaults to `false`. */
     allowRemoteImages?: boolean
@@ -78,7 +81,7 @@ export type AppOptions = {
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
 export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown, requestTimeoutMs = 0,
-    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
+    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 100 * 1024 * 1024, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         // One log line per request is written when its connection closes (observeRequests), with its id.

@@ -1,6 +1,8 @@
 import type {FastifyError, FastifyReply, FastifyRequest} from "fastify";
 import {InsufficientMemoryError} from "node-llama-cpp";
 import {HearthError} from "../models/HearthError.js";
+import {discardRequestBody} from "./discardRequestBody.js";
+import {IMAGE_LIMITS} from "./images/index.js";
 import {
     DiskFullError, DownloadCancelledError, DownloadNotFoundError, HubError, IntegrityError, InvalidGgufError, InvalidModelNameError,
     ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError, UnsafePathError
@@ -105,6 +107,8 @@ export function toErrorReply(error: unknown): ErrorReply {
     if (statusCode != null && statusCode >= 400 && statusCode < 500) {
         const message = fastifyError.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fastifyError.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error instanceof SyntaxError
             ? `The request body is not valid JSON: ${fastifyError.message}`
+            : fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE"
+            ? `The request body is larger than this server accepts; send fewer or smaller images (each at most ${IMAGE_LIMITS.maxBytes / 1024 / 1024} MiB)`
             : fastifyError.message ?? "Bad request";
         return {statusCode, body: errorBody(message, "invalid_request_error", null, fastifyError.code ?? null)};
     }
@@ -127,8 +131,11 @@ export type ErrorShape = (body: ErrorBody, statusCode: number, cause?: unknown) 
 
 /** A Fastify error handler that sends {@link toErrorReply}'s status with the body `shape` makes of it. */
 export function errorHandlerFor(shape: ErrorShape) {
-    return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+    return async (error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<void> => {
         const {statusCode, body, retryAfterSeconds, cause} = toErrorReply(error);
+        // A body over the limit is refused before it is read: the client is still sending it, and must get to the reply.
+        if (statusCode === 413)
+            await discardRequestBody(request.raw);
         if (statusCode === 500 || (statusCode > 500 && !(error instanceof HearthError)))
             request.log.error({err: error}, "request failed");
         if (retryAfterSeconds != null)
