@@ -3,6 +3,7 @@ import {InsufficientMemoryError} from "node-llama-cpp";
 import {HearthError} from "../models/HearthError.js";
 import {formatByteSize} from "./byteSize.js";
 import {MOST_BODY_BYTES} from "./config.js";
+import {IMAGE_LIMITS} from "./images/index.js";
 import {isBodyTooLarge} from "./limitRequestBodies.js";
 import {
     DiskFullError, DownloadCancelledError, DownloadNotFoundError, HubError, IntegrityError, InvalidGgufError, InvalidModelNameError,
@@ -108,6 +109,8 @@ export function toErrorReply(error: unknown): ErrorReply {
     if (statusCode != null && statusCode >= 400 && statusCode < 500) {
         const message = fastifyError.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fastifyError.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || error instanceof SyntaxError
             ? `The request body is not valid JSON: ${fastifyError.message}`
+            : fastifyError.code === "FST_ERR_CTP_BODY_TOO_LARGE"
+            ? `The request body is larger than this server accepts; send fewer or smaller images (each at most ${IMAGE_LIMITS.maxBytes / 1024 / 1024} MiB)`
             : fastifyError.message ?? "Bad request";
         return {statusCode, body: errorBody(message, "invalid_request_error", null, fastifyError.code ?? null)};
     }

@@ -40,6 +40,13 @@ describe("serve configuration", () => {
         assert.deepEqual(config.models.map((model) => model.names), [["a"], ["b"]]);
     });
 
+    it("fetches remote image URLs only when told to, by flag or variable", () => {
+        assert.equal(parseServeArgs([], {}, "/work").config.allowRemoteImages, false);
+        assert.equal(parseServeArgs(["--allow-remote-images"], {}, "/work").config.allowRemoteImages, true);
+        assert.equal(parseServeArgs([], {HEARTH_ALLOW_REMOTE_IMAGES: "1"}, "/work").config.allowRemoteImages, true);
+        assert.equal(parseServeArgs([], {HEARTH_ALLOW_REMOTE_IMAGES: "0"}, "/work").config.allowRemoteImages, false);
+    });
+
     it("names a model after its file and adds aliases by position", () => {
         const {config} = parseServeArgs(["-m", "models/Llama-3.Q4_K_M.gguf", "-m", "x.GGUF", "--alias", "llama", "--gpu-layers", "12"], {}, "/work");
         assert.deepEqual(config.models, [

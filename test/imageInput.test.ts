@@ -8,6 +8,8 @@ import {fetchRemoteImage} from "../server/images/index.js";
 import {crafted, fixtureDataUri, fixtureImage} from "./helpers/imageBytes.js";
 import {startImageHost} from "./helpers/imageHost.js";
 import type {ImageHost} from "./helpers/imageHost.js";
+import {modelNameFromPath} from "../server/config.js";
+import {testModel} from "./helpers/testModels.js";
 import {startTestServer, useTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 
@@ -15,7 +17,12 @@ import type {TestServer} from "./helpers/testServer.js";
 
 const qwen = "qwen3-script";
 const llama = "llama3.1-script";
-const server = useTestServer({modelFiles: ["scripted/qwen3-script.gguf", "scripted/llama3.1-script.gguf", "stories260K.gguf"], ctxSize: 2048, parallel: 1});
+const seeing = "gemma4-vision-script";
+const models = [
+    ...await Promise.all(["scripted/qwen3-script.gguf", "scripted/llama3.1-script.gguf", "stories260K.gguf"].map(async (file) => ({path: await testModel(file), names: [modelNameFromPath(file)]}))),
+    {path: await testModel("vision/gemma4-vision-script.gguf"), names: [seeing], projectorPath: await testModel("vision/mmproj-gemma4-vision-script.gguf")}
+];
+const server = useTestServer({models, ctxSize: 2048, parallel: 1});
 const openai = () => server.client;
 const anthropic = () => new Anthropic({baseURL: server.url, apiKey: "x", maxRetries: 0});
 const ollama = () => new Ollama({host: server.url});
@@ -116,6 +123,23 @@ describe("an image sent to a model without a projector", () => {
         await assert.rejects(openai().chat.completions.create({
             model: "no-such-model", messages: [{role: "user", content: [{type: "image_url", image_url: {url: await fixtureDataUri("red.png")}}]}]
         }), (error: OpenAIError) => error.status === 404);
+    });
+});
+
+describe("a model with a projector", () => {
+    it("takes the images, and a stored response keeps them as they came for the next turn", async () => {
+        const yellow = await fixtureDataUri("yellow.jpg");
+        const first = await openai().responses.create({
+            model: seeing, max_output_tokens: 8, temperature: 0,
+            input: [{role: "user", content: [{type: "input_image", image_url: yellow, detail: "auto"}, {type: "input_text", text: "What colour?"}]}]
+        });
+        assert.equal(first.status, "completed");
+        const items = await openai().responses.inputItems.list(first.id);
+        assert.equal(((items.data[0] as {content: {image_url?: string}[]}).content[0])!.image_url, yellow);
+        const next = await openai().responses.create({model: seeing, max_output_tokens: 8, temperature: 0, previous_response_id: first.id, input: "And now?"});
+        assert.equal(next.status, "completed");
+        const history = await openai().responses.inputItems.list(next.id);
+        assert.ok(JSON.stringify(history.data).includes(yellow), "the image is in the next turn's history");
     });
 });
 

@@ -6,6 +6,7 @@ import {Ollama} from "ollama";
 import type OpenAI from "openai";
 import type {ChatResponse, Message} from "ollama";
 import {eventually} from "./helpers/eventually.js";
+import {fixtureImage} from "./helpers/imageBytes.js";
 import {upstreamsOf} from "./helpers/upstreamViews.js";
 import {troubledUpstream, vanishingUpstream} from "./helpers/troubledUpstreams.js";
 import type {TroubledUpstream} from "./helpers/troubledUpstreams.js";
@@ -420,5 +421,23 @@ describe("upstream models on /v1/messages and the Ollama API, translated to Open
             tool_choice: {type: "function", function: {name: "get_weather"}},
             chat_template_kwargs: {enable_thinking: true}, reasoning_effort: "low"
         });
+    });
+
+    test("images go upstream as OpenAI's image_url parts (data URIs), where each was in the message", async () => {
+        await troubledUp();
+        const before = troubled.bodies.length;
+        const red = await fixtureImage("red.png");
+        const uri = `data:image/png;base64,${red.toString("base64")}`;
+        await ollama(front).chat({model: "qwen-error", messages: [{role: "user", content: "What colour?", images: [red.toString("base64")]}]}).catch(() => undefined);
+        await anthropic(front).messages.create({
+            ...base, model: "qwen-error",
+            messages: [{role: "user", content: [{type: "text", text: "Compare"}, {type: "image", source: {type: "base64", media_type: "image/png", data: red.toString("base64")}}, {type: "text", text: "with"},
+                {type: "image", source: {type: "base64", media_type: "image/png", data: red.toString("base64")}}]}]
+        }).catch(() => undefined);
+        const [ollamaBody, anthropicBody] = troubled.bodies.slice(before) as {messages: unknown[]}[];
+        assert.deepEqual(ollamaBody!.messages, [{role: "user", content: [{type: "image_url", image_url: {url: uri}}, {type: "text", text: "What colour?"}]}]);
+        assert.deepEqual(anthropicBody!.messages, [{role: "user", content: [
+            {type: "text", text: "Compare"}, {type: "image_url", image_url: {url: uri}}, {type: "text", text: "with"}, {type: "image_url", image_url: {url: uri}}
+        ]}]);
     });
 });

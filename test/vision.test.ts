@@ -99,18 +99,22 @@ describe("vision on both decode loops", () => {
     });
 });
 
+// The projector on Mesa's software Vulkan device and the text model on the CPU: with the text model's layers on lavapipe
+// too, an image's non-causal decode crashes inside the driver from time to time (see README, Images).
 describe("vision on a GPU backend (lavapipe)", () => {
-    it("gives the same replies with the model and its projector on the Vulkan device", async () => {
+    it("encodes images on the Vulkan device and gives the CPU's replies", async () => {
         const model = await visionModel();
         // Mesa's software Vulkan device, which ggml shows only with GGML_VK_VISIBLE_DEVICES set.
         const server = spawnHearth(["serve", "--model", model.path, "--mmproj", model.projectorPath!, "--port", "0", "--threads", "1", "--parallel", "1",
-            "--gpu", "vulkan", "--gpu-layers", "max"], {GGML_VK_VISIBLE_DEVICES: "0"});
+            "--gpu", "vulkan", "--gpu-layers", "0"], {GGML_VK_VISIBLE_DEVICES: "0"});
         try {
             const [, url] = await server.waitForOutput(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
             await server.waitForOutput(/Ready/);
             const info = await fetch(`${url}/api/server`).then((response) => response.json()) as {backend: {selected: string, decode_loop: string}};
             assert.equal(info.backend.selected, "vulkan", "Vulkan must be usable here (Debian: mesa-vulkan-drivers libvulkan1)");
             assert.equal(info.backend.decode_loop, "native");
+            const estimate = await fetch(`${url}/api/estimate?model=${name}&gpu_layers=0`).then((response) => response.json()) as {projector_on_gpu: boolean};
+            assert.equal(estimate.projector_on_gpu, true, "the plan puts the projector on the device");
             expected ??= JSON.parse(await readFile(await testModel("vision/expected.json"), "utf8")) as Expected;
             const client = new OpenAI({baseURL: `${url}/v1`, apiKey: "unused"});
             for (const image of ["red.png", "yellow.jpg", "magenta-wide.png"])

@@ -91,7 +91,7 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
         switch (message.role) {
             case "system":
             case "user":
-                return {role: message.role, content: withImageParts(message.content, message.images)};
+                return {role: message.role, content: openAIContent(message.content, message.images)};
             case "assistant": {
                 const calls = message.toolCalls ?? [];
                 unanswered = calls.map((call) => ({id: call.id, name: call.name}));
@@ -107,28 +107,19 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
                     ?? (message.toolCallId == null ? unanswered.find((call) => call.name === message.name) ?? unanswered[0] : undefined);
                 unanswered = unanswered.filter((call) => call !== answered);
                 const id = message.toolCallId ?? answered?.id;
-                // OpenAI's tool messages take text only: a tool result's images go in a user turn right after it.
-                const result = {role: "tool", content: withImageParts(message.content, undefined), ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
-                return message.images != null && message.images.length > 0
-                    ? [result, {role: "user", content: withImageParts("", message.images)}]
-                    : result;
+                return {role: "tool", content: openAIContent(message.content, message.images), ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
             }
         }
-    }).flat();
+    });
 }
 
-/** A message's text with its images where their placeholders are, as OpenAI content parts (data URIs); plain text without images. */
-function withImageParts(content: string, images: readonly PromptImage[] | undefined): string | object[] {
+/** A message's content as OpenAI's parts where it has images: its text split where each image was, the image as a data URI. */
+function openAIContent(content: string, images: readonly PromptImage[] | undefined): string | object[] {
     if (images == null || images.length === 0)
-        return content.replaceAll(IMAGE_PLACEHOLDER, "");
-    const parts: object[] = [];
-    content.split(IMAGE_PLACEHOLDER).forEach((text, index) => {
-        if (index > 0 && images[index - 1] != null) {
-            const image = images[index - 1]!;
-            parts.push({type: "image_url", image_url: {url: `data:${image.mimeType};base64,${Buffer.from(image.data).toString("base64")}`}});
-        }
-        if (text !== "")
-            parts.push({type: "text", text});
-    });
-    return parts;
+        return content;
+    const texts = content.split(IMAGE_PLACEHOLDER);
+    return texts.flatMap((text, index) => [
+        ...text !== "" ? [{type: "text", text}] : [],
+        ...index < images.length ? [{type: "image_url", image_url: {url: `data:${images[index]!.mimeType};base64,${Buffer.from(images[index]!.data).toString("base64")}`}}] : []
+    ]);
 }
