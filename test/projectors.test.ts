@@ -129,6 +129,8 @@ describe("projectors from the Hub", () => {
     });
 });
 
+const pick = (object: Record<string, unknown>, ...keys: string[]) => Object.fromEntries(keys.map((key) => [key, object[key]]));
+
 async function postJson(url: string, body: unknown) {
     const response = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
     return {status: response.status, text: await response.text()};
@@ -245,6 +247,9 @@ describe("a model file's projector", () => {
         } finally {
             await found.close();
         }
+        const estimated = await spawnHearth(["estimate", modelPath, "--gpu", "cpu", "--ctx-size", "2048", "--json"]).exited;
+        assert.equal(estimated.code, 0, estimated.stderr);
+        assert.deepEqual(pick(JSON.parse(estimated.stdout) as Record<string, unknown>, "projector_bytes", "projector_on_gpu"), {projector_bytes: 686_912, projector_on_gpu: false});
         const without = await startTestServer({models: [{path: modelPath, names: ["seeless"], mmproj: false}], parallel: 1});
         try {
             assert.equal(without.engine.projectorOf("seeless"), undefined);
