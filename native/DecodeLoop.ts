@@ -3,16 +3,19 @@ import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
 import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
 import type {NativeContext, NativeSampler, NativeSamplerConfig} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, Sampled, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {ProjectedImage} from "./vision/ImageProjector.js";
 
 /** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
 type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};
 
 type Evaluation = {
     sequence: KvSequence,
-    /** Tokens still to evaluate; the last one's logits are sampled. */
+    /** Tokens still to evaluate; the last one's logits are sampled (none without a sampler: input before an image). */
     tokens: Token[],
-    sampler: NativeSampler,
+    /** An image to evaluate instead of tokens, alone between two batches. */
+    image?: ProjectedImage,
+    sampler: NativeSampler | null,
     probabilities: boolean,
     resolve(sampled: RawSampled): void,
     reject(error: unknown): void
@@ -42,6 +45,7 @@ export class DecodeLoop implements SlotDecoder {
     #closed = false;
     #busy = false;
     #release: (() => void) | undefined;
+    #projector: ProjectorBinding | undefined;
 
     constructor(model: LlamaModel, native: NativeContext, batchSize: number) {
         this.#model = model;
@@ -58,7 +62,15 @@ export class DecodeLoop implements SlotDecoder {
         const history = () => [...request.history, ...generated].slice(-penaltyWindow);
         const run = async (sampler: NativeSampler) => {
             const config = samplerConfig(this.#model, request, history);
-            let tokens = input;
+            // The input before each image, then the image; sampling starts after the input that follows the last one.
+            let done = 0;
+            for (const {offset, image} of request.images ?? []) {
+                if (offset > done)
+                    await this.#evaluate(sequence, input.slice(done, offset), null, false);
+                await this.#evaluateImage(sequence, image);
+                done = offset + image.positions;
+            }
+            let tokens = input.slice(done);
             for (;;) {
                 sampler.applyConfig(config());
                 const {token, probabilities} = await this.#evaluate(sequence, tokens, sampler, request.topLogprobs != null);
@@ -97,14 +109,32 @@ export class DecodeLoop implements SlotDecoder {
         };
     }
 
-    /** Evaluates `tokens` on a sequence after its cached ones and samples the next token with `sampler`. */
-    #evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler, probabilities: boolean): Promise<RawSampled> {
+    setProjector(projector: ProjectorBinding): void {
+        this.#projector = projector;
+    }
+
+    /** Evaluates an image on a sequence after its cached tokens, alone between two batches. */
+    #evaluateImage(sequence: KvSequence, image: ProjectedImage): Promise<RawSampled> {
+        if (this.#projector == null)
+            return Promise.reject(new Error("The model has no projector to evaluate images with"));
+        return this.#enqueue({sequence, tokens: [], image, sampler: null, probabilities: false});
+    }
+
+    /**
+     * Evaluates `tokens` on a sequence after its cached ones and samples the next token with `sampler` (without one,
+     * it only evaluates them).
+     */
+    #evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler | null, probabilities: boolean): Promise<RawSampled> {
         if (tokens.length === 0)
             return Promise.reject(new Error("Nothing to evaluate"));
+        return this.#enqueue({sequence, tokens: [...tokens], sampler, probabilities});
+    }
+
+    #enqueue(evaluation: Omit<Evaluation, "resolve" | "reject">): Promise<RawSampled> {
         if (this.#closed)
             return Promise.reject(new Error("The model was unloaded"));
         return new Promise<RawSampled>((resolve, reject) => {
-            this.#queue.push({sequence, tokens: [...tokens], sampler, probabilities, resolve, reject});
+            this.#queue.push({...evaluation, resolve, reject});
             if (this.#running == null)
                 this.#running = this.#run();
             else
@@ -179,8 +209,33 @@ export class DecodeLoop implements SlotDecoder {
         }
     }
 
+    /** Evaluates one image alone: the whole context may attend to it non-causally while it decodes. */
+    async #stepImage(evaluation: Evaluation & {image: ProjectedImage}): Promise<void> {
+        this.#queue = this.#queue.filter((queued) => queued !== evaluation);
+        this.#busy = true;
+        try {
+            const {sequence, image} = evaluation;
+            const position = sequence.contextTokens.length;
+            await this.#projector!.evaluate(image.chunk, sequence.id, position);
+            for (let index = 0; index < image.positions; index++)
+                sequence.contextTokens.push(image.placeholder);
+            evaluation.resolve({token: null});
+        } catch (error) {
+            this.#native.disposeSequence(evaluation.sequence.id);
+            evaluation.sequence.contextTokens.length = 0;
+            evaluation.reject(error);
+        } finally {
+            this.#busy = false;
+            for (const edit of this.#edits.splice(0))
+                edit();
+        }
+    }
+
     /** One batch: build, decode, sample, hand out. */
     async #step(): Promise<void> {
+        const image = this.#queue.find((evaluation) => evaluation.image != null);
+        if (image != null)
+            return this.#stepImage(image as Evaluation & {image: ProjectedImage});
         // Slots that are decoding go first, one token each; prompt chunks fill the rest of the batch.
         const ordered = [...this.#queue.filter((evaluation) => evaluation.tokens.length === 1),
             ...this.#queue.filter((evaluation) => evaluation.tokens.length > 1)];
@@ -235,7 +290,7 @@ export class DecodeLoop implements SlotDecoder {
         const finished: Finished[] = [];
         native.initBatch(items.reduce((total, item) => total + item.count, 0));
         for (const {evaluation, count} of items) {
-            const last = count === evaluation.tokens.length;
+            const last = count === evaluation.tokens.length && evaluation.sampler != null;
             const [batchIndex] = native.addToBatch(evaluation.sequence.id, evaluation.sequence.contextTokens.length,
                 Uint32Array.from(evaluation.tokens.slice(0, count)), last ? Uint32Array.of(count - 1) : new Uint32Array(0));
             if (last)
@@ -245,6 +300,9 @@ export class DecodeLoop implements SlotDecoder {
         for (const {evaluation, count} of items) {
             evaluation.sequence.contextTokens.push(...evaluation.tokens.slice(0, count));
             evaluation.tokens = evaluation.tokens.slice(count);
+            // Input before an image is only evaluated: its evaluation is done once all of it is in the cache.
+            if (evaluation.tokens.length === 0 && evaluation.sampler == null)
+                evaluation.resolve({token: null});
         }
         this.#queue = this.#queue.filter((evaluation) => evaluation.tokens.length > 0);
         return finished;
@@ -254,7 +312,7 @@ export class DecodeLoop implements SlotDecoder {
     async #sample(finished: readonly Finished[]): Promise<void> {
         const native = this.#native;
         const samples = await Promise.allSettled(finished.map(({evaluation, batchIndex}) =>
-            native.sampleToken(batchIndex, evaluation.sampler, evaluation.probabilities || undefined)));
+            native.sampleToken(batchIndex, evaluation.sampler!, evaluation.probabilities || undefined)));
         samples.forEach((outcome, index) => {
             const {evaluation} = finished[index]!;
             if (outcome.status === "rejected")

@@ -446,8 +446,13 @@ export class Engine {
         const model = await loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
             decodeLoop: this.options.decodeLoop ?? "auto",
-            chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone
+            chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone,
+            // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).
+            projectorOnGpu: plan.projectorBytes > 0 ? plan.projectorOnGpu : this.options.mmprojOffload !== false
         });
+        const vision = model.vision;
+        if (entry.spec.projectorPath != null && !vision.available)
+            this.options.log?.("warn", `${entry.spec.names[0]} cannot see images here: ${vision.reason}`);
         // A model that falls back for a reason the backend did not give is logged, once per reason.
         const loop = model.decodeLoop;
         if (loop.kind === "javascript" && !this.#loggedLoopReasons.has(loop.reason)) {

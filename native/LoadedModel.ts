@@ -4,15 +4,15 @@ import {ChatFormat} from "./chat/ChatFormat.js";
 import type {CallSyntax, ChatTurn} from "./chat/ChatFormat.js";
 import {readGgufHeader} from "../models/readGgufHeader.js";
 import {chatWrapperTypeFor} from "./chatTemplates.js";
-import {nativeContextOf} from "./addonAccess.js";
+import {nativeContextOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {attentionHeadSize, flashAttentionFor} from "./flashAttention.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
-import {NativeDecodeLoop} from "./NativeDecodeLoop.js";
+import {NativeDecodeLoop, visionAddonFor} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
-import {ContextOverflowError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
+import {ContextOverflowError, ImagesNotSupportedError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
 import {ggmlTypeName, isQuantizedKvCache, KV_CACHE_QUANT_BLOCK} from "./kvCacheTypes.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import {compileJsonSchema, jsonGrammarStop} from "./jsonSchema/index.js";
@@ -24,7 +24,10 @@ import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {callableTools} from "./toolCalls.js";
-import type {ChatMessage, GenerationEvent, GenerationOptions, ResponseFormat, Timings, ToolDefinition, Usage} from "./types.js";
+import {placeImages} from "./vision/placeImages.js";
+import type {PlacedImage} from "./vision/placeImages.js";
+import {ImageProjector} from "./vision/ImageProjector.js";
+import type {ChatMessage, PromptImage, GenerationEvent, GenerationOptions, ResponseFormat, Timings, ToolDefinition, Usage} from "./types.js";
 
 export type LoadModelOptions = {
     names: readonly string[],
@@ -51,6 +54,10 @@ export type LoadModelOptions = {
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
     chatTemplate?: string,
+    /** The model's projector (mmproj GGUF), with which it sees images. Defaults to none. */
+    projectorPath?: string,
+    /** Run the projector on the GPU (when the model runs on one). Defaults to `true`. */
+    projectorOnGpu?: boolean,
     /**
      * Told of every generation that ran to its end, for metrics and the audit log, and of every one that failed once it
      * had started (without `timings`), with the tokens it did produce.
@@ -63,8 +70,11 @@ export type DecodeLoopReport = {kind: "native"} | {kind: "javascript", reason: s
 /** What a generation did. A generation that failed has no `timings`, and its usage counts the tokens it did produce. */
 export type GenerationReport = {model: string, usage: Usage, timings?: Timings};
 
-/** A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply. */
-export type Prompt = {tokens: Token[], stops: string[], turn?: ChatTurn};
+/**
+ * A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply.
+ * A chat with images has them in order, each to go where `turn.imageMarks` says once the projector has made its tokens.
+ */
+export type Prompt = {tokens: Token[], stops: string[], turn?: ChatTurn, images?: readonly PromptImage[]};
 
 /** A generation that holds a slot. Iterate `events` to run it; `events` returns the slot when it ends. */
 export type Generation = {
@@ -74,6 +84,8 @@ export type Generation = {
 };
 
 const grammarCacheSize = 32;
+/** The batch (and micro-batch) of a model that sees: the most image tokens one image may have. */
+const visionBatchSize = 1024;
 const maxEmbeddingContextSize = 8192;
 
 /** One model in memory: its context, whose sequences are the slots, and the scheduler that hands them out. */
@@ -97,6 +109,10 @@ export class LoadedModel {
     /** Found on the first request with a grammar: it takes a pass over the whole vocabulary. */
     #markupTokens: Uint32Array | undefined;
     #embeddingContext: Promise<LlamaEmbeddingContext> | undefined;
+    /** The model's projector (mmproj), with which it sees images; undefined for a text-only model. */
+    #projector: ImageProjector | undefined;
+    /** Why a model that has a projector cannot use it here. */
+    #visionUnavailable: string | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
 
     private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatFormat: ChatFormat) {
@@ -133,16 +149,40 @@ export class LoadedModel {
                 threads: options.threads,
                 // llama.cpp reads a quantized V cache only in its flash-attention kernel.
                 flashAttention: quantizedCache ? true : flashAttentionFor(options.flashAttention, model),
-                batchSize: Math.min(512, options.ctxSize * options.parallel),
+                // A batch that holds an image whole: llama.cpp decodes some models' images non-causally, in one micro-batch
+                // (node-llama-cpp's n_ubatch is its batch size), and aborts when an image is larger (images are sized to fit it).
+                batchSize: Math.min(options.projectorPath != null ? visionBatchSize : 512, options.ctxSize * options.parallel),
                 ignoreMemorySafetyChecks: options.contextSizedByPlan === true,
                 ...kvCacheType !== "f16" ? {experimentalKvCacheKeyType: ggmlTypeName(kvCacheType), experimentalKvCacheValueType: ggmlTypeName(kvCacheType)} : {}
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
-            return new LoadedModel(options, model, context, new ChatFormat(model, chatWrapperType));
+            const loaded = new LoadedModel(options, model, context, new ChatFormat(model, chatWrapperType));
+            if (options.projectorPath != null)
+                await loaded.#loadProjector(llama, options.projectorPath, options.projectorOnGpu ?? true);
+            return loaded;
         } catch (error) {
             await model.dispose();
             throw error;
         }
+    }
+
+    /**
+     * Loads the model's projector and lets the decode loop evaluate its images. A projector this build cannot use (no
+     * multimodal library in the addon) leaves the model text-only, and its image requests are refused saying why.
+     */
+    async #loadProjector(llama: Llama, path: string, onGpu: boolean): Promise<void> {
+        const vision = visionAddonFor(llama);
+        if ("reason" in vision) {
+            this.#visionUnavailable = vision.reason;
+            return;
+        }
+        const target = nativeDecodeLoopTarget(this.model, this.context);
+        const projector = await ImageProjector.load(vision, target.model, path, {useGpu: onGpu && llama.gpu !== false, threads: this.#threads, batchSize: this.context.batchSize});
+        this.#loop.setProjector({
+            native: projector.native,
+            evaluate: (chunk, sequence, position) => vision.evaluateImage(target.context, target.model, target.expected, projector.native, chunk, sequence, position)
+        });
+        this.#projector = projector;
     }
 
     /** Reads the GGUF header only, to fail fast on a file that is not a model before anything is loaded. */
@@ -162,7 +202,8 @@ export class LoadedModel {
                 throw new InvalidRequestError(`The tool name "${tool.name}" must be 1 to 128 characters without spaces`, "tools");
         const offered = tools != null ? callableTools(tools.definitions, tools.choice) : [];
         const turn = this.chatFormat.render(messages, {tools: offered, reasoning: options.reasoning});
-        return {tokens: turn.tokens, stops: turn.stops, turn};
+        const images = messages.flatMap((message) => "images" in message ? message.images ?? [] : []);
+        return {tokens: turn.tokens, stops: turn.stops, turn, ...images.length > 0 ? {images} : {}};
     }
 
     /** A raw prompt: text, or token ids (checked against the vocabulary). */
@@ -190,14 +231,43 @@ export class LoadedModel {
      * Rejects with a 4xx error for a request that cannot run, or {@link QueueFullError} when the queue is full.
      */
     async start(prompt: Prompt, options: GenerationOptions, promptParam = "messages"): Promise<Generation> {
-        const job = await this.#prepare(prompt, options, promptParam);
+        const job = await this.#prepare(await this.#withImages(prompt, promptParam), options, promptParam);
         const queuedAt = performance.now();
-        const lease = await this.scheduler.acquire(prompt.tokens, options.signal, options.deadline);
+        const lease = await this.scheduler.acquire(job.promptTokens, options.signal, options.deadline);
         job.queueMs = performance.now() - queuedAt;
         return this.#run(lease, job);
     }
 
-    async #prepare(prompt: Prompt, options: GenerationOptions, promptParam: string): Promise<PreparedGeneration> {
+    /** Whether the model sees images, or why not. */
+    get vision(): {available: true} | {available: false, reason: string} {
+        if (this.#projector != null)
+            return {available: true};
+        return {available: false, reason: this.#visionUnavailable ?? "no projector"};
+    }
+
+    /** A prompt with its images' tokens in place: each image made into tokens by the projector (once per image while it is in use). */
+    async #withImages(prompt: Prompt, param: string): Promise<Prompt & {placed?: PlacedImage[]}> {
+        const images = prompt.images ?? [];
+        const turn = prompt.turn;
+        if (images.length === 0 || turn == null)
+            return prompt;
+        const projector = this.#projector;
+        if (projector == null)
+            throw new ImagesNotSupportedError(this.name, param, this.#visionUnavailable);
+        const projected = await Promise.all(images.map((image) => projector.project(image, param)));
+        const placed = placeImages(turn, projected);
+        return {
+            ...prompt,
+            tokens: placed.tokens,
+            placed: placed.images,
+            turn: {...turn, tokens: placed.tokens, imageMarks: [], rerender: (response) => {
+                const again = placeImages(turn.rerender(response), projected);
+                return {tokens: again.tokens, imageMarks: [], placed: again.images};
+            }}
+        };
+    }
+
+    async #prepare(prompt: Prompt & {placed?: PlacedImage[]}, options: GenerationOptions, promptParam: string): Promise<PreparedGeneration> {
         const room = this.ctxSizePerSlot - prompt.tokens.length;
         if (room < 1)
             throw new ContextOverflowError(prompt.tokens.length, this.ctxSizePerSlot, promptParam, {model: this.name});
@@ -206,6 +276,7 @@ export class LoadedModel {
 
         const job: PreparedGeneration = {
             promptTokens: prompt.tokens,
+            ...prompt.placed != null ? {images: prompt.placed} : {},
             maxNewTokens: options.maxTokens,
             contextTokens: this.ctxSizePerSlot,
             sampling: options.sampling,
@@ -351,6 +422,7 @@ export class LoadedModel {
         this.#embeddingContext = undefined;
         await (await embeddingContext?.catch(() => undefined))?.dispose();
         await this.#loop.close();
+        this.#projector?.close();
         await this.context.dispose();
         await this.model.dispose();
     }

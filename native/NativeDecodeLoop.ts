@@ -6,7 +6,7 @@ import {addonFolder, bindingFolderKey, manifestPath} from "./addon/addonPath.js"
 import type {AddonManifest} from "./addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
 type AddonLoop = {
@@ -18,8 +18,31 @@ type AddonLoop = {
     /** The tokens kept when the edit was made at once (the loop was idle), else undefined and an edited event follows. */
     truncate(requestId: number, sequence: number, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
+    /** The projector whose image chunks generations may carry (`images` in start's options). */
+    setProjector(projector: AddonProjector): void,
     close(): void,
     info(): {sequences: number, batchSize: number}
+};
+
+/** One part of an image as libmtmd tokenizes it: the text tokens it puts around the image, and the image's own chunk. */
+export type AddonImagePart =
+    | {type: "text", tokens: Uint32Array}
+    | {type: "image", tokens: number, positions: number, nonCausal: boolean, id: string, chunk: object};
+
+/** A model's projector in the addon (native/addon/projector.cpp). */
+export type AddonProjector = {
+    load(): Promise<void>,
+    info(): {vision: boolean, audio: boolean, mrope: boolean},
+    /** An encoded file (`data`), or RGB pixels decoded in JavaScript with the image's id (its sha256). */
+    tokenize(image: {data: Uint8Array} | {width: number, height: number, pixels: Uint8Array, id: string}): Promise<AddonImagePart[]>,
+    close(): void
+};
+
+/** What the addon offers for images: projectors, and image evaluation for the JavaScript decode loop. */
+export type VisionAddon = {
+    Projector: new (model: object, path: string, options: {useGpu: boolean, threads: number, imageMinTokens?: number, imageMaxTokens?: number}) => AddonProjector,
+    /** Encodes an image chunk and decodes it into a sequence at `position`; resolves with the position after it. */
+    evaluateImage(context: object, model: object, expected: ContextExpectation, projector: AddonProjector, chunk: object, sequence: number, position: number): Promise<number>
 };
 
 type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string};
@@ -27,7 +50,7 @@ type AddonEvent = {kind: number, sequence: number, value: number, count: number,
 /** What JavaScript knows of a context; the addon refuses a context whose own numbers differ. */
 export type ContextExpectation = {contextSize: number, sequences: number, batchSize: number};
 
-type Addon = {
+type Addon = Partial<VisionAddon> & {
     DecodeLoop: new (context: object, model: object, expected: ContextExpectation, onEvents: (events: AddonEvent[]) => void) => AddonLoop,
     /** The node-llama-cpp version it was compiled for and the libllama file it is bound to. */
     buildInfo(): {nodeLlamaCpp: string, libllama: string},
@@ -149,6 +172,17 @@ function loadAddonFor(bindingFile: string | undefined): {addon: Addon} | {reason
     return {addon};
 }
 
+/** The addon's image support for the binary a Llama runs on, or why there is none. */
+export function visionAddonFor(llama: Llama): VisionAddon | {reason: string} {
+    const result = addonFor(llama);
+    if (!("addon" in result))
+        return {reason: `Hearth's native addon is not available: ${result.reason}`};
+    const {Projector, evaluateImage} = result.addon;
+    if (Projector == null || evaluateImage == null)
+        return {reason: "Hearth's native addon was built without llama.cpp's multimodal library (run npm run build where a C++ compiler is available)"};
+    return {Projector, evaluateImage};
+}
+
 /** Whether models will decode on the native loop on a started backend (each model's context is checked when it loads). */
 export function nativeDecodeLoopStatus(llama: Llama, setting: DecodeLoopSetting = "auto"): NativeDecodeLoopStatus {
     if (setting === "javascript")
@@ -205,9 +239,10 @@ export class NativeDecodeLoop implements SlotDecoder {
         const target = nativeDecodeLoopTarget(model, context);
         this.#loop = new addon.DecodeLoop(target.context, target.model, {...target.expected, ...expectation}, (events) => this.#onEvents(events));
         const info = this.#loop.info();
-        if (info.sequences !== context.totalSequences || info.batchSize !== context.batchSize) {
+        const batchSize = expectation.batchSize ?? target.expected.batchSize;
+        if (info.sequences !== context.totalSequences || info.batchSize !== batchSize) {
             this.#loop.close();
-            throw new Error(`the native loop sees ${info.sequences} sequences and a batch of ${info.batchSize}, not ${context.totalSequences} and ${context.batchSize}`);
+            throw new Error(`the native loop sees ${info.sequences} sequences and a batch of ${info.batchSize}, not ${context.totalSequences} and ${batchSize}`);
         }
         openLoops.add(this);
     }
@@ -251,7 +286,12 @@ export class NativeDecodeLoop implements SlotDecoder {
         }
         const {sampling, grammar} = request;
         try {
-            this.#loop.start(id, sequence.id, sequence.contextTokens.length, Uint32Array.from(input), {
+            // An image's positions hold placeholders (negative) in JavaScript's view of the sequence; the loop skips them.
+            const tokens = Uint32Array.from(input, (token) => token < 0 ? 0 : token);
+            this.#loop.start(id, sequence.id, sequence.contextTokens.length, tokens, {
+                ...(request.images != null && request.images.length > 0
+                    ? {images: request.images.map(({offset, image}) => ({offset, positions: image.positions, chunk: image.chunk}))}
+                    : {}),
                 maxTokens: request.maxTokens,
                 ignoreEos: request.ignoreEos,
                 temperature: sampling.temperature ?? 0.8,
@@ -263,7 +303,7 @@ export class NativeDecodeLoop implements SlotDecoder {
                 presencePenalty: sampling.presencePenalty ?? 0,
                 frequencyPenalty: sampling.frequencyPenalty ?? 0,
                 penaltyWindow,
-                penaltyTokens: Uint32Array.from(request.history.slice(-penaltyWindow)),
+                penaltyTokens: Uint32Array.from(request.history.filter((token) => token >= 0).slice(-penaltyWindow)),
                 ...(grammar != null ? {grammar: grammar.grammar, grammarRoot: grammar.rootRuleName} : {}),
                 ...(request.bannedTokens != null ? {bannedTokens: request.bannedTokens} : {}),
                 ...(request.topLogprobs != null ? {topLogprobs: request.topLogprobs} : {})
@@ -275,6 +315,10 @@ export class NativeDecodeLoop implements SlotDecoder {
         this.#running.set(sequence.id, {sequence, queue, tokens: [...input]});
         this.#keepAlive();
         return queue;
+    }
+
+    setProjector(projector: ProjectorBinding): void {
+        this.#loop.setProjector(projector.native);
     }
 
     truncate(sequence: KvSequence, length: number): Promise<number> {

@@ -1,5 +1,7 @@
 import type {LlamaGrammar, Token} from "node-llama-cpp";
 import type {SamplingOptions} from "./types.js";
+import type {ProjectedImage} from "./vision/ImageProjector.js";
+import type {AddonProjector} from "./NativeDecodeLoop.js";
 
 /** One sequence of a context (a slot's KV cache): its id and the tokens the cache holds, in order. */
 export class KvSequence {
@@ -25,7 +27,12 @@ export type GenerateRequest = {
     maxTokens: number,
     ignoreEos: boolean,
     /** Log probabilities of the sampled token and this many likeliest candidates; none when undefined. */
-    topLogprobs?: number
+    topLogprobs?: number,
+    /**
+     * Images in the input, in order: each stands for `image.positions` entries of the input from `offset` (placeholder
+     * tokens), and is evaluated through the model's projector when the input reaches it. Input always follows the last.
+     */
+    images?: readonly {offset: number, image: ProjectedImage}[]
 };
 
 /** How many recent tokens repeat penalties look back on. */
@@ -57,7 +64,16 @@ export interface SlotDecoder {
     truncate(sequence: KvSequence, length: number): Promise<number>;
     /** Refuses new work, ends what runs and waits for the batch in flight: the context can then go. */
     close(): Promise<void>;
+    /** Lets generations carry images of this projector. */
+    setProjector(projector: ProjectorBinding): void;
 }
+
+/** A model's projector as the decode loops use it: the native loop hands chunks to it, the JavaScript one calls `evaluate`. */
+export type ProjectorBinding = {
+    native: AddonProjector,
+    /** Encodes an image chunk and decodes it into a sequence at `position`; resolves with the position after it. */
+    evaluate(chunk: object, sequence: number, position: number): Promise<number>
+};
 
 /** A TokenStream fed by a producer: `push` tokens, then `end` or `fail`. */
 export class TokenQueue implements TokenStream {

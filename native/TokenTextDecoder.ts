@@ -15,7 +15,8 @@ export class TokenTextDecoder {
 
     constructor(model: LlamaModel, previousTokens: readonly Token[] = []) {
         this.#model = model;
-        this.#previous = previousTokens.slice(-contextTokens);
+        // An image's placeholders (negative) are no text.
+        this.#previous = previousTokens.filter((token) => token >= 0).slice(-contextTokens);
     }
 
     push(token: Token): string {

@@ -110,8 +110,15 @@ export function nativeDecodeLoopTarget(model: LlamaModel, context: LlamaContext)
     return {
         model: native,
         context: nativeAddonContextOf(context),
-        expected: {contextSize, sequences: context.totalSequences, batchSize: context.batchSize}
+        // node-llama-cpp gives a model with a sliding-window cache (Gemma) one more token of batch than it reports.
+        expected: {contextSize, sequences: context.totalSequences, batchSize: context.batchSize + (slidingWindowBatchExtra(model, context) ? 1 : 0)}
     };
+}
+
+/** Whether node-llama-cpp added a token to the context's batch for its sliding-window cache (as its LlamaContext does). */
+function slidingWindowBatchExtra(model: LlamaModel, context: LlamaContext): boolean {
+    const swaSize = model.fileInsights.swaSize;
+    return swaSize != null && swaSize > 0 && (context as unknown as {_swaFullCache?: boolean})._swaFullCache !== true;
 }
 
 /** The module object of node-llama-cpp's native addon that a Llama runs on. */

@@ -162,9 +162,12 @@ export class ImagesNotSupportedError extends HearthError {
     override readonly name = "ImagesNotSupportedError";
     readonly model: string;
 
-    constructor(model: string, param = "messages") {
-        super(`The model "${model}" cannot see images: it was loaded without a projector (mmproj). Load it with --mmproj FILE, ` +
-            "put its mmproj-*.gguf beside the model file, or pull a quant whose repository has one.", {param, code: "images_not_supported"});
+    /** `unusable`: why the model's projector could not be used, when it has one. */
+    constructor(model: string, param = "messages", unusable?: string) {
+        super(unusable != null
+            ? `The model "${model}" cannot see images here: its projector could not be used (${unusable}).`
+            : `The model "${model}" cannot see images: it was loaded without a projector (mmproj). Load it with --mmproj FILE, ` +
+                "put its mmproj-*.gguf beside the model file, or pull a quant whose repository has one.", {param, code: "images_not_supported"});
         this.model = model;
     }
 }

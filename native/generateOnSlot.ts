@@ -10,6 +10,9 @@ import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
+import type {ProjectedImage} from "./vision/ImageProjector.js";
+import {prefixOutsideImages} from "./vision/placeImages.js";
+import type {PlacedImage} from "./vision/placeImages.js";
 import {newToolCallId} from "./toolCalls.js";
 import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "./types.js";
 
@@ -25,7 +28,10 @@ export type ToolGrammars = {
 
 /** Everything about one generation that was worked out before it got a slot. */
 export type PreparedGeneration = {
+    /** The prompt's tokens; an image's positions hold its placeholder (see `images`). */
     promptTokens: readonly Token[],
+    /** The prompt's images, where they lie in `promptTokens`. */
+    images?: readonly PlacedImage[],
     /** New tokens the request allows (`max_tokens`); undefined: as many as the slot's context takes. */
     maxNewTokens: number | undefined,
     /**
@@ -91,12 +97,15 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0}): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
-    usage.promptTokens = prompt.length;
-    // At least one prompt token is evaluated again, to get the logits of the first new token.
-    usage.cachedPromptTokens = await loop.truncate(sequence, Math.min(lease.cachedPrefixTokens, prompt.length - 1));
+    /** Where the images lie in `committed`. */
+    let committedImages: readonly PlacedImage[] = job.images ?? [];
+    // As llama.cpp counts them: an image's tokens, which can be more than the positions it takes (M-RoPE).
+    usage.promptTokens = prompt.length + committedImages.reduce((extra, {image}) => extra + image.tokens - image.positions, 0);
+    // At least one prompt token is evaluated again, to get the logits of the first new token; an image is kept whole or not at all.
+    usage.cachedPromptTokens = await loop.truncate(sequence, prefixOutsideImages(Math.min(lease.cachedPrefixTokens, prompt.length - 1), committedImages));
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
     let committed: Token[] = [...prompt];
-    const penaltyHistory: Token[] = prompt.slice(-penaltyWindow);
+    const penaltyHistory: Token[] = prompt.filter((token) => token >= 0).slice(-penaltyWindow);
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
@@ -135,14 +144,17 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     const tokenize = (text: LlamaText) => text.tokenize(model.tokenizer, "trimLeadingSpace");
 
     /** Drops what the cache holds past its agreement with `committed`; the rest of `committed` is the next input. */
-    async function nextInput(): Promise<Token[]> {
+    async function nextInput(): Promise<{tokens: Token[], images: {offset: number, image: ProjectedImage}[]}> {
         const cache = sequence.contextTokens;
         const limit = Math.min(cache.length, committed.length - 1);
         let common = 0;
         while (common < limit && cache[common] === committed[common])
             common++;
-        const kept = await loop.truncate(sequence, common);
-        return committed.slice(kept);
+        const kept = await loop.truncate(sequence, prefixOutsideImages(common, committedImages));
+        return {
+            tokens: committed.slice(kept),
+            images: committedImages.filter(({start}) => start >= kept).map(({start, image}) => ({offset: start - kept, image}))
+        };
     }
 
     /**
@@ -157,7 +169,9 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         if (runsOut(room))
             return {kind: "end", text: "", scanner};
         const decoder = new TokenTextDecoder(model, committed);
-        const stream = loop.generate(sequence, await nextInput(), {
+        const input = await nextInput();
+        const stream = loop.generate(sequence, input.tokens, {
+            ...input.images.length > 0 ? {images: input.images} : {},
             sampling,
             grammar,
             ...grammar != null && job.markupTokens != null ? {bannedTokens: job.markupTokens} : {},
@@ -398,7 +412,9 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
         }
         const end = yield* textPhase(false);
         if (end === "rerender" && rerenders++ < maxRerenders) {
-            committed = job.turn!.rerender(response);
+            const again = job.turn!.rerender(response);
+            committed = again.tokens;
+            committedImages = again.placed ?? [];
             next = syntax?.opening != null ? "opening" : "text";
         } else
             next = end === "call" ? "call" : "end";

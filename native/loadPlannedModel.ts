@@ -10,8 +10,8 @@ import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, its context size, slots and KV cache type. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, flashAttention, decodeLoop, maxQueue, chatTemplate, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
-        decodeLoop: DecodeLoopSetting, maxQueue: number, chatTemplate: string | undefined,
+    {threads, flashAttention, decodeLoop, maxQueue, chatTemplate, projectorOnGpu, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
+        decodeLoop: DecodeLoopSetting, maxQueue: number, chatTemplate: string | undefined, projectorOnGpu?: boolean,
         onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
@@ -27,6 +27,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             gpuLayers: plan.gpuLayers,
             maxQueue,
             chatTemplate,
+            ...spec.projectorPath != null ? {projectorPath: spec.projectorPath, projectorOnGpu} : {},
             onGenerationDone
         });
     } catch (error) {

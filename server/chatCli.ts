@@ -1,26 +1,57 @@
+import {readFile} from "node:fs/promises";
+import path from "node:path";
 import {createInterface} from "node:readline/promises";
 import type {Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
-import type {ChatMessage} from "../native/types.js";
+import {ImagesNotSupportedError} from "../native/errors.js";
+import {IMAGE_PLACEHOLDER} from "../native/types.js";
+import type {ChatMessage, ImageMimeType, PromptImage} from "../native/types.js";
+import {ConfigError} from "./config.js";
+import {withoutPlaceholders} from "./conversations/imagesFromDataUris.js";
 import {libraryCatalog} from "./startServer.js";
+
+const MIME_TYPES_BY_EXTENSION: Record<string, ImageMimeType> = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"
+};
+
+/** `--image` files as the engine takes them, read before a model is loaded so that a typo fails at once. */
+async function readImages(files: readonly string[]): Promise<PromptImage[]> {
+    return await Promise.all(files.map(async (file) => {
+        const mimeType = MIME_TYPES_BY_EXTENSION[path.extname(file).toLowerCase()];
+        if (mimeType == null)
+            throw new ConfigError(`--image ${file}: not a PNG, JPEG, WebP, GIF or BMP file (by its name)`);
+        try {
+            return {data: new Uint8Array(await readFile(file)), mimeType};
+        } catch (error) {
+            const code = (error as NodeJS.ErrnoException).code;
+            throw new ConfigError(code === "ENOENT" ? `--image ${file}: no such file` : `--image ${file}: ${(error as Error).message}`);
+        }
+    }));
+}
 
 /**
  * `hearth run NAME [PROMPT]`: chat with a library model in the terminal, without a server. With a prompt it
  * answers once; without one it reads messages line by line, keeping the conversation, until an empty line or EOF.
+ * `imageFiles` go with the first message, before its text, for a model that can see.
  */
-export async function runChat(library: Library, name: string, prompt: string | undefined, options: {threads?: number} = {}): Promise<void> {
+export async function runChat(library: Library, name: string, prompt: string | undefined, options: {threads?: number, imageFiles?: readonly string[]} = {}): Promise<void> {
     const engine = new Engine({
         gpu: "auto", gpuLayers: "auto", threads: options.threads ?? "auto", parallel: 1, ctxSize: 4096, maxQueue: 1,
         catalog: libraryCatalog(library)
     }, []);
     try {
         library.get(name);
+        let images = await readImages(options.imageFiles ?? []);
+        if (images.length > 0 && engine.projectorOf(name) == null)
+            throw new ImagesNotSupportedError(name, "--image");
         await engine.start();
         const lease = await engine.acquire(name, {keepAliveMs: -1});
         const model = lease.model;
         const messages: ChatMessage[] = [];
-        const answer = async (text: string) => {
-            messages.push({role: "user", content: text});
+        const answer = async (line: string) => {
+            const text = withoutPlaceholders(line);
+            messages.push(images.length > 0 ? {role: "user", content: IMAGE_PLACEHOLDER.repeat(images.length) + text, images} : {role: "user", content: text});
+            images = [];
             const generation = await model.start(model.chatPrompt(messages), {sampling: {}, stop: []});
             let reply = "";
             let reasoning = "";

@@ -96,6 +96,11 @@ export type ServeConfig = {
     shutdownTimeoutMs: number,
     /** Keep request bodies (prompts) in the audit log. Defaults to `false`. */
     auditPrompts: boolean,
+    /**
+     * Fetch the `http(s)` image URLs requests send (with size, time and redirect limits); otherwise they are refused,
+     * since a request should not make the server reach the network. Defaults to `false`.
+     */
+    allowRemoteImages?: boolean,
     /** OpenAI-compatible servers whose models are served beside the local ones (`--upstream`). Defaults to none. */
     upstreams?: UpstreamSpec[],
     /** An upstream that sends no reply headers, or no bytes mid-reply, for this long gets a 504; `0` is no limit. Defaults to 5 minutes. */
@@ -262,6 +267,7 @@ const serveOptions = {
     "request-timeout": {type: "string"},
     "shutdown-timeout": {type: "string"},
     "audit-prompts": {type: "boolean"},
+    "allow-remote-images": {type: "boolean"},
     upstream: {type: "string", multiple: true},
     "upstream-key": {type: "string", multiple: true},
     "upstream-timeout": {type: "string"},
@@ -320,6 +326,8 @@ Access and limits:
       --shutdown-timeout D  on SIGTERM, how long running replies may finish (default 30s)
                                                                             HEARTH_SHUTDOWN_TIMEOUT
       --audit-prompts     keep request bodies (prompts) in the audit log      HEARTH_AUDIT_PROMPTS
+      --allow-remote-images  fetch the http(s) image URLs requests send (20 MiB, 10 s, 3
+                          redirects at most; by default they are refused)     HEARTH_ALLOW_REMOTE_IMAGES
 
 Upstreams:
       --upstream URL[#KEY]  serve the models of this OpenAI-compatible server too (repeatable;
@@ -466,6 +474,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             requestTimeoutMs: parseDurationFlag("--request-timeout", pick(values["request-timeout"], "HEARTH_REQUEST_TIMEOUT"), 10 * 60 * 1000),
             shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
             auditPrompts: values["audit-prompts"] === true || isTrue(env.HEARTH_AUDIT_PROMPTS),
+            allowRemoteImages: values["allow-remote-images"] === true || isTrue(env.HEARTH_ALLOW_REMOTE_IMAGES),
             upstreams,
             upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000),
             routes

@@ -18,7 +18,8 @@ export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME
   rm NAME             delete a model and its files
   import FILE [NAME]  add a local .gguf file to the library (for a split model, its first part)
   run NAME [PROMPT]   chat with a model in the terminal: one answer to PROMPT, or a conversation
-                      read line by line until an empty line`;
+                      read line by line until an empty line; --image FILE (repeatable) shows a model
+                      that can see an image (PNG, JPEG, WebP, GIF, BMP) with the first message`;
 
 /** Runs `use` on the library in the data folder, talking to the Hub `HF_ENDPOINT` names, and closes it after. */
 async function withLibrary<T>(home: string | undefined, use: (library: Library) => Promise<T> | T): Promise<T> {
@@ -33,7 +34,7 @@ async function withLibrary<T>(home: string | undefined, use: (library: Library) 
 function parse(argv: readonly string[], positionals: number) {
     let parsed;
     try {
-        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}, threads: {type: "string"}}, allowPositionals: true, strict: true});
+        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}, threads: {type: "string"}, image: {type: "string", multiple: true}}, allowPositionals: true, strict: true});
     } catch (error) {
         throw new ConfigError((error as Error).message);
     }
@@ -42,7 +43,7 @@ function parse(argv: readonly string[], positionals: number) {
     const threads = parsed.values.threads != null ? Number(parsed.values.threads) : undefined;
     if (threads != null && !(Number.isInteger(threads) && threads > 0))
         throw new ConfigError(`--threads must be a whole number above 0, got "${parsed.values.threads}"`);
-    return {home: parsed.values.home, threads, args: parsed.positionals};
+    return {home: parsed.values.home, threads, images: parsed.values.image ?? [], args: parsed.positionals};
 }
 
 export function table(rows: string[][]): string {
@@ -153,13 +154,15 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
 
 export async function runLibraryCommand(command: string, argv: readonly string[]): Promise<void> {
     if (command === "run") {
-        const {home, threads, args} = parse(argv, 1);
-        await withLibrary(home, (library) => runChat(library, args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {threads}));
+        const {home, threads, images, args} = parse(argv, 1);
+        await withLibrary(home, (library) => runChat(library, args[0]!, args.length > 1 ? args.slice(1).join(" ") : undefined, {threads, imageFiles: images}));
         return;
     }
     const spec = COMMANDS[command === "list" ? "ls" : command];
     if (spec == null)
         throw new ConfigError(`unknown command "${command}"`);
-    const {home, args} = parse(argv, spec.required);
+    const {home, images, args} = parse(argv, spec.required);
+    if (images.length > 0)
+        throw new ConfigError(`--image is for run; ${command} takes no images`);
     await withLibrary(home, (library) => spec.run(library, args));
 }

@@ -136,7 +136,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const app = await buildApp({
         engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
-        logger: options.logger
+        logger: options.logger, allowRemoteImages: config.allowRemoteImages
     });
     try {
         await app.listen({host, port: config.port});

@@ -296,7 +296,7 @@ describe("conversations databases of older Hearths", () => {
                 id: "c1", title: "Kept", model: "stories260K", system_prompt: "Be brief", options: {temperature: 0},
                 created_at: "2026-01-01T00:00:00.000Z", updated_at: "2026-01-02T00:00:00.000Z", messages: undefined
             });
-            const noTools = {tool_calls: [], tool_call_id: null, name: null};
+            const noTools = {images: [], tool_calls: [], tool_call_id: null, name: null};
             assert.deepEqual(kept.messages, [
                 {id: "m1", role: "user", content: "Hello", reasoning: "", ...noTools, status: "complete", model: null, stats: null, error: null, created_at: "2026-01-01T00:00:01.000Z"},
                 {
@@ -320,7 +320,7 @@ describe("conversations databases of older Hearths", () => {
         }
         const reopened = new Database(path.join(home, "conversations.db"), {readonly: true});
         try {
-            assert.equal(reopened.pragma("user_version", {simple: true}), 3);
+            assert.equal(reopened.pragma("user_version", {simple: true}), 4);
             assert.equal((reopened.prepare("SELECT COUNT(*) AS count FROM messages WHERE conversation_id = 'c2'").get() as {count: number}).count, 0,
                 "deleting a conversation still deletes its messages");
             assert.deepEqual(reopened.pragma("foreign_key_check"), []);

@@ -9,11 +9,16 @@ export type BuiltAddon = {
     /** The copy, relative to {@link addonFolder}. */
     addon: string,
     /** The libllama file it is linked against, in `bindingFolder`. */
-    libllama: string
+    libllama: string,
+    /** Whether llama.cpp's multimodal library (libmtmd) is linked in: a model's projector can be used with it. */
+    vision: boolean
 };
 
-/** What `npm run build` built: the node-llama-cpp version whose headers it used, and one copy per binary. */
-export type AddonManifest = {nodeLlamaCpp: string, addons: BuiltAddon[]};
+/**
+ * What `npm run build` built: the node-llama-cpp version whose headers it used, one copy per binary, and where the
+ * copies have no libmtmd, why (`noVision`).
+ */
+export type AddonManifest = {nodeLlamaCpp: string, addons: BuiltAddon[], noVision?: string};
 
 /** Where the build puts the native decode loop: next to this module in dist/. */
 export function addonFolder(): string {

@@ -50,6 +50,7 @@
 #include "napi.h"
 #include "AddonContext.h"
 #include "AddonModel.h"
+#include "projector.h"
 
 #ifndef HEARTH_NODE_LLAMA_CPP_VERSION
 #error "HEARTH_NODE_LLAMA_CPP_VERSION (the node-llama-cpp version whose headers this is compiled with) must be defined"
@@ -181,6 +182,57 @@ llama_context* CheckedContext(Napi::Env env, Napi::Object contextObject, Napi::O
     return ctx;
 }
 
+// The llama_model inside node-llama-cpp's model object: the object must have been made by the binary this addon is
+// linked to, and its llama_model pointer must be readable.
+llama_model* ModelOf(Napi::Env env, Napi::Object modelObject) {
+    void* modelWrap = nullptr;
+    if (napi_unwrap(env, modelObject, &modelWrap) != napi_ok || modelWrap == nullptr)
+        throw Napi::Error::New(env, "The model object wraps no native object");
+    const void* vtable = nullptr;
+    if (!ReadValue(modelWrap, vtable))
+        throw Napi::Error::New(env, "The model object's native object cannot be read");
+    const std::string maker = FileOf(vtable);
+    const std::string linked = LinkedLibllama();
+    if (maker.empty() || linked.empty() || FolderOf(maker) != FolderOf(linked))
+        throw Napi::Error::New(env, "The model was made by another binary than the libllama this addon is linked to");
+    auto* addonModel = static_cast<AddonModel*>(modelWrap);
+    llama_model* model = nullptr;
+    if (!ReadValue(&addonModel->model, model) || model == nullptr)
+        throw Napi::Error::New(env, "The model object's llama_model cannot be read");
+    return model;
+}
+
+// evaluateImage(context, model, expected, projector, chunk, sequence, position): for the JavaScript decode loop, which
+// calls it between its batches. Resolves with the position after the image.
+class EvaluateImageWorker : public Napi::AsyncWorker {
+public:
+    EvaluateImageWorker(Napi::Env env, llama_context* context, std::shared_ptr<hearth::ProjectorState> projector, hearth::SharedChunk chunk,
+            llama_seq_id sequence, llama_pos position)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), context_(context), projector_(std::move(projector)),
+          chunk_(std::move(chunk)), sequence_(sequence), position_(position) {}
+
+    Napi::Promise Promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+        std::string error;
+        next_ = hearth::EvaluateImage(*projector_, context_, chunk_.get(), sequence_, position_, static_cast<int32_t>(llama_n_ubatch(context_)), error);
+        if (next_ < 0)
+            SetError(error);
+    }
+
+    void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), next_)); }
+    void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+private:
+    Napi::Promise::Deferred deferred_;
+    llama_context* context_;
+    std::shared_ptr<hearth::ProjectorState> projector_;
+    hearth::SharedChunk chunk_;
+    llama_seq_id sequence_;
+    llama_pos position_;
+    llama_pos next_ = -1;
+};
+
 enum class EventKind : int32_t { Token = 0, End = 1, Edited = 2, Failed = 3 };
 enum class EndReason : int32_t { Stopped = 0, EndOfGeneration = 1, Budget = 2, NothingSampled = 3 };
 
@@ -214,6 +266,13 @@ struct Sampling {
     }
 };
 
+// An image in a generation's input: it stands for `positions` entries of the input, from `offset`.
+struct PendingImage {
+    size_t offset;
+    llama_pos positions;
+    hearth::SharedChunk chunk;
+};
+
 struct Generation {
     double id;                       // JavaScript's id for it, which stop() names
     int32_t sequence;
@@ -227,6 +286,7 @@ struct Generation {
     int32_t sampled = 0;             // tokens sampled so far
     int32_t read = 0;                // tokens JavaScript has taken (ack)
     bool stopRequested = false;
+    std::deque<PendingImage> images; // in input order; each is evaluated alone when the input reaches it
 };
 
 // How far a generation may sample ahead of what JavaScript has taken: a slow reader (a slow client) holds its own
@@ -255,6 +315,7 @@ public:
             InstanceMethod<&DecodeLoop::Truncate>("truncate"),
             InstanceMethod<&DecodeLoop::Close>("close"),
             InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
+            InstanceMethod<&DecodeLoop::SetProjector>("setProjector"),
             InstanceMethod<&DecodeLoop::Info>("info")
         });
     }
@@ -321,6 +382,21 @@ private:
     std::deque<Edit> edits_;
     // Owned by the loop thread.
     std::map<int32_t, std::unique_ptr<Generation>> running_;
+    // The model's projector, set before any generation with images starts.
+    std::shared_ptr<hearth::ProjectorState> projector_;
+    Napi::ObjectReference projectorRef_;
+
+    // setProjector(projector): the projector whose image chunks generations may carry.
+    Napi::Value SetProjector(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        std::shared_ptr<hearth::ProjectorState> state = hearth::ProjectorOf(env, info[0]);
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (working_ || !running_.empty() || !starts_.empty())
+            throw Napi::Error::New(env, "The projector can only be set while nothing generates");
+        projector_ = std::move(state);
+        projectorRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+        return env.Undefined();
+    }
 
     // info(): what the loop runs on, for the checks JavaScript makes when it starts.
     Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -362,6 +438,24 @@ private:
         if (generation->budget <= 0)
             throw Napi::RangeError::New(env, "maxTokens must be at least 1");
         generation->ignoreEndOfGeneration = options.Get("ignoreEos").ToBoolean().Value();
+        Napi::Value images = options.Get("images");
+        if (images.IsArray()) {
+            Napi::Array list = images.As<Napi::Array>();
+            if (list.Length() > 0 && projector_ == nullptr)
+                throw Napi::Error::New(env, "The model has no projector to evaluate images with");
+            size_t end = 0;
+            for (uint32_t index = 0; index < list.Length(); index++) {
+                Napi::Object image = list.Get(index).As<Napi::Object>();
+                const double offset = image.Get("offset").As<Napi::Number>().DoubleValue();
+                const double positions = image.Get("positions").As<Napi::Number>().DoubleValue();
+                // Images in order, apart, each followed by input: the last input's logits are sampled, and an image has none.
+                if (!(offset >= static_cast<double>(end)) || !(positions >= 1) || offset + positions >= static_cast<double>(generation->input.size()))
+                    throw Napi::RangeError::New(env, "Images must lie in order inside the input, with input after the last one");
+                hearth::SharedChunk chunk = hearth::ChunkOf(env, image.Get("chunk"));
+                generation->images.push_back({static_cast<size_t>(offset), static_cast<llama_pos>(positions), std::move(chunk)});
+                end = static_cast<size_t>(offset + positions);
+            }
+        }
         generation->sampling = CreateSampling(env, options, number);
 
         {
@@ -654,8 +748,34 @@ private:
         int32_t count;
     };
 
+    // Evaluates, each alone, the images that the input of a generation has reached: an image may need the whole
+    // context to attend non-causally while it decodes, so it never shares a batch.
+    void EvaluateImages(Events& events) {
+        for (auto iterator = running_.begin(); iterator != running_.end();) {
+            Generation& generation = *iterator->second;
+            bool failed = false;
+            while (!generation.stopRequested && !generation.images.empty() && generation.inputDone == generation.images.front().offset) {
+                const PendingImage& image = generation.images.front();
+                std::string error;
+                const llama_pos next = projector_ == nullptr ? -1
+                    : hearth::EvaluateImage(*projector_, ctx_, image.chunk.get(), generation.sequence, generation.position, batchSize_, error);
+                if (next < 0) {
+                    llama_memory_seq_rm(llama_get_memory(ctx_), generation.sequence, -1, -1);
+                    events.push_back({EventKind::Failed, generation.sequence, 0, 0, NAN, {}, error.empty() ? "The model has no projector" : error});
+                    failed = true;
+                    break;
+                }
+                generation.inputDone += static_cast<size_t>(image.positions);
+                generation.position += image.positions;
+                generation.images.pop_front();
+            }
+            iterator = failed ? running_.erase(iterator) : std::next(iterator);
+        }
+    }
+
     // One batch: build, decode, sample.
     void Step(Events& events) {
+        EvaluateImages(events);
         std::vector<Item> items;
         int32_t room = batchSize_;
         // Generating sequences first, one token each; then prompt chunks fill the rest.
@@ -664,7 +784,12 @@ private:
                 const int32_t left = static_cast<int32_t>(generation->input.size() - generation->inputDone);
                 if ((pass == 0) != (left == 1) || left == 0 || room == 0 || HeldBack(*generation))
                     continue;
-                const int32_t count = std::min(left, room);
+                // Text up to the next image; the image is evaluated alone at the start of a later step.
+                const int32_t untilImage = generation->images.empty() ? left
+                    : static_cast<int32_t>(generation->images.front().offset - generation->inputDone);
+                if (untilImage <= 0)
+                    continue;
+                const int32_t count = std::min({left, room, untilImage});
                 items.push_back({generation.get(), count});
                 room -= count;
             }
@@ -913,7 +1038,29 @@ Napi::Value GpuDevices(const Napi::CallbackInfo& info) {
     return result;
 }
 
+Napi::Value EvaluateImage(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 7 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[5].IsNumber() || !info[6].IsNumber())
+        throw Napi::TypeError::New(env, "evaluateImage(context, model, expected, projector, chunk, sequence, position)");
+    Napi::Object expectedObject = info[2].As<Napi::Object>();
+    auto whole = [&](const char* name) {
+        Napi::Value value = expectedObject.Get(name);
+        return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
+    };
+    llama_context* context = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(),
+        Expected{whole("contextSize"), whole("sequences"), whole("batchSize")});
+    auto* worker = new EvaluateImageWorker(env, context, hearth::ProjectorOf(env, info[3]), hearth::ChunkOf(env, info[4]),
+        info[5].As<Napi::Number>().Int32Value(), info[6].As<Napi::Number>().Int32Value());
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    hearth::DefineProjector(env, exports);
+#if HEARTH_VISION
+    exports.Set("evaluateImage", Napi::Function::New(env, EvaluateImage, "evaluateImage"));
+#endif
     exports.Set("DecodeLoop", DecodeLoop::Define(env));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));
@@ -921,5 +1068,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+llama_model* hearth::CheckedModel(Napi::Env env, Napi::Object modelObject) {
+    return ModelOf(env, modelObject);
+}
 
 NODE_API_MODULE(hearth_decode_loop, Init)

@@ -1,7 +1,10 @@
 import {LlamaText, SpecialToken, SpecialTokensText, resolveChatWrapper} from "node-llama-cpp";
 import type {ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, ChatWrapperGeneratedContextState, LlamaModel,
     ResolvableChatWrapperTypeName, Token} from "node-llama-cpp";
+import {InvalidRequestError} from "../errors.js";
 import {stopTriggerStrings} from "../stopTriggerStrings.js";
+import {IMAGE_PLACEHOLDER} from "../types.js";
+import type {PlacedImage} from "../vision/placeImages.js";
 import type {ChatMessage, ReasoningOptions, ToolDefinition} from "../types.js";
 import {toNativeHistory} from "./nativeHistory.js";
 import {HERMES_CALL, toHermesHistory} from "./hermesTools.js";
@@ -50,13 +53,21 @@ export type CallSyntax = {
 /** A rendered chat turn: the prompt's tokens, and how to read and continue the reply. */
 export type ChatTurn = {
     tokens: Token[],
+    /** Where each image of the chat goes, in order: an index into `tokens` (the images' own tokens are added later). */
+    imageMarks: number[],
     stops: string[],
     syntax: ReplySyntax,
     /** The tools the model may call in this turn (none under `tool_choice: "none"`). */
     tools: readonly ToolDefinition[],
     /** The prompt again, with `response` as the reply so far: for formats that re-render mid-reply. */
-    rerender(response: ChatModelResponse["response"]): Token[]
+    rerender(response: ChatModelResponse["response"]): MarkedTokens
 };
+
+/**
+ * Tokens with the places of the chat's images in them (see ChatTurn); once the images' own tokens are in place,
+ * `imageMarks` is empty and `placed` says where each image is.
+ */
+export type MarkedTokens = {tokens: Token[], imageMarks: number[], placed?: readonly PlacedImage[]};
 
 type ReasoningKey = "default" | "off" | "low" | "medium" | "high";
 
@@ -151,10 +162,20 @@ export class ChatFormat {
         if (options.reasoning?.enabled === false && syntax.thought?.emptyBlock != null && !syntax.thought.openOnStart && syntax.opening == null &&
             !textOf(contextText, true)!.trimEnd().endsWith(syntax.thought.suffix.trim()))
             contextText = LlamaText([contextText, syntax.thought.emptyBlock]);
-        const tokenize = (text: LlamaText) => text.tokenize(this.#model.tokenizer);
+        const images = chat.reduce((count, message) => count + ("images" in message ? message.images?.length ?? 0 : 0), 0);
+        const tokenize = (text: LlamaText): MarkedTokens => {
+            if (images === 0)
+                return {tokens: text.tokenize(this.#model.tokenizer), imageMarks: []};
+            const marked = tokenizeAroundPlaceholders(text, this.#model);
+            if (marked.imageMarks.length !== images)
+                throw new InvalidRequestError(`The chat has ${images} images, but the model's chat template placed ${marked.imageMarks.length} of them`, "messages");
+            return marked;
+        };
         const last = history.at(-1);
+        const prompt = tokenize(contextText);
         return {
-            tokens: tokenize(contextText),
+            tokens: prompt.tokens,
+            imageMarks: prompt.imageMarks,
             stops: stopTriggerStrings(state.stopGenerationTriggers),
             syntax,
             tools,
@@ -164,6 +185,34 @@ export class ChatFormat {
             }
         };
     }
+}
+
+/**
+ * Tokenizes a rendered chat whose images are IMAGE_PLACEHOLDERs, piece by piece between them (as libmtmd tokenizes
+ * the text around media markers), recording where each image goes.
+ */
+function tokenizeAroundPlaceholders(text: LlamaText, model: LlamaModel): MarkedTokens {
+    const pieces: LlamaText["values"][number][][] = [[]];
+    for (const value of text.values) {
+        if (typeof value !== "string") {
+            pieces.at(-1)!.push(value);
+            continue;
+        }
+        value.split(IMAGE_PLACEHOLDER).forEach((part, index) => {
+            if (index > 0)
+                pieces.push([]);
+            if (part !== "")
+                pieces.at(-1)!.push(part);
+        });
+    }
+    const tokens: Token[] = [];
+    const imageMarks: number[] = [];
+    pieces.forEach((piece, index) => {
+        if (index > 0)
+            imageMarks.push(tokens.length);
+        tokens.push(...LlamaText(piece).tokenize(model.tokenizer));
+    });
+    return {tokens, imageMarks};
 }
 
 function segmentTexts(prefix: string | LlamaText | undefined, suffix: string | LlamaText | undefined): {prefix: string, suffix: string} | undefined {

@@ -125,7 +125,7 @@ export type LibraryEntry = {
 
 export type LoadedEntry = {name: string, size: number, size_vram: number, context_length: number, context_reason: string, expires_at: string};
 
-export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageStatus, MessageToolCall, ReplyStats} from "../../server/conversations/conversationTypes.js";
+export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageImage, MessageStatus, MessageToolCall, ReplyStats} from "../../server/conversations/conversationTypes.js";
 export type ConversationWithMessages = Conversation & {messages: Message[]};
 export type ReplyLine =
     | {type: "message", message: Message}

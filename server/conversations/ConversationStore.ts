@@ -1,12 +1,18 @@
-import {randomUUID} from "node:crypto";
+import {createHash, randomUUID} from "node:crypto";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import {openDatabase} from "../../models/openDatabase.js";
-import type {Conversation, ConversationOptions, ConversationSummary, Message, MessageRole, MessageStatus, MessageToolCall, ReplyStats} from "./conversationTypes.js";
+import type {ImageMimeType, PromptImage} from "../../native/types.js";
+import type {
+    Conversation, ConversationOptions, ConversationSummary, Message, MessageImage, MessageRole, MessageStatus, MessageToolCall, ReplyStats
+} from "./conversationTypes.js";
 
-export type {Conversation, ConversationOptions, ConversationSummary, Message, MessageRole, MessageStatus, MessageToolCall, ReplyStats} from "./conversationTypes.js";
+export type {
+    Conversation, ConversationOptions, ConversationSummary, Message, MessageImage, MessageRole, MessageStatus, MessageToolCall, ReplyStats
+} from "./conversationTypes.js";
 
 type ConversationRow = {id: string, title: string, model: string | null, system_prompt: string | null, options_json: string, created_at: string, updated_at: string};
+type ImageRow = {message_id: string, sha256: string, mime_type: string, size_bytes: number};
 type MessageRow = {
     id: string, role: MessageRole, content: string, reasoning: string, tool_calls_json: string, tool_call_id: string | null, name: string | null,
     status: MessageStatus, model: string | null, stats_json: string | null, error: string | null, created_at: string
@@ -15,7 +21,9 @@ type MessageRow = {
 /** A message as `addMessage` takes it; tool calls belong to assistant messages, `tool_call_id` and `name` to tool messages. */
 export type NewMessage = {
     role: MessageRole, content: string, reasoning?: string, tool_calls?: readonly MessageToolCall[], tool_call_id?: string | null, name?: string | null,
-    status?: MessageStatus, model?: string | null
+    status?: MessageStatus, model?: string | null,
+    /** A user message's images, in order; each is stored once by its sha256, however many messages show it. */
+    images?: readonly PromptImage[]
 };
 
 const MIGRATIONS = [
@@ -65,7 +73,22 @@ const MIGRATIONS = [
     INSERT INTO messages_new (id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at)
         SELECT id, conversation_id, position, role, content, reasoning, status, model, stats_json, error, created_at FROM messages;
     DROP TABLE messages;
-    ALTER TABLE messages_new RENAME TO messages;`
+    ALTER TABLE messages_new RENAME TO messages;`,
+    // Images a user showed the model. Their bytes are kept apart from the messages, once per content, so that listing
+    // conversations and reading their messages never reads an image; a message refers to its images by sha256.
+    `CREATE TABLE images (
+        sha256 TEXT PRIMARY KEY,
+        data BLOB NOT NULL,
+        size_bytes INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE message_images (
+        message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        sha256 TEXT NOT NULL REFERENCES images (sha256),
+        mime_type TEXT NOT NULL,
+        PRIMARY KEY (message_id, position)
+    ) STRICT;
+    CREATE INDEX message_images_by_sha256 ON message_images (sha256);`
 ];
 
 /**
@@ -92,7 +115,12 @@ export class ConversationStore {
         if (row == null)
             return undefined;
         const messages = this.#db.prepare("SELECT * FROM messages WHERE conversation_id = ? ORDER BY position").all(id) as MessageRow[];
-        return {...toConversation(row), messages: messages.map(toMessage)};
+        const images = new Map<string, ImageRow[]>();
+        for (const image of this.#db.prepare(`SELECT mi.message_id, mi.sha256, mi.mime_type, i.size_bytes FROM message_images mi
+            JOIN messages m ON m.id = mi.message_id JOIN images i ON i.sha256 = mi.sha256
+            WHERE m.conversation_id = ? ORDER BY mi.message_id, mi.position`).all(id) as ImageRow[])
+            images.set(image.message_id, [...images.get(image.message_id) ?? [], image]);
+        return {...toConversation(row), messages: messages.map((message) => toMessage(message, images.get(message.id)))};
     }
 
     create(fields: {title?: string, model?: string | null, system_prompt?: string | null, options?: ConversationOptions}): Conversation {
@@ -125,7 +153,11 @@ export class ConversationStore {
     }
 
     remove(id: string): boolean {
-        return this.#db.prepare("DELETE FROM conversations WHERE id = ?").run(id).changes > 0;
+        return this.#db.transaction(() => {
+            const removed = this.#db.prepare("DELETE FROM conversations WHERE id = ?").run(id).changes > 0;
+            this.#dropUnusedImages();
+            return removed;
+        })();
     }
 
     addMessage(conversationId: string, fields: NewMessage): Message {
@@ -134,6 +166,7 @@ export class ConversationStore {
             tool_calls_json: JSON.stringify(fields.tool_calls ?? []), tool_call_id: fields.tool_call_id ?? null, name: fields.name ?? null,
             status: fields.status ?? "complete", model: fields.model ?? null, stats_json: null, error: null, created_at: new Date().toISOString()
         };
+        const images: MessageImage[] = [];
         this.#db.transaction(() => {
             const {next} = this.#db.prepare("SELECT COALESCE(MAX(position), -1) + 1 AS next FROM messages WHERE conversation_id = ?").get(conversationId) as {next: number};
             this.#db.prepare(`INSERT INTO messages (id, conversation_id, position, role, content, reasoning, tool_calls_json, tool_call_id, name,
@@ -141,9 +174,42 @@ export class ConversationStore {
                 VALUES (@id, @conversation_id, @position, @role, @content, @reasoning, @tool_calls_json, @tool_call_id, @name,
                 @status, @model, @stats_json, @error, @created_at)`)
                 .run({...row, conversation_id: conversationId, position: next});
+            for (const [position, image] of (fields.images ?? []).entries())
+                images.push(this.#addImage(row.id, position, image));
             this.#touch(conversationId);
         })();
-        return toMessage(row);
+        return toMessage(row, images);
+    }
+
+    /** An image of one of the conversation's messages, by its sha256; undefined when the conversation shows no such image. */
+    image(conversationId: string, sha256: string): {data: Buffer, mimeType: string} | undefined {
+        const row = this.#db.prepare(`SELECT i.data, mi.mime_type FROM message_images mi JOIN messages m ON m.id = mi.message_id
+            JOIN images i ON i.sha256 = mi.sha256 WHERE m.conversation_id = ? AND mi.sha256 = ? LIMIT 1`).get(conversationId, sha256) as {data: Buffer, mime_type: string} | undefined;
+        return row != null ? {data: row.data, mimeType: row.mime_type} : undefined;
+    }
+
+    /** The images of each of the conversation's messages that shows any, with their bytes, as the engine takes them. */
+    promptImages(conversationId: string): Map<string, PromptImage[]> {
+        const rows = this.#db.prepare(`SELECT mi.message_id, mi.mime_type, i.data FROM message_images mi JOIN messages m ON m.id = mi.message_id
+            JOIN images i ON i.sha256 = mi.sha256 WHERE m.conversation_id = ? ORDER BY mi.message_id, mi.position`)
+            .all(conversationId) as {message_id: string, mime_type: ImageMimeType, data: Buffer}[];
+        const images = new Map<string, PromptImage[]>();
+        for (const row of rows)
+            images.set(row.message_id, [...images.get(row.message_id) ?? [], {data: new Uint8Array(row.data), mimeType: row.mime_type}]);
+        return images;
+    }
+
+    #addImage(messageId: string, position: number, image: PromptImage): MessageImage {
+        const data = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+        const sha256 = createHash("sha256").update(data).digest("hex");
+        this.#db.prepare("INSERT INTO images (sha256, data, size_bytes) VALUES (?, ?, ?) ON CONFLICT (sha256) DO NOTHING").run(sha256, data, data.byteLength);
+        this.#db.prepare("INSERT INTO message_images (message_id, position, sha256, mime_type) VALUES (?, ?, ?, ?)").run(messageId, position, sha256, image.mimeType);
+        return {sha256, mime_type: image.mimeType, size_bytes: data.byteLength};
+    }
+
+    /** Deletes the bytes of images no message shows any more. */
+    #dropUnusedImages(): void {
+        this.#db.prepare("DELETE FROM images WHERE NOT EXISTS (SELECT 1 FROM message_images mi WHERE mi.sha256 = images.sha256)").run();
     }
 
     /** Replaces a message's text and removes every message after it: the conversation goes on from the edit. */
@@ -154,8 +220,9 @@ export class ConversationStore {
                 return undefined;
             this.#db.prepare("DELETE FROM messages WHERE conversation_id = ? AND position > ?").run(conversationId, position);
             this.#db.prepare("UPDATE messages SET content = ?, status = 'complete', error = NULL WHERE id = ?").run(content, messageId);
+            this.#dropUnusedImages();
             this.#touch(conversationId);
-            return toMessage(this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(messageId) as MessageRow);
+            return this.#message(messageId);
         })();
     }
 
@@ -166,6 +233,7 @@ export class ConversationStore {
             if (position == null)
                 return false;
             this.#db.prepare("DELETE FROM messages WHERE conversation_id = ? AND position >= ?").run(conversationId, position);
+            this.#dropUnusedImages();
             this.#touch(conversationId);
             return true;
         })();
@@ -199,7 +267,14 @@ export class ConversationStore {
     finishReply(messageId: string, status: Exclude<MessageStatus, "streaming">, result: {stats?: ReplyStats, error?: string} = {}): Message {
         this.#db.prepare("UPDATE messages SET status = ?, stats_json = ?, error = ? WHERE id = ?")
             .run(status, result.stats != null ? JSON.stringify(result.stats) : null, result.error ?? null, messageId);
-        return toMessage(this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(messageId) as MessageRow);
+        return this.#message(messageId);
+    }
+
+    #message(messageId: string): Message {
+        const row = this.#db.prepare("SELECT * FROM messages WHERE id = ?").get(messageId) as MessageRow;
+        const images = this.#db.prepare(`SELECT mi.message_id, mi.sha256, mi.mime_type, i.size_bytes FROM message_images mi JOIN images i ON i.sha256 = mi.sha256
+            WHERE mi.message_id = ? ORDER BY mi.position`).all(messageId) as ImageRow[];
+        return toMessage(row, images);
     }
 
     #position(conversationId: string, messageId: string): number | undefined {
@@ -224,9 +299,10 @@ function toConversation(row: ConversationRow): Conversation {
     };
 }
 
-function toMessage(row: MessageRow): Message {
+function toMessage(row: MessageRow, images: readonly (MessageImage | ImageRow)[] = []): Message {
     return {
         id: row.id, role: row.role, content: row.content, reasoning: row.reasoning,
+        images: images.map(({sha256, mime_type, size_bytes}) => ({sha256, mime_type, size_bytes})),
         tool_calls: JSON.parse(row.tool_calls_json) as MessageToolCall[], tool_call_id: row.tool_call_id, name: row.name,
         status: row.status, model: row.model,
         stats: row.stats_json != null ? JSON.parse(row.stats_json) as ReplyStats : null, error: row.error, created_at: row.created_at

@@ -1,15 +1,18 @@
 import type {FastifyInstance} from "fastify";
 import Type from "typebox";
 import type {Static} from "typebox";
-import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage} from "../../native/types.js";
+import {ImagesNotSupportedError, InvalidRequestError} from "../../native/errors.js";
+import {IMAGE_PLACEHOLDER} from "../../native/types.js";
+import type {ChatMessage, PromptImage} from "../../native/types.js";
 import {ApiError} from "../errors.js";
 import {answer, toGenerationOptions} from "../generation/index.js";
 import type {GenerationContext, RequestOptions} from "../generation/index.js";
 import {useOllamaConventions} from "../ollama/ollamaConventions.js";
 import {RUNS_TRANSLATED_MODEL} from "../routeConfig.js";
 import {startRun} from "../upstreams/startRun.js";
+import {upstreamServing} from "../upstreams/upstreamServing.js";
 import type {Conversation, ConversationOptions, ConversationStore, Message} from "./ConversationStore.js";
+import {imagesFromDataUris, withoutPlaceholders} from "./imagesFromDataUris.js";
 import {replyEncoder} from "./replyEncoder.js";
 
 /**
@@ -56,7 +59,9 @@ const NewMessage = Type.Object({
     tool_calls: Type.Optional(Type.Array(ToolCall, {maxItems: 128})),
     /** A tool message's call, and the function that answered it. */
     tool_call_id: Type.Optional(Type.String({minLength: 1, maxLength: 200})),
-    name: Type.Optional(Type.String({minLength: 1, maxLength: 200}))
+    name: Type.Optional(Type.String({minLength: 1, maxLength: 200})),
+    /** A user message's images as `data:image/…;base64,…` URIs, shown to the model before its text. */
+    images: Type.Optional(Type.Array(Type.String({maxLength: 64 * 1024 * 1024}), {maxItems: 16}))
 }, {additionalProperties: false});
 type NewMessage = Static<typeof NewMessage>;
 const EditMessage = Type.Object({content: Type.String({maxLength: 1_000_000})}, {additionalProperties: false});
@@ -69,6 +74,7 @@ const ReplyRequest = Type.Object({
 type ReplyRequest = Static<typeof ReplyRequest>;
 type IdParams = {id: string};
 type MessageParams = {id: string, messageId: string};
+type ImageParams = {id: string, sha256: string};
 
 const UNTITLED = "New conversation";
 
@@ -96,20 +102,34 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
 
     app.post<{Params: IdParams, Body: NewMessage}>("/api/conversations/:id/messages", {schema: {body: NewMessage}}, async (request, reply) => {
         const conversation = find(request.params.id);
-        const {role, reasoning, tool_calls, tool_call_id, name} = request.body;
+        const {role, reasoning, tool_calls, tool_call_id, name, images: imageUris} = request.body;
         if (role !== "assistant" && (reasoning !== undefined || tool_calls !== undefined))
             throw new InvalidRequestError(`Only assistant messages have ${reasoning !== undefined ? "reasoning" : "tool_calls"}`, reasoning !== undefined ? "reasoning" : "tool_calls");
         if (role !== "tool" && (tool_call_id !== undefined || name !== undefined))
             throw new InvalidRequestError(`Only tool messages have ${tool_call_id !== undefined ? "tool_call_id" : "name"}`, tool_call_id !== undefined ? "tool_call_id" : "name");
-        const message = conversations.addMessage(conversation.id, request.body);
-        if (conversation.title === UNTITLED && request.body.role === "user" && conversation.messages.length === 0)
-            conversations.update(conversation.id, {title: titleFrom(request.body.content)});
+        if (role !== "user" && imageUris !== undefined)
+            throw new InvalidRequestError("Only user messages have images", "images");
+        // Checked in full before anything is stored: a bad image leaves the conversation as it was.
+        const images = imagesFromDataUris(imageUris ?? []);
+        const content = withoutPlaceholders(request.body.content);
+        const message = conversations.addMessage(conversation.id, {...request.body, content, images});
+        if (conversation.title === UNTITLED && role === "user" && conversation.messages.length === 0)
+            conversations.update(conversation.id, {title: titleFrom(content, images.length)});
         void reply.status(201);
         return message;
     });
 
     app.patch<{Params: MessageParams, Body: EditMessage}>("/api/conversations/:id/messages/:messageId", {schema: {body: EditMessage}}, async (request) =>
-        conversations.editMessage(find(request.params.id).id, request.params.messageId, request.body.content) ?? notFound("message"));
+        conversations.editMessage(find(request.params.id).id, request.params.messageId, withoutPlaceholders(request.body.content)) ?? notFound("message"));
+
+    /** A message's image, by the sha256 its message lists: the same bytes for ever, so a browser may keep them. */
+    app.get<{Params: ImageParams}>("/api/conversations/:id/images/:sha256", async (request, reply) => {
+        const image = /^[0-9a-f]{64}$/.test(request.params.sha256) ? conversations.image(find(request.params.id).id, request.params.sha256) : undefined;
+        if (image == null)
+            notFound("image");
+        void reply.type(image.mimeType).header("cache-control", "private, max-age=31536000, immutable").header("x-content-type-options", "nosniff");
+        return image.data;
+    });
 
     app.delete<{Params: MessageParams}>("/api/conversations/:id/messages/:messageId", async (request) => {
         if (!conversations.truncateFrom(find(request.params.id).id, request.params.messageId))
@@ -141,7 +161,11 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
         if (modelName !== conversation.model)
             conversations.update(conversation.id, {model: modelName});
 
-        const messages = toChatMessages(conversation);
+        const messages = toChatMessages(conversation, conversations.promptImages(conversation.id));
+        // Said before a model is loaded for it; an upstream's model answers for itself.
+        if (messages.some((message) => "images" in message && message.images != null && message.images.length > 0) &&
+            upstreamServing(generation.upstreams, modelName) == null && generation.engine.projectorOf(modelName) == null)
+            throw new ImagesNotSupportedError(modelName);
         const options = generationOptions(conversation.options);
         const run = await startRun(generation, request, reply, {
             model: modelName,
@@ -157,12 +181,15 @@ function notFound(what: string): never {
     throw new ConversationNotFoundError(what);
 }
 
-function titleFrom(content: string): string {
+function titleFrom(content: string, imageCount: number): string {
     const line = content.trim().split("\n")[0]!.trim();
-    return line.length === 0 ? UNTITLED : line.length > 60 ? `${line.slice(0, 57)}…` : line;
+    if (line.length === 0)
+        return imageCount === 0 ? UNTITLED : imageCount === 1 ? "An image" : `${imageCount} images`;
+    return line.length > 60 ? `${line.slice(0, 57)}…` : line;
 }
 
-function toChatMessages(conversation: Conversation & {messages: Message[]}): ChatMessage[] {
+/** The stored conversation as the engine takes it; a message's images go before its text, each at one IMAGE_PLACEHOLDER. */
+function toChatMessages(conversation: Conversation & {messages: Message[]}, images: ReadonlyMap<string, PromptImage[]>): ChatMessage[] {
     const messages: ChatMessage[] = conversation.system_prompt ? [{role: "system", content: conversation.system_prompt}] : [];
     for (const message of conversation.messages) {
         // A failed reply has nothing the model said; a stopped or interrupted one keeps what it did say.
@@ -177,7 +204,8 @@ function toChatMessages(conversation: Conversation & {messages: Message[]}): Cha
         } else if (message.role === "tool") {
             messages.push({role: "tool", content: message.content, ...message.tool_call_id != null ? {toolCallId: message.tool_call_id} : {}, ...message.name != null ? {name: message.name} : {}});
         } else {
-            messages.push({role: "user", content: message.content});
+            const shown = images.get(message.id) ?? [];
+            messages.push(shown.length > 0 ? {role: "user", content: IMAGE_PLACEHOLDER.repeat(shown.length) + message.content, images: shown} : {role: "user", content: message.content});
         }
     }
     return messages;

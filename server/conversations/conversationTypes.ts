@@ -42,12 +42,20 @@ export type MessageToolCall = {id: string, name: string, arguments: string};
 /** `tool`: the result of one of the assistant's tool calls, matched to it by `tool_call_id`. */
 export type MessageRole = "user" | "assistant" | "tool";
 
+/**
+ * An image a user showed the model, stored once per content (by its sha256) however many messages show it.
+ * Its bytes are at `/api/conversations/:id/images/:sha256`, so a conversation reads as text however many images it holds.
+ */
+export type MessageImage = {sha256: string, mime_type: string, size_bytes: number};
+
 export type Message = {
     id: string,
     role: MessageRole,
     content: string,
     /** An assistant's thinking before its answer (empty for models that do not think). */
     reasoning: string,
+    /** The images a user message shows, in order, before its text (empty for the others). */
+    images: MessageImage[],
     /** The calls an assistant message made, in order (empty for the others). */
     tool_calls: MessageToolCall[],
     /** A tool message's call and function name (null for the others). */

@@ -8,6 +8,9 @@ import {SettingsPanel} from "./chat/SettingsPanel.js";
 
 const LAST_MODEL_KEY = "hearth.lastModel";
 
+/** A model as `/v1/models` lists it; `capabilities` has "vision" for one that can see images. */
+type ListedModel = {id: string, capabilities?: string[]};
+
 function conversationIdInHash(): string | undefined {
     const [view, id] = location.hash.replace(/^#\/?/, "").split("/");
     return view === "chat" && id ? decodeURIComponent(id) : undefined;
@@ -26,7 +29,7 @@ function showConversation(id: string | undefined): void {
 export function ChatView() {
     const [conversations, setConversations] = useState<ConversationSummary[]>([]);
     const [conversation, setConversation] = useState<ConversationWithMessages | undefined>();
-    const [models, setModels] = useState<string[] | undefined>();
+    const [listed, setListed] = useState<ListedModel[] | undefined>();
     const [pickedModel, setPickedModel] = useState<string>(() => localStorage.getItem(LAST_MODEL_KEY) ?? "");
     const [streaming, setStreaming] = useState(false);
     const [error, setError] = useState<string | undefined>();
@@ -66,7 +69,7 @@ export function ChatView() {
     useEffect(() => {
         void refreshList().catch((caught: Error) => setError(caught.message));
         void open(conversationIdInHash());
-        void get<{data: {id: string}[]}>("/v1/models").then((list) => setModels(list.data.map((model) => model.id)), () => setModels([]));
+        void get<{data: ListedModel[]}>("/v1/models").then((list) => setListed(list.data), () => setListed([]));
         return () => controller.current?.abort();
     }, [open, refreshList]);
 
@@ -74,7 +77,9 @@ export function ChatView() {
         bottom.current?.scrollIntoView({block: "end"});
     }, [conversation?.messages.length, conversation?.messages.at(-1)?.content, conversation?.messages.at(-1)?.reasoning, conversation?.messages.at(-1)?.tool_calls]);
 
+    const models = listed?.map((entry) => entry.id);
     const model = conversation?.model ?? (models?.includes(pickedModel) ? pickedModel : models?.[0]) ?? "";
+    const vision = listed?.find((entry) => entry.id === model)?.capabilities?.includes("vision") ?? false;
 
     const pickModel = async (name: string) => {
         setPickedModel(name);
@@ -152,16 +157,22 @@ export function ChatView() {
         }
     };
 
-    const send = async (text: string) => {
+    /** Stores the user's message and streams the reply; false when the message could not be stored. */
+    const send = async (text: string, images: string[]): Promise<boolean> => {
         setError(undefined);
+        let current: ConversationWithMessages;
+        let message: Message;
         try {
-            const current = await ensureConversation();
-            const message = await request<Message>("POST", `/api/conversations/${current.id}/messages`, {role: "user", content: text});
-            setConversation((shown) => shown != null && shown.id === current.id ? {...shown, messages: [...shown.messages, message]} : shown);
-            await reply(current.id, {model});
+            current = await ensureConversation();
+            message = await request<Message>("POST", `/api/conversations/${current.id}/messages`,
+                {role: "user", content: text, ...images.length > 0 ? {images} : {}});
         } catch (caught) {
             setError((caught as Error).message);
+            return false;
         }
+        setConversation((shown) => shown != null && shown.id === current.id ? {...shown, messages: [...shown.messages, message]} : shown);
+        void reply(current.id, {model});
+        return true;
     };
 
     const edit = async (message: Message, content: string) => {
@@ -246,7 +257,7 @@ export function ChatView() {
                             : <div className="empty"><p>Start a conversation with {model || "a model"}. It is saved on this machine as you go.</p></div>
                     )}
                     {messages.map((message, index) => (
-                        <MessageView key={message.id} message={message}
+                        <MessageView key={message.id} message={message} conversationId={conversation!.id}
                             streaming={streaming && index === lastIndex && message.role === "assistant"}
                             canEdit={!streaming}
                             canRegenerate={!streaming && index === lastIndex && message.role === "assistant"}
@@ -256,7 +267,8 @@ export function ChatView() {
                     <div ref={bottom}/>
                 </div>
                 {error != null && <p className="error" role="alert">{error}</p>}
-                <Composer streaming={streaming} disabled={model === ""} onSend={(text) => void send(text)} onStop={() => controller.current?.abort()}/>
+                <Composer model={model} vision={vision} streaming={streaming} disabled={model === ""}
+                    onSend={send} onStop={() => controller.current?.abort()}/>
             </section>
         </div>
     );

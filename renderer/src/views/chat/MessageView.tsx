@@ -1,6 +1,7 @@
 import {useState} from "react";
 import type {Message} from "../../api.js";
 import {Markdown} from "../../components/Markdown.js";
+import {MessageImages} from "./MessageImages.js";
 import {ThinkingBlock} from "./ThinkingBlock.js";
 import {ToolCallBlock, formatJson} from "./ToolCallBlock.js";
 
@@ -10,11 +11,12 @@ const STATUS_NOTES: Partial<Record<Message["status"], string>> = {
 };
 
 /**
- * One message: a user's, editable; an assistant's, its thinking folded above its answer (Markdown), the
+ * One message: a user's, editable, with the images it showed; an assistant's, its thinking folded above its answer (Markdown), the
  * tools it called below, with its speed and token counts; or a tool's result.
  */
-export function MessageView({message, streaming, canRegenerate, canEdit, onEdit, onRegenerate}: {
+export function MessageView({message, conversationId, streaming, canRegenerate, canEdit, onEdit, onRegenerate}: {
     message: Message,
+    conversationId: string,
     streaming: boolean,
     canRegenerate: boolean,
     canEdit: boolean,
@@ -27,6 +29,7 @@ export function MessageView({message, streaming, canRegenerate, canEdit, onEdit,
     if (message.role === "user") {
         return (
             <article className="message message-user" data-role="user" aria-label="Your message">
+                <MessageImages conversationId={conversationId} images={message.images}/>
                 {editing
                     ? (
                         <form onSubmit={(event) => {
