@@ -117,6 +117,21 @@ describe("projectors from the Hub", () => {
         assert.deepEqual(await filesUnder(server.library.modelsDir), []);
     });
 
+    it("gives a pulled model that sees: different images, different replies, as llama.cpp gives them", async () => {
+        const name = `hf.co/${GEMMA}:Q4_K_M`;
+        const pulled = await postJson(`${server.url}/api/pull`, {model: name, stream: false});
+        assert.equal(pulled.status, 200, pulled.text);
+        const expected = JSON.parse(await readFile(await testModel("vision/expected.json"), "utf8")) as {question: string, images: Record<string, {answer: string}>};
+        for (const image of ["red.png", "blue.png"]) {
+            const bytes = await readFile(await testModel(`vision/images/${image}`));
+            const completion = await server.client.chat.completions.create({model: name, temperature: 0, max_tokens: 16, messages: [{role: "user", content: [
+                {type: "image_url", image_url: {url: `data:image/png;base64,${bytes.toString("base64")}`}}, {type: "text", text: expected.question}
+            ]}]});
+            assert.equal(completion.choices[0]!.message.content, expected.images[image]!.answer, image);
+        }
+        await ollama.delete({model: name});
+    });
+
     it("resumes a projector whose download was cut, from where it stopped", async () => {
         hub.faults.cut = {path: "mmproj-model-f16.gguf", afterBytes: 300_000, times: 1};
         hub.requests.length = 0;
@@ -174,7 +189,7 @@ describe("projectors in the library", () => {
         }
     });
 
-    it("hearth pull brings the projector with progress, hearth files and show say the model sees, hearth rm removes both", async () => {
+    it("hearth pull brings the projector with progress, the model sees in hearth run, hearth files and show say so, hearth rm removes both", async () => {
         const env = {HEARTH_HOME: await mkdtemp(path.join(os.tmpdir(), "hearth-cli-")), HF_ENDPOINT: hub.url};
         const files = await spawnHearth(["files", GEMMA], env).exited;
         assert.equal(files.code, 0, files.stderr);
@@ -184,6 +199,9 @@ describe("projectors in the library", () => {
         assert.equal(pulled.code, 0, pulled.stderr);
         assert.match(pulled.stderr, /pulling +100% {2}25.4 MB\/25.4 MB/);
         assert.match(pulled.stderr, /pulling projector +100% {2}687 KB\/687 KB/);
+        const seen = await spawnHearth(["run", `hf.co/${GEMMA}:Q4_K_M`, "--image", await testModel("vision/images/green.png"), "What colour is this image?", "--threads", "1"], env).exited;
+        assert.equal(seen.code, 0, seen.stderr);
+        assert.equal(seen.stdout.trim(), "The image is green.", "the pulled model sees");
         const shown = await spawnHearth(["show", `hf.co/${GEMMA}:Q4_K_M`], env).exited;
         assert.match(shown.stdout, /^vision +yes$/m);
         assert.match(shown.stdout, new RegExp(`^projector +${env.HEARTH_HOME}/models/hf\\.co/ggml-org/gemma-3-4b-it-GGUF/mmproj-model-f16\\.gguf$`, "m"));
