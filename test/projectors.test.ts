@@ -97,9 +97,11 @@ describe("projectors from the Hub", () => {
         assert.equal(await sha256Of(server.library.filePaths(model)[0]!), model.sha256, "and so does the model");
         assert.equal(server.engine.projectorOf(q4), projectorPath, "the engine loads the library model with it");
         const tags = await (await fetch(`${server.url}/api/tags`)).json() as {models: {name: string, capabilities: string[]}[]};
-        assert.deepEqual(tags.models.map((entry) => [entry.name, entry.capabilities]), [[q4, ["completion", "vision"]]]);
+        assert.deepEqual(tags.models.map((entry) => entry.name), [q4]);
+        assert.ok(tags.models[0]!.capabilities.includes("vision"), `${tags.models[0]!.capabilities.join(", ")}`);
         const listed = await server.client.models.list();
-        assert.deepEqual((listed.data.find((entry) => entry.id === q4) as unknown as {capabilities: string[]}).capabilities, ["completion", "vision"]);
+        assert.deepEqual((listed.data.find((entry) => entry.id === q4) as unknown as {capabilities: string[]}).capabilities, tags.models[0]!.capabilities,
+            "/api/tags and /v1/models say the same");
         const estimate = await (await fetch(`${server.url}/api/estimate?model=${encodeURIComponent(q4)}`)).json() as {projector_bytes: number, projector_on_gpu: boolean, ram_bytes: number};
         assert.equal(estimate.projector_bytes, 686_912);
         assert.equal(estimate.projector_on_gpu, false, "the test server runs on the CPU");
