@@ -138,9 +138,12 @@ function update(entry: Entry, progress: Exclude<PullProgress, {status: "resolvin
         case "verifying":
             entry.state = {...state, status: "verifying", completedBytes: state.totalBytes, bytesPerSecond: 0, etaSeconds: undefined, updatedAt: at};
             return;
-        case "success":
-            entry.state = {...state, status: "complete", completedBytes: progress.model.sizeBytes, totalBytes: progress.model.sizeBytes, bytesPerSecond: 0, etaSeconds: undefined, error: undefined, updatedAt: at};
+        case "success": {
+            // The projector was downloaded with the model, so the bar ends at both.
+            const totalBytes = progress.model.sizeBytes + (progress.model.projector?.sizeBytes ?? 0);
+            entry.state = {...state, status: "complete", completedBytes: totalBytes, totalBytes, bytesPerSecond: 0, etaSeconds: undefined, error: undefined, updatedAt: at};
             return;
+        }
     }
 }
 

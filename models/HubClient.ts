@@ -1,5 +1,6 @@
 import {listFiles, listModels, modelInfo} from "@huggingface/hub";
 import {HubError} from "./errors.js";
+import {chooseProjector, isProjectorFileName} from "./findProjector.js";
 import {groupQuantizations} from "./quantization.js";
 import type {QuantEntry, QuantFile} from "./quantization.js";
 import {isNetworkError, isTransientStatus, withRetries} from "./withRetries.js";
@@ -21,7 +22,11 @@ export type HubClientOptions = {
 
 export type HubModel = {id: string, downloads: number, likes: number, updatedAt: string, gated: boolean};
 
-export type HubRepoFiles = {repo: string, commit: string, quantizations: QuantEntry[]};
+/**
+ * `projectors`: the repo's vision projectors (mmproj GGUFs); `projector`: the one a pull brings with any of its
+ * quantizations (see `chooseProjector`), undefined when the repo has none and its models cannot see.
+ */
+export type HubRepoFiles = {repo: string, commit: string, quantizations: QuantEntry[], projectors: QuantFile[], projector: QuantFile | undefined};
 
 const REPO_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*\/[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -70,7 +75,8 @@ export class HubClient {
                 if (entry.type === "file" && entry.lfs != null && /\.gguf$/i.test(entry.path) && isSafeRepoPath(entry.path))
                     files.push({path: entry.path, sizeBytes: entry.lfs.size, sha256: entry.lfs.oid});
             }
-            return {repo, commit, quantizations: groupQuantizations(files)};
+            const projectors = files.filter((file) => isProjectorFileName(file.path));
+            return {repo, commit, quantizations: groupQuantizations(files), projectors, projector: chooseProjector(projectors)};
         });
     }
 

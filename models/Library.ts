@@ -7,7 +7,8 @@ import {rescaleShape, weightBytes} from "./modelShape.js";
 import type {ModelShape} from "./modelShape.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
-import type {QuantEntry} from "./quantization.js";
+import type {QuantEntry, QuantFile} from "./quantization.js";
+import {visionProjectorProblem} from "./findProjector.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
@@ -18,8 +19,11 @@ export type PullProgress =
     | {status: "resolving", name: string}
     /** Waiting for a download slot; `files` are the paths it will write, relative to the models folder. */
     | {status: "queued", name: string, files: string[], modelTotalBytes: number}
-    /** `totalBytes` and `completedBytes` are this file's; `model…Bytes` count every file of the model. */
-    | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number,
+    /**
+     * `totalBytes` and `completedBytes` are this file's; `model…Bytes` count every file of the model. `fileCount` counts the
+     * projector, which comes last (`projector: true`), and `partCount` the model's own files.
+     */
+    | {status: "downloading", name: string, file: string, sha256: string, fileIndex: number, fileCount: number, partCount: number, projector: boolean,
         totalBytes: number, completedBytes: number, modelTotalBytes: number, modelCompletedBytes: number,
         bytesPerSecond: number, etaSeconds: number | undefined}
     | {status: "verifying", name: string}
@@ -57,6 +61,8 @@ export class Library {
     readonly #pulls = new Map<string, {result: Promise<LibraryModel>, listeners: Set<(progress: PullProgress) => void>}>();
     #activeDownloads = 0;
     readonly #waiting: (() => void)[] = [];
+    /** Files being downloaded, by destination: a projector two quantizations of a repo share is downloaded once. */
+    readonly #fileDownloads = new Map<string, Promise<unknown>>();
 
     private constructor(options: LibraryOptions, registry: Registry) {
         this.home = path.resolve(options.home);
@@ -106,6 +112,11 @@ export class Library {
     /** Absolute paths of a model's files, the first one being what the engine loads. */
     filePaths(model: LibraryModel): string[] {
         return model.files.map((file) => this.#inside(file.path));
+    }
+
+    /** The absolute path of a model's vision projector, or undefined for a model that cannot see. */
+    projectorPath(model: LibraryModel): string | undefined {
+        return model.projector != null ? this.#inside(model.projector.path) : undefined;
     }
 
     /**
@@ -165,24 +176,26 @@ export class Library {
         const canonical = formatModelName({kind: "hub", owner: name.owner, repo: name.repo, quantization: entry.quantization});
 
         const existing = this.#registry.get(canonical);
-        if (existing != null && existing.commit === listing.commit && await this.#filesPresent(existing)) {
+        // A model pulled before Hearth brought projectors gets its repo's now.
+        if (existing != null && existing.commit === listing.commit && await this.#filesPresent(existing) && (listing.projector == null || existing.projector != null)) {
             onProgress?.({status: "success", name: canonical, model: existing});
             return existing;
         }
 
-        const files: LibraryFile[] = entry.files.map((file) => ({
-            path: path.posix.join("hf.co", name.owner, name.repo, file.path),
-            sizeBytes: file.sizeBytes,
-            sha256: file.sha256
-        }));
-        await this.#checkDiskSpace(canonical, files);
+        // Every file mirrors its repo path, so quantizations of one repo share its projector's file.
+        const inLibrary = (file: QuantFile): LibraryFile => ({path: path.posix.join("hf.co", name.owner, name.repo, file.path), sizeBytes: file.sizeBytes, sha256: file.sha256});
+        const files = entry.files.map(inLibrary);
+        const projector = listing.projector != null ? inLibrary(listing.projector) : undefined;
+        const downloads = [...entry.files, ...listing.projector != null ? [listing.projector] : []].map((file) => ({repoPath: file.path, file: inLibrary(file)}));
+        await this.#checkDiskSpace(canonical, downloads.map((download) => download.file));
 
         if (signal?.aborted)
             throw new DownloadCancelledError(canonical);
-        onProgress?.({status: "queued", name: canonical, files: files.map((file) => file.path), modelTotalBytes: entry.sizeBytes});
+        const modelTotalBytes = downloads.reduce((sum, download) => sum + download.file.sizeBytes, 0);
+        onProgress?.({status: "queued", name: canonical, files: downloads.map((download) => download.file.path), modelTotalBytes});
         await this.#downloadSlot(canonical, signal);
         try {
-            await this.#download(canonical, listing.repo, listing.commit, entry, files, {signal, onProgress});
+            await this.#download(canonical, listing.repo, listing.commit, downloads, files.length, {signal, onProgress});
         } finally {
             this.#releaseDownloadSlot();
         }
@@ -190,6 +203,8 @@ export class Library {
         const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
             throw new InvalidGgufError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {downloaded: true});
         });
+        // An mmproj that is not a vision projector (an audio model's) is not kept: the model is served as text only.
+        const seeing = projector != null && await visionProjectorProblem(this.#inside(projector.path)) == null ? projector : undefined;
         const model: LibraryModel = {
             name: canonical,
             source: "hub",
@@ -199,24 +214,28 @@ export class Library {
             files,
             sizeBytes: entry.sizeBytes,
             sha256: files[0]!.sha256,
+            ...seeing != null ? {projector: seeing} : {},
             gguf,
             createdAt: new Date().toISOString()
         };
         this.#registry.put(model);
+        if (projector != null && seeing == null)
+            await this.deleteFiles([projector.path]);
         onProgress?.({status: "success", name: canonical, model});
         return model;
     }
 
-    async #download(name: string, repo: string, commit: string, entry: QuantEntry, files: LibraryFile[], {signal, onProgress}: PullOptions): Promise<void> {
+    /** Downloads a model's files (`repoPath`: where each is in the repo; its `partCount` parts, then its projector), in order, each with its progress. */
+    async #download(name: string, repo: string, commit: string, downloads: {repoPath: string, file: LibraryFile}[], partCount: number, {signal, onProgress}: PullOptions): Promise<void> {
+        const files = downloads.map((download) => download.file);
         const modelTotalBytes = files.reduce((sum, file) => sum + file.sizeBytes, 0);
         let earlierFilesBytes = 0;
         for (const [index, file] of files.entries()) {
             const destination = this.#inside(file.path);
-            if (await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false) && await sha256Of(destination) === file.sha256) {
-                earlierFilesBytes += file.sizeBytes;
-                continue;
-            }
-            await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
+            // Another pull may be bringing this file (a projector quantizations share): wait for it, then check it like
+            // any file on disk. Nothing is awaited between the last look and claiming the file, so only one pull claims it.
+            for (let running = this.#fileDownloads.get(destination); running != null; running = this.#fileDownloads.get(destination))
+                await running.catch(() => undefined);
             const meter = new ProgressMeter();
             let lastReport = 0;
             const report = (completedBytes: number, force = false) => {
@@ -226,22 +245,37 @@ export class Library {
                     return;
                 lastReport = now;
                 onProgress?.({
-                    status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length,
+                    status: "downloading", name, file: file.path, sha256: file.sha256, fileIndex: index, fileCount: files.length, partCount, projector: index >= partCount,
                     totalBytes: file.sizeBytes, completedBytes, modelTotalBytes, modelCompletedBytes: earlierFilesBytes + completedBytes, bytesPerSecond,
                     etaSeconds: bytesPerSecond > 0 ? (modelTotalBytes - earlierFilesBytes - completedBytes) / bytesPerSecond : undefined
                 });
             };
-            await downloadFile({
-                url: this.hub.fileUrl(repo, commit, entry.files[index]!.path),
-                headersFor: (url) => this.hub.headersFor(url),
-                destination,
-                sizeBytes: file.sizeBytes,
-                sha256: file.sha256,
-                signal,
-                onProgress: report,
-                retryDelayMs: this.#retryDelayMs
-            });
-            report(file.sizeBytes, true);
+            const fetchFile = async (): Promise<boolean> => {
+                if (await stat(destination).then((stats) => stats.size === file.sizeBytes, () => false) && await sha256Of(destination) === file.sha256)
+                    return false;
+                await mkdir(path.dirname(destination), {recursive: true, mode: 0o700});
+                await downloadFile({
+                    url: this.hub.fileUrl(repo, commit, downloads[index]!.repoPath),
+                    headersFor: (url) => this.hub.headersFor(url),
+                    destination,
+                    sizeBytes: file.sizeBytes,
+                    sha256: file.sha256,
+                    signal,
+                    onProgress: report,
+                    retryDelayMs: this.#retryDelayMs
+                });
+                return true;
+            };
+            const fetching = fetchFile();
+            this.#fileDownloads.set(destination, fetching);
+            let downloaded;
+            try {
+                downloaded = await fetching;
+            } finally {
+                this.#fileDownloads.delete(destination);
+            }
+            if (downloaded)
+                report(file.sizeBytes, true);
             earlierFilesBytes += file.sizeBytes;
         }
     }
@@ -332,7 +366,7 @@ export class Library {
      * the registry give them.
      */
     async deleteFiles(files: readonly string[]): Promise<void> {
-        const used = new Set(this.list().flatMap((model) => model.files.map((file) => file.path)));
+        const used = new Set(this.list().flatMap((model) => [...model.files, ...model.projector != null ? [model.projector] : []].map((file) => file.path)));
         for (const file of files) {
             const absolute = this.#inside(file);
             await rm(`${absolute}.partial`, {force: true});
@@ -349,12 +383,13 @@ export class Library {
         if (this.#pulls.has(model.name.toLowerCase()))
             throw new ModelBusyError(model.name, "is being pulled");
         this.#registry.remove(model.name);
-        await this.deleteFiles(model.files.map((file) => file.path));
+        // A projector another quantization of the repo still uses stays (see deleteFiles).
+        await this.deleteFiles([...model.files, ...model.projector != null ? [model.projector] : []].map((file) => file.path));
         return model;
     }
 
     async #filesPresent(model: LibraryModel): Promise<boolean> {
-        for (const file of model.files) {
+        for (const file of [...model.files, ...model.projector != null ? [model.projector] : []]) {
             if (!await stat(this.#inside(file.path)).then((stats) => stats.size === file.sizeBytes, () => false))
                 return false;
         }

@@ -18,6 +18,11 @@ export type LibraryModel = {
     sizeBytes: number,
     /** The first file's sha256. */
     sha256: string,
+    /**
+     * The vision projector (mmproj GGUF) the model loads with, which lets it see images: a pull brings its repo's
+     * (quantizations of one repo share it). Not counted in `sizeBytes`. Undefined: a model that cannot see.
+     */
+    projector?: LibraryFile,
     gguf: GgufSummary,
     /** ISO time it entered the library. */
     createdAt: string
@@ -26,7 +31,8 @@ export type LibraryModel = {
 type Row = {
     name: string, source: "hub" | "local", repo: string | null, commit_sha: string | null, quantization: string | null,
     files_json: string, size_bytes: number, sha256: string, architecture: string | null, parameter_count: number,
-    context_length: number | null, layer_count: number | null, chat_template: string | null, model_info_json: string, created_at: string
+    context_length: number | null, layer_count: number | null, chat_template: string | null, model_info_json: string, created_at: string,
+    projector_path: string | null, projector_size_bytes: number | null, projector_sha256: string | null
 };
 
 const MIGRATIONS = [
@@ -51,7 +57,11 @@ const MIGRATIONS = [
     `CREATE TABLE gguf_shapes (
         sha256 TEXT PRIMARY KEY,
         shape_json TEXT NOT NULL
-    ) STRICT`
+    ) STRICT`,
+    // A model's vision projector (mmproj), relative to the models folder as files_json's paths are.
+    `ALTER TABLE models ADD COLUMN projector_path TEXT;
+    ALTER TABLE models ADD COLUMN projector_size_bytes INTEGER;
+    ALTER TABLE models ADD COLUMN projector_sha256 TEXT`
 ];
 
 /** The library's rows, in SQLite (WAL, so a CLI and a running server can share it). */
@@ -77,9 +87,11 @@ export class Registry {
     /** Inserts a model, or replaces the row of the same name (a pull of a newer commit). */
     put(model: LibraryModel): void {
         this.#db.prepare(`INSERT OR REPLACE INTO models (name, source, repo, commit_sha, quantization, files_json, size_bytes, sha256,
-            architecture, parameter_count, context_length, layer_count, chat_template, model_info_json, created_at)
+            architecture, parameter_count, context_length, layer_count, chat_template, model_info_json, created_at,
+            projector_path, projector_size_bytes, projector_sha256)
             VALUES (@name, @source, @repo, @commit_sha, @quantization, @files_json, @size_bytes, @sha256,
-            @architecture, @parameter_count, @context_length, @layer_count, @chat_template, @model_info_json, @created_at)`).run(toRow(model));
+            @architecture, @parameter_count, @context_length, @layer_count, @chat_template, @model_info_json, @created_at,
+            @projector_path, @projector_size_bytes, @projector_sha256)`).run(toRow(model));
     }
 
     remove(name: string): boolean {
@@ -117,7 +129,10 @@ function toRow(model: LibraryModel): Row {
         layer_count: model.gguf.layerCount ?? null,
         chat_template: model.gguf.chatTemplate ?? null,
         model_info_json: JSON.stringify(model.gguf.modelInfo),
-        created_at: model.createdAt
+        created_at: model.createdAt,
+        projector_path: model.projector?.path ?? null,
+        projector_size_bytes: model.projector?.sizeBytes ?? null,
+        projector_sha256: model.projector?.sha256 ?? null
     };
 }
 
@@ -131,6 +146,8 @@ function fromRow(row: Row): LibraryModel {
         files: JSON.parse(row.files_json) as LibraryFile[],
         sizeBytes: row.size_bytes,
         sha256: row.sha256,
+        ...row.projector_path != null && row.projector_size_bytes != null && row.projector_sha256 != null
+            ? {projector: {path: row.projector_path, sizeBytes: row.projector_size_bytes, sha256: row.projector_sha256}} : {},
         gguf: {
             architecture: row.architecture ?? undefined,
             parameterCount: row.parameter_count,

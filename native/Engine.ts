@@ -1,3 +1,4 @@
+import {stat} from "node:fs/promises";
 import {LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import type {ModelShape} from "../models/modelShape.js";
@@ -8,7 +9,7 @@ import type {LoadedModel} from "./LoadedModel.js";
 import {loadBackend} from "./loadBackend.js";
 import type {BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
-import type {LoadSettings, MemoryAvailable, OffloadPlan} from "./planOffload.js";
+import type {LoadSettings, MemoryAvailable, OffloadPlan, ProjectorLoad} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
 import {nativeGpuDevices} from "./NativeDecodeLoop.js";
 import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
@@ -256,7 +257,7 @@ export class Engine {
     }
 
     async #loadPinnedWith(entry: Entry, settings: LoadSettings): Promise<void> {
-        const plan = await this.plan(await shapeOf(entry.spec), settings);
+        const plan = await this.plan(await shapeOf(entry.spec), settings, await this.#projectorLoad(entry.spec));
         if (!plan.fits)
             throw new ModelTooLargeError(entry.spec.names[0]!, plan.message!);
         const model = await this.#loadModel({...entry, settings}, plan);
@@ -381,10 +382,11 @@ export class Engine {
     async #makeRoomFor(entry: Entry): Promise<OffloadPlan> {
         const maxLoaded = this.options.maxLoadedModels ?? 3;
         const shape = await shapeOf(entry.spec);
+        const projector = await this.#projectorLoad(entry.spec);
         for (;;) {
             const loaded = [...this.#onDemand.values()].filter((other) => other !== entry && other.model != null);
             const tooMany = loaded.length >= maxLoaded;
-            const plan = await this.plan(shape, entry.settings);
+            const plan = await this.plan(shape, entry.settings, projector);
             if (!tooMany && plan.fits)
                 return plan;
             const idle = loaded.filter((other) => other.users === 0 && other.model!.scheduler.busySlots === 0).sort((a, b) => a.lastUsedMs - b.lastUsedMs)[0];
@@ -417,8 +419,19 @@ export class Engine {
     }
 
     /** How a model would load on this machine now, with the server's settings unless others are given. */
-    async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}): Promise<OffloadPlan> {
-        return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable());
+    async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}, projector?: ProjectorLoad): Promise<OffloadPlan> {
+        return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable(), projector);
+    }
+
+    /** A projector's bytes where the plan puts it, for a model loaded with one (or `sizeBytes` for a listed model not yet downloaded). */
+    projectorLoad(sizeBytes: number): ProjectorLoad {
+        return {sizeBytes, offload: this.options.mmprojOffload ?? true};
+    }
+
+    async #projectorLoad(spec: ModelToLoad): Promise<ProjectorLoad | undefined> {
+        // A projector that cannot be read is not counted here: loading it fails with the reason.
+        const sizeBytes = spec.projectorPath != null ? await stat(spec.projectorPath).then((stats) => stats.size, () => undefined) : undefined;
+        return sizeBytes != null ? this.projectorLoad(sizeBytes) : undefined;
     }
 
     /** How a served model (pinned or in the library) would load now: `GET /api/estimate`, `hearth estimate`. */
@@ -426,7 +439,7 @@ export class Engine {
         const spec = this.#pinned.get(name)?.spec ?? this.options.catalog?.find(name);
         if (spec == null)
             throw new ModelNotFoundError(name, this.servedNames);
-        return this.plan(await shapeOf(spec), settings);
+        return this.plan(await shapeOf(spec), settings, await this.#projectorLoad(spec));
     }
 
     async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {

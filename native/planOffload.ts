@@ -55,8 +55,14 @@ export type OffloadPlan = MemoryEstimate & {
     /** Where the model runs: all layers on the GPU, some, none, or it does not fit at all. */
     placement: "gpu" | "partial" | "cpu" | "none",
     /** Why it does not fit and what would, when it does not. */
-    message?: string
+    message?: string,
+    /** The model's projector (mmproj), counted in `vramBytes` when `projectorOnGpu`, else in `ramBytes`; 0 without one. */
+    projectorBytes: number,
+    projectorOnGpu: boolean
 };
+
+/** A model's projector as a plan counts it: its file's bytes, and whether it may go on the GPU (`--no-mmproj-offload`: not). */
+export type ProjectorLoad = {sizeBytes: number, offload: boolean};
 
 /** llama.cpp's default micro-batch: the compute buffers are sized for this many tokens at once. */
 const MAX_UBATCH = 512;
@@ -164,7 +170,30 @@ type SizedLoadSettings = LoadSettings & {ctxSize: number};
  * margin), and whether the rest fits in RAM; with an `"auto"` context, see {@link planAutoContext}.
  * A plan that does not fit says what would.
  */
-export function planOffload(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): OffloadPlan {
+export function planOffload(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable, projector?: ProjectorLoad): OffloadPlan {
+    if (projector == null || projector.sizeBytes <= 0)
+        return planModel(shape, settings, available);
+    // The projector is placed first, as Ollama reserves it on the GPU before the layers: encoding an image is one large
+    // batch, many times faster on the GPU, while a layer that no longer fits beside it costs little on the CPU. Its
+    // weights are read into buffers, not mapped, so they are allocated memory wherever they go.
+    const bytes = projector.sizeBytes;
+    const onGpu = projector.offload && available.vramTotalBytes > 0 &&
+        (available.unifiedMemory || bytes <= available.vramFreeBytes - safetyMarginBytes(available.vramTotalBytes));
+    const rest = onGpu && !available.unifiedMemory
+        ? {...available, vramFreeBytes: available.vramFreeBytes - bytes}
+        : {...available, ramFreeBytes: available.ramFreeBytes - bytes};
+    const plan = planModel(shape, settings, rest);
+    return {
+        ...plan,
+        vramBytes: plan.vramBytes + (onGpu ? bytes : 0),
+        ramBytes: plan.ramBytes + (onGpu ? 0 : bytes),
+        projectorBytes: bytes,
+        projectorOnGpu: onGpu,
+        ...plan.message != null ? {message: `${plan.message} Its projector (mmproj) takes ${formatGigabytes(bytes)} more${onGpu ? " on the GPU" : ""}.`} : {}
+    };
+}
+
+function planModel(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable): OffloadPlan {
     if (settings.ctxSize === "auto")
         return planAutoContext(shape, settings, available);
     return planSized(shape, {...settings, ctxSize: settings.ctxSize}, available, "the size asked for");
@@ -180,7 +209,7 @@ function planOf(shape: ModelShape, settings: SizedLoadSettings, available: Memor
     const placement = !fits ? "none" : estimate.gpuLayers === 0 ? "cpu" : estimate.gpuLayers === estimate.layersTotal ? "gpu" : "partial";
     const plan: OffloadPlan = {
         ...estimate, contextSize: settings.ctxSize, contextReason, parallel: settings.parallel,
-        kvCacheType: settings.kvCacheType ?? DEFAULT_KV_CACHE_TYPE, fits, placement
+        kvCacheType: settings.kvCacheType ?? DEFAULT_KV_CACHE_TYPE, fits, placement, projectorBytes: 0, projectorOnGpu: false
     };
     if (!fits)
         plan.message = withinTensorLimit(shape, settings, estimate, available) ? notFitMessage(shape, settings, available, estimate) : tensorLimitMessage(shape, settings, available, estimate);

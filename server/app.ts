@@ -38,6 +38,7 @@ import {isShadowCopy, routeRequests, routeRoutes} from "./routing/index.js";
 import type {Router} from "./routing/index.js";
 import {ContextWarnings} from "./generation/index.js";
 import type {GenerationContext} from "./generation/index.js";
+import {ImageReader} from "./images/index.js";
 
 export type AppOptions = {
     engine: Engine,
@@ -70,12 +71,14 @@ export type AppOptions = {
     rateLimitPerMinute?: number,
     logger?: FastifyServerOptions["logger"],
     /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
-    bodyLimitBytes?: number
+    bodyLimitBytes?: number,
+    /** Fetch `http(s)` image URLs that requests send (`--allow-remote-images`); otherwise they are refused. Defaults to `false`. */
+    allowRemoteImages?: boolean
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
 export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown, requestTimeoutMs = 0,
-    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024}: AppOptions): Promise<FastifyInstance> {
+    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         // One log line per request is written when its connection closes (observeRequests), with its id.
@@ -113,7 +116,8 @@ export async function buildApp({engine, library, conversations, responses, bench
 
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
     // Routes that translate their API serve the upstreams' models too, asked for as OpenAI chat completions.
-    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}, contextWarnings: new ContextWarnings()};
+    const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}, contextWarnings: new ContextWarnings(),
+        images: new ImageReader({allowRemote: allowRemoteImages})};
     const options = {engine, library, generation};
     await app.register(modelsRoutes, {...options, upstreams, router});
     await app.register(chatCompletionsRoutes, options);

@@ -11,6 +11,7 @@ import {LIBRARY_USAGE, progressPrinter, runLibraryCommand} from "./libraryCli.js
 import {resolveModelNames} from "./resolveModelNames.js";
 import {startServer} from "./startServer.js";
 import {HearthError} from "../models/HearthError.js";
+import {visionProjectorProblem} from "../models/findProjector.js";
 import {HubClient, Library, parseModelName} from "../models/index.js";
 import {statusOf} from "./errors.js";
 
@@ -53,6 +54,12 @@ async function checkModels(config: ServeConfig): Promise<void> {
         } catch (error) {
             throw new ConfigError(`${model.path} is not a GGUF model file (${(error as Error).message})`);
         }
+    }
+    // Before any pull, so a wrong --mmproj does not wait for a download to be reported.
+    for (const {mmproj, names} of [...config.models, ...(config.modelNames ?? []).map((spec) => ({mmproj: spec.mmproj, names: [spec.name]}))]) {
+        const problem = typeof mmproj === "string" ? await visionProjectorProblem(mmproj) : undefined;
+        if (problem != null)
+            throw new ConfigError(`--mmproj ${mmproj as string} (for ${names[0]}) cannot be used: ${problem}`);
     }
 }
 

@@ -20,11 +20,19 @@ export type ModelSpec = {
     /** Absolute path of the GGUF file. */
     path: string,
     /** Names the model is served under: its file name without `.gguf`, then any alias. */
-    names: string[]
+    names: string[],
+    /** See {@link ProjectorChoice}. */
+    mmproj?: ProjectorChoice
 };
 
+/**
+ * A model's projector (mmproj) as `--mmproj` gives it: an absolute path, or `false` for none (`--mmproj none`).
+ * Absent: the library entry's projector, else an `mmproj*.gguf` beside the model file (see `findProjectorBeside`).
+ */
+export type ProjectorChoice = string | false;
+
 /** A `--model` that names a model instead of a file: one in the library, or `hf.co/{owner}/{repo}[:QUANT]`. */
-export type ModelNameSpec = {name: string, alias: string | undefined};
+export type ModelNameSpec = {name: string, alias: string | undefined, mmproj?: ProjectorChoice};
 
 export type ServeConfig = {
     models: ModelSpec[],
@@ -46,6 +54,8 @@ export type ServeConfig = {
     ctxSize: "auto" | number,
     /** The K and V cache's element type (`f16`, `q8_0`, `q4_0`, …). Defaults to `"f16"`. */
     kvCacheType: KvCacheType,
+    /** Put each model's projector (mmproj) on the GPU when it fits; `false` keeps it on the CPU (`--no-mmproj-offload`). Defaults to `true`. */
+    mmprojOffload?: boolean,
     /** Threads for token evaluation. Defaults to `"auto"`: see `defaultThreadCount` in `native/`. */
     threads: "auto" | number,
     /** Defaults to `"auto"`. */
@@ -86,6 +96,11 @@ export type ServeConfig = {
     shutdownTimeoutMs: number,
     /** Keep request bodies (prompts) in the audit log. Defaults to `false`. */
     auditPrompts: boolean,
+    /**
+     * Fetch the `http(s)` image URLs requests send (with size, time and redirect limits); otherwise they are refused,
+     * since a request should not make the server reach the network. Defaults to `false`.
+     */
+    allowRemoteImages?: boolean,
     /** OpenAI-compatible servers whose models are served beside the local ones (`--upstream`). Defaults to none. */
     upstreams?: UpstreamSpec[],
     /** An upstream that sends no reply headers, or no bytes mid-reply, for this long gets a 504; `0` is no limit. Defaults to 5 minutes. */
@@ -227,6 +242,8 @@ function splitModelList(value: string): string[] {
 const serveOptions = {
     model: {type: "string", short: "m", multiple: true},
     alias: {type: "string", short: "a", multiple: true},
+    mmproj: {type: "string", multiple: true},
+    "no-mmproj-offload": {type: "boolean"},
     host: {type: "string"},
     port: {type: "string", short: "p"},
     parallel: {type: "string"},
@@ -250,6 +267,7 @@ const serveOptions = {
     "request-timeout": {type: "string"},
     "shutdown-timeout": {type: "string"},
     "audit-prompts": {type: "boolean"},
+    "allow-remote-images": {type: "boolean"},
     upstream: {type: "string", multiple: true},
     "upstream-key": {type: "string", multiple: true},
     "upstream-timeout": {type: "string"},
@@ -264,6 +282,11 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
                           Or a library model's name, or hf.co/{owner}/{repo}[:QUANT] (pulled first
                           when it is not in the library): served under its library name
   -a, --alias NAME        another name for the model given at the same position (repeatable)
+      --mmproj FILE       the projector (mmproj GGUF) that lets the model at the same position
+                          see images (repeatable; none for no projector; default: the library's,
+                          else an mmproj*.gguf beside the model file)       HEARTH_MMPROJ
+      --no-mmproj-offload keep projectors on the CPU (default: on the GPU when they fit)
+                                                                            HEARTH_NO_MMPROJ_OFFLOAD
       --host ADDR         address to listen on (default 127.0.0.1, or 0.0.0.0 when LAN
                           access is on in the app); anything but loopback needs a key HEARTH_HOST
   -p, --port N            port, 0 for any free one (default ${DEFAULT_PORT})              HEARTH_PORT
@@ -303,6 +326,8 @@ Access and limits:
       --shutdown-timeout D  on SIGTERM, how long running replies may finish (default 30s)
                                                                             HEARTH_SHUTDOWN_TIMEOUT
       --audit-prompts     keep request bodies (prompts) in the audit log      HEARTH_AUDIT_PROMPTS
+      --allow-remote-images  fetch the http(s) image URLs requests send (20 MiB, 10 s, 3
+                          redirects at most; by default they are refused)     HEARTH_ALLOW_REMOTE_IMAGES
 
 Upstreams:
       --upstream URL[#KEY]  serve the models of this OpenAI-compatible server too (repeatable;
@@ -339,18 +364,21 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     if (aliases.length > modelPaths.length)
         throw new ConfigError(`--alias was given ${aliases.length} times but --model only ${modelPaths.length}; each alias names the model at the same position`);
 
+    const projectors = parseProjectors(values.mmproj, env.HEARTH_MMPROJ, modelPaths.length, cwd);
+
     const models: ModelSpec[] = [];
     const modelNames: ModelNameSpec[] = [];
     modelPaths.forEach((modelPath, index) => {
         const alias = aliases[index];
+        const mmproj = projectors[index];
         if (isModelName(modelPath, cwd)) {
-            modelNames.push({name: modelPath, alias});
+            modelNames.push({name: modelPath, alias, ...mmproj != null ? {mmproj} : {}});
             return;
         }
         const names = [modelNameFromPath(modelPath)];
         if (alias != null && !names.includes(alias))
             names.push(alias);
-        models.push({path: path.resolve(cwd, modelPath), names});
+        models.push({path: path.resolve(cwd, modelPath), names, ...mmproj != null ? {mmproj} : {}});
     });
     const seen = new Set<string>();
     for (const name of models.flatMap((model) => model.names)) {
@@ -426,6 +454,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             parallel: parallel != null ? parseInteger("--parallel", parallel, 1, 256) : 4,
             ctxSize: parseCtxSize(ctxSize),
             kvCacheType: kvCacheType as KvCacheType,
+            mmprojOffload: !(values["no-mmproj-offload"] === true || isTrue(env.HEARTH_NO_MMPROJ_OFFLOAD)),
             threads: threads != null && threads !== "auto" ? parseInteger("--threads", threads, 1, 1024) : "auto",
             gpu: gpu != null ? parseGpu(gpu) : "auto",
             gpuLayers: gpuLayers != null ? parseGpuLayers(gpuLayers) : "auto",
@@ -444,12 +473,37 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             rateLimitPerMinute: rateLimit != null ? parseInteger("--rate-limit", rateLimit, 0, 1_000_000) : 0,
             requestTimeoutMs: parseDurationFlag("--request-timeout", pick(values["request-timeout"], "HEARTH_REQUEST_TIMEOUT"), 10 * 60 * 1000),
             shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
-            auditPrompts: values["audit-prompts"] === true || env.HEARTH_AUDIT_PROMPTS === "1" || env.HEARTH_AUDIT_PROMPTS === "true",
+            auditPrompts: values["audit-prompts"] === true || isTrue(env.HEARTH_AUDIT_PROMPTS),
+            allowRemoteImages: values["allow-remote-images"] === true || isTrue(env.HEARTH_ALLOW_REMOTE_IMAGES),
             upstreams,
             upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000),
             routes
         }
     };
+}
+
+const isTrue = (value: string | undefined) => value === "1" || value === "true";
+
+/**
+ * `--mmproj` values by the position of the `--model` each belongs to (an empty value skips a position), or
+ * `HEARTH_MMPROJ` for a single model. Whether a file is a projector is checked at start, by its header.
+ */
+function parseProjectors(flags: string[] | undefined, fromEnv: string | undefined, modelCount: number, cwd: string): (ProjectorChoice | undefined)[] {
+    const values = flags ?? (fromEnv ? [fromEnv] : []);
+    if (flags == null && values.length > 0 && modelCount !== 1)
+        throw new ConfigError(`HEARTH_MMPROJ names the projector of a single --model, and ${modelCount} are given; use --mmproj once per --model instead`);
+    if (values.length > modelCount)
+        throw new ConfigError(`--mmproj was given ${values.length} times but --model only ${modelCount}; each projector belongs to the model at the same position`);
+    return values.map((value) => {
+        if (value === "")
+            return undefined;
+        if (value === "none")
+            return false;
+        const file = path.resolve(cwd, value);
+        if (!existsSync(file))
+            throw new ConfigError(`--mmproj ${value}: there is no such file (${file})`);
+        return file;
+    });
 }
 
 function parseDurationFlag(name: string, value: string | undefined, fallbackMs: number): number {

@@ -106,7 +106,8 @@ function formatPlan(model: string, plan: OffloadPlan): string {
         `  context  ${plan.contextSize} tokens x ${plan.parallel} slots: ${plan.contextReason}` + (plan.kvCacheType !== "f16" ? ` (${plan.kvCacheType} KV cache)` : ""),
         `  layers   ${plan.gpuLayers}/${plan.layersTotal} on the GPU`,
         `  VRAM     ${formatBytes(plan.vramBytes)}`,
-        `  RAM      ${formatBytes(plan.ramBytes)}`
+        `  RAM      ${formatBytes(plan.ramBytes)}`,
+        ...plan.projectorBytes > 0 ? [`  vision   projector ${formatBytes(plan.projectorBytes)} ${plan.projectorOnGpu ? "on the GPU" : "on the CPU"}`] : []
     ];
     if (plan.message != null)
         lines.push(`  ${plan.message}`);

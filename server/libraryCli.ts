@@ -72,7 +72,7 @@ export function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProg
             return;
         }
         const fraction = progress.totalBytes > 0 ? progress.completedBytes / progress.totalBytes : 1;
-        const part = progress.fileCount > 1 ? ` part ${progress.fileIndex + 1}/${progress.fileCount}` : "";
+        const part = progress.projector ? " projector" : progress.partCount > 1 ? ` part ${progress.fileIndex + 1}/${progress.partCount}` : "";
         const speed = progress.bytesPerSecond > 0 ? `${formatBytes(progress.bytesPerSecond)}/s` : "";
         const eta = progress.etaSeconds != null ? `ETA ${formatSeconds(progress.etaSeconds)}` : "";
         const numbers = `${(fraction * 100).toFixed(0).padStart(3)}%  ${formatBytes(progress.completedBytes)}/${formatBytes(progress.totalBytes)}  ${speed}  ${eta}`;
@@ -103,9 +103,11 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
     files: {required: 1, run: async (library, args) => {
         const listing = await library.hub.repoFiles(args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, ""));
         const chosen = defaultQuantization(listing.quantizations);
-        console.log(table([["NAME", "QUANT", "SIZE", "FILES"], ...listing.quantizations.map((entry) => [
+        // Every quantization of a repo with a projector can see: a pull brings the projector along.
+        const vision = listing.projector != null ? `yes (+${formatBytes(listing.projector.sizeBytes)})` : "no";
+        console.log(table([["NAME", "QUANT", "SIZE", "FILES", "VISION"], ...listing.quantizations.map((entry) => [
             `hf.co/${listing.repo}:${entry.quantization}${entry === chosen ? " (default)" : ""}`, entry.quantization,
-            formatBytes(entry.sizeBytes), String(entry.files.length)
+            formatBytes(entry.sizeBytes), String(entry.files.length), vision
         ])]));
     }},
     pull: {required: 1, run: async (library, args) => {
@@ -137,7 +139,9 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
             ["chat template", model.gguf.chatTemplate != null ? "yes" : "no"],
             ["size", formatBytes(model.sizeBytes)],
             ["sha256", model.sha256],
-            ...library.filePaths(model).map((file) => ["file", file])
+            ["vision", model.projector != null ? "yes" : "no"],
+            ...library.filePaths(model).map((file) => ["file", file]),
+            ...model.projector != null ? [["projector", library.projectorPath(model)!]] : []
         ]));
     }},
     rm: {required: 1, run: async (library, args) => {

@@ -13,6 +13,8 @@ export function offloadPlanJson(plan: OffloadPlan) {
         context_reason: plan.contextReason,
         kv_cache_type: plan.kvCacheType,
         parallel: plan.parallel,
+        projector_bytes: plan.projectorBytes,
+        projector_on_gpu: plan.projectorOnGpu,
         ...plan.message != null ? {message: plan.message} : {}
     };
 }

@@ -10,7 +10,7 @@ import type {ModelSpec, ServeConfig} from "./config.js";
  * gets here. Two models served under one name are refused too.
  */
 export function resolveModelNames(library: Library, {models, modelNames = []}: Pick<ServeConfig, "models" | "modelNames">): ModelSpec[] {
-    const resolved = modelNames.map(({name, alias}) => {
+    const resolved = modelNames.map(({name, alias, mmproj}): ModelSpec => {
         const model = library.find(name);
         if (model == null) {
             const parsed = parseModelName(name);
@@ -19,7 +19,12 @@ export function resolveModelNames(library: Library, {models, modelNames = []}: P
                 : `--model ${name}: there is no such file, and no model of that name in the library (${library.home}); `
                     + "hearth ls lists the library, and a model on the Hub is named hf.co/{owner}/{repo}:{QUANT}");
         }
-        return {path: library.filePaths(model)[0]!, names: alias != null && alias !== model.name ? [model.name, alias] : [model.name]};
+        const projector = mmproj ?? library.projectorPath(model);
+        return {
+            path: library.filePaths(model)[0]!,
+            names: alias != null && alias !== model.name ? [model.name, alias] : [model.name],
+            ...projector != null ? {mmproj: projector} : {}
+        };
     });
     const all = [...models, ...resolved];
     const seen = new Set<string>();

@@ -2,7 +2,7 @@ import {setMaxListeners} from "node:events";
 import type {FastifyInstance, FastifyServerOptions} from "fastify";
 import {DownloadManager, HubClient, Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
-import type {ModelCatalog} from "../native/Engine.js";
+import type {ModelCatalog, ModelToLoad} from "../native/Engine.js";
 import {AccessStore} from "./access/AccessStore.js";
 import {buildApp} from "./app.js";
 import {boundUrl, isLoopback} from "./boundUrl.js";
@@ -15,8 +15,9 @@ import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
 import {Router, RouteStore} from "./routing/index.js";
 import {ConfigError} from "./config.js";
-import type {ModelSpec, ServeConfig} from "./config.js";
+import type {ServeConfig} from "./config.js";
 import {resolveModelNames} from "./resolveModelNames.js";
+import {resolveProjectors} from "./resolveProjectors.js";
 
 export type RunningServer = {
     app: FastifyInstance,
@@ -43,7 +44,10 @@ export function libraryCatalog(library: Library): ModelCatalog {
     return {
         find: (name) => {
             const model = library.find(name);
-            return model != null ? {path: library.filePaths(model)[0]!, names: [model.name]} : undefined;
+            if (model == null)
+                return undefined;
+            const projectorPath = library.projectorPath(model);
+            return {path: library.filePaths(model)[0]!, names: [model.name], ...projectorPath != null ? {projectorPath} : {}};
         },
         names: () => library.list().map((model) => model.name)
     };
@@ -80,10 +84,10 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
     const access = new AccessStore(library.home, {startupKeys: config.apiKeys, sessionKeys: options.sessionKeys});
     let host: string;
-    let models: ModelSpec[];
+    let models: ModelToLoad[];
     try {
         host = chooseHost(config, access, (message) => console.warn(`hearth: ${message}`));
-        models = resolveModelNames(library, config);
+        models = await resolveProjectors(resolveModelNames(library, config));
     } catch (error) {
         access.close();
         library.close();
@@ -100,6 +104,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
         parallel: config.parallel,
         ctxSize: config.ctxSize,
         kvCacheType: config.kvCacheType,
+        mmprojOffload: config.mmprojOffload ?? true,
         maxQueue: config.maxQueue,
         chatTemplate: config.chatTemplate,
         keepAliveMs: config.keepAliveMs,
@@ -131,7 +136,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const app = await buildApp({
         engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
-        logger: options.logger
+        logger: options.logger, allowRemoteImages: config.allowRemoteImages
     });
     try {
         await app.listen({host, port: config.port});

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
+import path from "node:path";
 import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/config.js";
+import {testModel} from "./helpers/testModels.js";
 
 describe("serve configuration", () => {
     it("has safe defaults: loopback only, its own port", () => {
@@ -60,6 +62,23 @@ describe("serve configuration", () => {
         assert.equal(parseServeArgs(["-m", "x.gguf"], {}, "/work").config.modelNames, undefined);
     });
 
+    it("gives each --model the --mmproj at its position, none for none, HEARTH_MMPROJ to a single model, and reads --no-mmproj-offload", async () => {
+        const vision = path.dirname(await testModel("vision/mmproj-gemma4-vision-script.gguf"));
+        const {config} = parseServeArgs(["-m", `${vision}/gemma4-vision-script.gguf`, "--mmproj", `${vision}/mmproj-gemma4-vision-script.gguf`,
+            "-m", "/m/text.gguf", "--mmproj", "none", "-m", "hf.co/o/r:Q4_K_M"], {}, "/work");
+        assert.deepEqual(config.models.map((model) => model.mmproj), [`${vision}/mmproj-gemma4-vision-script.gguf`, false]);
+        assert.equal(config.modelNames?.[0]?.mmproj, undefined, "a model without --mmproj finds its own");
+        assert.equal(config.mmprojOffload, true);
+        const fromEnv = parseServeArgs(["--no-mmproj-offload"], {HEARTH_MODEL: "/m/a.gguf", HEARTH_MMPROJ: `${vision}/mmproj-gemma4-vision-script.gguf`}, "/work").config;
+        assert.equal(fromEnv.models[0]!.mmproj, `${vision}/mmproj-gemma4-vision-script.gguf`);
+        assert.equal(fromEnv.mmprojOffload, false);
+        assert.equal(parseServeArgs([], {HEARTH_NO_MMPROJ_OFFLOAD: "1"}, "/work").config.mmprojOffload, false);
+        assert.equal(parseServeArgs(["-m", "/m/a.gguf", "--mmproj", "", "-m", "/m/b.gguf", "--mmproj", "none"], {}, "/work").config.models[0]!.mmproj, undefined,
+            "an empty --mmproj skips a position");
+        assert.throws(() => parseServeArgs([], {HEARTH_MODEL: "/m/a.gguf:/m/b.gguf", HEARTH_MMPROJ: `${vision}/mmproj-gemma4-vision-script.gguf`}, "/work"),
+            /HEARTH_MMPROJ names the projector of a single --model, and 2 are given; use --mmproj once per --model instead/);
+    });
+
     it("refuses bad values with messages a person can act on", () => {
         const cases: [string[], RegExp][] = [
             [["--port", "99999"], /--port must be between 0 and 65535/],
@@ -74,6 +93,8 @@ describe("serve configuration", () => {
             [["--kv-cache-type", "q3_k"], /--kv-cache-type must be one of f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, q4_0, iq4_nl, got "q3_k"/],
             [["--kv-cache-type", "q8_0", "--flash-attn", "off"], /--kv-cache-type q8_0 needs flash attention .*drop --flash-attn off, or use --kv-cache-type f16/],
             [["--alias", "x"], /--alias was given 1 times but --model only 0/],
+            [["-m", "a.gguf", "--mmproj", "/no/such/mmproj.gguf"], /--mmproj \/no\/such\/mmproj\.gguf: there is no such file/],
+            [["-m", "a.gguf", "--mmproj", "none", "--mmproj", "none"], /--mmproj was given 2 times but --model only 1; each projector belongs to the model at the same position/],
             [["-m", "a/x.gguf", "-m", "b/x.gguf"], /two models are served under the name "x"/],
             [["--bogus"], /Unknown option '--bogus'/]
         ];

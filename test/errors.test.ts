@@ -85,7 +85,8 @@ describe("errors", () => {
 
     it("400 for what the server cannot honour, with a message a person can act on", async () => {
         const cases: [string, object, RegExp][] = [
-            ["/v1/chat/completions", {model, messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]}, /image_url.*text parts/],
+            ["/v1/chat/completions", {model, messages: [{role: "user", content: [{type: "input_audio", input_audio: {data: "", format: "wav"}}]}]}, /input_audio.*text parts and image_url parts/],
+            ["/v1/chat/completions", {model, messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]}, /neither a data URI nor an http\(s\) URL/],
             ["/v1/chat/completions", {model, messages: [{role: "user", content: "hi"}], response_format: {type: "json_schema", json_schema: {name: "x", schema: {type: "string", pattern: "(?=a)b"}}}}, /"pattern"/],
             ["/v1/chat/completions", {model, messages: [{role: "user", content: "hi"}], tools: [{type: "function", function: {name: "f"}}], tool_choice: {type: "function", function: {name: "g"}}}, /"g".*not in tools/],
             ["/v1/chat/completions", {model, messages: [{role: "user", content: "hi"}], tool_choice: "required"}, /requires tools/],

@@ -87,7 +87,7 @@ describe("hearth pull", () => {
         assert.equal(found.code, 0, found.stderr);
         assert.match(found.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF\s+\d+/m);
         const files = await spawnHearth(["files", REPO], env).exited;
-        assert.match(files.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF:Q8_0 \(default\)\s+Q8_0\s+379 KB\s+1$/m);
+        assert.match(files.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF:Q8_0 \(default\)\s+Q8_0\s+379 KB\s+1\s+no$/m);
         assert.match(files.stdout, /^hf\.co\/ggml-org\/stories260K-GGUF:F16\s+F16\s+/m);
 
         const pulled = await spawnHearth(["pull", `hf.co/${REPO}:Q8_0`], env).exited;

@@ -114,6 +114,31 @@ describe("offload planning", () => {
         assert.equal(planOffload(model, {...settings, ctxSize: suggested * 2, parallel: 4}, machine(0, 13)).fits, false);
     });
 
+    it("counts a model's projector: on the GPU before the layers when it fits, in RAM when it does not or may not go there", () => {
+        const projector = {sizeBytes: 800e6, offload: true};
+        const alone = planOffload(model, settings, machine(4));
+        const seeing = planOffload(model, settings, machine(4), projector);
+        assert.equal(seeing.projectorBytes, 800e6);
+        assert.equal(seeing.projectorOnGpu, true);
+        assert.ok(seeing.gpuLayers < alone.gpuLayers, `the projector takes the room of layers: ${seeing.gpuLayers} vs ${alone.gpuLayers}`);
+        assert.ok(seeing.vramBytes <= 4 * GB - 256e6 && seeing.vramBytes >= 800e6, `${seeing.vramBytes} bytes of VRAM`);
+        assert.equal(alone.projectorBytes, 0);
+
+        const kept = planOffload(model, settings, machine(4), {...projector, offload: false});
+        assert.equal(kept.projectorOnGpu, false, "--no-mmproj-offload keeps it on the CPU");
+        assert.equal(kept.gpuLayers, alone.gpuLayers, "and the GPU's layers as they were");
+        assert.equal(kept.ramBytes, alone.ramBytes + 800e6);
+
+        const noRoom = planOffload(model, settings, machine(0.5), projector);
+        assert.equal(noRoom.projectorOnGpu, false, "a GPU without room for it leaves it in RAM");
+        assert.equal(planOffload(model, settings, machine(0), projector).projectorOnGpu, false, "as the CPU backend does");
+
+        assert.equal(planOffload(model, settings, machine(0, 9)).fits, true);
+        const tooTight = planOffload(model, settings, machine(0, 9), {sizeBytes: 2 * GB, offload: true});
+        assert.equal(tooTight.fits, false, "the projector's bytes must fit too");
+        assert.match(tooTight.message!, /Its projector \(mmproj\) takes 2\.0 GB more\./);
+    });
+
     it("takes a layer count as given, and counts a unified memory's GPU share against its RAM", () => {
         const four = planOffload(model, {...settings, gpuLayers: 4}, machine(20));
         assert.equal(four.gpuLayers, 4);

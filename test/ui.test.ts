@@ -189,6 +189,44 @@ describe("the app in a browser", {timeout: 240_000}, () => {
         }
     });
 
+    it("says which models can see: the quantizations of a Hub repo with a projector, and the library model one of them downloads", async () => {
+        const gemma = "ggml-org/gemma-3-4b-it-GGUF";
+        await hub.addRepo({id: gemma, files: [
+            {path: "gemma-3-4b-it-Q4_K_M.gguf", source: await testModel("vision/gemma4-vision-script.gguf")},
+            {path: "mmproj-model-f16.gguf", source: await testModel("vision/mmproj-gemma4-vision-script.gguf")}
+        ]});
+        const hearth = await serveHearth(hub);
+        const {page, problems} = await openApp(browser, hearth.origin);
+        try {
+            await page.getByRole("link", {name: "Models"}).click();
+            const search = page.getByRole("searchbox", {name: "Search Hugging Face"});
+            await search.fill("stories");
+            await search.press("Enter");
+            await page.getByRole("button", {name: new RegExp(REPO)}).click();
+            const stories = page.getByRole("table", {name: `Quantizations of ${REPO}`});
+            await stories.waitFor();
+            assert.equal(await stories.locator(".badge-vision").count(), 0, "a repo without a projector cannot see");
+
+            await search.fill("gemma");
+            await search.press("Enter");
+            await page.getByRole("button", {name: new RegExp(gemma)}).click();
+            const quants = page.getByRole("table", {name: `Quantizations of ${gemma}`});
+            await quants.waitFor();
+            const row = quants.getByRole("row").filter({hasText: "Q4_K_M"});
+            assert.equal(await row.locator(".badge-vision").innerText(), "Vision");
+            assert.match(await row.locator(".badge-vision").getAttribute("title") ?? "", /brings its projector \(687 kB\)/);
+            await row.getByRole("button", {name: "Download Q4_K_M"}).click();
+            const library = page.getByRole("table", {name: "Library"});
+            await eventually(async () => assert.match(await library.innerText(), /gemma-3-4b-it-GGUF:Q4_K_M/), "the model to appear in the library");
+            assert.equal(await library.getByRole("row").filter({hasText: "Q4_K_M"}).locator(".badge-vision").innerText(), "Vision");
+            await screenshot(page, "models-vision");
+            assert.deepEqual(problems, []);
+        } finally {
+            await page.context().close();
+            await hearth.stop();
+        }
+    });
+
     it("keeps everything a reply had shown when the server is killed mid-reply", async () => {
         const model = await testModel("synthetic/synthetic-llama-23M-Q4_K_M.gguf");
         const args = ["--model", model, "--ctx-size", "4096"];

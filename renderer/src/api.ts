@@ -74,7 +74,10 @@ export type Fit = {
     context_reason: string,
     kv_cache_type: string,
     parallel: number,
-    message?: string
+    message?: string,
+    /** The projector's share of `vram_bytes` (`projector_on_gpu`) or `ram_bytes`; 0 for a model that cannot see. */
+    projector_bytes?: number,
+    projector_on_gpu?: boolean
 };
 
 export type HubModel = {id: string, name: string, downloads?: number, likes?: number, updated_at?: string, gated?: unknown};
@@ -85,6 +88,9 @@ export type HubQuantization = {
     files: {path: string, size: number}[],
     default: boolean,
     in_library: boolean,
+    /** The repo has a projector, which a download brings: the model sees images. */
+    vision?: boolean,
+    projector?: {path: string, size: number} | null,
     fit: Fit | null,
     fit_error?: string
 };
@@ -111,6 +117,8 @@ export type LibraryEntry = {
     modified_at: string,
     context_length: number | null,
     details: {family: string, parameter_size: string, quantization_level: string},
+    /** `vision` among them: the model has a projector and sees images. Absent for an upstream's model. */
+    capabilities?: string[],
     /** Set for an upstream's model, which `/api/tags` lists too: not in the library, nothing to load or delete here. */
     remote_host?: string
 };

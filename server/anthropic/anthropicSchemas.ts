@@ -5,7 +5,7 @@ import type {Static, TSchema} from "typebox";
  * Request schemas for Anthropic's `/v1/messages` and `/v1/messages/count_tokens`. Unknown fields are allowed
  * (`metadata`, `cache_control` on any block or tool, `service_tier`, a tool's `strict` or `input_examples`…), as
  * clients send fields this server has no use for. Content blocks are checked loosely here and by type in the
- * translation, so a block this server cannot read (an image) is refused with a message that says so rather than a
+ * translation, so a block this server cannot read (a document) is refused with a message that says so rather than a
  * schema error.
  */
 
@@ -13,8 +13,21 @@ import type {Static, TSchema} from "typebox";
 const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
 const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
-/** A text block, or in a tool's result also a `tool_reference` to a deferred tool that the result loads. */
-const TextBlock = Type.Object({type: Type.String(), text: Type.Optional(Type.String()), tool_name: Type.Optional(Type.String())});
+/** An image block's `source`: `base64` (`media_type`, `data`) or `url`; others (`file`) are refused by name in the translation. */
+const ImageSource = Type.Object({
+    type: Type.String(),
+    media_type: Maybe(Type.String()),
+    data: Maybe(Type.String()),
+    url: Maybe(Type.String()),
+    file_id: Maybe(Type.String())
+});
+export type ImageSourceParam = Static<typeof ImageSource>;
+
+/**
+ * A text block, or in a tool's result also a `tool_reference` to a deferred tool that the result loads, or an
+ * `image` (a screenshot a tool took).
+ */
+const TextBlock = Type.Object({type: Type.String(), text: Type.Optional(Type.String()), tool_name: Type.Optional(Type.String()), source: Type.Optional(ImageSource)});
 
 const ContentBlock = Type.Object({
     type: Type.String({minLength: 1}),
@@ -32,7 +45,9 @@ const ContentBlock = Type.Object({
     thinking: Type.Optional(Type.String()),
     signature: Type.Optional(Type.String()),
     /** A system turn's `tool_addition` and `tool_removal`: the tool they offer or withdraw. */
-    tool: Type.Optional(Type.Unknown())
+    tool: Type.Optional(Type.Unknown()),
+    /** `image` */
+    source: Type.Optional(ImageSource)
 });
 export type ContentBlock = Static<typeof ContentBlock>;
 

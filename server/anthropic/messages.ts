@@ -1,8 +1,9 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
-import {answer, collectRun} from "../generation/index.js";
+import {answer, collectRun, requireProjector} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
+import {clientAbortSignal} from "../sse.js";
 import {startRun} from "../upstreams/startRun.js";
 import {upstreamServing} from "../upstreams/upstreamServing.js";
 import {UpstreamRun} from "../upstreams/UpstreamRun.js";
@@ -11,14 +12,16 @@ import {CountTokensRequest, MessagesRequest} from "./anthropicSchemas.js";
 import type {SystemParam} from "./anthropicSchemas.js";
 import {applyContextEdits} from "./contextEdits.js";
 import type {CountTokens} from "./contextEdits.js";
+import {readMessageImages} from "./messageImages.js";
+import type {MessageImages} from "./messageImages.js";
 import {messagesEncoder} from "./messagesEncoder.js";
 import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toChatMessages} from "./translate.js";
 import type {LoadedModel} from "../../native/LoadedModel.js";
 import type {RequestOptions} from "../generation/index.js";
 
 /** A prompt's length on a local model, for the context edits' token thresholds. */
-function tokenCounter(model: LoadedModel, system: SystemParam | undefined, options: RequestOptions): CountTokens {
-    return (messages) => model.chatPrompt(toChatMessages(system, messages), options).tokens.length;
+function tokenCounter(model: LoadedModel, system: SystemParam | undefined, options: RequestOptions, images: MessageImages): CountTokens {
+    return (messages) => model.chatPrompt(toChatMessages(system, messages, images), options).tokens.length;
 }
 
 /**
@@ -39,15 +42,17 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         let edited = applyContextEdits(body.messages, body.context_management);
         // An upstream's prompt length is known only from its usage at the end: message_start says 0, message_delta the count.
         let promptTokens = 0;
+        const images = await readMessageImages(body.messages, generation.images, clientAbortSignal(reply));
         const run = await startRun(generation, request, reply, {
             model: body.model,
+            ...images.size > 0 ? {imagesParam: "messages"} : {},
             inputs: (model) => {
-                edited = applyContextEdits(body.messages, body.context_management, tokenCounter(model, body.system, options));
-                const prompt = model.chatPrompt(toChatMessages(body.system, edited.messages), options);
+                edited = applyContextEdits(body.messages, body.context_management, tokenCounter(model, body.system, options, images));
+                const prompt = model.chatPrompt(toChatMessages(body.system, edited.messages, images), options);
                 promptTokens = prompt.tokens.length;
                 return [{prompt, options, promptParam: "messages"}];
             },
-            upstream: {prompt: {messages: toChatMessages(body.system, edited.messages)}, options}
+            upstream: {prompt: {messages: toChatMessages(body.system, edited.messages, images)}, options}
         });
         const encoder = messagesEncoder({
             id: messageId(), model: body.model, promptTokens, stopSequences: options.stop, thinking: showsThinking(body),
@@ -60,14 +65,17 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = promptOptions(body);
         const pool = upstreamServing(generation.upstreams, body.model);
+        const images = await readMessageImages(body.messages, generation.images, clientAbortSignal(reply));
         if (pool != null) {
-            const messages = toChatMessages(body.system, applyContextEdits(body.messages, body.context_management).messages);
+            const messages = toChatMessages(body.system, applyContextEdits(body.messages, body.context_management).messages, images);
             const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
             const [counted] = await collectRun(run);
             return {input_tokens: counted!.done.usage.promptTokens};
         }
+        if (images.size > 0)
+            requireProjector(engine, body.model, "messages");
         const model = await acquireModel(engine, reply, body.model);
-        const count = tokenCounter(model, body.system, options);
+        const count = tokenCounter(model, body.system, options, images);
         const edited = applyContextEdits(body.messages, body.context_management, count);
         // As Anthropic answers: the edited prompt's length, and with context management the length before the edits.
         return {

@@ -1,9 +1,12 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
+import type {ChatMessage, PromptImage, ReasoningOptions, ToolCall, ToolChoice, Usage} from "../../native/types.js";
 import {reasoningForEffort, requestedStop, toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
+import {joinImageParts, stripPlaceholders} from "../images/index.js";
+import type {MessagePart} from "../images/index.js";
 import type {ContentBlock, CountTokensRequest, MessageParam, MessagesRequest, SystemParam, ThinkingParam} from "./anthropicSchemas.js";
+import type {MessageImages} from "./messageImages.js";
 import {TOOL_CHANGES, promptTools} from "./promptTools.js";
 
 /** Anthropic request fields -> the engine's chat and options, and engine results -> Anthropic fields. */
@@ -21,12 +24,20 @@ export function toolUseId(id: string): string {
 
 function unsupported(block: {type: string}, param: string): never {
     if (block.type === "image")
-        throw new InvalidRequestError(`${param} is an image; this server runs text models, which cannot read images`, `${param}.type`, "unsupported_content");
-    throw new InvalidRequestError(`${param} is a "${block.type}" block; this server reads text, tool_use, tool_result and thinking blocks`, `${param}.type`, "unsupported_content");
+        throw new InvalidRequestError(`${param} is an image; images are read in user turns and tool results only`, `${param}.type`, "unsupported_content");
+    throw new InvalidRequestError(`${param} is a "${block.type}" block; this server reads text, image, tool_use, tool_result and thinking blocks`, `${param}.type`, "unsupported_content");
 }
 
 function textOf(blocks: readonly {type: string, text?: string}[], param: string): string {
     return blocks.map((block, index) => block.type === "text" ? block.text ?? "" : unsupported(block, `${param}[${index}]`)).join("\n\n");
+}
+
+/** A block of a user turn or a tool result: its text, or its image (read before, by {@link readMessageImages}). */
+function partOf(block: {type: string, text?: string}, param: string, images: MessageImages): MessagePart {
+    if (block.type === "text")
+        return {text: block.text ?? ""};
+    const image = block.type === "image" ? images.get(block) : undefined;
+    return image != null ? {image} : unsupported(block, param);
 }
 
 function systemText(system: SystemParam | undefined): string | undefined {
@@ -36,15 +47,16 @@ function systemText(system: SystemParam | undefined): string | undefined {
 }
 
 /**
- * A tool's result as the model reads it; an error is marked, since the chat formats have no flag for it. A
- * `tool_reference` (a tool search's answer) loads a deferred tool into the prompt's tools and reads as its name.
+ * A tool's result as the model reads it, with its images; an error is marked, since the chat formats have no flag
+ * for it. A `tool_reference` (a tool search's answer) loads a deferred tool into the prompt's tools and reads as its name.
  */
-function toolResultText(block: ContentBlock, param: string): string {
+function toolResult(block: ContentBlock, param: string, images: MessageImages): {content: string, images?: PromptImage[]} {
     const content = block.content ?? "";
-    const text = typeof content === "string"
-        ? content
-        : textOf(content.map((part) => part.type === "tool_reference" ? {type: "text", text: `Tool loaded: ${part.tool_name ?? ""}`} : part), `${param}.content`);
-    return block.is_error === true ? `Error: ${text}` : text;
+    const result = typeof content === "string"
+        ? {content: stripPlaceholders(content)}
+        : joinImageParts(content.map((part, index) => partOf(part.type === "tool_reference" ? {type: "text", text: `Tool loaded: ${part.tool_name ?? ""}`} : part,
+            `${param}.content[${index}]`, images)), "\n\n");
+    return block.is_error === true ? {...result, content: `Error: ${result.content}`} : result;
 }
 
 /**
@@ -65,7 +77,7 @@ function systemTurnText(messages: readonly MessageParam[], messageIndex: number)
  * text and `tool_use` blocks become one assistant message with its past reasoning and calls; a system turn stays
  * one where it is (the model's format renders it there, or merges it into the user's turn: `ChatFormat`).
  */
-export function toChatMessages(system: SystemParam | undefined, messages: readonly MessageParam[]): ChatMessage[] {
+export function toChatMessages(system: SystemParam | undefined, messages: readonly MessageParam[], images: MessageImages = new Map()): ChatMessage[] {
     const chat: ChatMessage[] = [];
     const text = systemText(system);
     if (text != null && text !== "")
@@ -110,21 +122,19 @@ export function toChatMessages(system: SystemParam | undefined, messages: readon
             chat.push({role: "assistant", content, ...reasoning !== "" ? {reasoning} : {}, ...toolCalls.length > 0 ? {toolCalls} : {}});
             return;
         }
-        let pending: string[] = [];
+        let pending: MessagePart[] = [];
         const flush = () => {
             if (pending.length > 0)
-                chat.push({role: "user", content: pending.join("\n\n")});
+                chat.push({role: "user", ...joinImageParts(pending, "\n\n")});
             pending = [];
         };
         blocks.forEach((block, index) => {
-            if (block.type === "text")
-                pending.push(block.text ?? "");
-            else if (block.type === "tool_result") {
+            if (block.type === "tool_result") {
                 flush();
                 const id = block.tool_use_id;
-                chat.push({role: "tool", content: toolResultText(block, param(index)), toolCallId: id, name: id != null ? callNames.get(id) : undefined});
+                chat.push({role: "tool", ...toolResult(block, param(index), images), toolCallId: id, name: id != null ? callNames.get(id) : undefined});
             } else
-                unsupported(block, param(index));
+                pending.push(partOf(block, param(index), images));
         });
         flush();
     });

@@ -4,10 +4,12 @@ import type {ModelLease} from "../../native/engineTypes.js";
 import {ContextOverflowError, DeadlineError, RequestAbortedError} from "../../native/errors.js";
 import type {Generation, LoadedModel, Prompt} from "../../native/LoadedModel.js";
 import type {GenerationEvent} from "../../native/types.js";
+import type {ImageReader} from "../images/index.js";
 import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
 import type {ContextWarnings} from "./ContextWarnings.js";
 import {Reply} from "./Reply.js";
+import {requireProjector} from "./requireProjector.js";
 import type {RequestOptions} from "./toGenerationOptions.js";
 import {RunLifecycle} from "./RunLifecycle.js";
 
@@ -18,6 +20,11 @@ export type RunRequest = {
     model: string,
     /** How long the model stays loaded after this request (Ollama's `keep_alive`); undefined: the server's setting. */
     keepAliveMs?: number,
+    /**
+     * Where the request's images are (`messages`, `input`, `images`), when its prompt has any: a model without a
+     * projector is refused before it is loaded or queued for them.
+     */
+    imagesParam?: string,
     /** The generations to run, given the loaded model (which renders the prompts). They all start, or none does. */
     inputs(model: LoadedModel): readonly GenerationInput[]
 };
@@ -35,7 +42,9 @@ export type GenerationContext = {
      */
     upstreams?: UpstreamsHere,
     /** Where a prompt that did not fit its slot is told of, once per model. */
-    contextWarnings?: ContextWarnings
+    contextWarnings?: ContextWarnings,
+    /** Reads the images requests send (base64, data URIs, and remote URLs where the server allows them). */
+    images: ImageReader
 };
 
 /**
@@ -89,6 +98,8 @@ export class GenerationRun implements Run {
     }
 
     async #start(request: RunRequest): Promise<void> {
+        if (request.imagesParam != null)
+            requireProjector(this.#context.engine, request.model, request.imagesParam);
         this.#lease = await this.#context.engine.acquire(request.model, {keepAliveMs: request.keepAliveMs});
         this.loadMs = performance.now() - this.startedMs;
         this.#throwIfReleased();

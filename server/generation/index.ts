@@ -9,6 +9,7 @@ export {ContextWarnings} from "./ContextWarnings.js";
 export {GenerationRun} from "./GenerationRun.js";
 export type {GenerationContext, GenerationInput, RunRequest} from "./GenerationRun.js";
 export {Reply, isFinished, requestedStop} from "./Reply.js";
+export {requireProjector} from "./requireProjector.js";
 export type {DoneEvent, FinishedReply} from "./Reply.js";
 export {optionsForChoice, reasoningForEffort, toGenerationOptions} from "./toGenerationOptions.js";
 export type {FieldNames, ReasoningEffort, RequestOptions, RequestedGeneration} from "./toGenerationOptions.js";

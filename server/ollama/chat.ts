@@ -2,17 +2,17 @@ import type {FastifyInstance, FastifyReply} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {InvalidRequestError, ModelNotReadyError} from "../../native/errors.js";
 import type {LoadedModel} from "../../native/LoadedModel.js";
-import type {ChatMessage} from "../../native/types.js";
 import {acquireModel} from "../acquireModel.js";
 import {answer} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
+import {hasImages} from "../images/index.js";
 import {normalizeVector} from "../normalizeVector.js";
 import {RUNS_TRANSLATED_MODEL} from "../routeConfig.js";
 import {embedUpstream, startRun, upstreamServing} from "../upstreams/index.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
 import {chatEncoder, generateEncoder, loadOnlyLine} from "./ollamaEncoders.js";
 import {OllamaChatRequest, OllamaEmbedRequest, OllamaEmbeddingsRequest, OllamaGenerateRequest} from "./ollamaSchemas.js";
-import {checkGenerateInput, embedFields, generationOptions, keepAliveMs, toChatMessages} from "./translate.js";
+import {embedFields, generateMessages, generationOptions, keepAliveMs, toChatMessages} from "./translate.js";
 import type {RequestClock} from "./translate.js";
 
 /**
@@ -58,10 +58,11 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine, generation
         const messages = body.messages ?? [];
         if (messages.length === 0)
             return loadOnlyLine(body.model, "chat", await loadOnly(generation, body.model, keepAlive));
-        const chatMessages = toChatMessages(messages);
+        const chatMessages = toChatMessages(messages, generation.images);
         const options = generationOptions(body);
         const run = await startRun(generation, request, reply, {
             model: body.model,
+            ...hasImages(chatMessages) ? {imagesParam: "messages"} : {},
             keepAliveMs: keepAlive,
             inputs: (model) => [{prompt: model.chatPrompt(chatMessages, options), options}],
             upstream: {prompt: {messages: chatMessages}, options}
@@ -72,15 +73,15 @@ export async function ollamaChatRoutes(app: FastifyInstance, {engine, generation
     app.post<{Body: OllamaGenerateRequest}>("/api/generate", {schema: {body: OllamaGenerateRequest}, ...RUNS_TRANSLATED_MODEL}, async (request, reply) => {
         const body = request.body;
         const keepAlive = keepAliveMs(body.keep_alive);
-        checkGenerateInput(body);
+        const messages = generateMessages(body, generation.images);
         const prompt = body.prompt ?? "";
-        if (prompt === "")
+        if (prompt === "" && !hasImages(messages))
             return loadOnlyLine(body.model, "generate", await loadOnly(generation, body.model, keepAlive));
         // /api/generate takes no tools; a client's stray `tools` field is not read (it is not validated here either).
         const options = generationOptions({format: body.format, options: body.options, think: body.think});
-        const messages: ChatMessage[] = [...(body.system ? [{role: "system" as const, content: body.system}] : []), {role: "user", content: prompt}];
         const run = await startRun(generation, request, reply, {
             model: body.model,
+            ...hasImages(messages) ? {imagesParam: "images"} : {},
             keepAliveMs: keepAlive,
             // A raw prompt is the model's input as it is: no template, so no thinking switch either.
             inputs: (model) => [{prompt: body.raw ? model.textPrompt(prompt) : model.chatPrompt(messages, options), options, promptParam: "prompt"}],

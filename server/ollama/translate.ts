@@ -1,9 +1,11 @@
 import {InvalidRequestError} from "../../native/errors.js";
 import {newToolCallId} from "../../native/toolCalls.js";
-import type {ChatMessage, ReasoningOptions, ResponseFormat, ToolCall} from "../../native/types.js";
+import type {ChatMessage, PromptImage, ReasoningOptions, ResponseFormat, ToolCall} from "../../native/types.js";
 import {parseDuration} from "../config.js";
 import {toGenerationOptions} from "../generation/index.js";
 import type {DoneEvent, FieldNames, RequestOptions} from "../generation/index.js";
+import {joinImageParts} from "../images/index.js";
+import type {ImageReader} from "../images/index.js";
 import type {OllamaChatRequest, OllamaMessage, OllamaOptions, OllamaThink} from "./ollamaSchemas.js";
 
 /** Ollama request fields -> the engine's options, and engine results -> Ollama fields. */
@@ -20,20 +22,22 @@ export function keepAliveMs(value: string | number | null | undefined): number |
     return ms;
 }
 
-function noImages(images: readonly string[] | null | undefined, param: string): void {
-    if (images != null && images.length > 0)
-        throw new InvalidRequestError(`${param}: this server runs text models, which cannot read images`, param);
+/** Ollama's images, base64 without a data: prefix, each checked; they come before the message's text, as Ollama places them. */
+function withImages(content: string, images: readonly string[] | null | undefined, param: string, reader: ImageReader): {content: string, images?: PromptImage[]} {
+    return joinImageParts([...(images ?? []).map((image, index) => ({image: reader.fromBase64(image, `${param}[${index}]`)})), {text: content}]);
 }
 
-export function toChatMessages(messages: readonly OllamaMessage[]): ChatMessage[] {
+export function toChatMessages(messages: readonly OllamaMessage[], reader: ImageReader): ChatMessage[] {
     return messages.map((message, index): ChatMessage => {
-        noImages(message.images, `messages[${index}].images`);
         const content = message.content ?? "";
+        const param = `messages[${index}].images`;
         switch (message.role) {
             case "system":
             case "user":
-                return {role: message.role, content};
+                return {role: message.role, ...withImages(content, message.images, param, reader)};
             case "assistant":
+                if (message.images != null && message.images.length > 0)
+                    throw new InvalidRequestError(`${param}: images are read in user, system and tool messages, not in the assistant's`, param);
                 return {
                     role: "assistant",
                     content,
@@ -46,15 +50,25 @@ export function toChatMessages(messages: readonly OllamaMessage[]): ChatMessage[
                     }))
                 };
             case "tool":
-                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined, name: message.tool_name ?? undefined};
+                return {role: "tool", ...withImages(content, message.images, param, reader), toolCallId: message.tool_call_id ?? undefined, name: message.tool_name ?? undefined};
         }
     });
 }
 
-export function checkGenerateInput(body: {suffix?: string | null, images?: string[] | null}): void {
+/**
+ * `/api/generate`'s prompt as the chat the model's template renders: its system prompt, then the prompt as a user
+ * message with the request's images. A raw prompt has no template to place images in, so it takes none.
+ */
+export function generateMessages(body: {prompt?: string | null, system?: string | null, raw?: boolean | null, suffix?: string | null, images?: string[] | null}, reader: ImageReader): ChatMessage[] {
     if (body.suffix)
         throw new InvalidRequestError("suffix (fill-in-the-middle) is not supported", "suffix");
-    noImages(body.images, "images");
+    const hasImages = body.images != null && body.images.length > 0;
+    if (hasImages && body.raw === true)
+        throw new InvalidRequestError("images cannot go with raw: a raw prompt is not rendered through the model's template, which places them", "images");
+    return [
+        ...body.system ? [{role: "system" as const, content: body.system}] : [],
+        {role: "user", ...withImages(body.prompt ?? "", body.images, "images", reader)}
+    ];
 }
 
 function responseFormat(format: string | Record<string, unknown> | null | undefined): ResponseFormat | undefined {

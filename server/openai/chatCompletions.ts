@@ -1,7 +1,9 @@
 import type {FastifyInstance} from "fastify";
 import {GenerationRun, answer, optionsForChoice} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
+import {hasImages} from "../images/index.js";
 import {RUNS_ANY_MODEL} from "../routeConfig.js";
+import {clientAbortSignal} from "../sse.js";
 import {chatCompletionEncoder} from "./chatCompletionEncoder.js";
 import {ChatCompletionRequest} from "./schemas.js";
 import {chatGenerationOptions, completionId, toChatMessages} from "./translate.js";
@@ -10,10 +12,11 @@ export async function chatCompletionsRoutes(app: FastifyInstance, {generation}: 
     app.post<{Body: ChatCompletionRequest}>("/v1/chat/completions", {schema: {body: ChatCompletionRequest}, ...RUNS_ANY_MODEL}, async (request, reply) => {
         const body = request.body;
         const options = chatGenerationOptions(body);
-        const messages = toChatMessages(body.messages);
+        const messages = await toChatMessages(body.messages, generation.images, clientAbortSignal(reply));
         const choices = body.n ?? 1;
         const run = await GenerationRun.start(generation, reply, {
             model: body.model,
+            ...hasImages(messages) ? {imagesParam: "messages"} : {},
             inputs: (model) => {
                 const prompt = model.chatPrompt(messages, options);
                 return Array.from({length: choices}, (_, index) => ({prompt, options: optionsForChoice(options, index)}));

@@ -1,7 +1,9 @@
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, ToolCall} from "../../native/types.js";
+import type {ChatMessage, PromptImage, ToolCall} from "../../native/types.js";
 import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
 import type {RequestOptions} from "../generation/index.js";
+import {joinImageParts, stripPlaceholders} from "../images/index.js";
+import type {ImageReader, MessagePart} from "../images/index.js";
 import type {ReasoningSeal} from "./ReasoningSeal.js";
 import type {ResponseInputItem, ResponseRequest} from "./responseSchemas.js";
 import {CUSTOM_INPUT, TOOL_SEARCH} from "./responseTools.js";
@@ -14,16 +16,58 @@ export function inputItems(input: ResponseRequest["input"]): ResponseInputItem[]
     return typeof input === "string" ? [{type: "message", role: "user", content: input}] : input;
 }
 
-function partsText(parts: ResponseInputItem["content"], param: string): string {
+const TEXT_PARTS = new Set(["input_text", "output_text", "text", "summary_text", "reasoning_text"]);
+
+function partsText(parts: ResponseInputItem["content"], param: string, images?: InputImages): string {
+    return partsContent(parts, param, images).content;
+}
+
+/** A message's (or a tool output's) parts: their text, and where `images` are read there, the images in their places. */
+function partsContent(parts: ResponseInputItem["content"], param: string, images?: InputImages): {content: string, images?: PromptImage[]} {
     if (parts == null)
-        return "";
+        return {content: ""};
     if (typeof parts === "string")
-        return parts;
-    return parts.map((part, index) => {
-        if ((part.type === "input_text" || part.type === "output_text" || part.type === "text" || part.type === "summary_text" || part.type === "reasoning_text") && part.text != null)
-            return part.text;
-        throw new InvalidRequestError(`${param}[${index}] is a "${part.type}" part; this server reads text parts only`, `${param}.${index}.type`, "unsupported_content");
-    }).join("");
+        return {content: images != null ? stripPlaceholders(parts) : parts};
+    return joinImageParts(parts.map((part, index): MessagePart => {
+        if (TEXT_PARTS.has(part.type) && part.text != null)
+            return {text: part.text};
+        const image = part.type === "input_image" ? images?.get(`${param}.${index}`) : undefined;
+        if (image != null)
+            return {image};
+        throw new InvalidRequestError(`${param}[${index}] is a "${part.type}" part; this server reads text parts${images != null ? " and input_image parts" : " only here"}`,
+            `${param}.${index}.type`, "unsupported_content");
+    }));
+}
+
+/** The images of the items, read and checked (remote ones fetched where the server allows it), by their place: `input.0.content.1`. */
+export type InputImages = ReadonlyMap<string, PromptImage>;
+
+/**
+ * Reads every `input_image` of the user and system messages and tool outputs first, so the conversation is then
+ * translated at once; an image's place names it in errors. A `file_id` (OpenAI's Files API) is refused: this server
+ * keeps no files.
+ */
+export async function readInputImages(items: readonly ResponseInputItem[], reader: ImageReader, signal?: AbortSignal): Promise<InputImages> {
+    const pending: Promise<[string, PromptImage]>[] = [];
+    items.forEach((item, itemIndex) => {
+        const type = item.type ?? (item.role != null ? "message" : undefined);
+        const field = type === "message" && item.role !== "assistant" ? "content"
+            : type === "function_call_output" || type === "custom_tool_call_output" ? "output" : undefined;
+        const parts = field != null ? item[field] : undefined;
+        if (parts == null || typeof parts === "string")
+            return;
+        parts.forEach((part, index) => {
+            if (part.type !== "input_image")
+                return;
+            const param = `input.${itemIndex}.${field}.${index}`;
+            if (part.image_url == null)
+                throw new InvalidRequestError(part.file_id != null
+                    ? `${param} refers to the file ${part.file_id}; this server keeps no files: send the image as a data URI in image_url`
+                    : `${param} is an input_image without its image_url`, `${param}.image_url`);
+            pending.push(reader.fromUrl(part.image_url, param, signal).then((image) => [param, image]));
+        });
+    });
+    return new Map(await Promise.all(pending));
 }
 
 function required(value: string | null | undefined, param: string, what: string): string {
@@ -67,7 +111,7 @@ export type ConversationContext = {tools: ResponseToolSet, reasoning: Pick<Reaso
  * reasoning, its message, its tool calls): they join into one assistant message, as the model wrote them.
  * `instructions` go first, as a system message.
  */
-export function toResponseMessages(items: readonly ResponseInputItem[], instructions: string | null | undefined, context: ConversationContext): ChatMessage[] {
+export function toResponseMessages(items: readonly ResponseInputItem[], instructions: string | null | undefined, context: ConversationContext, images: InputImages = new Map()): ChatMessage[] {
     const messages: ChatMessage[] = instructions != null && instructions !== "" ? [{role: "system", content: instructions}] : [];
     let turn: {content: string, reasoning: string, toolCalls: ToolCall[]} | undefined;
     const callNames = new Map<string, string>();
@@ -87,15 +131,15 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
         switch (type) {
             case "message": {
                 const role = required(item.role, `${param}.role`, "a message needs a role");
-                const content = partsText(item.content, `${param}.content`);
                 if (role === "assistant") {
+                    const content = partsText(item.content, `${param}.content`);
                     if (turn != null && (turn.content !== "" || turn.toolCalls.length > 0))
                         endTurn();
                     turn ??= {content: "", reasoning: "", toolCalls: []};
                     turn.content = content;
                 } else {
                     endTurn();
-                    messages.push({role: role === "user" ? "user" : "system", content});
+                    messages.push({role: role === "user" ? "user" : "system", ...partsContent(item.content, `${param}.content`, images)});
                 }
                 break;
             }
@@ -140,7 +184,7 @@ export function toResponseMessages(items: readonly ResponseInputItem[], instruct
                 const output = item.output;
                 if (output == null)
                     throw new InvalidRequestError(`${param}.output is missing: a ${type} needs the tool's output`, `${param}.output`);
-                messages.push({role: "tool", content: partsText(output, `${param}.output`), toolCallId: id, name: callNames.get(id)});
+                messages.push({role: "tool", ...partsContent(output, `${param}.output`, images), toolCallId: id, name: callNames.get(id)});
                 break;
             }
             default:

@@ -8,7 +8,14 @@ import {JsonObject, Maybe, ReasoningEffort} from "./schemas.js";
  */
 
 /** A text part of a message (`input_text`, or `output_text` in an assistant message sent back); other parts are refused by name. */
-const ContentPart = Type.Object({type: Type.String(), text: Maybe(Type.String())});
+const ContentPart = Type.Object({
+    type: Type.String(),
+    text: Maybe(Type.String()),
+    /** An `input_image`'s data URI (or http(s) URL, fetched only with `--allow-remote-images`); `detail` has no effect here. */
+    image_url: Maybe(Type.String()),
+    detail: Maybe(Type.String()),
+    file_id: Maybe(Type.String())
+});
 
 const ToolFields = {
     type: Type.String(),

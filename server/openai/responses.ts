@@ -3,8 +3,9 @@ import {ApiError} from "../errors.js";
 import {GenerationRun, answer} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
 import {RUNS_ANY_MODEL} from "../routeConfig.js";
+import {clientAbortSignal} from "../sse.js";
 import {responseEncoder, responseItemId, responseSettings} from "./responseEncoder.js";
-import {inputItems, responseGenerationOptions, toResponseMessages, toolSources} from "./responseInput.js";
+import {inputItems, readInputImages, responseGenerationOptions, toResponseMessages, toolSources} from "./responseInput.js";
 import {ResponseIdParams, ResponseRequest} from "./responseSchemas.js";
 import {responseTools} from "./responseTools.js";
 import type {ResponseInputItem} from "./responseSchemas.js";
@@ -34,10 +35,12 @@ export async function responsesRoutes(app: FastifyInstance, {generation, respons
             ...inputItems(body.input)
         ];
         const tools = responseTools(toolSources(body, items));
-        const messages = toResponseMessages(items, body.instructions, {tools, reasoning: responses.reasoning});
+        const images = await readInputImages(items, generation.images, clientAbortSignal(reply));
+        const messages = toResponseMessages(items, body.instructions, {tools, reasoning: responses.reasoning}, images);
         const options = responseGenerationOptions(body, tools);
         const run = await GenerationRun.start(generation, reply, {
             model: body.model,
+            ...images.size > 0 ? {imagesParam: "input"} : {},
             inputs: (model) => [{prompt: model.chatPrompt(messages, options), options, promptParam: "input"}]
         });
         const id = responseItemId("resp");

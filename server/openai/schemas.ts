@@ -7,7 +7,10 @@ import type {Static, TSchema} from "typebox";
 export const Maybe = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
-const AnyPart = Type.Object({type: Type.String(), text: Type.Optional(Type.String())});
+/** OpenAI's `{url, detail}`; some clients send the URL itself. `detail` is accepted and has no effect: the projector sizes the image. */
+const ImageUrl = Type.Union([Type.String(), Type.Object({url: Type.String(), detail: Maybe(Type.String())})]);
+/** A `text` part, or an `image_url` part; others are refused by name in the translation. */
+const AnyPart = Type.Object({type: Type.String(), text: Type.Optional(Type.String()), image_url: Type.Optional(ImageUrl)});
 const Content = Type.Union([Type.String(), Type.Array(AnyPart)]);
 
 const ToolCallSchema = Type.Object({

@@ -1,7 +1,9 @@
 import {randomBytes} from "node:crypto";
 import {InvalidRequestError} from "../../native/errors.js";
-import type {ChatMessage, SamplingOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
+import type {ChatMessage, PromptImage, SamplingOptions, ToolChoice, Usage, Timings} from "../../native/types.js";
 import {reasoningForEffort, toGenerationOptions} from "../generation/index.js";
+import {joinImageParts, stripPlaceholders} from "../images/index.js";
+import type {ImageReader, MessagePart} from "../images/index.js";
 import type {FieldNames, RequestOptions, RequestedGeneration} from "../generation/index.js";
 import type {ChatCompletionRequest, ChatMessageInput, CompletionRequest} from "./schemas.js";
 
@@ -15,30 +17,45 @@ export const SYSTEM_FINGERPRINT = "fp_hearth";
 
 const FIELD_NAMES: FieldNames = {responseFormat: "response_format", tools: "tools", toolChoice: "tool_choice"};
 
-function messageText(message: ChatMessageInput, index: number): string {
+/** A message's content: its text parts, and its images where the role may show them, each placed where it was. */
+async function messageContent(message: ChatMessageInput, index: number, images: ImageReader, signal?: AbortSignal): Promise<{content: string, images?: PromptImage[]}> {
     const content = message.content;
     if (content == null)
-        return "";
+        return {content: ""};
     if (typeof content === "string")
-        return content;
-    return content.map((part, partIndex) => {
+        return {content: stripPlaceholders(content)};
+    const takesImages = message.role === "user" || message.role === "system" || message.role === "developer" || message.role === "tool";
+    const parts = await Promise.all(content.map(async (part, partIndex): Promise<MessagePart> => {
+        const param = `messages[${index}].content[${partIndex}]`;
         if (part.type === "text" && part.text != null)
-            return part.text;
+            return {text: part.text};
+        if (part.type === "image_url" && takesImages) {
+            const url = typeof part.image_url === "string" ? part.image_url : part.image_url?.url;
+            if (url == null)
+                throw new InvalidRequestError(`${param} is an image_url part without its url`, `${param}.image_url`);
+            return {image: await images.fromUrl(url, param, signal)};
+        }
         throw new InvalidRequestError(
-            `messages[${index}].content[${partIndex}] is a "${part.type}" part; this server reads text parts only`,
+            `${param} is a "${part.type}" part; this server reads text parts${takesImages ? " and image_url parts" : " only in an assistant message"}`,
             `messages.${index}.content.${partIndex}.type`, "unsupported_content");
-    }).join("");
+    }));
+    return joinImageParts(parts);
 }
 
-export function toChatMessages(messages: readonly ChatMessageInput[]): ChatMessage[] {
-    return messages.map((message, index): ChatMessage => {
-        const content = messageText(message, index);
+/**
+ * The request's messages in the engine's terms, with their images read and checked (remote ones fetched where the
+ * server allows it, so this waits). `signal` stops a fetch when the client goes away.
+ */
+export async function toChatMessages(messages: readonly ChatMessageInput[], images: ImageReader, signal?: AbortSignal): Promise<ChatMessage[]> {
+    return Promise.all(messages.map(async (message, index): Promise<ChatMessage> => {
+        const {content, images: shown} = await messageContent(message, index, images, signal);
+        const withImages = shown != null ? {images: shown} : {};
         switch (message.role) {
             case "system":
             case "developer":
-                return {role: "system", content};
+                return {role: "system", content, ...withImages};
             case "user":
-                return {role: "user", content};
+                return {role: "user", content, ...withImages};
             case "assistant":
                 return {
                     role: "assistant",
@@ -48,9 +65,9 @@ export function toChatMessages(messages: readonly ChatMessageInput[]): ChatMessa
                 };
             case "tool":
             case "function":
-                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined, name: message.name ?? undefined};
+                return {role: "tool", content, toolCallId: message.tool_call_id ?? undefined, name: message.name ?? undefined, ...withImages};
         }
-    });
+    }));
 }
 
 function samplingOptions(body: ChatCompletionRequest | CompletionRequest): SamplingOptions {

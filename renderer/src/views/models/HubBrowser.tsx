@@ -4,6 +4,7 @@ import {get, request} from "../../api.js";
 import type {Download, HubFiles, HubModel} from "../../api.js";
 import {formatBytes, formatCount} from "../../format.js";
 import {FitBadge} from "./FitBadge.js";
+import {VisionBadge} from "./VisionBadge.js";
 
 /** Search the Hub for GGUF repos, see a repo's quantizations with whether each fits, and download one. */
 export function HubBrowser({downloads, onDownloadStarted}: {downloads: Download[], onDownloadStarted: () => void}) {
@@ -91,7 +92,10 @@ function QuantTable({files, downloads, onDownload}: {files: HubFiles, downloads:
                     const busy = download != null && download.status !== "complete" && download.status !== "failed";
                     return (
                         <tr key={quant.name}>
-                            <td>{quant.quantization}{quant.default && <span className="muted"> (recommended)</span>}</td>
+                            <td>
+                                {quant.quantization}{quant.default && <span className="muted"> (recommended)</span>}
+                                {quant.vision === true && <VisionBadge projectorBytes={quant.projector?.size}/>}
+                            </td>
                             <td>{formatBytes(quant.size)}</td>
                             <td><FitBadge fit={quant.fit} error={quant.fit_error}/></td>
                             <td>

@@ -3,6 +3,7 @@ import {request} from "../../api.js";
 import type {LibraryEntry, LoadedEntry, ServerInfo} from "../../api.js";
 import {desktop} from "../../desktopBridge.js";
 import {formatBytes} from "../../format.js";
+import {VisionBadge} from "./VisionBadge.js";
 
 /** The models on disk: what each is, load it with settings, unload, delete. */
 export function LibraryList({models, loaded, defaults, onChange}: {
@@ -51,7 +52,11 @@ export function LibraryList({models, loaded, defaults, onChange}: {
                                 const isLoaded = loaded.some((entry) => entry.name === model.name);
                                 return [
                                     <tr key={model.name}>
-                                        <td className="model-name">{model.name}{isLoaded && <span className="badge badge-good">Loaded</span>}</td>
+                                        <td className="model-name">
+                                            {model.name}
+                                            {model.capabilities?.includes("vision") === true && <VisionBadge/>}
+                                            {isLoaded && <span className="badge badge-good">Loaded</span>}
+                                        </td>
                                         <td>{model.details.quantization_level}</td>
                                         <td>{model.details.family}</td>
                                         <td>{model.details.parameter_size}</td>
