@@ -2,7 +2,7 @@ import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import type {PeerBackend} from "./llamaServer.js";
 
 /** `hearth serve` as `npm run bench:peer` starts it beside llama-server: one model, the peer's settings. */
-export type HearthServer = {url: string, threads: number, decodeLoop: string, decodeLoopReason: string | undefined, stop(): Promise<void>};
+export type HearthServer = {url: string, pid: number, threads: number, decodeLoop: string, decodeLoopReason: string | undefined, stop(): Promise<void>};
 
 export type HearthSettings = {
     backend: PeerBackend, gpuLayers: number, parallel: number, ctxSizePerSlot: number,
@@ -22,7 +22,7 @@ export async function startHearth(model: string, settings: HearthSettings): Prom
     const [, url] = await server.waitForOutput(/listening on (\S+) /);
     await server.waitForOutput(/Ready/);
     const info = await (await fetch(`${url}/api/server`)).json() as {defaults: {threads: number}, backend?: {decode_loop?: string, decode_loop_reason?: string}};
-    return {url: url!, threads: info.defaults.threads, decodeLoop: info.backend?.decode_loop ?? "unknown", decodeLoopReason: info.backend?.decode_loop_reason, stop: async () => {
+    return {url: url!, pid: server.child.pid!, threads: info.defaults.threads, decodeLoop: info.backend?.decode_loop ?? "unknown", decodeLoopReason: info.backend?.decode_loop_reason, stop: async () => {
         server.child.kill("SIGTERM");
         await server.exited;
     }};

@@ -10,11 +10,13 @@
  * - a new large image: 1200×1200 (625 image tokens, as the fixture's red-large.png), made the same way.
  * Each run sends the same images to both servers, so their greedy replies are compared request by request; the
  * fixture's own red.png and red-large.png, sent first to warm both servers up, are checked against the replies
- * llama.cpp's tools give (the fixture's expected.json).
+ * llama.cpp's tools give (the fixture's expected.json). Beside the times, each server process's CPU time for a
+ * request (all its threads, the least of the runs), which a busy machine disturbs less than the time.
  */
 import {readFile} from "node:fs/promises";
 import path from "node:path";
 import {testModelsDir} from "../test/helpers/testModels.js";
+import {threadsCpuSeconds} from "./hearthServer.js";
 import {startLlamaServer} from "./llamaServer.js";
 import type {PeerBackend, PeerServer} from "./llamaServer.js";
 import {startHearth} from "./peerHearth.js";
@@ -50,15 +52,19 @@ const dataUri = (png: Uint8Array) => `data:image/png;base64,${Buffer.from(png).t
 const firstTurn = (image: string) => [{role: "user", content: [{type: "image_url", image_url: {url: image}}, {type: "text", text: question}]}];
 const chatBody = (messages: object[]) => ({model: "bench", messages, max_tokens: 16, temperature: 0});
 
-type Server = {label: string, url: string};
-type Turns = Record<Case, ChatStreamResult>;
+type Server = {label: string, url: string, pid: number};
+/** A request's result, and the server process's CPU time for it (all threads): steadier than wall time on a busy machine. */
+type Measured = ChatStreamResult & {cpuMs: number};
+type Turns = Record<Case, Measured>;
 
 /** One run's three requests on one server, with images made from `run`'s colours. */
 async function oneRun(server: Server, run: number): Promise<Turns> {
     const image = dataUri(solidPng(64, 64, nthColour(2 * run)));
-    const send = async (messages: object[]) => {
+    const send = async (messages: object[]): Promise<Measured> => {
         try {
-            return await streamChat(server.url, chatBody(messages));
+            const cpuBefore = await threadsCpuSeconds(server.pid);
+            const result = await streamChat(server.url, chatBody(messages));
+            return {...result, cpuMs: (await threadsCpuSeconds(server.pid) - cpuBefore) * 1000};
         } catch (error) {
             throw new Error(`${server.label} failed on an image request: ${(error as Error).message}`);
         }
@@ -86,7 +92,7 @@ export async function benchImages(binary: string, settings: ImageBenchSettings) 
     try {
         peer = await startLlamaServer(binary, {model, alias: "bench", threads: settings.threads, parallel: settings.parallel, ctxSizePerSlot: settings.ctxSizePerSlot, extraArgs: peerFlags});
         hearth = await startHearth(model, {...settings, extraArgs: ["--mmproj", projector]});
-        const servers: Server[] = [{label: "llama-server", url: peer.url}, {label: "Hearth", url: hearth.url}];
+        const servers: Server[] = [{label: "llama-server", url: peer.url, pid: peer.child.pid!}, {label: "Hearth", url: hearth.url, pid: hearth.pid}];
         // Warm-up, which on a GPU also compiles the encoder's shaders: the fixture's images, and a run of images of its own.
         for (const [index, server] of servers.entries()) {
             for (const name of ["red.png", "red-large.png"])
@@ -104,12 +110,15 @@ export async function benchImages(binary: string, settings: ImageBenchSettings) 
     }
 
     const bestOf = (turns: readonly Turns[], which: Case) => turns.map((turn) => turn[which]).reduce((a, b) => b.ttftMs < a.ttftMs ? b : a);
-    const summary = results.map((turns) => Object.fromEntries(cases.map((which) => [which, bestOf(turns, which)])) as Record<Case, ChatStreamResult>);
-    const [peerSummary, hearthSummary] = summary as [Record<Case, ChatStreamResult>, Record<Case, ChatStreamResult>];
+    const summary = results.map((turns) => Object.fromEntries(cases.map((which) => [which, bestOf(turns, which)])) as Record<Case, Measured>);
+    const [peerSummary, hearthSummary] = summary as [Record<Case, Measured>, Record<Case, Measured>];
+    const leastCpu = results.map((turns) => Object.fromEntries(cases.map((which) => [which, Math.min(...turns.map((turn) => turn[which].cpuMs))])) as Record<Case, number>);
     const ratios = Object.fromEntries(cases.map((which) => [which, hearthSummary[which].ttftMs / peerSummary[which].ttftMs])) as Record<Case, number>;
     printTable([
         ["", "llama-server", "Hearth", "Hearth / llama-server (below 1: Hearth faster)"],
         ...cases.map((which) => [caseLabels[which], peerSummary[which].ttftMs.toFixed(1), hearthSummary[which].ttftMs.toFixed(1), `${ratios[which].toFixed(2)}x`]),
+        ...cases.map((which) => [`  server CPU per request (least), ${which}, ms`, leastCpu[0]![which].toFixed(1), leastCpu[1]![which].toFixed(1),
+            `${(leastCpu[1]![which] / leastCpu[0]![which]).toFixed(2)}x`]),
         ...cases.map((which) => [`  server's prompt_ms / cached tokens, ${which}`,
             ...summary.map((entry) => `${entry[which].promptMs?.toFixed(1) ?? "?"} / ${entry[which].cachedTokens ?? "?"}`), ""])
     ]);
@@ -129,7 +138,7 @@ export async function benchImages(binary: string, settings: ImageBenchSettings) 
         : `replies differ:\n  ${mismatches.join("\n  ")}`);
     return {
         model: path.basename(model), projector: path.basename(projector), batch: visionBatch, llamaServerFlags: peerFlags.filter((flag) => flag !== projector),
-        llamaServer: peerSummary, hearth: hearthSummary, ratios, hearthDecodeLoop: hearth?.decodeLoop,
+        llamaServer: peerSummary, hearth: hearthSummary, ratios, leastCpuMs: {llamaServer: leastCpu[0], hearth: leastCpu[1]}, hearthDecodeLoop: hearth?.decodeLoop,
         repliesEqual: mismatches.length === 0, mismatches, fixtureReplies: {llamaServer: fixtureReplies[0], hearth: fixtureReplies[1]}
     };
 }
