@@ -45,7 +45,11 @@ export function solidPng(width: number, height: number, [red, green, blue]: read
     ]);
 }
 
-/** The `index`th of a sequence of colours that differ from each other and from the fixture's own images. */
+/**
+ * The `index`th of a sequence of colours, each different from every other for the first 2^24 indices: an odd
+ * multiplier is a bijection modulo 2^24, and it scatters neighbouring indices across the colours.
+ */
 export function nthColour(index: number): [number, number, number] {
-    return [(index * 53 + 17) % 256, (index * 101 + 71) % 256, (index * 197 + 139) % 256];
+    const colour = Number((BigInt(index) * 0x9e3779n + 0x5a17c3n) % 0x1000000n);
+    return [colour >> 16, (colour >> 8) & 0xff, colour & 0xff];
 }
