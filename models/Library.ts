@@ -8,7 +8,7 @@ import type {ModelShape} from "./modelShape.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry, QuantFile} from "./quantization.js";
-import {visionProjectorProblem} from "./findProjector.js";
+import {findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
@@ -322,6 +322,7 @@ export class Library {
     /**
      * Imports a local GGUF file under a short name: hard-linked when it can be, else copied into the data
      * folder. For a split model, give its first part; every part comes along, keeping llama.cpp's part names.
+     * A vision projector beside it (see `findProjectorBeside`) comes along too.
      */
     async import(file: string, nameInput?: string): Promise<LibraryModel> {
         const source = path.resolve(file);
@@ -346,6 +347,15 @@ export class Library {
             await link(from, destination).catch(() => copyFile(from, destination));
             files.push({path: relative, sizeBytes: (await stat(destination)).size, sha256: await sha256Of(destination)});
         }
+        const projectorSource = await findProjectorBeside(source);
+        let projector: LibraryFile | undefined;
+        if (projectorSource != null) {
+            const relative = `local/mmproj-${parsed.name}.gguf`;
+            const destination = this.#inside(relative);
+            await rm(destination, {force: true});
+            await link(projectorSource, destination).catch(() => copyFile(projectorSource, destination));
+            projector = {path: relative, sizeBytes: (await stat(destination)).size, sha256: await sha256Of(destination)};
+        }
         const model: LibraryModel = {
             name: parsed.name,
             source: "local",
@@ -353,6 +363,7 @@ export class Library {
             files,
             sizeBytes: files.reduce((sum, part) => sum + part.sizeBytes, 0),
             sha256: files[0]!.sha256,
+            ...projector != null ? {projector} : {},
             gguf,
             createdAt: new Date().toISOString()
         };

@@ -447,7 +447,8 @@ export class Engine {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
             decodeLoop: this.options.decodeLoop ?? "auto",
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone,
-            projectorOnGpu: this.options.mmprojOffload !== false
+            // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).
+            projectorOnGpu: plan.projectorBytes > 0 ? plan.projectorOnGpu : this.options.mmprojOffload !== false
         });
         const vision = model.vision;
         if (entry.spec.projectorPath != null && !vision.available)

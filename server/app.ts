@@ -17,6 +17,9 @@ import type {Lifecycle} from "./observability/observabilityRoutes.js";
 import {observeRequests, requestIdFor} from "./observability/observeRequests.js";
 import type {ServerMetrics} from "./observability/ServerMetrics.js";
 import {errorBody, errorHandler} from "./errors.js";
+import {DEFAULT_MAX_BODY_BYTES} from "./config.js";
+import {limitRequestBodies} from "./limitRequestBodies.js";
+import type {LingerLimits} from "./limitRequestBodies.js";
 import {accessControl} from "./access/accessControl.js";
 import {accessRoutes} from "./access/accessRoutes.js";
 import type {AccessStore} from "./access/AccessStore.js";
@@ -70,15 +73,17 @@ export type AppOptions = {
     /** Generation requests a minute per key; `0` or undefined is no limit. */
     rateLimitPerMinute?: number,
     logger?: FastifyServerOptions["logger"],
-    /** Largest request body accepted, in bytes. Defaults to 16 MiB. */
+    /** Largest request body accepted, in bytes. Defaults to {@link DEFAULT_MAX_BODY_BYTES}. */
     bodyLimitBytes?: number,
+    /** How much of a body over the limit is still read after its 413 before the connection is cut. */
+    linger?: LingerLimits,
     /** Fetch `http(s)` image URLs that requests send (`--allow-remote-images`); otherwise they are refused. Defaults to `false`. */
     allowRemoteImages?: boolean
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
 export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown, requestTimeoutMs = 0,
-    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = 16 * 1024 * 1024, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
+    host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = DEFAULT_MAX_BODY_BYTES, linger, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
         // One log line per request is written when its connection closes (observeRequests), with its id.
@@ -95,6 +100,7 @@ export async function buildApp({engine, library, conversations, responses, bench
         ajv: {customOptions: {coerceTypes: false, removeAdditional: false, useDefaults: false}}
     });
     app.setErrorHandler(errorHandler);
+    limitRequestBodies(app, {limitBytes: bodyLimitBytes, linger});
     app.setNotFoundHandler((request, reply) => {
         const message = `There is no ${request.method} ${request.url.split("?")[0]} on this server`;
         void reply.status(404).send(request.url.startsWith("/api/") ? {error: message} : errorBody(message, "invalid_request_error", null, "not_found"));

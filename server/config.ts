@@ -4,6 +4,7 @@ import path from "node:path";
 import {parseArgs} from "node:util";
 import {DEFAULT_KV_CACHE_TYPE, isQuantizedKvCache, KV_CACHE_TYPES} from "../native/kvCacheTypes.js";
 import type {KvCacheType} from "../native/kvCacheTypes.js";
+import {parseByteSize} from "./byteSize.js";
 import {parseRouteFlags, RouteSpecError} from "./routing/routeSpec.js";
 import type {RouteSpec} from "./routing/routeSpec.js";
 
@@ -101,6 +102,8 @@ export type ServeConfig = {
      * since a request should not make the server reach the network. Defaults to `false`.
      */
     allowRemoteImages?: boolean,
+    /** The largest request body accepted, in bytes; a larger one gets 413. Defaults to {@link DEFAULT_MAX_BODY_BYTES}. */
+    maxBodyBytes?: number,
     /** OpenAI-compatible servers whose models are served beside the local ones (`--upstream`). Defaults to none. */
     upstreams?: UpstreamSpec[],
     /** An upstream that sends no reply headers, or no bytes mid-reply, for this long gets a 504; `0` is no limit. Defaults to 5 minutes. */
@@ -150,6 +153,13 @@ export function parseDuration(value: string | number): number | undefined {
 
 /** 4327 spells HEAR on a phone keypad; no other local LLM tool listens there (Ollama 11434, LM Studio 1234, llama.cpp 8080, Jan 1337). */
 export const DEFAULT_PORT = 4327;
+/**
+ * 128 MiB: images come base64-encoded in the JSON body (4/3 of their size), so four full-size 20 MiB photos and the
+ * conversation around them fit.
+ */
+export const DEFAULT_MAX_BODY_BYTES = 128 * 1024 * 1024;
+/** The largest `--max-body-size`: a JSON body is parsed from one string, and V8's longest is 512 MiB. */
+export const MOST_BODY_BYTES = 500 * 1024 * 1024;
 export const GPU_CHOICES: readonly GpuChoice[] = ["auto", "cuda", "metal", "vulkan", "cpu"];
 
 export class ConfigError extends Error {
@@ -268,6 +278,7 @@ const serveOptions = {
     "shutdown-timeout": {type: "string"},
     "audit-prompts": {type: "boolean"},
     "allow-remote-images": {type: "boolean"},
+    "max-body-size": {type: "string"},
     upstream: {type: "string", multiple: true},
     "upstream-key": {type: "string", multiple: true},
     "upstream-timeout": {type: "string"},
@@ -328,6 +339,8 @@ Access and limits:
       --audit-prompts     keep request bodies (prompts) in the audit log      HEARTH_AUDIT_PROMPTS
       --allow-remote-images  fetch the http(s) image URLs requests send (20 MiB, 10 s, 3
                           redirects at most; by default they are refused)     HEARTH_ALLOW_REMOTE_IMAGES
+      --max-body-size S   largest request body, 1mb to 500mb (default 128mb); an image
+                          in a request takes 4/3 of its file size             HEARTH_MAX_BODY_SIZE
 
 Upstreams:
       --upstream URL[#KEY]  serve the models of this OpenAI-compatible server too (repeatable;
@@ -475,6 +488,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             shutdownTimeoutMs: parseDurationFlag("--shutdown-timeout", pick(values["shutdown-timeout"], "HEARTH_SHUTDOWN_TIMEOUT"), 30 * 1000),
             auditPrompts: values["audit-prompts"] === true || isTrue(env.HEARTH_AUDIT_PROMPTS),
             allowRemoteImages: values["allow-remote-images"] === true || isTrue(env.HEARTH_ALLOW_REMOTE_IMAGES),
+            maxBodyBytes: parseMaxBodySize(pick(values["max-body-size"], "HEARTH_MAX_BODY_SIZE")),
             upstreams,
             upstreamTimeoutMs: parseDurationFlag("--upstream-timeout", pick(values["upstream-timeout"], "HEARTH_UPSTREAM_TIMEOUT"), 5 * 60 * 1000),
             routes
@@ -504,6 +518,16 @@ function parseProjectors(flags: string[] | undefined, fromEnv: string | undefine
             throw new ConfigError(`--mmproj ${value}: there is no such file (${file})`);
         return file;
     });
+}
+
+/** At least 1 MiB, which any chat request fits; at most {@link MOST_BODY_BYTES}. */
+function parseMaxBodySize(value: string | undefined): number {
+    if (value == null)
+        return DEFAULT_MAX_BODY_BYTES;
+    const bytes = parseByteSize(value);
+    if (bytes == null || bytes < 1024 * 1024 || bytes > MOST_BODY_BYTES)
+        throw new ConfigError(`--max-body-size must be a size from 1mb to 500mb, such as 64mb or 256mb, got "${value}"`);
+    return bytes;
 }
 
 function parseDurationFlag(name: string, value: string | undefined, fallbackMs: number): number {

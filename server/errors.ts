@@ -1,6 +1,9 @@
 import type {FastifyError, FastifyReply, FastifyRequest} from "fastify";
 import {InsufficientMemoryError} from "node-llama-cpp";
 import {HearthError} from "../models/HearthError.js";
+import {formatByteSize} from "./byteSize.js";
+import {MOST_BODY_BYTES} from "./config.js";
+import {isBodyTooLarge} from "./limitRequestBodies.js";
 import {
     DiskFullError, DownloadCancelledError, DownloadNotFoundError, HubError, IntegrityError, InvalidGgufError, InvalidModelNameError,
     ModelBusyError, ModelExistsError, ModelNotInLibraryError, NotEnoughDiskSpaceError, QuantizationNotFoundError, UnsafePathError
@@ -128,13 +131,29 @@ export type ErrorShape = (body: ErrorBody, statusCode: number, cause?: unknown) 
 /** A Fastify error handler that sends {@link toErrorReply}'s status with the body `shape` makes of it. */
 export function errorHandlerFor(shape: ErrorShape) {
     return (error: unknown, request: FastifyRequest, reply: FastifyReply): void => {
-        const {statusCode, body, retryAfterSeconds, cause} = toErrorReply(error);
+        const {statusCode, body, retryAfterSeconds, cause} = toErrorReply(isBodyTooLarge(error) ? bodyTooLargeError(request) : error);
         if (statusCode === 500 || (statusCode > 500 && !(error instanceof HearthError)))
             request.log.error({err: error}, "request failed");
         if (retryAfterSeconds != null)
             reply.header("retry-after", String(retryAfterSeconds));
         void reply.status(statusCode).send(shape(body, statusCode, cause));
     };
+}
+
+/** Fastify's "Request body is too large", with the body's size where the client declared it, the limit, and how to raise it. */
+function bodyTooLargeError(request: FastifyRequest): ApiError {
+    const limitBytes = request.routeOptions.bodyLimit ?? 0;
+    const declaredBytes = Number(request.headers["content-length"]);
+    const known = Number.isFinite(declaredBytes) && declaredBytes > limitBytes;
+    const sizeText = known ? `The request body is ${formatByteSize(declaredBytes)}, over` : "The request body is over";
+    // A limit that takes it: the next multiple of 64 MiB, and at least twice the limit of today.
+    const step = 64 * 1024 * 1024;
+    const suggestedBytes = Math.ceil(Math.max(2 * limitBytes, known ? declaredBytes : 0) / step) * step;
+    const mebibytes = (bytes: number) => bytes / (1024 * 1024);
+    const raise = suggestedBytes <= MOST_BODY_BYTES ? `, or start Hearth with a higher limit: --max-body-size ${mebibytes(suggestedBytes)}mb (or HEARTH_MAX_BODY_SIZE)`
+        : limitBytes < MOST_BODY_BYTES ? `, or start Hearth with --max-body-size ${mebibytes(MOST_BODY_BYTES)}mb (or HEARTH_MAX_BODY_SIZE), the most it takes`
+            : "";
+    return new ApiError(413, `${sizeText} this server's limit of ${formatByteSize(limitBytes)}. Send fewer or smaller images, or less text${raise}.`, {code: "request_too_large"});
 }
 
 /**

@@ -19,11 +19,11 @@ export function resolveModelNames(library: Library, {models, modelNames = []}: P
                 : `--model ${name}: there is no such file, and no model of that name in the library (${library.home}); `
                     + "hearth ls lists the library, and a model on the Hub is named hf.co/{owner}/{repo}:{QUANT}");
         }
-        const projector = mmproj ?? library.projectorPath(model);
+        // The entry says whether the model has a projector: its folder may hold another model's, which must not be taken.
         return {
             path: library.filePaths(model)[0]!,
             names: alias != null && alias !== model.name ? [model.name, alias] : [model.name],
-            ...projector != null ? {mmproj: projector} : {}
+            mmproj: mmproj ?? library.projectorPath(model) ?? false
         };
     });
     const all = [...models, ...resolved];

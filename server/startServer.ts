@@ -15,7 +15,8 @@ import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
 import {Router, RouteStore} from "./routing/index.js";
 import {ConfigError} from "./config.js";
-import type {ServeConfig} from "./config.js";
+import type {ModelSpec, ServeConfig} from "./config.js";
+import type {LingerLimits} from "./limitRequestBodies.js";
 import {resolveModelNames} from "./resolveModelNames.js";
 import {resolveProjectors} from "./resolveProjectors.js";
 
@@ -79,8 +80,15 @@ function logsDebug(logger: FastifyServerOptions["logger"]): boolean {
     return level === "debug" || level === "trace";
 }
 
+export type StartOptions = {
+    logger?: FastifyServerOptions["logger"],
+    sessionKeys?: readonly string[],
+    /** How much of a body over `maxBodyBytes` is still read after its 413; see `limitRequestBodies`. */
+    linger?: LingerLimits
+};
+
 /** Listens first, then starts the engine, so `/health` answers `loading` while models load. */
-export async function startServer(config: ServeConfig, options: {logger?: FastifyServerOptions["logger"], sessionKeys?: readonly string[]} = {}): Promise<RunningServer> {
+export async function startServer(config: ServeConfig, options: StartOptions = {}): Promise<RunningServer> {
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
     const access = new AccessStore(library.home, {startupKeys: config.apiKeys, sessionKeys: options.sessionKeys});
     let host: string;
@@ -136,7 +144,7 @@ export async function startServer(config: ServeConfig, options: {logger?: Fastif
     const app = await buildApp({
         engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
-        logger: options.logger, allowRemoteImages: config.allowRemoteImages
+        logger: options.logger, allowRemoteImages: config.allowRemoteImages, bodyLimitBytes: config.maxBodyBytes, linger: options.linger
     });
     try {
         await app.listen({host, port: config.port});

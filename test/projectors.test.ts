@@ -211,6 +211,29 @@ describe("a model file's projector", () => {
         assert.equal(chooseProjector([{path: "mmproj-Q5_K.gguf", sizeBytes: 5}, {path: "mmproj-Q4_K_M.gguf", sizeBytes: 3}])?.path, "mmproj-Q4_K_M.gguf", "else the smallest");
     });
 
+    it("comes along when the model file is imported into the library, and goes when it is removed", async () => {
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-import-"));
+        const library = await Library.open({home, hub: new HubClient({endpoint: "http://127.0.0.1:9"})});
+        try {
+            const model = await library.import(await testModel("vision/gemma4-vision-script.gguf"), "seeing");
+            assert.deepEqual(model.projector, {path: "local/mmproj-seeing.gguf", sizeBytes: 686_912, sha256: await sha256Of(await testModel("vision/mmproj-gemma4-vision-script.gguf"))});
+            assert.equal(library.get("seeing").projector?.path, "local/mmproj-seeing.gguf");
+            assert.equal((await library.import(await testModel("stories260K.gguf"), "blind")).projector, undefined);
+            // Served by name, a library model has the projector its entry records, not another's lying in the same folder.
+            const server = await startTestServer({models: [], modelNames: [{name: "blind", alias: undefined}], home, parallel: 1});
+            try {
+                assert.equal(server.engine.projectorOf("blind"), undefined);
+                assert.equal(server.engine.projectorOf("seeing"), path.join(library.modelsDir, "local", "mmproj-seeing.gguf"));
+            } finally {
+                await server.close();
+            }
+            await library.remove("seeing");
+            assert.deepEqual(await filesUnder(library.modelsDir), ["local/blind.gguf"]);
+        } finally {
+            library.close();
+        }
+    });
+
     it("is served with a model given as a file, from --mmproj or found beside it; --mmproj none and a file that is no projector are refused or heeded at start", async () => {
         const modelPath = await testModel("vision/gemma4-vision-script.gguf");
         const projector = await testModel("vision/mmproj-gemma4-vision-script.gguf");

@@ -163,7 +163,10 @@ async function buildMtmd(source: LlamaSource, compiler: string, compilerId: stri
             log(`Compiled libmtmd in ${((performance.now() - started) / 1000).toFixed(0)} s: ${built.folder}`, true);
         return built;
     } catch (error) {
-        return {reason: `libmtmd did not compile: ${(error as Error).message}`};
+        const {message} = error as Error;
+        if (message.includes("\n"))
+            log(message, true);
+        return {reason: message.split("\n")[0]!};
     }
 }
 
@@ -192,7 +195,7 @@ export async function buildAddon(log: Log): Promise<boolean> {
         const vision = !("reason" in mtmd);
         const noVision = "reason" in mtmd ? mtmd.reason : undefined;
         if (noVision != null)
-            log(`Hearth's addon is not built with libmtmd (${noVision}); models will not see images.`, true);
+            log(`The native addon is built without llama.cpp's libmtmd (${noVision}); models will not see images.`, true);
 
         // Compiled once: the objects do not depend on which libllama they are linked to. HEARTH_VISION says whether
         // libmtmd is linked in, for the code that calls it.
@@ -223,7 +226,7 @@ export async function buildAddon(log: Log): Promise<boolean> {
         const objectsStamp = JSON.stringify([hearth.map(({stamp}) => stamp), vision ? mtmd.folder : null]);
         // The addon's one export is Node-API's entry point: libmtmd's symbols stay inside it, so another copy of
         // libmtmd in the process (one node-llama-cpp may load some day) is never bound to this one's, or it to that.
-        const exportsFile = join(folder, "exports.map");
+        const exportsFile = join(folder, "exports.ver");
         writeFileSync(exportsFile, "{\n  global: napi_register_module_v1; node_api_module_get_api_version_v1;\n  local: *;\n};\n");
 
         const built: BuiltAddon[] = [];

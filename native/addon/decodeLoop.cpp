@@ -1058,7 +1058,9 @@ Napi::Value EvaluateImage(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hearth::DefineProjector(env, exports);
+#if HEARTH_VISION
     exports.Set("evaluateImage", Napi::Function::New(env, EvaluateImage, "evaluateImage"));
+#endif
     exports.Set("DecodeLoop", DecodeLoop::Define(env));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));

@@ -12,11 +12,15 @@
 #include <cstring>
 #include <vector>
 
+#if HEARTH_VISION
 #include "ggml.h"
+#include "mtmd.h"
 #include "mtmd-helper.h"
+#endif
 
 namespace hearth {
 
+#if HEARTH_VISION
 namespace {
 
 // libmtmd's and clip's own log lines: their warnings and errors go to stderr, their progress notes nowhere.
@@ -51,6 +55,7 @@ struct TokenizedPart {
     bool image;
     std::vector<llama_token> tokens;  // a text part's tokens
     SharedChunk chunk;                // an image part's chunk
+    bool nonCausal = false;           // an image part decoded with non-causal attention
 };
 
 class Projector;
@@ -78,6 +83,7 @@ public:
         : PromiseWorker(env), state_(std::move(state)), bytes_(std::move(bytes)), width_(width), height_(height), id_(std::move(id)) {}
 
     void Execute() override {
+        std::shared_lock<std::shared_mutex> alive(state_->lifetime);
         mtmd_context* context = state_->context;
         if (context == nullptr)
             return SetError("The projector was unloaded");
@@ -122,9 +128,9 @@ public:
                 size_t count = 0;
                 const llama_token* tokens = mtmd_input_chunk_get_tokens_text(chunk, &count);
                 if (count > 0)
-                    parts_.push_back({false, std::vector<llama_token>(tokens, tokens + count), nullptr});
+                    parts_.push_back({false, std::vector<llama_token>(tokens, tokens + count), nullptr, false});
             } else if (type == MTMD_INPUT_CHUNK_TYPE_IMAGE) {
-                parts_.push_back({true, {}, SharedChunk(mtmd_input_chunk_copy(chunk), mtmd_input_chunk_free)});
+                parts_.push_back({true, {}, SharedChunk(mtmd_input_chunk_copy(chunk), mtmd_input_chunk_free), mtmd_decode_use_non_causal(context, chunk)});
             } else {
                 mtmd_input_chunks_free(chunks);
                 return SetError("The projector made something other than image tokens of it");
@@ -151,7 +157,7 @@ public:
                 item.Set("type", "image");
                 item.Set("tokens", Napi::Number::New(env, static_cast<double>(mtmd_input_chunk_get_n_tokens(chunk))));
                 item.Set("positions", Napi::Number::New(env, static_cast<double>(mtmd_input_chunk_get_n_pos(chunk))));
-                item.Set("nonCausal", Napi::Boolean::New(env, mtmd_decode_use_non_causal(state_->context, chunk)));
+                item.Set("nonCausal", Napi::Boolean::New(env, part.nonCausal));
                 item.Set("id", Napi::String::New(env, id != nullptr ? id : ""));
                 item.Set("chunk", WrapChunk(env, part.chunk));
             }
@@ -304,6 +310,7 @@ private:
         if (state_ == nullptr)
             return;
         std::lock_guard<std::mutex> lock(state_->encoding);
+        std::unique_lock<std::shared_mutex> alone(state_->lifetime);
         if (state_->context != nullptr) {
             mtmd_free(state_->context);
             state_->context = nullptr;
@@ -390,5 +397,24 @@ llama_pos EvaluateImage(ProjectorState& projector, llama_context* context, const
 void DefineProjector(Napi::Env env, Napi::Object exports) {
     exports.Set("Projector", Projector::Define(env));
 }
+
+#else
+
+std::shared_ptr<ProjectorState> ProjectorOf(Napi::Env env, Napi::Value) {
+    throw Napi::Error::New(env, "This addon was built without llama.cpp's multimodal library");
+}
+
+SharedChunk ChunkOf(Napi::Env env, Napi::Value) {
+    throw Napi::Error::New(env, "This addon was built without llama.cpp's multimodal library");
+}
+
+llama_pos EvaluateImage(ProjectorState&, llama_context*, const mtmd_input_chunk*, llama_seq_id, llama_pos, int32_t, std::string& error) {
+    error = "This addon was built without llama.cpp's multimodal library";
+    return -1;
+}
+
+void DefineProjector(Napi::Env, Napi::Object) {}
+
+#endif
 
 }  // namespace hearth

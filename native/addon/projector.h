@@ -4,11 +4,20 @@
 
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 
 #include "llama.h"
-#include "mtmd.h"
 #include "napi.h"
+
+// HEARTH_VISION is 0 where libmtmd could not be built (see buildAddon.ts): the addon then has no Projector, and
+// these functions refuse.
+#ifndef HEARTH_VISION
+#define HEARTH_VISION 1
+#endif
+
+struct mtmd_context;
+struct mtmd_input_chunk;
 
 namespace hearth {
 
@@ -20,6 +29,8 @@ struct ProjectorState {
     mtmd_context* context = nullptr;
     // libmtmd encodes one image at a time per context, and its output buffer holds the last one encoded.
     std::mutex encoding;
+    // Held shared while images are tokenized (which libmtmd allows at once), and whole to free the context.
+    std::shared_mutex lifetime;
 };
 
 std::shared_ptr<ProjectorState> ProjectorOf(Napi::Env env, Napi::Value value);

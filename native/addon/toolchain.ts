@@ -36,16 +36,20 @@ export function buildJobs(): number {
     return Number.isInteger(jobs) && jobs > 0 ? jobs : availableParallelism();
 }
 
-/** One compiler run that writes `output`: written under another name and renamed, so an object that exists is whole. */
-export type Compile = {output: string, args: string[]};
+/**
+ * One compiler run that writes `output`: written under another name and renamed, so an object that exists is whole.
+ * Where it fails, the compiles of `fallback` run instead (and only their failure fails the build).
+ */
+export type Compile = {output: string, args: string[], fallback?: Compile[]};
 
 function compileOne(compiler: string, {output, args}: Compile): Promise<void> {
     const partial = `${output}.${process.pid}.partial`;
     return new Promise((resolve, reject) => {
-        execFile(compiler, [...args, "-o", partial], {maxBuffer: 16 * 1024 * 1024}, (error) => {
+        execFile(compiler, [...args, "-o", partial], {maxBuffer: 16 * 1024 * 1024}, (error, _stdout, stderr) => {
             if (error != null) {
                 rmSync(partial, {force: true});
-                reject(compilerFailure(compiler, error));
+                const failure = compilerFailure(compiler, Object.assign(error, {stderr}));
+                reject(failure instanceof MissingPrerequisite ? failure : new Error(`${args.at(-1)} did not compile: ${failure.message}`));
                 return;
             }
             renameSync(partial, output);
@@ -55,19 +59,22 @@ function compileOne(compiler: string, {output, args}: Compile): Promise<void> {
 }
 
 /**
- * Runs the compiles `jobs` at a time. After a failure it starts no more, lets the running ones end (so no compiler
- * outlives the build), and throws the first failure.
+ * Runs the compiles `jobs` at a time, in their order (longest first keeps every core busy to the end). After a
+ * failure it starts no more, lets the running ones end (so no compiler outlives the build), and throws the first
+ * failure.
  */
 export async function compileAll(compiler: string, compiles: Compile[], jobs: number): Promise<void> {
-    let next = 0;
+    const queue = [...compiles];
     let failure: Error | undefined;
     const worker = async () => {
-        while (failure == null && next < compiles.length) {
-            const compile = compiles[next++]!;
+        for (let compile = queue.shift(); compile != null && failure == null; compile = queue.shift()) {
             try {
                 await compileOne(compiler, compile);
             } catch (error) {
-                failure ??= error as Error;
+                if (compile.fallback != null)
+                    queue.unshift(...compile.fallback);
+                else
+                    failure ??= error as Error;
             }
         }
     };

@@ -1,4 +1,5 @@
-import type {ChatMessage, ReasoningOptions, ResponseFormat, ToolChoice} from "../../native/types.js";
+import {IMAGE_PLACEHOLDER} from "../../native/types.js";
+import type {ChatMessage, PromptImage, ReasoningOptions, ResponseFormat, ToolChoice} from "../../native/types.js";
 import type {RequestOptions} from "../generation/index.js";
 
 /**
@@ -90,7 +91,7 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
         switch (message.role) {
             case "system":
             case "user":
-                return {role: message.role, content: message.content};
+                return {role: message.role, content: withImageParts(message.content, message.images)};
             case "assistant": {
                 const calls = message.toolCalls ?? [];
                 unanswered = calls.map((call) => ({id: call.id, name: call.name}));
@@ -106,8 +107,28 @@ function toOpenAIMessages(messages: readonly ChatMessage[]): object[] {
                     ?? (message.toolCallId == null ? unanswered.find((call) => call.name === message.name) ?? unanswered[0] : undefined);
                 unanswered = unanswered.filter((call) => call !== answered);
                 const id = message.toolCallId ?? answered?.id;
-                return {role: "tool", content: message.content, ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
+                // OpenAI's tool messages take text only: a tool result's images go in a user turn right after it.
+                const result = {role: "tool", content: withImageParts(message.content, undefined), ...id != null ? {tool_call_id: id} : {}, ...message.name != null ? {name: message.name} : {}};
+                return message.images != null && message.images.length > 0
+                    ? [result, {role: "user", content: withImageParts("", message.images)}]
+                    : result;
             }
         }
+    }).flat();
+}
+
+/** A message's text with its images where their placeholders are, as OpenAI content parts (data URIs); plain text without images. */
+function withImageParts(content: string, images: readonly PromptImage[] | undefined): string | object[] {
+    if (images == null || images.length === 0)
+        return content.replaceAll(IMAGE_PLACEHOLDER, "");
+    const parts: object[] = [];
+    content.split(IMAGE_PLACEHOLDER).forEach((text, index) => {
+        if (index > 0 && images[index - 1] != null) {
+            const image = images[index - 1]!;
+            parts.push({type: "image_url", image_url: {url: `data:${image.mimeType};base64,${Buffer.from(image.data).toString("base64")}`}});
+        }
+        if (text !== "")
+            parts.push({type: "text", text});
     });
+    return parts;
 }

@@ -6,7 +6,7 @@ import type {FastifyServerOptions} from "fastify";
 import OpenAI from "openai";
 import type {ServeConfig} from "../../server/config.js";
 import {startServer} from "../../server/startServer.js";
-import type {RunningServer} from "../../server/startServer.js";
+import type {RunningServer, StartOptions} from "../../server/startServer.js";
 import {modelNameFromPath} from "../../server/config.js";
 import {testModel} from "./testModels.js";
 
@@ -17,7 +17,7 @@ export type TestServer = RunningServer & {
 };
 
 /** Starts the real server on a free loopback port with real models, and waits until they have loaded. */
-export async function startTestServer(options: Partial<ServeConfig> & {modelFiles?: string[], logger?: FastifyServerOptions["logger"]} = {}): Promise<TestServer> {
+export async function startTestServer(options: Partial<ServeConfig> & {modelFiles?: string[], logger?: FastifyServerOptions["logger"], linger?: StartOptions["linger"]} = {}): Promise<TestServer> {
     const modelFiles = options.modelFiles ?? ["stories260K.gguf"];
     const models = await Promise.all(modelFiles.map(async (file) => {
         const modelPath = await testModel(file);
@@ -51,7 +51,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         auditPrompts: false,
         ...options,
         models: options.models ?? models
-    }, {logger: options.logger});
+    }, {logger: options.logger, linger: options.linger});
     await server.ready;
     const baseURL = `${server.url}/v1`;
     const close = async () => {
