@@ -12,6 +12,7 @@ import {findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
+import {ProgressMeter} from "./ProgressMeter.js";
 import {Registry} from "./Registry.js";
 import type {LibraryFile, LibraryModel} from "./Registry.js";
 
@@ -425,19 +426,5 @@ export class Library {
 
     close(): void {
         this.#registry.close();
-    }
-}
-
-/** Download speed over the last few seconds. */
-class ProgressMeter {
-    readonly #samples: {timeMs: number, bytes: number}[] = [];
-
-    add(timeMs: number, bytes: number): number {
-        this.#samples.push({timeMs, bytes});
-        while (this.#samples.length > 2 && timeMs - this.#samples[0]!.timeMs > 3000)
-            this.#samples.shift();
-        const first = this.#samples[0]!;
-        const seconds = (timeMs - first.timeMs) / 1000;
-        return seconds > 0.05 ? (bytes - first.bytes) / seconds : 0;
     }
 }

@@ -10,6 +10,7 @@ import {ConfigError, parseServeArgs} from "./config.js";
 import type {ServeConfig} from "./config.js";
 import {offloadPlanJson} from "./offloadPlanJson.js";
 import {libraryCatalog} from "./startServer.js";
+import {resolveProjectors} from "./resolveProjectors.js";
 
 /** `hearth system` and `hearth estimate`: what this machine has, and whether a model fits it. */
 
@@ -43,7 +44,7 @@ function parse(argv: readonly string[]): {config: ServeConfig, json: boolean, po
 function engineFor(config: ServeConfig, models: ModelToLoad[], library?: Library): Engine {
     return new Engine({
         gpu: config.gpu, gpuDevices: config.gpuDevices, gpuLayers: config.gpuLayers, threads: config.threads, parallel: config.parallel,
-        ctxSize: config.ctxSize, kvCacheType: config.kvCacheType, maxQueue: config.maxQueue,
+        ctxSize: config.ctxSize, kvCacheType: config.kvCacheType, maxQueue: config.maxQueue, mmprojOffload: config.mmprojOffload,
         ...library != null ? {catalog: libraryCatalog(library)} : {}
     }, models);
 }
@@ -66,7 +67,8 @@ export async function runHardwareCommand(command: "system" | "estimate", argv: r
         throw new ConfigError(`missing MODEL\n${HARDWARE_USAGE}`);
     const isFile = /\.gguf$/i.test(model) && existsSync(model);
     const library = isFile ? undefined : await Library.open({home: config.home, hub: new HubClient(config.hub)});
-    const engine = engineFor(config, isFile ? [{path: path.resolve(model), names: [model]}] : [], library);
+    // A file is planned with the projector `hearth serve --model FILE` would load beside it.
+    const engine = engineFor(config, isFile ? await resolveProjectors([{path: path.resolve(model), names: [model]}]) : [], library);
     try {
         if (engine.pathOf(model) == null)
             throw new ConfigError(`"${model}" is neither a .gguf file nor a model in the library (${config.home}); hearth ls lists the library`);

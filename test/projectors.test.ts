@@ -97,9 +97,11 @@ describe("projectors from the Hub", () => {
         assert.equal(await sha256Of(server.library.filePaths(model)[0]!), model.sha256, "and so does the model");
         assert.equal(server.engine.projectorOf(q4), projectorPath, "the engine loads the library model with it");
         const tags = await (await fetch(`${server.url}/api/tags`)).json() as {models: {name: string, capabilities: string[]}[]};
-        assert.deepEqual(tags.models.map((entry) => [entry.name, entry.capabilities]), [[q4, ["completion", "vision"]]]);
+        assert.deepEqual(tags.models.map((entry) => entry.name), [q4]);
+        assert.ok(tags.models[0]!.capabilities.includes("vision"), `${tags.models[0]!.capabilities.join(", ")}`);
         const listed = await server.client.models.list();
-        assert.deepEqual((listed.data.find((entry) => entry.id === q4) as unknown as {capabilities: string[]}).capabilities, ["completion", "vision"]);
+        assert.deepEqual((listed.data.find((entry) => entry.id === q4) as unknown as {capabilities: string[]}).capabilities, tags.models[0]!.capabilities,
+            "/api/tags and /v1/models say the same");
         const estimate = await (await fetch(`${server.url}/api/estimate?model=${encodeURIComponent(q4)}`)).json() as {projector_bytes: number, projector_on_gpu: boolean, ram_bytes: number};
         assert.equal(estimate.projector_bytes, 686_912);
         assert.equal(estimate.projector_on_gpu, false, "the test server runs on the CPU");
@@ -117,6 +119,21 @@ describe("projectors from the Hub", () => {
         assert.deepEqual(await filesUnder(server.library.modelsDir), []);
     });
 
+    it("gives a pulled model that sees: different images, different replies, as llama.cpp gives them", async () => {
+        const name = `hf.co/${GEMMA}:Q4_K_M`;
+        const pulled = await postJson(`${server.url}/api/pull`, {model: name, stream: false});
+        assert.equal(pulled.status, 200, pulled.text);
+        const expected = JSON.parse(await readFile(await testModel("vision/expected.json"), "utf8")) as {question: string, images: Record<string, {answer: string}>};
+        for (const image of ["red.png", "blue.png"]) {
+            const bytes = await readFile(await testModel(`vision/images/${image}`));
+            const completion = await server.client.chat.completions.create({model: name, temperature: 0, max_tokens: 16, messages: [{role: "user", content: [
+                {type: "image_url", image_url: {url: `data:image/png;base64,${bytes.toString("base64")}`}}, {type: "text", text: expected.question}
+            ]}]});
+            assert.equal(completion.choices[0]!.message.content, expected.images[image]!.answer, image);
+        }
+        await ollama.delete({model: name});
+    });
+
     it("resumes a projector whose download was cut, from where it stopped", async () => {
         hub.faults.cut = {path: "mmproj-model-f16.gguf", afterBytes: 300_000, times: 1};
         hub.requests.length = 0;
@@ -128,6 +145,8 @@ describe("projectors from the Hub", () => {
         await ollama.delete({model: `hf.co/${GEMMA}:Q4_K_M`});
     });
 });
+
+const pick = (object: Record<string, unknown>, ...keys: string[]) => Object.fromEntries(keys.map((key) => [key, object[key]]));
 
 async function postJson(url: string, body: unknown) {
     const response = await fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
@@ -172,7 +191,7 @@ describe("projectors in the library", () => {
         }
     });
 
-    it("hearth pull brings the projector with progress, hearth files and show say the model sees, hearth rm removes both", async () => {
+    it("hearth pull brings the projector with progress, the model sees in hearth run, hearth files and show say so, hearth rm removes both", async () => {
         const env = {HEARTH_HOME: await mkdtemp(path.join(os.tmpdir(), "hearth-cli-")), HF_ENDPOINT: hub.url};
         const files = await spawnHearth(["files", GEMMA], env).exited;
         assert.equal(files.code, 0, files.stderr);
@@ -182,6 +201,9 @@ describe("projectors in the library", () => {
         assert.equal(pulled.code, 0, pulled.stderr);
         assert.match(pulled.stderr, /pulling +100% {2}25.4 MB\/25.4 MB/);
         assert.match(pulled.stderr, /pulling projector +100% {2}687 KB\/687 KB/);
+        const seen = await spawnHearth(["run", `hf.co/${GEMMA}:Q4_K_M`, "--image", await testModel("vision/images/green.png"), "What colour is this image?", "--threads", "1"], env).exited;
+        assert.equal(seen.code, 0, seen.stderr);
+        assert.equal(seen.stdout.trim(), "The image is green.", "the pulled model sees");
         const shown = await spawnHearth(["show", `hf.co/${GEMMA}:Q4_K_M`], env).exited;
         assert.match(shown.stdout, /^vision +yes$/m);
         assert.match(shown.stdout, new RegExp(`^projector +${env.HEARTH_HOME}/models/hf\\.co/ggml-org/gemma-3-4b-it-GGUF/mmproj-model-f16\\.gguf$`, "m"));
@@ -245,6 +267,9 @@ describe("a model file's projector", () => {
         } finally {
             await found.close();
         }
+        const estimated = await spawnHearth(["estimate", modelPath, "--gpu", "cpu", "--ctx-size", "2048", "--json"]).exited;
+        assert.equal(estimated.code, 0, estimated.stderr);
+        assert.deepEqual(pick(JSON.parse(estimated.stdout) as Record<string, unknown>, "projector_bytes", "projector_on_gpu"), {projector_bytes: 686_912, projector_on_gpu: false});
         const without = await startTestServer({models: [{path: modelPath, names: ["seeless"], mmproj: false}], parallel: 1});
         try {
             assert.equal(without.engine.projectorOf("seeless"), undefined);

@@ -18,6 +18,7 @@ import type {UpstreamModelEntry} from "../upstreams/index.js";
 import {EventStream, NDJSON, clientAbortSignal} from "../sse.js";
 import {useOllamaConventions} from "./ollamaConventions.js";
 import {modelCapabilities} from "../modelCapabilities.js";
+import type {Capability} from "../modelCapabilities.js";
 import {QUIET} from "../routeConfig.js";
 
 /** Ollama's model-management API over the library, and the Hub lookups the UI uses. */
@@ -60,12 +61,14 @@ export function modelDetails({gguf, quantization}: {gguf: GgufSummary, quantizat
     };
 }
 
-function tagEntry(model: LibraryModel) {
-    // context_length and capabilities are Hearth's own: the model's trained context, which the app's load form offers as
-    // its ceiling, and what it takes as input, as /v1/models lists it (vision: it has a projector).
+/**
+ * `context_length` and `capabilities` are Hearth's own: the model's trained context, which the app's load form offers as
+ * its ceiling, and what it can do as `/api/show` and `/v1/models` list it (`vision`: it has a projector).
+ */
+function tagEntry(model: LibraryModel, capabilities: Capability[]) {
     return {
         name: model.name, model: model.name, modified_at: model.createdAt, size: model.sizeBytes, digest: model.sha256, details: modelDetails(model),
-        context_length: model.gguf.contextLength ?? null, capabilities: model.projector != null ? ["completion", "vision"] : ["completion"]
+        context_length: model.gguf.contextLength ?? null, capabilities
     };
 }
 
@@ -121,7 +124,10 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
         return upstreams == null ? [] : upstreams.pool.models().filter((model) => !upstreams.isLocal(model.id));
     };
 
-    app.get("/api/tags", QUIET, async () => ({models: [...library.list().map(tagEntry), ...upstreamModels().map(upstreamTagEntry)]}));
+    app.get("/api/tags", QUIET, async () => {
+        const local = await Promise.all(library.list().map(async (model) => tagEntry(model, await modelCapabilities(engine, model.name))));
+        return {models: [...local, ...upstreamModels().map(upstreamTagEntry)]};
+    });
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const name = modelOf(request.body);
