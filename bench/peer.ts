@@ -4,7 +4,7 @@
  *
  *   node dist/bench/peer.js [--model FILE]... [--threads N] [--parallel N] [--ctx-size N] [--tokens N]
  *                           [--runs N] [--streams 1,2,4,8] [--llama-server PATH] [--no-thread-sweep]
- *                           [--gpu cpu|vulkan|cuda] [--gpu-layers N]
+ *                           [--gpu cpu|vulkan|cuda] [--gpu-layers N] [--images | --no-images]
  *
  * `--gpu vulkan` (or `cuda`) compares the two on that GPU backend: llama-server built for it from the same
  * bundled source, Hearth run with `--gpu vulkan`, both with the same `--gpu-layers` (default: every layer, the
@@ -20,6 +20,9 @@
  * from 1 to the machine's cores and at its default (the same server as the count it resolves to), to check the
  * default against the best. Each figure is the best of --runs (5); servers are measured in turns, so a noisy
  * machine hurts all alike.
+ * Then the image case (bench/peerImages.ts): time to first token with a new image, the same image in a second
+ * turn, and a new large image, on the vision fixture with its projector, both servers on the same settings, and
+ * whether their greedy replies are equal. `--images` runs the image case alone, `--no-images` leaves it out.
  * Prints tables and writes JSON to bench/results/.
  */
 import os from "node:os";
@@ -28,10 +31,12 @@ import {parseArgs} from "node:util";
 import {getLlama, getModuleVersion, LlamaLogLevel} from "node-llama-cpp";
 import {readModelShape} from "../models/index.js";
 import {flashAttentionFor} from "../native/flashAttention.js";
-import {spawnHearth} from "../test/helpers/spawnHearth.js";
 import {testModel} from "../test/helpers/testModels.js";
 import {ensureLlamaServer, PeerBuildUnavailableError, startLlamaServer} from "./llamaServer.js";
 import type {PeerBackend} from "./llamaServer.js";
+import {startHearth} from "./peerHearth.js";
+import {benchImages, visionFixture} from "./peerImages.js";
+import type {HearthServer} from "./peerHearth.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
 import {best, concurrentStreams} from "./streamClient.js";
 import type {ConcurrentResult, StreamResult} from "./streamClient.js";
@@ -47,8 +52,12 @@ const {values: args} = parseArgs({options: {
     "llama-server": {type: "string"},
     "no-thread-sweep": {type: "boolean", default: false},
     gpu: {type: "string", default: "cpu"},
-    "gpu-layers": {type: "string"}
+    "gpu-layers": {type: "string"},
+    images: {type: "boolean", default: false},
+    "no-images": {type: "boolean", default: false}
 }});
+if (args.images && args["no-images"])
+    throw new Error("--images runs the image case alone and --no-images leaves it out: give one of them");
 const PEER_BACKENDS: readonly PeerBackend[] = ["cpu", "vulkan", "cuda"];
 if (!(PEER_BACKENDS as readonly string[]).includes(args.gpu))
     throw new Error(`--gpu must be one of ${PEER_BACKENDS.join(", ")}, got "${args.gpu}"`);
@@ -80,21 +89,8 @@ async function streamsOn(server: Server, label: string, streams: number, body: o
 }
 type Measured = {single: StreamResult, aggregate: Record<number, number>};
 
-type HearthServer = Server & {threads: number, decodeLoop: string, decodeLoopReason: string | undefined};
-
-async function startHearth(model: string, threadsArg: number | "default", gpuLayers: number): Promise<HearthServer> {
-    const server = spawnHearth([
-        "serve", "--model", model, "--alias", "bench", "--port", "0", "--gpu", backend, "--gpu-layers", String(gpuLayers),
-        "--parallel", String(parallel), "--ctx-size", String(ctxSizePerSlot),
-        ...(threadsArg === "default" ? [] : ["--threads", String(threadsArg)])
-    ], {HEARTH_LOG_LEVEL: "info"});
-    const [, url] = await server.waitForOutput(/listening on (\S+) /);
-    await server.waitForOutput(/Ready/);
-    const info = await (await fetch(`${url}/api/server`)).json() as {defaults: {threads: number}, backend?: {decode_loop?: string, decode_loop_reason?: string}};
-    return {url: url!, threads: info.defaults.threads, decodeLoop: info.backend?.decode_loop ?? "unknown", decodeLoopReason: info.backend?.decode_loop_reason, stop: async () => {
-        server.child.kill("SIGTERM");
-        await server.exited;
-    }};
+function startHearthFor(model: string, threadsArg: number | "default", gpuLayers: number): Promise<HearthServer> {
+    return startHearth(model, {backend, gpuLayers, parallel, ctxSizePerSlot, threads: threadsArg});
 }
 
 /** Each concurrency, best of `runs`, the servers taking turns (and turns about who goes first). */
@@ -151,7 +147,7 @@ async function benchModel(binary: string, file: string, tokens: number) {
     try {
         if (likeHearth != null)
             peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: [...peerSettings.extraArgs, ...likeHearth]}));
-        hearth = await startHearth(model, threads, gpuLayers);
+        hearth = await startHearthFor(model, threads, gpuLayers);
         const measured = await measureInTurns([...peers, hearth], [...peerLabels, "Hearth"], tokens);
         hearthResult = measured.pop()!;
         console.log(`Hearth's decode loop: ${hearth.decodeLoop}${hearth.decodeLoopReason != null ? ` (${hearth.decodeLoopReason})` : ""}`);
@@ -181,11 +177,11 @@ async function benchModel(binary: string, file: string, tokens: number) {
         const counts = Array.from({length: os.availableParallelism()}, (_, index) => index + 1);
         const servers: HearthServer[] = [];
         try {
-            const byDefault = await startHearth(model, "default", gpuLayers);
+            const byDefault = await startHearthFor(model, "default", gpuLayers);
             servers.push(byDefault);
             for (const count of counts)
                 if (count !== byDefault.threads)
-                    servers.push(await startHearth(model, count, gpuLayers));
+                    servers.push(await startHearthFor(model, count, gpuLayers));
             const rates = (await measureInTurns(servers, servers.map((server) => `Hearth, ${server.threads} thread(s)`), tokens, [1]))
                 .map((measured) => measured.single.decodeTokensPerSecond);
             sweep.push({threads: "default", resolvedThreads: byDefault.threads, decodeTokensPerSecond: rates[0]!});
@@ -213,6 +209,12 @@ async function benchModel(binary: string, file: string, tokens: number) {
     };
 }
 
+async function benchImagesHere(binary: string) {
+    const {model} = visionFixture();
+    const gpuLayers = backend === "cpu" ? 0 : args["gpu-layers"] != null ? Number(args["gpu-layers"]) : (await readModelShape(model)).blockCount + 1;
+    return benchImages(binary, {backend, gpuLayers, threads, parallel, ctxSizePerSlot, runs, peerFlagsLikeHearth: await peerFlagsLikeHearth(model, gpuLayers) ?? []});
+}
+
 /** A few requests alone and in parallel first, so a server is measured as it runs once warm (JIT, caches). */
 async function warmUp(server: Server, tokens: number): Promise<void> {
     const body = {model: "bench", prompt, max_tokens: tokens, temperature: 0};
@@ -232,18 +234,19 @@ async function main() {
         await writeResult("peer", {date: new Date().toISOString(), machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()}, gpu: backend, skipped: error.message});
         return;
     }
-    const models: [string, number][] = args.model != null
+    const models: [string, number][] = args.images ? [] : args.model != null
         ? args.model.map((file) => [path.resolve(file), Number(args.tokens ?? 128)])
         : defaultModels.map(([file, tokens]) => [file, args.tokens != null ? Number(args.tokens) : tokens]);
     console.log(`llama-server: ${binary}`);
     const results = [];
     for (const [file, tokens] of models)
         results.push(await benchModel(binary, file, tokens));
+    const images = args["no-images"] ? undefined : await benchImagesHere(binary);
     await writeResult("peer", {
         date: new Date().toISOString(),
         machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()},
         llamaServer: binary, gpu: backend, ...backend !== "cpu" ? {gpuDevices: process.env.GGML_VK_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES ?? null} : {},
-        threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results
+        threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results, ...images != null ? {images} : {}
     });
 }
 

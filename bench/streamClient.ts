@@ -64,3 +64,49 @@ export async function concurrentStreams(url: string, streams: number, body: obje
 
 export const best = <T>(items: readonly T[], key: (item: T) => number): T => items.reduce((a, b) => key(b) > key(a) ? b : a);
 export const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export type ChatStreamResult = {
+    /** From sending the request to the first piece of the reply. */
+    ttftMs: number,
+    /** The reply's text, to compare servers' replies. */
+    text: string,
+    /** The server's own `timings`: prompt tokens evaluated, reused from the cache, and the time it took to evaluate them. */
+    promptTokens?: number, cachedTokens?: number, promptMs?: number
+};
+
+type ChatChunk = {choices?: {delta?: {content?: string | null, reasoning_content?: string | null}}[], timings?: {prompt_n?: number, cache_n?: number, prompt_ms?: number}};
+
+/** One streamed `/v1/chat/completions` request, read as raw SSE like {@link streamCompletion}. */
+export async function streamChat(url: string, body: object): Promise<ChatStreamResult> {
+    const request = () => fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {"content-type": "application/json"},
+        body: JSON.stringify({...body, stream: true})
+    });
+    let start = performance.now();
+    let response: Response;
+    try {
+        response = await request();
+    } catch {
+        // As in streamCompletion: a kept-alive connection the server closed while idle; the request never arrived.
+        start = performance.now();
+        response = await request();
+    }
+    if (!response.ok || response.body == null)
+        throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+    let first = 0;
+    let text = "";
+    let timings: ChatChunk["timings"];
+    for await (const data of readSseData(response.body)) {
+        const chunk = data as ChatChunk;
+        timings = chunk.timings ?? timings;
+        const delta = chunk.choices?.[0]?.delta;
+        const piece = (delta?.reasoning_content ?? "") + (delta?.content ?? "");
+        if (piece !== "") {
+            if (first === 0)
+                first = performance.now();
+            text += delta?.content ?? "";
+        }
+    }
+    return {ttftMs: first - start, text, promptTokens: timings?.prompt_n, cachedTokens: timings?.cache_n, promptMs: timings?.prompt_ms};
+}
