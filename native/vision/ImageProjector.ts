@@ -38,7 +38,6 @@ export class ImageProjector {
     /** The largest image (in image tokens) the context's batch takes in one decode, which a non-causal image needs. */
     readonly maxImageTokens: number;
     readonly #cache = new Map<string, Promise<ProjectedImage>>();
-    readonly #placeholders = new Map<string, Token>();
     #closed = false;
 
     private constructor(path: string, native: AddonProjector, maxImageTokens: number) {
@@ -104,13 +103,9 @@ export class ImageProjector {
         };
     }
 
+    /** From the image's sha256, so it needs no table that grows with every image: two images share one once in 2^48. */
     #placeholder(id: string): Token {
-        let placeholder = this.#placeholders.get(id);
-        if (placeholder == null) {
-            placeholder = -(this.#placeholders.size + 1) as Token;
-            this.#placeholders.set(id, placeholder);
-        }
-        return placeholder;
+        return -(Number.parseInt(id.slice(0, 12), 16) + 1) as Token;
     }
 
     /** Frees the projector; call it once no generation evaluates its images. */
