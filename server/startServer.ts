@@ -15,7 +15,7 @@ import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
 import {Router, RouteStore} from "./routing/index.js";
 import {ConfigError} from "./config.js";
-import type {ModelSpec, ServeConfig} from "./config.js";
+import type {ServeConfig} from "./config.js";
 import type {LingerLimits} from "./limitRequestBodies.js";
 import {resolveModelNames} from "./resolveModelNames.js";
 import {resolveProjectors} from "./resolveProjectors.js";
