@@ -182,7 +182,7 @@ describe("conversation images seen by a model", () => {
 
     it("shows the model a message's images, and again on later turns after they are stored", async () => {
         const {json: listed} = await call<{data: {id: string, capabilities: string[]}[]}>("GET", `${server.baseURL}/models`);
-        assert.deepEqual(listed.data.map((model) => [model.id, model.capabilities]), [["gemma4-vision-script", ["completion", "vision"]]]);
+        assert.deepEqual(listed.data.map((model) => [model.id, model.capabilities]), [["gemma4-vision-script", ["completion", "vision", "tools", "thinking"]]]);
         const {json: conversation} = await call<Conversation>("POST", `${server.url}/api/conversations`, {model: "gemma4-vision-script", options: {temperature: 0, max_tokens: 16}});
         const base = `${server.url}/api/conversations/${conversation.id}`;
         await call("POST", `${base}/messages`, {role: "user", content: "What colour is this image?", images: [dataUri(await imageFile("red.png"))]});
