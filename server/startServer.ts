@@ -19,6 +19,7 @@ import type {ServeConfig} from "./config.js";
 import type {LingerLimits} from "./limitRequestBodies.js";
 import {resolveModelNames} from "./resolveModelNames.js";
 import {resolveProjectors} from "./resolveProjectors.js";
+import {modelCapabilities} from "./modelCapabilities.js";
 
 export type RunningServer = {
     app: FastifyInstance,
@@ -163,6 +164,11 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     const url = boundUrl(app.server, host);
 
     const ready = engine.start();
+    // What each model given with --model can do (tools, thinking) is read from its header while it loads, so that the
+    // app's first /v1/models does not wait for it.
+    for (const spec of models)
+        for (const name of spec.names.slice(0, 1))
+            void modelCapabilities(engine, name);
     ready.catch(() => undefined);
     // Upstreams are read in the background: their models are served as soon as each one answers.
     void upstreams.start();
