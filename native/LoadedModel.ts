@@ -238,6 +238,12 @@ export class LoadedModel {
         return this.#run(lease, job);
     }
 
+    /** A prompt's length as llama.cpp counts it, its images' tokens included (each made into tokens by the projector). */
+    async promptTokenCount(prompt: Prompt, param = "messages"): Promise<number> {
+        const placed = await this.#withImages(prompt, param);
+        return placed.tokens.length + (placed.placed ?? []).reduce((extra, {image}) => extra + image.tokens - image.positions, 0);
+    }
+
     /** Whether the model sees images, or why not. */
     get vision(): {available: true} | {available: false, reason: string} {
         if (this.#projector != null)

@@ -103,6 +103,15 @@ describe("images through the Anthropic SDK", () => {
             const text = message.content.flatMap((block) => block.type === "text" ? [block.text] : []).join("");
             assert.equal(text, expected.images[name]!.answer, name);
         }
+        // count_tokens counts the image's tokens as the reply's usage does.
+        const messages: Anthropic.MessageParam[] = [{role: "user", content: [
+            {type: "image", source: {type: "base64", media_type: "image/png", data: await base64("magenta-wide.png")}},
+            {type: "text", text: expected.question}
+        ]}];
+        const counted = await anthropic().messages.countTokens({model, messages});
+        const replied = await anthropic().messages.create(greedyMessage({model, max_tokens: 16, temperature: 0, messages}));
+        assert.equal(counted.input_tokens, replied.usage.input_tokens + (replied.usage.cache_read_input_tokens ?? 0));
+        assert.ok(counted.input_tokens > expected.images["magenta-wide.png"]!.image_tokens, "the image's 85 tokens are counted");
         const fromTool = await anthropic().messages.create(greedyMessage({
             model, max_tokens: 16, temperature: 0, tools: [{name: "screenshot", input_schema: {type: "object"}}],
             messages: [

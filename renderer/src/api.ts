@@ -1,6 +1,6 @@
 import type {Conversation, Message} from "../../server/conversations/conversationTypes.js";
 import type {RequestMetrics} from "../../server/desktop/RequestLog.js";
-import {authHeaders, keyRefused} from "./apiKey.js";
+import {apiKey, authHeaders, keyRefused} from "./apiKey.js";
 
 /** The server's HTTP API as the app uses it: the same routes any other client could call. */
 
@@ -25,12 +25,18 @@ async function errorOf(response: Response): Promise<ApiError> {
 }
 
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const response = await fetch(path, {
+    const send = () => fetch(path, {
         method,
         headers: {...authHeaders(), ...(body !== undefined ? {"content-type": "application/json"} : {})},
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal
     });
+    const sentWith = apiKey();
+    let response = await send();
+    // A request that went out before the app had the key it holds now (one it has just made) is sent again with it,
+    // instead of asking the person for a key.
+    if (response.status === 401 && apiKey() != null && apiKey() !== sentWith)
+        response = await send();
     if (!response.ok)
         throw await errorOf(response);
     return (response.status === 204 ? undefined : await response.json()) as T;

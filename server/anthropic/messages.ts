@@ -77,10 +77,11 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const model = await acquireModel(engine, reply, body.model);
         const count = tokenCounter(model, body.system, options, images);
         const edited = applyContextEdits(body.messages, body.context_management, count);
-        // As Anthropic answers: the edited prompt's length, and with context management the length before the edits.
+        // As Anthropic answers: the edited prompt's length (its images' tokens too), and with context management the length before the edits.
+        const exact = (messages: typeof body.messages) => model.promptTokenCount(model.chatPrompt(toChatMessages(body.system, messages, images), options));
         return {
-            input_tokens: count(edited.messages),
-            ...body.context_management != null ? {context_management: {original_input_tokens: count(body.messages)}} : {}
+            input_tokens: await exact(edited.messages),
+            ...body.context_management != null ? {context_management: {original_input_tokens: await exact(body.messages)}} : {}
         };
     });
 }
