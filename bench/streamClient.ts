@@ -17,30 +17,34 @@ export type ConcurrentResult = {aggregate: number, perStream: StreamResult[]};
 
 type Chunk = {choices?: {text?: string}[], usage?: {completion_tokens: number} | null, timings?: {predicted_n?: number}};
 
-/** One streamed completion; its token count comes from `usage` (or llama-server's `timings`) in the last chunks. */
-export async function streamCompletion(url: string, body: object): Promise<StreamResult> {
-    const request = () => fetch(`${url}/v1/completions`, {
-        method: "POST",
-        headers: {"content-type": "application/json"},
-        body: JSON.stringify({...body, stream: true, stream_options: {include_usage: true}})
-    });
+/**
+ * POSTs a streaming request and returns its body and when it was sent. A kept-alive connection that the server closed
+ * while idle (llama-server closes them after 5 s) fails before any answer: the request never reached the server, so
+ * it is sent again on a new connection.
+ */
+async function openStream(url: string, body: object): Promise<{start: number, stream: ReadableStream<Uint8Array>}> {
+    const request = () => fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)});
     let start = performance.now();
     let response: Response;
     try {
         response = await request();
     } catch {
-        // A kept-alive connection that the server closed while idle (llama-server closes them after 5 s) fails
-        // before any answer: the request never reached the server, so it is sent again on a new connection.
         start = performance.now();
         response = await request();
     }
     if (!response.ok || response.body == null)
         throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+    return {start, stream: response.body};
+}
+
+/** One streamed completion; its token count comes from `usage` (or llama-server's `timings`) in the last chunks. */
+export async function streamCompletion(url: string, body: object): Promise<StreamResult> {
+    const {start, stream} = await openStream(`${url}/v1/completions`, {...body, stream: true, stream_options: {include_usage: true}});
     let first = 0;
     let last = 0;
     let completionTokens: number | undefined;
     let textChunks = 0;
-    for await (const data of readSseData(response.body)) {
+    for await (const data of readSseData(stream)) {
         const chunk = data as Chunk;
         completionTokens = chunk.usage?.completion_tokens ?? chunk.timings?.predicted_n ?? completionTokens;
         if (chunk.choices?.[0]?.text) {
@@ -78,26 +82,11 @@ type ChatChunk = {choices?: {delta?: {content?: string | null, reasoning_content
 
 /** One streamed `/v1/chat/completions` request, read as raw SSE like {@link streamCompletion}. */
 export async function streamChat(url: string, body: object): Promise<ChatStreamResult> {
-    const request = () => fetch(`${url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {"content-type": "application/json"},
-        body: JSON.stringify({...body, stream: true})
-    });
-    let start = performance.now();
-    let response: Response;
-    try {
-        response = await request();
-    } catch {
-        // As in streamCompletion: a kept-alive connection the server closed while idle; the request never arrived.
-        start = performance.now();
-        response = await request();
-    }
-    if (!response.ok || response.body == null)
-        throw new Error(`HTTP ${response.status}: ${await response.text()}`);
+    const {start, stream} = await openStream(`${url}/v1/chat/completions`, {...body, stream: true});
     let first = 0;
     let text = "";
     let timings: ChatChunk["timings"];
-    for await (const data of readSseData(response.body)) {
+    for await (const data of readSseData(stream)) {
         const chunk = data as ChatChunk;
         timings = chunk.timings ?? timings;
         const delta = chunk.choices?.[0]?.delta;
