@@ -24,7 +24,7 @@ import {SlotScheduler} from "./SlotScheduler.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {callableTools} from "./toolCalls.js";
-import {placeImages} from "./vision/placeImages.js";
+import {placeImages, promptTokenCount} from "./vision/placeImages.js";
 import type {PlacedImage} from "./vision/placeImages.js";
 import {ImageProjector} from "./vision/ImageProjector.js";
 import type {ChatMessage, PromptImage, GenerationEvent, GenerationOptions, ResponseFormat, Timings, ToolDefinition, Usage} from "./types.js";
@@ -241,7 +241,7 @@ export class LoadedModel {
     /** A prompt's length as llama.cpp counts it, its images' tokens included (each made into tokens by the projector). */
     async promptTokenCount(prompt: Prompt, param = "messages"): Promise<number> {
         const placed = await this.#withImages(prompt, param);
-        return placed.tokens.length + (placed.placed ?? []).reduce((extra, {image}) => extra + image.tokens - image.positions, 0);
+        return promptTokenCount(placed.tokens, placed.placed ?? []);
     }
 
     /** Whether the model sees images, or why not. */

@@ -11,7 +11,7 @@ import type {SlotDecoder} from "./SlotDecoder.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
-import {prefixOutsideImages} from "./vision/placeImages.js";
+import {prefixOutsideImages, promptTokenCount} from "./vision/placeImages.js";
 import type {PlacedImage} from "./vision/placeImages.js";
 import {newToolCallId} from "./toolCalls.js";
 import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "./types.js";
@@ -100,7 +100,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     /** Where the images lie in `committed`. */
     let committedImages: readonly PlacedImage[] = job.images ?? [];
     // As llama.cpp counts them: an image's tokens, which can be more than the positions it takes (M-RoPE).
-    usage.promptTokens = prompt.length + committedImages.reduce((extra, {image}) => extra + image.tokens - image.positions, 0);
+    usage.promptTokens = promptTokenCount(prompt, committedImages);
     // At least one prompt token is evaluated again, to get the logits of the first new token; an image is kept whole or not at all.
     usage.cachedPromptTokens = await loop.truncate(sequence, prefixOutsideImages(Math.min(lease.cachedPrefixTokens, prompt.length - 1), committedImages));
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */

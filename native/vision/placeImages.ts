@@ -30,3 +30,8 @@ export function prefixOutsideImages(length: number, images: readonly PlacedImage
             return start;
     return length;
 }
+
+/** A prompt's length as llama.cpp counts it: its positions, plus what its images have in tokens beyond their positions (M-RoPE). */
+export function promptTokenCount(tokens: readonly unknown[], images: readonly PlacedImage[]): number {
+    return tokens.length + images.reduce((extra, {image}) => extra + image.tokens - image.positions, 0);
+}
