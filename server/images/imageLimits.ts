@@ -1,3 +1,5 @@
+import {maxWebpPixels} from "../../native/vision/decodeWebp.js";
+
 /**
  * What one image in a request may be. The bytes bound what a request makes the server hold (the body limit fits
  * several images of this size); the pixels bound what decoding one makes it allocate: llama.cpp decodes an image to
@@ -7,7 +9,8 @@
  */
 export const IMAGE_LIMITS = {
     maxBytes: 20 * 1024 * 1024,
-    maxPixels: 50_000_000,
+    // The engine's own bound on the images it decodes itself (WebP), so the edge never admits one the engine refuses.
+    maxPixels: maxWebpPixels,
     maxAspectRatio: 200
 } as const;
 
