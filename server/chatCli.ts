@@ -7,7 +7,7 @@ import {ImagesNotSupportedError} from "../native/errors.js";
 import {IMAGE_PLACEHOLDER} from "../native/types.js";
 import type {ChatMessage, ImageMimeType, PromptImage} from "../native/types.js";
 import {ConfigError} from "./config.js";
-import {withoutPlaceholders} from "./conversations/imagesFromDataUris.js";
+import {stripPlaceholders} from "./images/index.js";
 import {libraryCatalog} from "./startServer.js";
 
 const MIME_TYPES_BY_EXTENSION: Record<string, ImageMimeType> = {
@@ -49,7 +49,7 @@ export async function runChat(library: Library, name: string, prompt: string | u
         const model = lease.model;
         const messages: ChatMessage[] = [];
         const answer = async (line: string) => {
-            const text = withoutPlaceholders(line);
+            const text = stripPlaceholders(line);
             messages.push(images.length > 0 ? {role: "user", content: IMAGE_PLACEHOLDER.repeat(images.length) + text, images} : {role: "user", content: text});
             images = [];
             const generation = await model.start(model.chatPrompt(messages), {sampling: {}, stop: []});

@@ -12,7 +12,8 @@ import {RUNS_TRANSLATED_MODEL} from "../routeConfig.js";
 import {startRun} from "../upstreams/startRun.js";
 import {upstreamServing} from "../upstreams/upstreamServing.js";
 import type {Conversation, ConversationOptions, ConversationStore, Message} from "./ConversationStore.js";
-import {imagesFromDataUris, withoutPlaceholders} from "./imagesFromDataUris.js";
+import {stripPlaceholders} from "../images/index.js";
+import {imagesFromDataUris} from "./imagesFromDataUris.js";
 import {replyEncoder} from "./replyEncoder.js";
 
 /**
@@ -111,7 +112,7 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
             throw new InvalidRequestError("Only user messages have images", "images");
         // Checked in full before anything is stored: a bad image leaves the conversation as it was.
         const images = imagesFromDataUris(imageUris ?? []);
-        const content = withoutPlaceholders(request.body.content);
+        const content = stripPlaceholders(request.body.content);
         const message = conversations.addMessage(conversation.id, {...request.body, content, images});
         if (conversation.title === UNTITLED && role === "user" && conversation.messages.length === 0)
             conversations.update(conversation.id, {title: titleFrom(content, images.length)});
@@ -120,7 +121,7 @@ export async function conversationRoutes(app: FastifyInstance, {generation, conv
     });
 
     app.patch<{Params: MessageParams, Body: EditMessage}>("/api/conversations/:id/messages/:messageId", {schema: {body: EditMessage}}, async (request) =>
-        conversations.editMessage(find(request.params.id).id, request.params.messageId, withoutPlaceholders(request.body.content)) ?? notFound("message"));
+        conversations.editMessage(find(request.params.id).id, request.params.messageId, stripPlaceholders(request.body.content)) ?? notFound("message"));
 
     /** A message's image, by the sha256 its message lists: the same bytes for ever, so a browser may keep them. */
     app.get<{Params: ImageParams}>("/api/conversations/:id/images/:sha256", async (request, reply) => {

@@ -1,13 +1,13 @@
 import {InvalidImageError} from "../../native/errors.js";
-import {IMAGE_PLACEHOLDER} from "../../native/types.js";
 import type {ImageMimeType, PromptImage} from "../../native/types.js";
+import {checkImage} from "../images/index.js";
 
 const MIME_TYPES: readonly ImageMimeType[] = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp"];
 const DATA_URI = /^data:([^;,]+);base64,([A-Za-z0-9+/]*={0,2})$/;
 
 /**
- * A message's images as the app sends them: `data:image/…;base64,…` URIs, each of a type the engine decodes. Only
- * the URI's shape and label are checked here: what the bytes hold (format, dimensions) is the edge's image check's.
+ * A message's images as the app sends them: `data:image/…;base64,…` URIs, each of a type the engine decodes, whose
+ * bytes then pass the same check as every API's images (format against label, size, pixels).
  */
 export function imagesFromDataUris(uris: readonly string[], param = "images"): PromptImage[] {
     return uris.map((uri, index) => {
@@ -20,11 +20,6 @@ export function imagesFromDataUris(uris: readonly string[], param = "images"): P
         const data = Buffer.from(match[2]!, "base64");
         if (data.byteLength === 0)
             throw new InvalidImageError(`Image ${index + 1} is empty`, param);
-        return {data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), mimeType};
+        return checkImage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), {param: `${param}[${index}]`, declared: mimeType});
     });
-}
-
-/** A user's own text without IMAGE_PLACEHOLDERs, which mark where the images go and must only ever be Hearth's. */
-export function withoutPlaceholders(text: string): string {
-    return text.replaceAll(IMAGE_PLACEHOLDER, "");
 }
