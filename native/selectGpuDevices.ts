@@ -96,7 +96,8 @@ function probe(backend: SelectableBackend, env: NodeJS.ProcessEnv): Promise<Prob
             clearTimeout(timer);
             resolve({error: error.message});
         });
-        child.on("exit", (code, signal) => {
+        // "close", not "exit": the probe's last IPC message can still be unread when "exit" is emitted.
+        child.on("close", (code, signal) => {
             clearTimeout(timer);
             resolve(answer ?? {error: `the probe ended (${signal ?? `exit code ${code}`}) before it reported`});
         });

@@ -60,7 +60,8 @@ function inWorker(request: WorkerRequest, signal: AbortSignal | undefined): Prom
             else
                 reject(new BenchmarkError(`${path.basename(request.modelPath)}: ${message.error}`));
         });
-        worker.on("exit", (code, signal) => {
+        // "close", not "exit": a child's last IPC message can still be unread when "exit" is emitted.
+        worker.on("close", (code, signal) => {
             if (!answered)
                 reject(new BenchmarkError(`${path.basename(request.modelPath)}: the benchmark process ended (${signal ?? `exit code ${code}`}) before it reported${stderr ? `: ${stderr.trim()}` : ""}`));
         });
