@@ -156,7 +156,7 @@ export class DecodeLoop implements SlotDecoder {
         return new Promise((resolve) => {
             const edit = () => {
                 const cached = sequence.contextTokens.length;
-                if (length < cached && !this.#native.removeTokenCellsFromSequence(sequence.id, length, cached)) {
+                if (length < cached && !(this.#prefixKept(sequence.id, length) && this.#native.removeTokenCellsFromSequence(sequence.id, length, cached))) {
                     this.#native.disposeSequence(sequence.id);
                     length = 0;
                 }
@@ -168,6 +168,18 @@ export class DecodeLoop implements SlotDecoder {
             else
                 edit();
         });
+    }
+
+    /**
+     * A sliding-window cache (Gemma) drops positions that fell out of the window: a prefix is only of use when the
+     * window before its end is still there (the addon's loop and llama-server test the same).
+     */
+    #prefixKept(sequenceId: number, length: number): boolean {
+        const window = this.#model.fileInsights.swaSize ?? 0;
+        if (window <= 0 || length <= 0)
+            return true;
+        const first = this.#native.getSequenceKvCacheMinPosition(sequenceId);
+        return first <= 0 || first < length - window;
     }
 
     /** A member has at most one evaluation waiting (it asks again only once its token is back). */

@@ -24,7 +24,9 @@ export type NativeContext = {
     /** Drops positions [start, end) of a sequence from the KV cache; false when the cache cannot drop part of it. */
     removeTokenCellsFromSequence(sequenceId: number, start: number, end: number): boolean,
     /** Drops a whole sequence from the KV cache. */
-    disposeSequence(sequenceId: number): void
+    disposeSequence(sequenceId: number): void,
+    /** The first position a sequence still has in the KV cache (a sliding-window cache drops older ones); -1 when empty. */
+    getSequenceKvCacheMinPosition(sequenceId: number): number
 };
 
 export type NativeSampler = {
@@ -70,7 +72,7 @@ class AddonAccessError extends Error {
     }
 }
 
-const contextMethods = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "removeTokenCellsFromSequence", "disposeSequence"] as const;
+const contextMethods = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "removeTokenCellsFromSequence", "disposeSequence", "getSequenceKvCacheMinPosition"] as const;
 
 export function nativeContextOf(context: LlamaContext): NativeContext {
     const native = (context as unknown as Internals)._ctx;

@@ -569,10 +569,21 @@ private:
     // Called with mutex_ held, while no batch runs.
     int32_t ApplyEdit(const Edit& edit) {
         llama_memory_t memory = llama_get_memory(ctx_);
-        if (llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1))
+        if (PrefixKept(memory, edit.sequence, edit.keep) && llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1))
             return edit.keep;
         llama_memory_seq_rm(memory, edit.sequence, -1, -1);
         return 0;
+    }
+
+    // A sliding-window cache (Gemma) drops positions that fell out of the window: a prefix is only of use when the
+    // window before its end is still there, else the next token would attend to nothing (the same test as
+    // llama-server's before it reuses a slot's prompt).
+    bool PrefixKept(llama_memory_t memory, int32_t sequence, int32_t keep) const {
+        const int32_t window = llama_model_n_swa(llama_get_model(ctx_));
+        if (window <= 0 || keep <= 0)
+            return true;
+        const llama_pos first = llama_memory_seq_pos_min(memory, sequence);
+        return first <= 0 || first < keep - window;
     }
 
     // keepAlive(bool): while work is under way, the pending events keep Node.js running.
