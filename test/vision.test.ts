@@ -100,7 +100,7 @@ describe("vision on both decode loops", () => {
 });
 
 // The projector on Mesa's software Vulkan device and the text model on the CPU: with the text model's layers on lavapipe
-// too, an image's non-causal decode crashes inside the driver from time to time (see README, Images).
+// too, ggml's Vulkan kernels corrupt memory on that device from time to time, with or without images (see README, Images).
 describe("vision on a GPU backend (lavapipe)", () => {
     it("encodes images on the Vulkan device and gives the CPU's replies", async () => {
         const model = await visionModel();
