@@ -6,9 +6,10 @@ import path from "node:path";
 import {after, before, describe, it} from "node:test";
 import Database from "better-sqlite3";
 import {Ollama} from "ollama";
-import {HubClient, Library, sha256Of} from "../models/index.js";
+import {DownloadManager, HubClient, Library, sha256Of} from "../models/index.js";
 import {chooseProjector, findProjectorBeside} from "../models/findProjector.js";
 import {ConfigError} from "../server/config.js";
+import {eventually} from "./helpers/eventually.js";
 import {startFakeHub} from "./helpers/fakeHub.js";
 import type {FakeHub} from "./helpers/fakeHub.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
@@ -187,6 +188,44 @@ describe("projectors in the library", () => {
             assert.equal(library.get(name).projector?.path, PROJECTOR_IN_LIBRARY);
             assert.ok(existsSync(projectorPath));
         } finally {
+            library.close();
+        }
+    });
+
+    it("cancelling one quantization's download leaves the projector another one is downloading, which then sees", async () => {
+        // Small quantizations, so that the projector is most of the time a throttled pull takes.
+        const repo = "ggml-org/tiny-vision-GGUF";
+        const projector = await testModel("vision/mmproj-gemma4-vision-script.gguf");
+        await hub.addRepo({id: repo, files: [
+            {path: "tiny-vision-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")},
+            {path: "tiny-vision-Q4_0.gguf", source: await testModel("derived/stories260K-Q4_0.gguf")},
+            {path: "mmproj-tiny-vision-f16.gguf", source: projector}
+        ]});
+        const [q8, q4] = [`hf.co/${repo}:Q8_0`, `hf.co/${repo}:Q4_0`];
+        const library = await Library.open({home: await mkdtemp(path.join(os.tmpdir(), "hearth-projectors-")), hub: new HubClient({endpoint: hub.url})});
+        const downloads = new DownloadManager(library);
+        try {
+            hub.requests.length = 0;
+            hub.faults.bytesPerSecond = 300_000;
+            await downloads.start(q8);
+            await eventually(async () => assert.ok(hub.requests.some((request) => request.path.startsWith("/cdn/") && request.path.includes("mmproj")), "the Q8_0 pull is fetching the projector"));
+            await downloads.start(q4);
+            await downloads.cancel(q4);
+            assert.equal(library.find(q4), undefined);
+            assert.ok(!existsSync(path.join(library.modelsDir, "hf.co", repo, "tiny-vision-Q4_0.gguf")), "the cancelled quantization's own file is gone");
+
+            const done = await eventually(async () => {
+                const download = downloads.list().find((entry) => entry.name === q8)!;
+                assert.ok(download.status === "complete" || download.status === "failed", download.status);
+                return download;
+            }, 30_000);
+            assert.deepEqual([done.status, done.error], ["complete", undefined]);
+            const model = library.get(q8);
+            assert.equal(model.projector?.sha256, await sha256Of(projector));
+            assert.equal(await sha256Of(library.projectorPath(model)!), model.projector!.sha256, "the projector on disk verifies");
+        } finally {
+            hub.faults.bytesPerSecond = undefined;
+            await downloads.dispose();
             library.close();
         }
     });
