@@ -8,7 +8,7 @@ import type {ModelShape} from "./modelShape.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry, QuantFile} from "./quantization.js";
-import {findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
+import {chooseProjector, findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
@@ -144,6 +144,16 @@ export class Library {
     }
 
     /**
+     * A Hub repo's files as a pull takes them: its projectors without those a pull found not to be vision projectors
+     * (an audio model's mmproj), and the projector a pull brings chosen among the rest.
+     */
+    async repoFiles(repo: string): Promise<HubRepoFiles> {
+        const listing = await this.hub.repoFiles(repo);
+        const projectors = listing.projectors.filter((file) => this.#registry.refusedProjector(file.sha256) == null);
+        return projectors.length === listing.projectors.length ? listing : {...listing, projectors, projector: chooseProjector(projectors)};
+    }
+
+    /**
      * Pulls a Hub model into the library. A second pull of the same name joins the first and gets its
      * progress from then on; only the first one's signal cancels it.
      */
@@ -173,7 +183,7 @@ export class Library {
     async #pull(name: {owner: string, repo: string, quantization?: string}, {signal, onProgress}: PullOptions): Promise<LibraryModel> {
         const requested = formatModelName({kind: "hub", ...name});
         onProgress?.({status: "resolving", name: requested});
-        const listing = await this.hub.repoFiles(`${name.owner}/${name.repo}`);
+        const listing = await this.repoFiles(`${name.owner}/${name.repo}`);
         const entry = name.quantization != null
             ? listing.quantizations.find((candidate) => candidate.quantization === name.quantization)
             : defaultQuantization(listing.quantizations);
@@ -213,8 +223,12 @@ export class Library {
             const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
                 throw new InvalidGgufError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {downloaded: true});
             });
-            // An mmproj that is not a vision projector (an audio model's) is not kept: the model is served as text only.
-            const seeing = projector != null && await visionProjectorProblem(this.#inside(projector.path)) == null ? projector : undefined;
+            // An mmproj that is not a vision projector (an audio model's) is not kept: the model is served as text only,
+            // and the file is remembered as refused, so that the next pull neither takes it again nor waits for it.
+            const problem = projector != null ? await visionProjectorProblem(this.#inside(projector.path)) : undefined;
+            if (projector != null && problem != null)
+                this.#registry.refuseProjector(projector.sha256, problem);
+            const seeing = problem == null ? projector : undefined;
             const model: LibraryModel = {
                 name: canonical,
                 source: "hub",
