@@ -8,7 +8,7 @@ import type {ModelShape} from "./modelShape.js";
 import {formatModelName, localNameFor, parseModelName} from "./modelNames.js";
 import {defaultQuantization, parseSplitPart, splitPartPath, withoutSplitPart} from "./quantization.js";
 import type {QuantEntry, QuantFile} from "./quantization.js";
-import {findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
+import {chooseProjector, findProjectorBeside, visionProjectorProblem} from "./findProjector.js";
 import {readGgufSummary} from "./readGgufSummary.js";
 import {sha256Of} from "./sha256Of.js";
 import {readRemoteModelShape} from "./readModelShape.js";
@@ -64,6 +64,11 @@ export class Library {
     readonly #waiting: (() => void)[] = [];
     /** Files being downloaded, by destination: a projector two quantizations of a repo share is downloaded once. */
     readonly #fileDownloads = new Map<string, Promise<unknown>>();
+    /**
+     * The files (relative paths) each running pull brings, so that deleting another pull's files (a cancelled one's)
+     * leaves those it shares with a running one, such as its repo's projector, and their partial downloads.
+     */
+    readonly #pullingFiles = new Set<readonly string[]>();
 
     private constructor(options: LibraryOptions, registry: Registry) {
         this.home = path.resolve(options.home);
@@ -139,6 +144,16 @@ export class Library {
     }
 
     /**
+     * A Hub repo's files as a pull takes them: its projectors without those a pull found not to be vision projectors
+     * (an audio model's mmproj), and the projector a pull brings chosen among the rest.
+     */
+    async repoFiles(repo: string): Promise<HubRepoFiles> {
+        const listing = await this.hub.repoFiles(repo);
+        const projectors = listing.projectors.filter((file) => this.#registry.refusedProjector(file.sha256) == null);
+        return projectors.length === listing.projectors.length ? listing : {...listing, projectors, projector: chooseProjector(projectors)};
+    }
+
+    /**
      * Pulls a Hub model into the library. A second pull of the same name joins the first and gets its
      * progress from then on; only the first one's signal cancels it.
      */
@@ -168,7 +183,7 @@ export class Library {
     async #pull(name: {owner: string, repo: string, quantization?: string}, {signal, onProgress}: PullOptions): Promise<LibraryModel> {
         const requested = formatModelName({kind: "hub", ...name});
         onProgress?.({status: "resolving", name: requested});
-        const listing = await this.hub.repoFiles(`${name.owner}/${name.repo}`);
+        const listing = await this.repoFiles(`${name.owner}/${name.repo}`);
         const entry = name.quantization != null
             ? listing.quantizations.find((candidate) => candidate.quantization === name.quantization)
             : defaultQuantization(listing.quantizations);
@@ -188,42 +203,55 @@ export class Library {
         const files = entry.files.map(inLibrary);
         const projector = listing.projector != null ? inLibrary(listing.projector) : undefined;
         const downloads = [...entry.files, ...listing.projector != null ? [listing.projector] : []].map((file) => ({repoPath: file.path, file: inLibrary(file)}));
-        await this.#checkDiskSpace(canonical, downloads.map((download) => download.file));
-
-        if (signal?.aborted)
-            throw new DownloadCancelledError(canonical);
-        const modelTotalBytes = downloads.reduce((sum, download) => sum + download.file.sizeBytes, 0);
-        onProgress?.({status: "queued", name: canonical, files: downloads.map((download) => download.file.path), modelTotalBytes});
-        await this.#downloadSlot(canonical, signal);
+        // Claimed until the model is recorded: deleting a cancelled pull's files must leave those this pull shares with it.
+        const claimed = downloads.map((download) => download.file.path);
+        this.#pullingFiles.add(claimed);
         try {
-            await this.#download(canonical, listing.repo, listing.commit, downloads, files.length, {signal, onProgress});
+            await this.#checkDiskSpace(canonical, downloads.map((download) => download.file));
+
+            if (signal?.aborted)
+                throw new DownloadCancelledError(canonical);
+            const modelTotalBytes = downloads.reduce((sum, download) => sum + download.file.sizeBytes, 0);
+            onProgress?.({status: "queued", name: canonical, files: downloads.map((download) => download.file.path), modelTotalBytes});
+            await this.#downloadSlot(canonical, signal);
+            try {
+                await this.#download(canonical, listing.repo, listing.commit, downloads, files.length, {signal, onProgress});
+            } finally {
+                this.#releaseDownloadSlot();
+            }
+            onProgress?.({status: "verifying", name: canonical});
+            const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
+                throw new InvalidGgufError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {downloaded: true});
+            });
+            // An mmproj that is not a vision projector (an audio model's) is not kept: the model is served as text only,
+            // and the file is remembered as refused, so that the next pull neither takes it again nor waits for it.
+            const problem = projector != null ? await visionProjectorProblem(this.#inside(projector.path)) : undefined;
+            if (projector != null && problem != null)
+                this.#registry.refuseProjector(projector.sha256, problem);
+            const seeing = problem == null ? projector : undefined;
+            const model: LibraryModel = {
+                name: canonical,
+                source: "hub",
+                repo: listing.repo,
+                commit: listing.commit,
+                quantization: entry.quantization,
+                files,
+                sizeBytes: entry.sizeBytes,
+                sha256: files[0]!.sha256,
+                ...seeing != null ? {projector: seeing} : {},
+                gguf,
+                createdAt: new Date().toISOString()
+            };
+            this.#registry.put(model);
+            // Recorded: what it keeps is kept as the library's, and what it does not keep is no longer its to hold.
+            this.#pullingFiles.delete(claimed);
+            if (projector != null && seeing == null)
+                await this.deleteFiles([projector.path]);
+            onProgress?.({status: "success", name: canonical, model});
+            return model;
         } finally {
-            this.#releaseDownloadSlot();
+            this.#pullingFiles.delete(claimed);
         }
-        onProgress?.({status: "verifying", name: canonical});
-        const gguf = await readGgufSummary(this.#inside(files[0]!.path)).catch((error: Error) => {
-            throw new InvalidGgufError(`${canonical} downloaded and matched its sha256, but it is not a readable GGUF model: ${error.message}`, {downloaded: true});
-        });
-        // An mmproj that is not a vision projector (an audio model's) is not kept: the model is served as text only.
-        const seeing = projector != null && await visionProjectorProblem(this.#inside(projector.path)) == null ? projector : undefined;
-        const model: LibraryModel = {
-            name: canonical,
-            source: "hub",
-            repo: listing.repo,
-            commit: listing.commit,
-            quantization: entry.quantization,
-            files,
-            sizeBytes: entry.sizeBytes,
-            sha256: files[0]!.sha256,
-            ...seeing != null ? {projector: seeing} : {},
-            gguf,
-            createdAt: new Date().toISOString()
-        };
-        this.#registry.put(model);
-        if (projector != null && seeing == null)
-            await this.deleteFiles([projector.path]);
-        onProgress?.({status: "success", name: canonical, model});
-        return model;
     }
 
     /** Downloads a model's files (`repoPath`: where each is in the repo; its `partCount` parts, then its projector), in order, each with its progress. */
@@ -373,13 +401,17 @@ export class Library {
     }
 
     /**
-     * Deletes files and any partial download of them, keeping those a model in the library still uses, then
-     * folders left empty. `files` are paths relative to the models folder, as a pull's `queued` progress and
-     * the registry give them.
+     * Deletes files and any partial download of them, keeping those a model in the library still uses and those a
+     * running pull is bringing, then folders left empty. `files` are paths relative to the models folder, as a pull's
+     * `queued` progress and the registry give them.
      */
     async deleteFiles(files: readonly string[]): Promise<void> {
         const used = new Set(this.list().flatMap((model) => [...model.files, ...model.projector != null ? [model.projector] : []].map((file) => file.path)));
+        const pulling = new Set([...this.#pullingFiles].flat());
         for (const file of files) {
+            // A running pull is bringing it too (a projector two quantizations share): its partial download is that pull's.
+            if (pulling.has(file))
+                continue;
             const absolute = this.#inside(file);
             await rm(`${absolute}.partial`, {force: true});
             await rm(`${absolute}.partial.json`, {force: true});

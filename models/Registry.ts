@@ -61,7 +61,12 @@ const MIGRATIONS = [
     // A model's vision projector (mmproj), relative to the models folder as files_json's paths are.
     `ALTER TABLE models ADD COLUMN projector_path TEXT;
     ALTER TABLE models ADD COLUMN projector_size_bytes INTEGER;
-    ALTER TABLE models ADD COLUMN projector_sha256 TEXT`
+    ALTER TABLE models ADD COLUMN projector_sha256 TEXT`,
+    // Hub mmproj files a pull found not to be vision projectors (an audio model's), by sha256, so no pull takes them again.
+    `CREATE TABLE refused_projectors (
+        sha256 TEXT PRIMARY KEY,
+        reason TEXT NOT NULL
+    ) STRICT`
 ];
 
 /** The library's rows, in SQLite (WAL, so a CLI and a running server can share it). */
@@ -105,6 +110,15 @@ export class Registry {
 
     putShape(sha256: string, shape: ModelShape): void {
         this.#db.prepare("INSERT OR REPLACE INTO gguf_shapes (sha256, shape_json) VALUES (?, ?)").run(sha256, JSON.stringify(shape));
+    }
+
+    /** Why a projector file (by its sha256) was found not to be a vision projector, or undefined when it was not. */
+    refusedProjector(sha256: string): string | undefined {
+        return (this.#db.prepare("SELECT reason FROM refused_projectors WHERE sha256 = ?").get(sha256) as {reason: string} | undefined)?.reason;
+    }
+
+    refuseProjector(sha256: string, reason: string): void {
+        this.#db.prepare("INSERT OR REPLACE INTO refused_projectors (sha256, reason) VALUES (?, ?)").run(sha256, reason);
     }
 
     close(): void {

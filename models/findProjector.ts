@@ -36,7 +36,8 @@ export async function visionProjectorProblem(file: string): Promise<string | und
 }
 
 /**
- * The projector to use among several of one model. In order:
+ * The projector to use among several of one model. Those whose name says they are for audio (`mmproj-…-audio-….gguf`)
+ * come only when there is no other: a repo may publish an audio encoder's beside its vision one. Then, in order:
  * 1. one whose name carries the model's own base name (`mmproj-gemma-3-4b-it-f16.gguf` beside `gemma-3-4b-it-Q4_K_M.gguf`),
  *    when the folder holds projectors of several models;
  * 2. the smallest F16 or BF16 one: the precision projectors are published in (llama.cpp converts them to F16), and
@@ -50,6 +51,9 @@ export function chooseProjector<T extends {path: string, sizeBytes: number}>(can
     if (candidates.length <= 1)
         return candidates[0];
     let pool = [...candidates].sort((a, b) => a.sizeBytes - b.sizeBytes || a.path.localeCompare(b.path));
+    const notAudio = pool.filter((candidate) => !/audio/i.test(path.basename(candidate.path)));
+    if (notAudio.length > 0)
+        pool = notAudio;
     const base = modelFile != null ? modelBaseName(modelFile) : "";
     if (base.length >= 3) {
         const named = pool.filter((candidate) => normalized(path.basename(candidate.path)).includes(base));

@@ -1,31 +1,43 @@
-import {readFile} from "node:fs/promises";
+import {readFile, stat} from "node:fs/promises";
 import path from "node:path";
 import {createInterface} from "node:readline/promises";
 import type {Library} from "../models/index.js";
 import {Engine} from "../native/Engine.js";
-import {ImagesNotSupportedError} from "../native/errors.js";
+import {ImagesNotSupportedError, InvalidImageError} from "../native/errors.js";
 import {IMAGE_PLACEHOLDER} from "../native/types.js";
 import type {ChatMessage, ImageMimeType, PromptImage} from "../native/types.js";
 import {ConfigError} from "./config.js";
-import {stripPlaceholders} from "./images/index.js";
+import {checkImage, checkImageSize, stripPlaceholders} from "./images/index.js";
 import {libraryCatalog} from "./startServer.js";
 
 const MIME_TYPES_BY_EXTENSION: Record<string, ImageMimeType> = {
     ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"
 };
 
-/** `--image` files as the engine takes them, read before a model is loaded so that a typo fails at once. */
+/**
+ * `--image` files as the engine takes them, read before a model is loaded so that a typo fails at once, and checked as
+ * every API checks an image (its name stands for the type a client declares), so a file the server would refuse with
+ * a 400 is a usage error here rather than a failure inside the engine.
+ */
 async function readImages(files: readonly string[]): Promise<PromptImage[]> {
     return await Promise.all(files.map(async (file) => {
         const mimeType = MIME_TYPES_BY_EXTENSION[path.extname(file).toLowerCase()];
         if (mimeType == null)
             throw new ConfigError(`--image ${file}: not a PNG, JPEG, WebP, GIF or BMP file (by its name)`);
+        const param = `--image ${file}`;
+        let data: Uint8Array;
         try {
-            return {data: new Uint8Array(await readFile(file)), mimeType};
+            const {size} = await stat(file);
+            // Refused by its size before it is read: a multi-gigabyte file by mistake must not be loaded into memory.
+            checkImageSize(size, param);
+            data = new Uint8Array(await readFile(file));
         } catch (error) {
+            if (error instanceof InvalidImageError)
+                throw error;
             const code = (error as NodeJS.ErrnoException).code;
-            throw new ConfigError(code === "ENOENT" ? `--image ${file}: no such file` : `--image ${file}: ${(error as Error).message}`);
+            throw new ConfigError(code === "ENOENT" ? `${param}: no such file` : `${param}: ${(error as Error).message}`);
         }
+        return checkImage(data, {param, declared: mimeType});
     }));
 }
 

@@ -101,7 +101,7 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
             [`hf.co/${model.id}${model.gated ? " (gated)" : ""}`, String(model.downloads), String(model.likes), model.updatedAt.slice(0, 10)])]));
     }},
     files: {required: 1, run: async (library, args) => {
-        const listing = await library.hub.repoFiles(args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, ""));
+        const listing = await library.repoFiles(args[0]!.replace(/^(https?:\/\/)?(hf\.co|huggingface\.co)\//i, ""));
         const chosen = defaultQuantization(listing.quantizations);
         // Every quantization of a repo with a projector can see: a pull brings the projector along.
         const vision = listing.projector != null ? `yes (+${formatBytes(listing.projector.sizeBytes)})` : "no";

@@ -6,8 +6,11 @@ import path from "node:path";
 import {after, before, describe, it} from "node:test";
 import {InvalidImageError} from "../native/errors.js";
 import {decodeWebp, maxWebpPixels, type DecodedImage} from "../native/vision/decodeWebp.js";
+import {decodeWebpInWorker} from "../native/vision/decodeWebpInWorker.js";
 import {readPng} from "./helpers/readPng.js";
 import {testModelsDir} from "./helpers/testModels.js";
+import {startTestServer} from "./helpers/testServer.js";
+import type {TestServer} from "./helpers/testServer.js";
 
 /**
  * WebP files are made at test time from the vision fixture's PNGs by libwebp's own tools (Debian's `webp` package:
@@ -196,6 +199,122 @@ describe("WebP decoding", () => {
         vp8x.writeUIntLE(9999, 4, 3);
         vp8x.writeUIntLE(9999, 7, 3);
         assert.throws(() => decodeWebp(riff(["VP8X", vp8x])), (error: unknown) => error instanceof InvalidImageError && /10000×10000 pixels/.test(error.message));
+    });
+});
+
+/** A large lossy WebP file of `width`×`height` pixels (a gradient), made quickly: long to decode, quick to encode. */
+function largeWebp(width: number, height: number): Uint8Array {
+    const pixels = Buffer.alloc(width * height * 3);
+    for (let at = 0, pixel = 0; at < pixels.length; at += 3, pixel++) {
+        pixels[at] = pixel % 251;
+        pixels[at + 1] = Math.floor(pixel / width) % 253;
+        pixels[at + 2] = 128;
+    }
+    const source = path.join(folder, `large-${width}x${height}.ppm`);
+    writeFileSync(source, Buffer.concat([Buffer.from(`P6\n${width} ${height}\n255\n`), pixels]));
+    return cwebp(source, "-quiet", "-q", "50", "-m", "0");
+}
+
+/** How long, at most, the event loop was held up while `work` ran: the longest gap between ticks of a 1 ms timer. */
+async function longestStall<T>(work: () => Promise<T>): Promise<{result: T, stallMs: number}> {
+    let stallMs = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+        const now = performance.now();
+        stallMs = Math.max(stallMs, now - last);
+        last = now;
+    }, 1);
+    try {
+        const result = await work();
+        return {result, stallMs: Math.max(stallMs, performance.now() - last)};
+    } finally {
+        clearInterval(timer);
+    }
+}
+
+describe("WebP decoding on a thread of its own", () => {
+    before(() => {
+        folder = mkdtempSync(path.join(os.tmpdir(), "hearth-webp-thread-"));
+    });
+    after(() => rmSync(folder, {recursive: true, force: true}));
+
+    it("gives the same pixels and the same InvalidImageError, and leaves the event loop free meanwhile", async () => {
+        const lossless = cwebp("checker.png", "-lossless", "-exact");
+        const image = await decodeWebpInWorker(lossless);
+        assert.deepEqual([image.width, image.height], [64, 64]);
+        assert.ok(Buffer.from(image.pixels).equals(Buffer.from(decodeWebp(lossless).pixels)));
+        const lossy = cwebp("checker.png", "-q", "90");
+        for (const [what, file] of [["truncated", lossy.subarray(0, lossy.length >> 1)], ["cut short", withBitstreamCut(lossy)], ["a PNG", readFileSync(path.join(images, "red.png"))]] as const) {
+            const message = (() => {
+                try {
+                    decodeWebp(file);
+                } catch (error) {
+                    return (error as Error).message;
+                }
+                throw new Error(`${what} decoded`);
+            })();
+            await assert.rejects(decodeWebpInWorker(file), (error: unknown) => error instanceof InvalidImageError && error.message === message, what);
+        }
+        assert.ok(Buffer.from(lossless).equals(cwebp("checker.png", "-lossless", "-exact")), "the caller's bytes are left as they were");
+
+        const large = largeWebp(4000, 3000);
+        const onTheLoop = await longestStall(async () => decodeWebp(large));
+        const onItsThread = await longestStall(() => decodeWebpInWorker(large));
+        assert.ok(Buffer.from(onItsThread.result.pixels).equals(Buffer.from(onTheLoop.result.pixels)), "the same pixels");
+        assert.ok(onTheLoop.stallMs > 200, `decoding 12 megapixels on the event loop holds it up (${onTheLoop.stallMs.toFixed(0)} ms)`);
+        assert.ok(onItsThread.stallMs < onTheLoop.stallMs / 4,
+            `on its thread the event loop is held up ${onItsThread.stallMs.toFixed(0)} ms at most, against ${onTheLoop.stallMs.toFixed(0)} ms`);
+    });
+});
+
+describe("WebP images on the server", () => {
+    let server: TestServer;
+    const model = "gemma4-vision-script";
+    const ask = (webp: Uint8Array) => fetch(`${server.baseURL}/chat/completions`, {
+        method: "POST", headers: {"content-type": "application/json"},
+        body: JSON.stringify({model, max_tokens: 16, temperature: 0, messages: [{role: "user", content: [
+            {type: "image_url", image_url: {url: `data:image/webp;base64,${Buffer.from(webp).toString("base64")}`}},
+            {type: "text", text: "What colour is this image?"}
+        ]}]})
+    });
+    before(async () => {
+        folder = mkdtempSync(path.join(os.tmpdir(), "hearth-webp-server-"));
+        server = await startTestServer({modelFiles: [`vision/${model}.gguf`], ctxSize: 4096, parallel: 2});
+    });
+    after(async () => {
+        await server?.close();
+        rmSync(folder, {recursive: true, force: true});
+    });
+
+    it("sees a WebP image as its PNG, refuses a corrupt one with a 400, and answers /health while a large one is decoded", async () => {
+        const red = await ask(cwebp("red.png", "-lossless"));
+        assert.equal(red.status, 200);
+        assert.equal(((await red.json()) as {choices: {message: {content: string}}[]}).choices[0]!.message.content, "The image is red.");
+
+        const corrupt = await ask(withBitstreamCut(cwebp("checker.png", "-q", "90")));
+        assert.equal(corrupt.status, 400);
+        const refusal = (await corrupt.json()) as {error: {code: string, message: string}};
+        assert.equal(refusal.error.code, "invalid_image");
+        assert.match(refusal.error.message, /corrupt: libwebp could not decode it/);
+
+        const large = largeWebp(4000, 3000);
+        const onTheLoop = await longestStall(async () => decodeWebp(large));
+        let answered = false;
+        const asked = ask(large).then(async (response) => {
+            answered = true;
+            return response;
+        });
+        const healthMs: number[] = [];
+        while (!answered) {
+            const start = performance.now();
+            assert.equal((await fetch(`${server.url}/health`)).status, 200);
+            healthMs.push(performance.now() - start);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assert.equal((await asked).status, 200);
+        assert.ok(healthMs.length > 3, `/health was asked ${healthMs.length} times while the image was decoded and seen`);
+        assert.ok(Math.max(...healthMs) < onTheLoop.stallMs / 3,
+            `/health answered within ${Math.max(...healthMs).toFixed(0)} ms, against ${onTheLoop.stallMs.toFixed(0)} ms to decode the image on the event loop`);
     });
 });
 

@@ -6,9 +6,10 @@ import path from "node:path";
 import {after, before, describe, it} from "node:test";
 import Database from "better-sqlite3";
 import {Ollama} from "ollama";
-import {HubClient, Library, sha256Of} from "../models/index.js";
+import {DownloadManager, HubClient, Library, sha256Of} from "../models/index.js";
 import {chooseProjector, findProjectorBeside} from "../models/findProjector.js";
 import {ConfigError} from "../server/config.js";
+import {eventually} from "./helpers/eventually.js";
 import {startFakeHub} from "./helpers/fakeHub.js";
 import type {FakeHub} from "./helpers/fakeHub.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
@@ -38,6 +39,20 @@ async function fakeHubWithVision(): Promise<FakeHub> {
             {path: "README.md", source: Buffer.from("# gemma-3-4b-it\n")}
         ]
     }, {id: STORIES, files: [{path: "stories260K-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")}]}]);
+}
+
+/** An audio model's projector as llama.cpp's converter writes its header: architecture `clip`, an audio encoder and no vision one (no tensors). */
+function audioProjector(): Buffer {
+    const u32 = (value: number) => Buffer.from(new Uint32Array([value]).buffer);
+    const u64 = (value: number) => Buffer.from(new BigUint64Array([BigInt(value)]).buffer);
+    const text = (value: string) => Buffer.concat([u64(Buffer.byteLength(value)), Buffer.from(value)]);
+    const [stringType, boolType] = [8, 7];
+    return Buffer.concat([
+        Buffer.from("GGUF"), u32(3), u64(0), u64(3),
+        text("general.architecture"), u32(stringType), text("clip"),
+        text("clip.has_audio_encoder"), u32(boolType), Buffer.from([1]),
+        text("clip.has_vision_encoder"), u32(boolType), Buffer.from([0])
+    ]);
 }
 
 /** Every file under a folder, relative to it. */
@@ -172,7 +187,8 @@ describe("projectors in the library", () => {
         library.close();
         // The registry as the schema before projectors left it, and the library without the projector's file.
         const db = new Database(path.join(home, "library.db"));
-        db.exec("ALTER TABLE models DROP COLUMN projector_path; ALTER TABLE models DROP COLUMN projector_size_bytes; ALTER TABLE models DROP COLUMN projector_sha256");
+        db.exec("ALTER TABLE models DROP COLUMN projector_path; ALTER TABLE models DROP COLUMN projector_size_bytes; ALTER TABLE models DROP COLUMN projector_sha256; " +
+            "DROP TABLE refused_projectors");
         db.pragma("user_version = 2");
         db.close();
         await rm(projectorPath);
@@ -189,6 +205,85 @@ describe("projectors in the library", () => {
         } finally {
             library.close();
         }
+    });
+
+    it("cancelling one quantization's download leaves the projector another one is downloading, which then sees", async () => {
+        // Small quantizations, so that the projector is most of the time a throttled pull takes.
+        const repo = "ggml-org/tiny-vision-GGUF";
+        const projector = await testModel("vision/mmproj-gemma4-vision-script.gguf");
+        await hub.addRepo({id: repo, files: [
+            {path: "tiny-vision-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")},
+            {path: "tiny-vision-Q4_0.gguf", source: await testModel("derived/stories260K-Q4_0.gguf")},
+            {path: "mmproj-tiny-vision-f16.gguf", source: projector}
+        ]});
+        const [q8, q4] = [`hf.co/${repo}:Q8_0`, `hf.co/${repo}:Q4_0`];
+        const library = await Library.open({home: await mkdtemp(path.join(os.tmpdir(), "hearth-projectors-")), hub: new HubClient({endpoint: hub.url})});
+        const downloads = new DownloadManager(library);
+        try {
+            hub.requests.length = 0;
+            hub.faults.bytesPerSecond = 300_000;
+            await downloads.start(q8);
+            await eventually(async () => assert.ok(hub.requests.some((request) => request.path.startsWith("/cdn/") && request.path.includes("mmproj")), "the Q8_0 pull is fetching the projector"));
+            await downloads.start(q4);
+            await downloads.cancel(q4);
+            assert.equal(library.find(q4), undefined);
+            assert.ok(!existsSync(path.join(library.modelsDir, "hf.co", repo, "tiny-vision-Q4_0.gguf")), "the cancelled quantization's own file is gone");
+
+            const done = await eventually(async () => {
+                const download = downloads.list().find((entry) => entry.name === q8)!;
+                assert.ok(download.status === "complete" || download.status === "failed", download.status);
+                return download;
+            }, 30_000);
+            assert.deepEqual([done.status, done.error], ["complete", undefined]);
+            const model = library.get(q8);
+            assert.equal(model.projector?.sha256, await sha256Of(projector));
+            assert.equal(await sha256Of(library.projectorPath(model)!), model.projector!.sha256, "the projector on disk verifies");
+        } finally {
+            hub.faults.bytesPerSecond = undefined;
+            await downloads.dispose();
+            library.close();
+        }
+    });
+
+    it("an audio model's mmproj is fetched once, found to see nothing, and then neither listed nor fetched again; a name that says audio is passed over", async () => {
+        const repo = "ggml-org/tiny-voice-GGUF";
+        await hub.addRepo({id: repo, files: [
+            {path: "tiny-voice-Q8_0.gguf", source: await testModel("derived/stories260K-Q8_0.gguf")},
+            // Named as ultravox's is: nothing in the name says it has no vision encoder; its header does.
+            {path: "mmproj-tiny-voice-f16.gguf", source: audioProjector()}
+        ]});
+        const name = `hf.co/${repo}:Q8_0`;
+        const home = await mkdtemp(path.join(os.tmpdir(), "hearth-projectors-"));
+        const projectorFetches = () => hub.requests.filter((request) => request.path.startsWith("/cdn/") && request.path.includes("mmproj")).length;
+        let library = await Library.open({home, hub: new HubClient({endpoint: hub.url})});
+        try {
+            hub.requests.length = 0;
+            assert.equal((await library.pull(name)).projector, undefined, "the model is served as text only");
+            assert.equal(projectorFetches(), 1);
+            assert.deepEqual(await filesUnder(library.modelsDir), [`hf.co/${repo}/tiny-voice-Q8_0.gguf`], "the audio projector is not kept");
+            const listing = await library.repoFiles(repo);
+            assert.deepEqual([listing.projector, listing.projectors], [undefined, []], "the listing no longer offers it");
+            hub.requests.length = 0;
+            assert.equal((await library.pull(name)).projector, undefined);
+            assert.deepEqual(hub.requests.filter((request) => request.path.startsWith("/cdn/")), [], "a second pull fetches nothing");
+        } finally {
+            library.close();
+        }
+        library = await Library.open({home, hub: new HubClient({endpoint: hub.url})});
+        try {
+            hub.requests.length = 0;
+            await library.pull(name);
+            assert.equal(projectorFetches(), 0, "nor after the library is opened again");
+        } finally {
+            library.close();
+        }
+        const files = await spawnHearth(["files", repo], {HEARTH_HOME: home, HF_ENDPOINT: hub.url}).exited;
+        assert.equal(files.code, 0, files.stderr);
+        assert.match(files.stdout, /^hf\.co\/ggml-org\/tiny-voice-GGUF:Q8_0 \(default\)\s+Q8_0\s+\S+ KB\s+1\s+no$/m);
+
+        const audio = {path: "mmproj-model-audio-f16.gguf", sizeBytes: 1};
+        assert.equal(chooseProjector([audio, {path: "mmproj-model-f16.gguf", sizeBytes: 2}])?.path, "mmproj-model-f16.gguf", "the vision one, though larger");
+        assert.equal(chooseProjector([audio, {path: "mmproj-model-audio-Q8_0.gguf", sizeBytes: 1}])?.path, audio.path, "an audio one when there is no other");
     });
 
     it("hearth pull brings the projector with progress, the model sees in hearth run, hearth files and show say so, hearth rm removes both", async () => {

@@ -3,7 +3,7 @@ import type {Token} from "node-llama-cpp";
 import {InvalidImageError} from "../errors.js";
 import type {AddonProjector, VisionAddon} from "../NativeDecodeLoop.js";
 import type {PromptImage} from "../types.js";
-import {decodeWebp} from "./decodeWebp.js";
+import {decodeWebpInWorker} from "./decodeWebpInWorker.js";
 
 /** An image made ready for a model: its image tokens (a libmtmd chunk) and the text tokens libmtmd puts around them. */
 export type ProjectedImage = {
@@ -79,8 +79,9 @@ export class ImageProjector {
     async #project(id: string, image: PromptImage, param: string): Promise<ProjectedImage> {
         let parts;
         try {
-            // libmtmd reads PNG, JPEG, GIF and BMP itself (stb_image, as llama.cpp's tools do); WebP is decoded here.
-            parts = await this.native.tokenize(image.mimeType === "image/webp" ? {...decodeWebp(image.data), id} : {data: image.data});
+            // libmtmd reads PNG, JPEG, GIF and BMP itself (stb_image, as llama.cpp's tools do); WebP is decoded here,
+            // on a thread of its own.
+            parts = await this.native.tokenize(image.mimeType === "image/webp" ? {...await decodeWebpInWorker(image.data), id} : {data: image.data});
         } catch (error) {
             throw new InvalidImageError(`The image (${image.mimeType}) could not be read: ${(error as Error).message}`, param);
         }

@@ -14,8 +14,11 @@ export type AppliedEdit =
 
 export type EditedMessages = {messages: MessageParam[], applied: AppliedEdit[]};
 
-/** The prompt's length in tokens for these messages; absent where no tokenizer is at hand (an upstream's model). */
-export type CountTokens = (messages: readonly MessageParam[]) => number;
+/**
+ * The prompt's length in tokens for these messages, as its usage will count it (its images' tokens too, which only the
+ * model's projector knows); absent where no tokenizer is at hand (an upstream's model).
+ */
+export type CountTokens = (messages: readonly MessageParam[]) => Promise<number>;
 
 /** What replaces a cleared tool result, so the model knows something was there. */
 export const CLEARED_TOOL_RESULT = "[This tool result was cleared to save context.]";
@@ -88,33 +91,33 @@ function clearToolUses(messages: MessageParam[], uses: readonly {id: string, nam
  * `context_management.applied_edits`). Without `count`, the token thresholds cannot be weighed: a tool-use
  * clearing triggered by input tokens is left out, and cleared tokens are reported as 0.
  */
-export function applyContextEdits(original: readonly MessageParam[], management: ContextManagementParam | null | undefined, count?: CountTokens): EditedMessages {
+export async function applyContextEdits(original: readonly MessageParam[], management: ContextManagementParam | null | undefined, count?: CountTokens): Promise<EditedMessages> {
     let messages = [...original];
     const applied: AppliedEdit[] = [];
-    (management?.edits ?? []).forEach((edit: Record<string, unknown>, index) => {
+    for (const [index, edit] of (management?.edits ?? []).entries() as Iterable<[number, Record<string, unknown>]>) {
         const before = messages;
         if (edit.type === "clear_thinking_20251015") {
             const result = clearThinking(messages, thinkingTurnsKept(edit, index));
             if (result.cleared === 0)
-                return;
+                continue;
             messages = result.messages;
-            applied.push({type: "clear_thinking_20251015", cleared_thinking_turns: result.cleared, cleared_input_tokens: count != null ? count(before) - count(messages) : 0});
+            applied.push({type: "clear_thinking_20251015", cleared_thinking_turns: result.cleared, cleared_input_tokens: count != null ? await count(before) - await count(messages) : 0});
         } else if (edit.type === "clear_tool_uses_20250919") {
             const trigger = threshold(edit, "trigger", ["input_tokens", "tool_uses"], index) ?? {type: "input_tokens", value: 100_000};
             const atLeast = threshold(edit, "clear_at_least", ["input_tokens"], index);
             const {all, clearable} = clearableToolUses(messages, edit, index);
             if (clearable.length === 0 || ((trigger.type === "input_tokens" || atLeast != null) && count == null))
-                return;
-            const tokensBefore = count?.(messages);
+                continue;
+            const tokensBefore = count != null ? await count(messages) : undefined;
             if (trigger.type === "tool_uses" ? all <= trigger.value : tokensBefore! <= trigger.value)
-                return;
+                continue;
             const cleared = clearToolUses(messages, clearable, edit.clear_tool_inputs);
-            const clearedTokens = tokensBefore != null ? tokensBefore - count!(cleared) : 0;
+            const clearedTokens = tokensBefore != null ? tokensBefore - await count!(cleared) : 0;
             if (atLeast != null && clearedTokens < atLeast.value)
-                return;
+                continue;
             messages = cleared;
             applied.push({type: "clear_tool_uses_20250919", cleared_tool_uses: clearable.length, cleared_input_tokens: clearedTokens});
         }
-    });
+    }
     return {messages, applied};
 }

@@ -19,9 +19,12 @@ import {messageId, messagesGenerationOptions, promptOptions, showsThinking, toCh
 import type {LoadedModel} from "../../native/LoadedModel.js";
 import type {RequestOptions} from "../generation/index.js";
 
-/** A prompt's length on a local model, for the context edits' token thresholds. */
+/**
+ * A prompt's length on a local model as its usage counts it, images' tokens included: for the context edits' token
+ * thresholds, `count_tokens` and `message_start`, which must agree with the reply's final usage.
+ */
 function tokenCounter(model: LoadedModel, system: SystemParam | undefined, options: RequestOptions, images: MessageImages): CountTokens {
-    return (messages) => model.chatPrompt(toChatMessages(system, messages, images), options).tokens.length;
+    return (messages) => model.promptTokenCount(model.chatPrompt(toChatMessages(system, messages, images), options));
 }
 
 /**
@@ -39,17 +42,17 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const body = request.body;
         const options = messagesGenerationOptions(body);
         // An upstream's model has no tokenizer here: its edits are those that need no token count.
-        let edited = applyContextEdits(body.messages, body.context_management);
+        let edited = await applyContextEdits(body.messages, body.context_management);
         // An upstream's prompt length is known only from its usage at the end: message_start says 0, message_delta the count.
         let promptTokens = 0;
         const images = await readMessageImages(body.messages, generation.images, clientAbortSignal(reply));
         const run = await startRun(generation, request, reply, {
             model: body.model,
             ...images.size > 0 ? {imagesParam: "messages"} : {},
-            inputs: (model) => {
-                edited = applyContextEdits(body.messages, body.context_management, tokenCounter(model, body.system, options, images));
+            inputs: async (model) => {
+                edited = await applyContextEdits(body.messages, body.context_management, tokenCounter(model, body.system, options, images));
                 const prompt = model.chatPrompt(toChatMessages(body.system, edited.messages, images), options);
-                promptTokens = prompt.tokens.length;
+                promptTokens = await model.promptTokenCount(prompt);
                 return [{prompt, options, promptParam: "messages"}];
             },
             upstream: {prompt: {messages: toChatMessages(body.system, edited.messages, images)}, options}
@@ -67,7 +70,7 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         const pool = upstreamServing(generation.upstreams, body.model);
         const images = await readMessageImages(body.messages, generation.images, clientAbortSignal(reply));
         if (pool != null) {
-            const messages = toChatMessages(body.system, applyContextEdits(body.messages, body.context_management).messages, images);
+            const messages = toChatMessages(body.system, (await applyContextEdits(body.messages, body.context_management)).messages, images);
             const run = await UpstreamRun.start(generation, pool, request, reply, {model: body.model, prompt: {messages}, options: {...options, maxTokens: 1}});
             const [counted] = await collectRun(run);
             return {input_tokens: counted!.done.usage.promptTokens};
@@ -76,12 +79,11 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
             requireProjector(engine, body.model, "messages");
         const model = await acquireModel(engine, reply, body.model);
         const count = tokenCounter(model, body.system, options, images);
-        const edited = applyContextEdits(body.messages, body.context_management, count);
-        // As Anthropic answers: the edited prompt's length (its images' tokens too), and with context management the length before the edits.
-        const exact = (messages: typeof body.messages) => model.promptTokenCount(model.chatPrompt(toChatMessages(body.system, messages, images), options));
+        const edited = await applyContextEdits(body.messages, body.context_management, count);
+        // As Anthropic answers: the edited prompt's length, and with context management the length before the edits.
         return {
-            input_tokens: await exact(edited.messages),
-            ...body.context_management != null ? {context_management: {original_input_tokens: await exact(body.messages)}} : {}
+            input_tokens: await count(edited.messages),
+            ...body.context_management != null ? {context_management: {original_input_tokens: await count(body.messages)}} : {}
         };
     });
 }

@@ -25,8 +25,11 @@ export type RunRequest = {
      * projector is refused before it is loaded or queued for them.
      */
     imagesParam?: string,
-    /** The generations to run, given the loaded model (which renders the prompts). They all start, or none does. */
-    inputs(model: LoadedModel): readonly GenerationInput[]
+    /**
+     * The generations to run, given the loaded model (which renders the prompts, and counts their images' tokens with
+     * its projector, which is asynchronous). They all start, or none does.
+     */
+    inputs(model: LoadedModel): readonly GenerationInput[] | Promise<readonly GenerationInput[]>
 };
 
 /** What every run of the server shares: the engine, and what ends generations early but properly. */
@@ -104,7 +107,8 @@ export class GenerationRun implements Run {
         this.loadMs = performance.now() - this.startedMs;
         this.#throwIfReleased();
         const model = this.#lease.model;
-        const inputs = request.inputs(model);
+        const inputs = await request.inputs(model);
+        this.#throwIfReleased();
         const cancellation = {signal: this.#clientGone.signal, deadline: this.#deadline.signal};
         const started = await Promise.allSettled(inputs.map((input) => model.start(input.prompt, {...input.options, ...cancellation}, input.promptParam)));
         this.#generations = started.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);

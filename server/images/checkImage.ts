@@ -30,10 +30,7 @@ const UNDECLARED = new Set(["", "application/octet-stream", "binary/octet-stream
  * naming `param`, the image's place in the request.
  */
 export function checkImage(data: Uint8Array, {param, declared}: {param: string, declared?: string}): PromptImage {
-    if (data.length === 0)
-        throw new InvalidImageError(`${param} is an empty image (0 bytes)`, param);
-    if (data.length > IMAGE_LIMITS.maxBytes)
-        throw new InvalidImageError(`${param} is ${mebibytes(data.length)} MiB; an image may be at most ${mebibytes(IMAGE_LIMITS.maxBytes)} MiB`, param);
+    checkImageSize(data.length, param);
     const declaredType = declared?.trim().toLowerCase() ?? "";
     const expected = UNDECLARED.has(declaredType) ? undefined : DECLARED_TYPES[declaredType];
     if (!UNDECLARED.has(declaredType) && expected == null)
@@ -55,6 +52,17 @@ export function checkImage(data: Uint8Array, {param, declared}: {param: string, 
         throw new InvalidImageError(`${param} is a ${format} image of ${width}×${height} pixels; ` +
             `its long side may be at most ${IMAGE_LIMITS.maxAspectRatio} times its short side`, param);
     return {data, mimeType: header.mimeType};
+}
+
+/**
+ * The byte-size part of {@link checkImage}, for a caller that knows an image's size before it holds its bytes (a file
+ * on disk), so that an enormous file is refused without being read.
+ */
+export function checkImageSize(sizeBytes: number, param: string): void {
+    if (sizeBytes === 0)
+        throw new InvalidImageError(`${param} is an empty image (0 bytes)`, param);
+    if (sizeBytes > IMAGE_LIMITS.maxBytes)
+        throw new InvalidImageError(`${param} is ${mebibytes(sizeBytes)} MiB; an image may be at most ${mebibytes(IMAGE_LIMITS.maxBytes)} MiB`, param);
 }
 
 const mebibytes = (bytes: number) => Number((bytes / 1024 / 1024).toFixed(1));

@@ -1,5 +1,5 @@
 /** Images as clients send them, checked at the edge and turned into the engine's prompt images. */
-export {checkImage} from "./checkImage.js";
+export {checkImage, checkImageSize} from "./checkImage.js";
 export {decodeBase64} from "./decodeBase64.js";
 export {fetchRemoteImage} from "./fetchRemoteImage.js";
 export {hasImages} from "./hasImages.js";

@@ -274,7 +274,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
             ctxSize: request.query.ctx_size === "auto" ? "auto" as const : positiveInteger(request.query.ctx_size, "ctx_size") ?? engine.defaultSettings.ctxSize,
             parallel: positiveInteger(request.query.parallel, "parallel") ?? engine.defaultSettings.parallel
         };
-        const listing = await library.hub.repoFiles(`${parsed.owner}/${parsed.repo}`);
+        const listing = await library.repoFiles(`${parsed.owner}/${parsed.repo}`);
         const chosen = defaultQuantization(listing.quantizations);
         let shapes: Map<QuantEntry, ModelShape> | undefined;
         let fitError: string | undefined;
