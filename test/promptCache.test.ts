@@ -95,6 +95,28 @@ for (const decodeLoop of loops) {
 }
 
 describe("the RAM prompt cache", () => {
+    it("keeps an agent's prefix on every turn while two chats share its only slot", async () => {
+        const {client, engine} = await server({parallel: 1});
+        const chats = ["The little red car drove up the hill. ", "A big brown bear sat under a tree. "].map((text) => text.repeat(5));
+        let agent = story;
+        let agentPromptTokens = 0;
+        for (let turn = 0; turn < 3; turn++) {
+            const reply = await client.completions.create({model, prompt: agent, max_tokens: 12, temperature: 0});
+            const cached = reply.usage!.prompt_tokens_details?.cached_tokens ?? 0;
+            if (turn > 0)
+                assert.ok(cached >= agentPromptTokens - 2, `turn ${turn}: ${cached} of the last turn's ${agentPromptTokens} prompt tokens reused`);
+            agentPromptTokens = reply.usage!.prompt_tokens;
+            agent += `${reply.choices[0]!.text} Then the dragon said hello. `;
+            for (const [index, chat] of chats.entries()) {
+                const answer = await client.completions.create({model, prompt: `${chat}Turn ${turn}.`, max_tokens: 4, temperature: 0});
+                if (turn > 0)
+                    assert.ok((answer.usage!.prompt_tokens_details?.cached_tokens ?? 0) >= 30, `chat ${index} on turn ${turn} found its prefix`);
+            }
+        }
+        // The agent and the two chats each came back from RAM on every turn after the first.
+        assert.equal(engine.promptCache.stats.hits, 3 * 2);
+    });
+
     it("saves nothing larger than its limit", async () => {
         const {client, engine} = await server({parallel: 1, cacheRamBytes: 1024});
         await client.completions.create({model, prompt: story, max_tokens: 4, temperature: 0});
