@@ -8,9 +8,9 @@ import {nativeContextOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {attentionHeadSize, flashAttentionFor} from "./flashAttention.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
-import {NativeDecodeLoop, sequenceStateAddonFor, visionAddonFor} from "./NativeDecodeLoop.js";
+import {NativeDecodeLoop, visionAddonFor} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
-import type {SequenceStates} from "./DecodeLoop.js";
+import {sequenceStates} from "./sequenceStates.js";
 import {PromptCache} from "./PromptCache.js";
 import type {PrefixSources} from "./reusePrefix.js";
 import {KvSequence} from "./SlotDecoder.js";
@@ -441,21 +441,6 @@ export class LoadedModel {
         await this.context.dispose();
         await this.model.dispose();
     }
-}
-
-/** The addon's sequence state functions bound to a context, for the JavaScript decode loop; undefined where the addon is not loaded. */
-function sequenceStates(model: LlamaModel, context: LlamaContext): SequenceStates | undefined {
-    const addon = sequenceStateAddonFor(model.llama);
-    if (addon == null)
-        return undefined;
-    const target = nativeDecodeLoopTarget(model, context);
-    const args = [target.context, target.model, target.expected] as const;
-    return {
-        create: () => new addon.SequenceState(),
-        copy: (sequence, source, keep) => addon.copySequence(...args, sequence, source, keep),
-        save: (sequence, state, maxBytes) => addon.saveSequence(...args, sequence, state, maxBytes),
-        restore: (sequence, state, keep) => addon.restoreSequence(...args, sequence, state, keep)
-    };
 }
 
 /**
