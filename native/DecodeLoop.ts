@@ -3,11 +3,21 @@ import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
 import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
 import type {NativeContext, NativeSampler, NativeSamplerConfig} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import {replaceTokens, savedSequence} from "./NativeDecodeLoop.js";
+import type {AddonSequenceState} from "./NativeDecodeLoop.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
 
 /** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
 type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};
+
+/** The native addon's sequence state functions, bound to this loop's context (see sequenceStateAddonFor). */
+export type SequenceStates = {
+    create(): AddonSequenceState,
+    copy(target: number, source: number, keep: number): number,
+    save(sequence: number, state: AddonSequenceState, maxBytes: number): boolean,
+    restore(sequence: number, state: AddonSequenceState, keep: number): number
+};
 
 type Evaluation = {
     sequence: KvSequence,
@@ -46,11 +56,16 @@ export class DecodeLoop implements SlotDecoder {
     #busy = false;
     #release: (() => void) | undefined;
     #projector: ProjectorBinding | undefined;
+    readonly #states: SequenceStates | undefined;
+    /** Sequences that took a copy no decode has made yet (see NativeDecodeLoop's own). */
+    readonly #copied = new Set<number>();
 
-    constructor(model: LlamaModel, native: NativeContext, batchSize: number) {
+    /** `states`: where Hearth's native addon is loaded, with which prefixes are copied and states saved. */
+    constructor(model: LlamaModel, native: NativeContext, batchSize: number, states?: SequenceStates) {
         this.#model = model;
         this.#native = native;
         this.#batchSize = batchSize;
+        this.#states = states;
     }
 
     generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
@@ -153,20 +168,73 @@ export class DecodeLoop implements SlotDecoder {
 
     /** Runs between batches, so it never races a decode. */
     truncate(sequence: KvSequence, length: number): Promise<number> {
-        return new Promise((resolve) => {
-            const edit = () => {
-                const cached = sequence.contextTokens.length;
-                if (length < cached && !(this.#prefixKept(sequence.id, length) && this.#native.removeTokenCellsFromSequence(sequence.id, length, cached))) {
-                    this.#native.disposeSequence(sequence.id);
-                    length = 0;
+        if (length >= sequence.contextTokens.length)
+            return Promise.resolve(sequence.contextTokens.length);
+        // What lies past `length` is going: from now on nothing may be copied from it.
+        sequence.contextTokens.length = length;
+        return this.#betweenBatches(() => {
+            if (!(this.#prefixKept(sequence.id, length) && this.#native.removeTokenCellsFromSequence(sequence.id, length, -1))) {
+                this.#native.disposeSequence(sequence.id);
+                sequence.contextTokens.length = 0;
+            }
+            return sequence.contextTokens.length;
+        });
+    }
+
+    get sharesState(): boolean {
+        return this.#states != null;
+    }
+
+    copyPrefix(target: KvSequence, source: KvSequence, length: number): Promise<number> {
+        const tokens = source.contextTokens.slice(0, length);
+        target.contextTokens.length = 0;
+        return this.#betweenBatches(() => {
+            const kept = this.#states!.copy(target.id, source.id, tokens.length);
+            replaceTokens(target, tokens.slice(0, kept));
+            if (kept > 0)
+                this.#copied.add(target.id);
+            return kept;
+        });
+    }
+
+    save(sequence: KvSequence, maxBytes: number): Promise<SavedSequence | undefined> {
+        const states = this.#states;
+        if (states == null || this.#copied.has(sequence.id))
+            return Promise.resolve(undefined);
+        return this.#betweenBatches(() => {
+            const state = states.create();
+            if (states.save(sequence.id, state, maxBytes))
+                return savedSequence(state);
+            state.free();
+            return undefined;
+        });
+    }
+
+    restore(sequence: KvSequence, state: SavedSequence, tokens: readonly Token[], length: number): Promise<number> {
+        if (this.#copied.has(sequence.id))
+            return this.truncate(sequence, 0);
+        sequence.contextTokens.length = 0;
+        return this.#betweenBatches(() => {
+            const kept = this.#states!.restore(sequence.id, state.handle as AddonSequenceState, length);
+            replaceTokens(sequence, tokens.slice(0, kept));
+            return kept;
+        });
+    }
+
+    /** Runs an edit of the cache now, or after the batch in flight: never while a decode runs, and in the order asked. */
+    #betweenBatches<T>(edit: () => T): Promise<T> {
+        return new Promise((resolve, reject) => {
+            const run = () => {
+                try {
+                    resolve(edit());
+                } catch (error) {
+                    reject(error as Error);
                 }
-                sequence.contextTokens.length = Math.min(length, cached);
-                resolve(sequence.contextTokens.length);
             };
             if (this.#busy)
-                this.#edits.push(edit);
+                this.#edits.push(run);
             else
-                edit();
+                run();
         });
     }
 
@@ -309,6 +377,8 @@ export class DecodeLoop implements SlotDecoder {
                 finished.push({evaluation, batchIndex: batchIndex!});
         }
         await native.decodeBatch();
+        // The decode made every pending copy.
+        this.#copied.clear();
         for (const {evaluation, count} of items) {
             evaluation.sequence.contextTokens.push(...evaluation.tokens.slice(0, count));
             evaluation.tokens = evaluation.tokens.slice(count);

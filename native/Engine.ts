@@ -11,6 +11,7 @@ import type {BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
 import type {LoadSettings, MemoryAvailable, OffloadPlan, ProjectorLoad} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
+import {PromptCache, defaultPromptCacheBytes} from "./PromptCache.js";
 import {nativeGpuDevices} from "./NativeDecodeLoop.js";
 import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
 import {loadPlannedModel} from "./loadPlannedModel.js";
@@ -59,9 +60,12 @@ export class Engine {
     #backendStarted: Promise<Llama> | undefined;
     #started: Promise<void> | undefined;
     #disposed = false;
+    /** The RAM cache of evicted slot states, one for every model (`--cache-ram`). */
+    readonly promptCache: PromptCache;
 
     constructor(options: EngineOptions, models: readonly ModelToLoad[]) {
         this.options = options;
+        this.promptCache = new PromptCache(options.cacheRamBytes ?? defaultPromptCacheBytes());
         for (const spec of models) {
             const entry: Entry = {spec, settings: this.defaultSettings, pinned: true, state: "pending", users: 0, lastUsedMs: 0, keepAliveMs: -1};
             for (const name of spec.names)
@@ -445,6 +449,7 @@ export class Engine {
     async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
         const model = await loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
+            promptCache: this.promptCache,
             decodeLoop: this.options.decodeLoop ?? "auto",
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone,
             // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).

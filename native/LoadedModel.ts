@@ -10,6 +10,9 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop, visionAddonFor} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import {sequenceStates} from "./sequenceStates.js";
+import {PromptCache} from "./PromptCache.js";
+import type {PrefixSources} from "./reusePrefix.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, ImagesNotSupportedError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
@@ -54,6 +57,8 @@ export type LoadModelOptions = {
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
     chatTemplate?: string,
+    /** The RAM cache of evicted slot states, shared by the engine's models. Defaults to none (prefixes are still copied between slots). */
+    promptCache?: PromptCache,
     /** The model's projector (mmproj GGUF), with which it sees images. Defaults to none. */
     projectorPath?: string,
     /** Run the projector on the GPU (when the model runs on one). Defaults to `true`. */
@@ -114,6 +119,7 @@ export class LoadedModel {
     /** Why a model that has a projector cannot use it here. */
     #visionUnavailable: string | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
+    readonly #prefixSources: PrefixSources;
 
     private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatFormat: ChatFormat) {
         this.names = options.names;
@@ -129,10 +135,11 @@ export class LoadedModel {
         // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
         // one where it is built, else the JavaScript one.
         const native = options.decodeLoop === "javascript" ? {reason: "chosen with --decode-loop javascript"} : NativeDecodeLoop.create(model, context);
-        this.#loop = native instanceof NativeDecodeLoop ? native : new DecodeLoop(model, nativeContextOf(context), context.batchSize);
+        this.#loop = native instanceof NativeDecodeLoop ? native : new DecodeLoop(model, nativeContextOf(context), context.batchSize, sequenceStates(model, context));
         this.decodeLoop = native instanceof NativeDecodeLoop ? {kind: "native"} : {kind: "javascript", reason: native.reason};
         const sequences = Array.from({length: options.parallel}, (_, id) => new KvSequence(id));
         this.scheduler = new SlotScheduler(sequences, options.maxQueue);
+        this.#prefixSources = {slots: this.scheduler.slots, cache: options.promptCache ?? new PromptCache(0), owner: this};
     }
 
     static async load(llama: Llama, options: LoadModelOptions): Promise<LoadedModel> {
@@ -291,7 +298,8 @@ export class LoadedModel {
             logprobsTop: options.logprobs?.top,
             signal: options.signal,
             deadline: options.deadline,
-            queueMs: 0
+            queueMs: 0,
+            prefixSources: this.#prefixSources
         };
         const format = await this.#formatGrammar(options.responseFormat);
         if (format != null) {
@@ -428,6 +436,7 @@ export class LoadedModel {
         this.#embeddingContext = undefined;
         await (await embeddingContext?.catch(() => undefined))?.dispose();
         await this.#loop.close();
+        this.#prefixSources.cache.drop(this);
         this.#projector?.close();
         await this.context.dispose();
         await this.model.dispose();

@@ -6,7 +6,7 @@ import {addonFolder, bindingFolderKey, manifestPath} from "./addon/addonPath.js"
 import type {AddonManifest} from "./addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, ProjectorBinding, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
 type AddonLoop = {
@@ -15,8 +15,15 @@ type AddonLoop = {
     stop(id: number): void,
     /** JavaScript has taken `count` more tokens of generation `id`: the loop samples at most 64 ahead of that. */
     ack(id: number, count: number): void,
-    /** The tokens kept when the edit was made at once (the loop was idle), else undefined and an edited event follows. */
+    /**
+     * The edits of a sequence's cache, made between batches in the order asked: each returns its result when it was made
+     * at once (the loop was idle), else undefined and an edited event follows. truncate and copy: the positions kept;
+     * save: 1 when saved; restore: the positions kept.
+     */
     truncate(requestId: number, sequence: number, keep: number): number | undefined,
+    copy?(requestId: number, sequence: number, source: number, keep: number): number | undefined,
+    save?(requestId: number, sequence: number, state: AddonSequenceState, maxBytes: number): number | undefined,
+    restore?(requestId: number, sequence: number, state: AddonSequenceState, keep: number): number | undefined,
     keepAlive(alive: boolean): void,
     /** The projector whose image chunks generations may carry (`images` in start's options). */
     setProjector(projector: AddonProjector): void,
@@ -45,12 +52,23 @@ export type VisionAddon = {
     evaluateImage(context: object, model: object, expected: ContextExpectation, projector: AddonProjector, chunk: object, sequence: number, position: number): Promise<number>
 };
 
+/** A sequence's state saved in the addon's memory (native/addon/sequenceState.cpp). */
+export type AddonSequenceState = {size(): number, free(): void};
+
+/** What the addon offers for copying, saving and restoring sequences; the JavaScript decode loop calls the functions between batches. */
+export type SequenceStateAddon = {
+    SequenceState: new () => AddonSequenceState,
+    copySequence(context: object, model: object, expected: ContextExpectation, target: number, source: number, keep: number): number,
+    saveSequence(context: object, model: object, expected: ContextExpectation, sequence: number, state: AddonSequenceState, maxBytes: number): boolean,
+    restoreSequence(context: object, model: object, expected: ContextExpectation, sequence: number, state: AddonSequenceState, keep: number): number
+};
+
 type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string};
 
 /** What JavaScript knows of a context; the addon refuses a context whose own numbers differ. */
 export type ContextExpectation = {contextSize: number, sequences: number, batchSize: number};
 
-type Addon = Partial<VisionAddon> & {
+type Addon = Partial<VisionAddon> & Partial<SequenceStateAddon> & {
     DecodeLoop: new (context: object, model: object, expected: ContextExpectation, onEvents: (events: AddonEvent[]) => void) => AddonLoop,
     /** The node-llama-cpp version it was compiled for and the libllama file it is bound to. */
     buildInfo(): {nodeLlamaCpp: string, libllama: string},
@@ -183,6 +201,29 @@ export function visionAddonFor(llama: Llama): VisionAddon | {reason: string} {
     return {Projector, evaluateImage};
 }
 
+/** The addon's sequence state functions for the binary a Llama runs on; undefined where the addon is not loaded. */
+export function sequenceStateAddonFor(llama: Llama): SequenceStateAddon | undefined {
+    const result = addonFor(llama);
+    if (!("addon" in result))
+        return undefined;
+    const {SequenceState, copySequence, saveSequence, restoreSequence} = result.addon;
+    if (SequenceState == null || copySequence == null || saveSequence == null || restoreSequence == null)
+        return undefined;
+    return {SequenceState, copySequence, saveSequence, restoreSequence};
+}
+
+/** A state the addon saved, as the decode loops hand it out. */
+export function savedSequence(state: AddonSequenceState): SavedSequence {
+    return {bytes: state.size(), handle: state, free: () => state.free()};
+}
+
+/** Sets what a sequence's cache holds, in JavaScript's view (no spread: a slot may hold more tokens than a call takes arguments). */
+export function replaceTokens(sequence: KvSequence, tokens: readonly Token[]): void {
+    sequence.contextTokens.length = 0;
+    for (const token of tokens)
+        sequence.contextTokens.push(token);
+}
+
 /** Whether models will decode on the native loop on a started backend (each model's context is checked when it loads). */
 export function nativeDecodeLoopStatus(llama: Llama, setting: DecodeLoopSetting = "auto"): NativeDecodeLoopStatus {
     if (setting === "javascript")
@@ -229,7 +270,13 @@ type Running = {
 export class NativeDecodeLoop implements SlotDecoder {
     readonly #loop: AddonLoop;
     readonly #running = new Map<number, Running>();
-    readonly #edits = new Map<number, {sequence: KvSequence, resolve(kept: number): void, reject(error: Error): void}>();
+    readonly #edits = new Map<number, {done(value: number): void, reject(error: Error): void}>();
+    readonly #addon: Addon;
+    /**
+     * Sequences that took a copy no decode has made yet: llama.cpp copies a sequence's buffer at the next decode, so
+     * until then their state can be neither saved nor overwritten by a restore (which the pending copy would undo).
+     */
+    readonly #copied = new Set<number>();
     #nextEdit = 0;
     #nextGeneration = 0;
     #closed = false;
@@ -237,6 +284,7 @@ export class NativeDecodeLoop implements SlotDecoder {
 
     private constructor(addon: Addon, model: LlamaModel, context: LlamaContext, expectation: Partial<ContextExpectation>) {
         const target = nativeDecodeLoopTarget(model, context);
+        this.#addon = addon;
         this.#loop = new addon.DecodeLoop(target.context, target.model, {...target.expected, ...expectation}, (events) => this.#onEvents(events));
         const info = this.#loop.info();
         const batchSize = expectation.batchSize ?? target.expected.batchSize;
@@ -321,17 +369,67 @@ export class NativeDecodeLoop implements SlotDecoder {
         this.#loop.setProjector(projector.native);
     }
 
+    get sharesState(): boolean {
+        return this.#addon.SequenceState != null && this.#loop.copy != null;
+    }
+
     truncate(sequence: KvSequence, length: number): Promise<number> {
         if (length >= sequence.contextTokens.length)
             return Promise.resolve(sequence.contextTokens.length);
+        // What lies past `length` is going: from now on nothing may be copied from it.
+        sequence.contextTokens.length = length;
+        return this.#edit((id) => this.#loop.truncate(id, sequence.id, length), (kept) => keep(sequence, kept));
+    }
+
+    copyPrefix(target: KvSequence, source: KvSequence, length: number): Promise<number> {
+        // What the source holds now is in its cache, and stays there until an edit asked after this one.
+        const tokens = source.contextTokens.slice(0, length);
+        target.contextTokens.length = 0;
+        return this.#edit((id) => this.#loop.copy!(id, target.id, source.id, tokens.length), (kept) => {
+            replaceTokens(target, tokens.slice(0, kept));
+            if (kept > 0)
+                this.#copied.add(target.id);
+            return kept;
+        });
+    }
+
+    save(sequence: KvSequence, maxBytes: number): Promise<SavedSequence | undefined> {
+        if (this.#copied.has(sequence.id) || !this.sharesState)
+            return Promise.resolve(undefined);
+        const state = new this.#addon.SequenceState!();
+        return this.#edit((id) => this.#loop.save!(id, sequence.id, state, maxBytes), (saved) => {
+            if (saved === 1)
+                return savedSequence(state);
+            state.free();
+            return undefined;
+        });
+    }
+
+    restore(sequence: KvSequence, state: SavedSequence, tokens: readonly Token[], length: number): Promise<number> {
+        if (this.#copied.has(sequence.id))
+            return this.truncate(sequence, 0);
+        sequence.contextTokens.length = 0;
+        return this.#edit((id) => this.#loop.restore!(id, sequence.id, state.handle as AddonSequenceState, length), (kept) => {
+            replaceTokens(sequence, tokens.slice(0, kept));
+            return kept;
+        });
+    }
+
+    /** Asks the loop for an edit of a sequence's cache; `done` turns its result into the promise's. */
+    #edit<T>(start: (id: number) => number | undefined, done: (value: number) => T): Promise<T> {
         if (this.#closed)
             return Promise.reject(new Error("The model was unloaded"));
         const id = this.#nextEdit++;
-        const kept = this.#loop.truncate(id, sequence.id, length);
-        if (kept != null)
-            return Promise.resolve(keep(sequence, kept));
+        let value: number | undefined;
+        try {
+            value = start(id);
+        } catch (error) {
+            return Promise.reject(error as Error);
+        }
+        if (value != null)
+            return Promise.resolve(done(value));
         return new Promise((resolve, reject) => {
-            this.#edits.set(id, {sequence, resolve, reject});
+            this.#edits.set(id, {done: (result) => resolve(done(result)), reject});
             this.#keepAlive();
         });
     }
@@ -369,9 +467,12 @@ export class NativeDecodeLoop implements SlotDecoder {
             if (event.kind === EventKind.edited) {
                 const edit = this.#edits.get(event.count);
                 this.#edits.delete(event.count);
-                edit?.resolve(keep(edit.sequence, event.value));
+                edit?.done(event.value);
                 continue;
             }
+            // A token comes from a decode, which made every pending copy.
+            if (event.kind === EventKind.token)
+                this.#copied.clear();
             const running = this.#running.get(event.sequence);
             if (running == null)
                 continue;

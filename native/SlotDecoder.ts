@@ -13,6 +13,15 @@ export class KvSequence {
     }
 }
 
+/** A sequence's KV state saved outside the context, in the process's memory (the RAM prompt cache). */
+export type SavedSequence = {
+    readonly bytes: number,
+    /** The decode loop's own handle on it. */
+    readonly handle: object,
+    /** Lets its memory go; idempotent. */
+    free(): void
+};
+
 /** A sampled token, with natural-log probabilities when they were asked for: its own and the likeliest `top`. */
 export type Sampled = {token: Token, logprob?: number, top?: readonly (readonly [Token, number])[]};
 
@@ -62,6 +71,23 @@ export interface SlotDecoder {
      * (recurrent models) and the whole sequence was dropped instead.
      */
     truncate(sequence: KvSequence, length: number): Promise<number>;
+    /**
+     * Whether the loop can copy a prefix from one sequence into another and save and restore a sequence's state
+     * (`copyPrefix`, `save`, `restore`): it needs Hearth's native addon, with either loop.
+     */
+    readonly sharesState: boolean;
+    /**
+     * Replaces what `target` (not generating) holds with the first `length` cached tokens of `source`, which may be
+     * generating: only what it had evaluated when this was asked is copied. Resolves with the tokens `target` holds.
+     */
+    copyPrefix(target: KvSequence, source: KvSequence, length: number): Promise<number>;
+    /** The state of a sequence that is not generating, or undefined when it is larger than `maxBytes` or cannot be saved now. */
+    save(sequence: KvSequence, maxBytes: number): Promise<SavedSequence | undefined>;
+    /**
+     * Replaces what `sequence` (not generating) holds with the first `length` of `tokens`, from a state saved when it
+     * held them. Resolves with the tokens it holds: 0 when the state could not be restored.
+     */
+    restore(sequence: KvSequence, state: SavedSequence, tokens: readonly Token[], length: number): Promise<number>;
     /** Refuses new work, ends what runs and waits for the batch in flight: the context can then go. */
     close(): Promise<void>;
     /** Lets generations carry images of this projector. */

@@ -25,7 +25,8 @@ type Waiter = {
     cleanup(): void
 };
 
-const minReusedPrefixTokens = 32;
+/** The fewest cached tokens worth keeping a slot's cache for, or worth copying from elsewhere. */
+export const minReusedPrefixTokens = 32;
 
 export function commonPrefixLength(a: readonly Token[], b: readonly Token[]): number {
     const max = Math.min(a.length, b.length);

@@ -27,6 +27,8 @@ export type EngineOptions = {
     /** Put a model's projector (mmproj) on the GPU when it fits (`--no-mmproj-offload` turns it off). Defaults to `true`. */
     mmprojOffload?: boolean,
     maxQueue: number,
+    /** The RAM cache of evicted slot states, in bytes; 0 turns it off. Defaults to `defaultPromptCacheBytes()` (PromptCache.ts). */
+    cacheRamBytes?: number,
     chatTemplate?: string,
     /** How long a library model stays loaded after its last request; negative keeps it loaded. Defaults to 5 minutes. */
     keepAliveMs?: number,

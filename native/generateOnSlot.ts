@@ -12,6 +12,8 @@ import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
 import {prefixOutsideImages, promptTokenCount} from "./vision/placeImages.js";
+import {reusePrefix} from "./reusePrefix.js";
+import type {PrefixSources} from "./reusePrefix.js";
 import type {PlacedImage} from "./vision/placeImages.js";
 import {newToolCallId} from "./toolCalls.js";
 import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "./types.js";
@@ -52,7 +54,9 @@ export type PreparedGeneration = {
     logprobsTop?: number,
     signal?: AbortSignal,
     deadline?: AbortSignal,
-    queueMs: number
+    queueMs: number,
+    /** Where else the prompt's prefix may be cached (other slots, the RAM cache); without it, only the slot's own cache is reused. */
+    prefixSources?: PrefixSources
 };
 
 /** Which tokens are special, per model: asked once per token, since asking crosses into native code twice. */
@@ -101,8 +105,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     let committedImages: readonly PlacedImage[] = job.images ?? [];
     // As llama.cpp counts them: an image's tokens, which can be more than the positions it takes (M-RoPE).
     usage.promptTokens = promptTokenCount(prompt, committedImages);
-    // At least one prompt token is evaluated again, to get the logits of the first new token; an image is kept whole or not at all.
-    usage.cachedPromptTokens = await loop.truncate(sequence, prefixOutsideImages(Math.min(lease.cachedPrefixTokens, prompt.length - 1), committedImages));
+    usage.cachedPromptTokens = await reusePrefix(loop, lease, prompt, committedImages, job.prefixSources);
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
     let committed: Token[] = [...prompt];
     const penaltyHistory: Token[] = prompt.filter((token) => token >= 0).slice(-penaltyWindow);

@@ -4,7 +4,8 @@ import path from "node:path";
 import {parseArgs} from "node:util";
 import {DEFAULT_KV_CACHE_TYPE, isQuantizedKvCache, KV_CACHE_TYPES} from "../native/kvCacheTypes.js";
 import type {KvCacheType} from "../native/kvCacheTypes.js";
-import {parseByteSize} from "./byteSize.js";
+import {defaultPromptCacheBytes} from "../native/PromptCache.js";
+import {formatByteSize, parseByteSize} from "./byteSize.js";
 import {parseRouteFlags, RouteSpecError} from "./routing/routeSpec.js";
 import type {RouteSpec} from "./routing/routeSpec.js";
 
@@ -74,6 +75,11 @@ export type ServeConfig = {
     decodeLoop: DecodeLoopSetting,
     /** Requests that may wait for a slot, per model, before new ones get 503. Defaults to `64`. */
     maxQueue: number,
+    /**
+     * Bytes of the RAM cache that keeps slot states another conversation evicted, for every model together; `0` turns
+     * it off. Defaults to `defaultPromptCacheBytes()`: 8 GiB, at most an eighth of the machine's memory.
+     */
+    cacheRamBytes: number,
     /** Overrides the chat template read from the GGUF file (`chatml`, `llama2`, `llama3`, …). */
     chatTemplate: string | undefined,
     /** The data folder. Defaults to a per-OS location, see {@link defaultHome}. */
@@ -266,6 +272,7 @@ const serveOptions = {
     "flash-attn": {type: "string"},
     "decode-loop": {type: "string"},
     "max-queue": {type: "string"},
+    "cache-ram": {type: "string"},
     "chat-template": {type: "string"},
     home: {type: "string"},
     "keep-alive": {type: "string"},
@@ -317,6 +324,9 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
       --decode-loop L     auto|javascript (default auto: the native loop where it
                           was built, see README)                             HEARTH_DECODE_LOOP
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
+      --cache-ram SIZE    RAM for slot states other conversations evicted, restored when
+                          they come back: 512mb, 4gb, 0 for none (default ${formatByteSize(defaultPromptCacheBytes())},
+                          8 GiB or an eighth of memory)                      HEARTH_CACHE_RAM
       --chat-template T   override the model's template: chatml, llama2, llama3, mistral, gemma, general
       --home DIR          data folder (default ${defaultHome()})
                                                                             HEARTH_HOME
@@ -420,6 +430,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     if (!(DECODE_LOOP_SETTINGS as readonly string[]).includes(decodeLoop))
         throw new ConfigError(`--decode-loop must be one of ${DECODE_LOOP_SETTINGS.join(", ")}, got "${decodeLoop}"`);
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
+    const cacheRam = pick(values["cache-ram"], "HEARTH_CACHE_RAM");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
     const keepAliveMs = keepAlive != null ? parseDuration(keepAlive) : 5 * 60 * 1000;
     if (keepAliveMs == null)
@@ -475,6 +486,7 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             flashAttention: flashAttention as FlashAttentionSetting,
             decodeLoop: decodeLoop as DecodeLoopSetting,
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
+            cacheRamBytes: parseCacheRam(cacheRam),
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,
             home: resolveHome(values.home, env, cwd),
             keepAliveMs,
@@ -527,6 +539,15 @@ function parseMaxBodySize(value: string | undefined): number {
     const bytes = parseByteSize(value);
     if (bytes == null || bytes < 1024 * 1024 || bytes > MOST_BODY_BYTES)
         throw new ConfigError(`--max-body-size must be a size from 1mb to 500mb, such as 64mb or 256mb, got "${value}"`);
+    return bytes;
+}
+
+function parseCacheRam(value: string | undefined): number {
+    if (value == null)
+        return defaultPromptCacheBytes();
+    const bytes = parseByteSize(value);
+    if (bytes == null || bytes > Number.MAX_SAFE_INTEGER)
+        throw new ConfigError(`--cache-ram must be a size such as 512mb or 4gb, or 0 for none, got "${value}"`);
     return bytes;
 }
 

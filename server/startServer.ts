@@ -115,6 +115,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         kvCacheType: config.kvCacheType,
         mmprojOffload: config.mmprojOffload ?? true,
         maxQueue: config.maxQueue,
+        cacheRamBytes: config.cacheRamBytes,
         chatTemplate: config.chatTemplate,
         keepAliveMs: config.keepAliveMs,
         maxLoadedModels: config.maxLoadedModels,

@@ -3,6 +3,7 @@ import {describe, it} from "node:test";
 import path from "node:path";
 import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/config.js";
 import {testModel} from "./helpers/testModels.js";
+import {defaultPromptCacheBytes} from "../native/PromptCache.js";
 
 describe("serve configuration", () => {
     it("has safe defaults: loopback only, its own port", () => {
@@ -18,6 +19,16 @@ describe("serve configuration", () => {
         assert.deepEqual(config.gpuDevices, []);
         assert.equal(config.flashAttention, "auto");
         assert.deepEqual(config.models, []);
+        assert.equal(config.cacheRamBytes, defaultPromptCacheBytes());
+    });
+
+    it("sizes the RAM prompt cache with --cache-ram or HEARTH_CACHE_RAM, 0 turning it off, by default 8 GiB or an eighth of memory", () => {
+        assert.equal(parseServeArgs(["--cache-ram", "512MiB"], {HEARTH_CACHE_RAM: "0"}, "/work").config.cacheRamBytes, 512 * 1024 ** 2);
+        assert.equal(parseServeArgs([], {HEARTH_CACHE_RAM: "0"}, "/work").config.cacheRamBytes, 0);
+        assert.equal(parseServeArgs(["--cache-ram", "2gb"], {}, "/work").config.cacheRamBytes, 2 * 1024 ** 3);
+        assert.throws(() => parseServeArgs(["--cache-ram", "lots"], {}, "/work"), (error: unknown) => error instanceof ConfigError && /--cache-ram must be a size/.test(error.message));
+        assert.equal(defaultPromptCacheBytes(128 * 1024 ** 3), 8 * 1024 ** 3);
+        assert.equal(defaultPromptCacheBytes(16 * 1024 ** 3), 2 * 1024 ** 3);
     });
 
     it("reads flags over HEARTH_* variables", () => {

@@ -120,7 +120,8 @@ describe("slots and the queue", () => {
     });
 
     it("evaluates a prompt longer than a batch in chunks while another slot decodes, changing neither reply", async () => {
-        const {client} = await server({parallel: 2, ctxSize: 2048});
+        // Without the RAM prompt cache, which would restore the long prompt's evicted state instead of evaluating it.
+        const {client} = await server({parallel: 2, ctxSize: 2048, cacheRamBytes: 0});
         const long = "Once upon a time there was a little girl named Lily who loved to play in the park with her red ball. ".repeat(40);
         const short = {model, prompt: "Once upon a time", max_tokens: 200, temperature: 0};
         const longAlone = await client.completions.create({model, prompt: long, max_tokens: 20, temperature: 0});

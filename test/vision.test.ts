@@ -99,6 +99,25 @@ describe("vision on both decode loops", () => {
     });
 });
 
+describe("vision and the RAM prompt cache", () => {
+    it("restores a conversation with an image after another took the only slot, image and all, on both decode loops", async () => {
+        expected ??= JSON.parse(await readFile(await testModel("vision/expected.json"), "utf8")) as Expected;
+        for (const decodeLoop of ["auto", "javascript"] as const) {
+            const server = await startTestServer({models: [await visionModel()], parallel: 1, decodeLoop});
+            try {
+                const first = await ask(server.client, [await imageTurn("green.png")]);
+                assert.equal((await ask(server.client, "Hello!")).text, expected.no_image, decodeLoop);
+                const second = await ask(server.client, [await imageTurn("green.png"), [{type: "text", text: "And now?"}]], [first.text]);
+                assert.equal(second.text, "The image is green.", `${decodeLoop}: the image came back with the conversation`);
+                assert.ok(second.cachedTokens >= first.promptTokens, `${decodeLoop}: ${second.cachedTokens} cached tokens of ${second.promptTokens}`);
+                assert.equal(server.engine.promptCache.stats.hits, 1, decodeLoop);
+            } finally {
+                await server.close();
+            }
+        }
+    });
+});
+
 // The projector on Mesa's software Vulkan device and the text model on the CPU: with the text model's layers on lavapipe
 // too, ggml's Vulkan kernels corrupt memory on that device from time to time, with or without images (see README, Images).
 describe("vision on a GPU backend (lavapipe)", () => {

@@ -51,6 +51,7 @@
 #include "AddonContext.h"
 #include "AddonModel.h"
 #include "projector.h"
+#include "sequenceState.h"
 
 #ifndef HEARTH_NODE_LLAMA_CPP_VERSION
 #error "HEARTH_NODE_LLAMA_CPP_VERSION (the node-llama-cpp version whose headers this is compiled with) must be defined"
@@ -299,10 +300,17 @@ static bool HeldBack(const Generation& generation) {
     return generation.sampled - generation.read >= kReadAhead && generation.input.size() - generation.inputDone == 1 && generation.sampled > 0;
 }
 
+// A change to a sequence's cache, made between batches (see sequenceState.h).
+enum class EditKind { Truncate, Copy, Save, Restore };
+
 struct Edit {
+    EditKind kind;
     int32_t requestId;
     int32_t sequence;
-    int32_t keep;  // positions [keep, end) are dropped
+    int32_t keep = 0;            // Truncate, Copy, Restore: positions [keep, end) are dropped
+    int32_t source = -1;         // Copy: the sequence copied from
+    hearth::StateBytes state;    // Save: filled; Restore: read
+    double maxBytes = 0;         // Save: a larger state is not saved
 };
 
 class DecodeLoop : public Napi::ObjectWrap<DecodeLoop> {
@@ -313,6 +321,9 @@ public:
             InstanceMethod<&DecodeLoop::Stop>("stop"),
             InstanceMethod<&DecodeLoop::Ack>("ack"),
             InstanceMethod<&DecodeLoop::Truncate>("truncate"),
+            InstanceMethod<&DecodeLoop::Copy>("copy"),
+            InstanceMethod<&DecodeLoop::Save>("save"),
+            InstanceMethod<&DecodeLoop::Restore>("restore"),
             InstanceMethod<&DecodeLoop::Close>("close"),
             InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
             InstanceMethod<&DecodeLoop::SetProjector>("setProjector"),
@@ -554,41 +565,68 @@ private:
         return info.Env().Undefined();
     }
 
-    // truncate(requestId, sequence, keep): keeps the first `keep` positions of a sequence. While the loop
-    // waits for work, the edit is made at once and the tokens kept are returned; else it is made between
-    // batches and reported by an Edited event (and undefined is returned).
+    // truncate(requestId, sequence, keep): keeps the first `keep` positions of a sequence. Like every edit, made at once
+    // while the loop waits for work, returning its result; else made between batches, in the order asked, and reported by
+    // an Edited event (and undefined is returned).
     Napi::Value Truncate(const Napi::CallbackInfo& info) {
-        Edit edit{info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), info[2].As<Napi::Number>().Int32Value()};
+        return Queue(info.Env(), {EditKind::Truncate, info[0].As<Napi::Number>().Int32Value(), SequenceArg(info, 1), info[2].As<Napi::Number>().Int32Value()});
+    }
+
+    // copy(requestId, sequence, source, keep): the sequence holds the first `keep` positions of `source` instead of its own.
+    Napi::Value Copy(const Napi::CallbackInfo& info) {
+        Edit edit{EditKind::Copy, info[0].As<Napi::Number>().Int32Value(), SequenceArg(info, 1), info[3].As<Napi::Number>().Int32Value()};
+        edit.source = SequenceArg(info, 2);
+        return Queue(info.Env(), std::move(edit));
+    }
+
+    // save(requestId, sequence, state, maxBytes): the sequence's state into a SequenceState; 1 when saved, 0 when not.
+    Napi::Value Save(const Napi::CallbackInfo& info) {
+        Edit edit{EditKind::Save, info[0].As<Napi::Number>().Int32Value(), SequenceArg(info, 1)};
+        edit.state = hearth::StateOf(info.Env(), info[2]);
+        edit.maxBytes = info[3].As<Napi::Number>().DoubleValue();
+        return Queue(info.Env(), std::move(edit));
+    }
+
+    // restore(requestId, sequence, state, keep): the sequence holds the first `keep` positions of a saved state.
+    Napi::Value Restore(const Napi::CallbackInfo& info) {
+        Edit edit{EditKind::Restore, info[0].As<Napi::Number>().Int32Value(), SequenceArg(info, 1), info[3].As<Napi::Number>().Int32Value()};
+        edit.state = hearth::StateOf(info.Env(), info[2]);
+        return Queue(info.Env(), std::move(edit));
+    }
+
+    int32_t SequenceArg(const Napi::CallbackInfo& info, size_t index) {
+        const int32_t sequence = info[index].As<Napi::Number>().Int32Value();
+        if (sequence < 0 || sequence >= static_cast<int32_t>(llama_n_seq_max(ctx_)))
+            throw Napi::RangeError::New(info.Env(), "No such sequence");
+        return sequence;
+    }
+
+    Napi::Value Queue(Napi::Env env, Edit edit) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (closing_)
-                throw Napi::Error::New(info.Env(), "The model was unloaded");
+                throw Napi::Error::New(env, "The model was unloaded");
             if (!working_ && starts_.empty() && edits_.empty())
-                return Napi::Number::New(info.Env(), ApplyEdit(edit));
-            edits_.push_back(edit);
+                return Napi::Number::New(env, ApplyEdit(edit));
+            edits_.push_back(std::move(edit));
         }
         wake_.notify_one();
-        return info.Env().Undefined();
+        return env.Undefined();
     }
 
     // Called with mutex_ held, while no batch runs.
     int32_t ApplyEdit(const Edit& edit) {
-        llama_memory_t memory = llama_get_memory(ctx_);
-        if (PrefixKept(memory, edit.sequence, edit.keep) && llama_memory_seq_rm(memory, edit.sequence, edit.keep, -1))
-            return edit.keep;
-        llama_memory_seq_rm(memory, edit.sequence, -1, -1);
-        return 0;
-    }
-
-    // A sliding-window cache (Gemma) drops positions that fell out of the window: a prefix is only of use when the
-    // window before its end is still there, else the next token would attend to nothing (the same test as
-    // llama-server's before it reuses a slot's prompt).
-    bool PrefixKept(llama_memory_t memory, int32_t sequence, int32_t keep) const {
-        const int32_t window = llama_model_n_swa(llama_get_model(ctx_));
-        if (window <= 0 || keep <= 0)
-            return true;
-        const llama_pos first = llama_memory_seq_pos_min(memory, sequence);
-        return first <= 0 || first < keep - window;
+        switch (edit.kind) {
+        case EditKind::Copy:
+            return hearth::CopyPrefix(ctx_, edit.sequence, edit.source, edit.keep);
+        case EditKind::Save:
+            return hearth::SaveSequence(ctx_, edit.sequence, *edit.state, edit.maxBytes) ? 1 : 0;
+        case EditKind::Restore:
+            return hearth::RestoreSequence(ctx_, edit.sequence, *edit.state, edit.keep);
+        case EditKind::Truncate:
+            break;
+        }
+        return hearth::KeepPrefix(ctx_, edit.sequence, edit.keep);
     }
 
     // keepAlive(bool): while work is under way, the pending events keep Node.js running.
@@ -715,7 +753,7 @@ private:
                             generation->read += count;
                 acks_.clear();
                 while (!edits_.empty()) {
-                    const Edit edit = edits_.front();
+                    const Edit edit = std::move(edits_.front());
                     edits_.pop_front();
                     events->push_back({EventKind::Edited, edit.sequence, ApplyEdit(edit), edit.requestId, NAN, {}, {}});
                 }
@@ -1072,12 +1110,61 @@ Napi::Value EvaluateImage(const Napi::CallbackInfo& info) {
     return promise;
 }
 
+// The checked llama_context of a call's first three arguments (context, model, expected), as evaluateImage takes them;
+// the call has six, the last three numbers but for a SequenceState at `stateIndex` (0: none).
+llama_context* ContextArgs(const Napi::CallbackInfo& info, const char* usage, size_t stateIndex) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject())
+        throw Napi::TypeError::New(env, usage);
+    for (size_t index = 3; index < 6; index++)
+        if (index != stateIndex && !info[index].IsNumber())
+            throw Napi::TypeError::New(env, usage);
+    Napi::Object expectedObject = info[2].As<Napi::Object>();
+    auto whole = [&](const char* name) {
+        Napi::Value value = expectedObject.Get(name);
+        return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
+    };
+    llama_context* context = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(),
+        Expected{whole("contextSize"), whole("sequences"), whole("batchSize")});
+    if (info[3].As<Napi::Number>().Uint32Value() >= llama_n_seq_max(context))
+        throw Napi::RangeError::New(env, "No such sequence");
+    return context;
+}
+
+// For the JavaScript decode loop, which calls these between its batches (see sequenceState.h).
+// copySequence(context, model, expected, target, source, keep): the positions the target now holds.
+Napi::Value CopySequence(const Napi::CallbackInfo& info) {
+    llama_context* context = ContextArgs(info, "copySequence(context, model, expected, target, source, keep)", 0);
+    if (info[4].As<Napi::Number>().Uint32Value() >= llama_n_seq_max(context))
+        throw Napi::RangeError::New(info.Env(), "No such sequence");
+    return Napi::Number::New(info.Env(), hearth::CopyPrefix(context, info[3].As<Napi::Number>().Int32Value(),
+        info[4].As<Napi::Number>().Int32Value(), info[5].As<Napi::Number>().Int32Value()));
+}
+
+// saveSequence(context, model, expected, sequence, state, maxBytes): whether it was saved.
+Napi::Value SaveSequenceState(const Napi::CallbackInfo& info) {
+    llama_context* context = ContextArgs(info, "saveSequence(context, model, expected, sequence, state, maxBytes)", 4);
+    hearth::StateBytes state = hearth::StateOf(info.Env(), info[4]);
+    return Napi::Boolean::New(info.Env(), hearth::SaveSequence(context, info[3].As<Napi::Number>().Int32Value(), *state, info[5].As<Napi::Number>().DoubleValue()));
+}
+
+// restoreSequence(context, model, expected, sequence, state, keep): the positions kept.
+Napi::Value RestoreSequenceState(const Napi::CallbackInfo& info) {
+    llama_context* context = ContextArgs(info, "restoreSequence(context, model, expected, sequence, state, keep)", 4);
+    hearth::StateBytes state = hearth::StateOf(info.Env(), info[4]);
+    return Napi::Number::New(info.Env(), hearth::RestoreSequence(context, info[3].As<Napi::Number>().Int32Value(), *state, info[5].As<Napi::Number>().Int32Value()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hearth::DefineProjector(env, exports);
 #if HEARTH_VISION
     exports.Set("evaluateImage", Napi::Function::New(env, EvaluateImage, "evaluateImage"));
 #endif
     exports.Set("DecodeLoop", DecodeLoop::Define(env));
+    hearth::DefineSequenceState(env, exports);
+    exports.Set("copySequence", Napi::Function::New(env, CopySequence, "copySequence"));
+    exports.Set("saveSequence", Napi::Function::New(env, SaveSequenceState, "saveSequence"));
+    exports.Set("restoreSequence", Napi::Function::New(env, RestoreSequenceState, "restoreSequence"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
     exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));
     return exports;

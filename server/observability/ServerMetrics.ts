@@ -2,6 +2,7 @@ import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics} from "prom-c
 import type {DownloadManager} from "../../models/DownloadManager.js";
 import type {Engine} from "../../native/Engine.js";
 import type {GenerationReport} from "../../native/LoadedModel.js";
+import type {PromptCacheStats} from "../../native/PromptCache.js";
 
 /**
  * The numbers `/metrics` serves in Prometheus' text format. Each server has its own registry, so two
@@ -46,6 +47,18 @@ export class ServerMetrics {
         new Gauge({name: "hearth_loaded_models", help: "Models loaded now", registers: [this.registry], collect() {
             this.set(engine.models.length);
         }});
+        const promptCache = (name: string, help: string, read: (stats: PromptCacheStats) => number, Metric: typeof Gauge | typeof Counter) => new Metric({
+            name, help, registers: [this.registry],
+            collect() {
+                this.reset();
+                this.inc(read(engine.promptCache.stats));
+            }
+        });
+        promptCache("hearth_prompt_cache_bytes", "Bytes of slot states held in the RAM prompt cache (--cache-ram)", (stats) => stats.bytes, Gauge);
+        promptCache("hearth_prompt_cache_entries", "Slot states held in the RAM prompt cache", (stats) => stats.entries, Gauge);
+        promptCache("hearth_prompt_cache_saves_total", "Slot states saved to the RAM prompt cache before another conversation overwrote them", (stats) => stats.saves, Counter);
+        promptCache("hearth_prompt_cache_hits_total", "Prompts whose prefix was restored from the RAM prompt cache", (stats) => stats.hits, Counter);
+        promptCache("hearth_prompt_cache_copies_total", "Prompts whose prefix was copied from another slot instead of evaluated", (stats) => stats.copies, Counter);
         new Counter({name: "hearth_download_bytes_total", help: "Bytes received by the app's model downloads", registers: [this.registry], collect() {
             this.reset();
             this.inc(downloads.bytesReceived);

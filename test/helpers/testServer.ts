@@ -37,6 +37,7 @@ export async function startTestServer(options: Partial<ServeConfig> & {modelFile
         flashAttention: "auto",
         decodeLoop: "auto",
         maxQueue: 64,
+        cacheRamBytes: 64 * 1024 * 1024,
         chatTemplate: undefined,
         home: options.home ?? temporaryHome!,
         keepAliveMs: 5 * 60 * 1000,
