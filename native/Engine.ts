@@ -446,6 +446,7 @@ export class Engine {
         const model = await loadPlannedModel(this.#llama!, entry.spec, entry.settings, plan, {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
             decodeLoop: this.options.decodeLoop ?? "auto",
+            ...this.options.speculation != null ? {speculation: this.options.speculation} : {},
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone,
             // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).
             projectorOnGpu: plan.projectorBytes > 0 ? plan.projectorOnGpu : this.options.mmprojOffload !== false

@@ -10,6 +10,8 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop, visionAddonFor} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import {DEFAULT_SPECULATION} from "./speculation.js";
+import type {SpeculationSettings} from "./speculation.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, ImagesNotSupportedError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
@@ -50,6 +52,8 @@ export type LoadModelOptions = {
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
     decodeLoop?: DecodeLoopSetting,
+    /** Speculative decoding without a draft model (the native loop only). Defaults to `auto`, 16 tokens a draft. */
+    speculation?: SpeculationSettings,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
@@ -103,6 +107,7 @@ export class LoadedModel {
     readonly chatFormat: ChatFormat;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
+    readonly #speculation: SpeculationSettings;
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
@@ -124,6 +129,7 @@ export class LoadedModel {
         this.chatFormat = chatFormat;
         this.ctxSizePerSlot = options.ctxSize;
         this.#threads = options.threads;
+        this.#speculation = options.speculation ?? DEFAULT_SPECULATION;
         this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
         // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
@@ -289,6 +295,8 @@ export class LoadedModel {
             ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
+            ...this.#speculation.mode !== "off" ? {speculation: {...this.#speculation, mode: this.#speculation.mode}} : {},
+            ...options.prediction != null ? {prediction: this.model.tokenize(options.prediction, false, "trimLeadingSpace")} : {},
             signal: options.signal,
             deadline: options.deadline,
             queueMs: 0

@@ -4,6 +4,7 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import type {OffloadPlan} from "./planOffload.js";
+import type {SpeculationSettings} from "./speculation.js";
 
 /** The types the engine is configured with and hands out. */
 
@@ -17,6 +18,8 @@ export type EngineOptions = {
     flashAttention?: FlashAttentionSetting,
     /** Defaults to `"auto"`: Hearth's native decode loop where it is built. */
     decodeLoop?: DecodeLoopSetting,
+    /** Speculative decoding (`--speculative`, `--draft-max`). Defaults to `auto`, 16 tokens a draft. */
+    speculation?: SpeculationSettings,
     /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
     threads: "auto" | number,
     parallel: number,

@@ -8,6 +8,7 @@ import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
+import type {SpeculationMode, SpeculationSettings} from "./speculation.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
@@ -50,6 +51,10 @@ export type PreparedGeneration = {
     /** Never sampled while a grammar holds (names, arguments, `response_format`): see markupTokens. */
     markupTokens?: Uint32Array,
     logprobsTop?: number,
+    /** Drafting several tokens at a time (speculative decoding); none: one token per evaluation. */
+    speculation?: SpeculationSettings & {mode: Exclude<SpeculationMode, "off">},
+    /** The reply's expected tokens (OpenAI's `prediction`): drafted from when speculation is on, counted in `usage` always. */
+    prediction?: readonly Token[],
     signal?: AbortSignal,
     deadline?: AbortSignal,
     queueMs: number
@@ -106,6 +111,10 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
     let committed: Token[] = [...prompt];
     const penaltyHistory: Token[] = prompt.filter((token) => token >= 0).slice(-penaltyWindow);
+    if (job.prediction != null) {
+        usage.acceptedPredictionTokens = 0;
+        usage.rejectedPredictionTokens = 0;
+    }
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
@@ -178,7 +187,14 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             history: penaltyHistory.slice(-penaltyWindow),
             maxTokens: Math.min(maxNewTokens - usage.completionTokens, room),
             ignoreEos: job.ignoreEos === true,
-            topLogprobs: job.logprobsTop
+            topLogprobs: job.logprobsTop,
+            ...job.speculation != null ? {draft: {
+                mode: job.speculation.mode,
+                max: job.speculation.draftMax,
+                context: committed,
+                replyStart: Math.min(prompt.length, committed.length),
+                ...job.prediction != null ? {prediction: job.prediction} : {}
+            }} : {}
         });
         const sampled: {token: Token, end: number}[] = [];
         let cutAt: number | undefined;
@@ -218,6 +234,11 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             // The slot is handed back only once the loop has let go of the sequence.
             stream.stop();
             await stream.finished;
+            const drafts = stream.drafts;
+            if (drafts != null && usage.acceptedPredictionTokens != null && usage.rejectedPredictionTokens != null) {
+                usage.acceptedPredictionTokens += drafts.predictionAccepted;
+                usage.rejectedPredictionTokens += drafts.predictionDrafted - drafts.predictionAccepted;
+            }
         }
         if (cutAt == null) {
             committed = [...committed, ...sampled.map((entry) => entry.token)];

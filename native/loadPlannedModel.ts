@@ -7,11 +7,12 @@ import {LoadedModel} from "./LoadedModel.js";
 import type {GenerationReport} from "./LoadedModel.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
+import type {SpeculationSettings} from "./speculation.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, its context size, slots and KV cache type. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, flashAttention, decodeLoop, maxQueue, chatTemplate, projectorOnGpu, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
-        decodeLoop: DecodeLoopSetting, maxQueue: number, chatTemplate: string | undefined, projectorOnGpu?: boolean,
+    {threads, flashAttention, decodeLoop, speculation, maxQueue, chatTemplate, projectorOnGpu, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
+        decodeLoop: DecodeLoopSetting, speculation?: SpeculationSettings, maxQueue: number, chatTemplate: string | undefined, projectorOnGpu?: boolean,
         onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
@@ -24,6 +25,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             threads,
             flashAttention,
             decodeLoop,
+            ...speculation != null ? {speculation} : {},
             gpuLayers: plan.gpuLayers,
             maxQueue,
             chatTemplate,
