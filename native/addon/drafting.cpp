@@ -17,6 +17,11 @@ constexpr size_t kShortestMatch = 2;
 constexpr double kThreshold = 0.5;
 constexpr int32_t kPause = 16;
 constexpr int32_t kMostStrikes = 5;
+// Auto starts with short drafts and doubles them while they are taken whole; the rate starts just above the
+// threshold, so that a first draft refused outright pauses drafting.
+constexpr int32_t kFirstLength = 4;
+constexpr double kFirstRate = 0.75;
+constexpr double kRateWeight = 0.4;
 
 bool SameRun(const llama_token* a, const llama_token* b, size_t length) {
     for (size_t index = 0; index < length; index++)
@@ -29,7 +34,7 @@ bool SameRun(const llama_token* a, const llama_token* b, size_t length) {
 
 Drafter::Drafter(DraftMode mode, int32_t max, std::vector<llama_token> history, size_t replyStart, std::vector<llama_token> prediction)
     : mode_(mode), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
-      prediction_(std::move(prediction)), length_(max_) {
+      prediction_(std::move(prediction)), rate_(kFirstRate), length_(std::min(max_, kFirstLength)) {
     if (history_.size() == replyStart_ && !prediction_.empty())
         cursor_ = 0;
 }
@@ -134,14 +139,14 @@ void Drafter::Verified(DraftSource source, int32_t drafted, int32_t accepted) {
     }
     if (mode_ != DraftMode::Auto)
         return;
-    rate_ = 0.7 * rate_ + 0.3 * static_cast<double>(accepted) / drafted;
+    rate_ = (1 - kRateWeight) * rate_ + kRateWeight * static_cast<double>(accepted) / drafted;
     // A draft taken whole may grow; one cut short is as long as what was taken of it next time (and one more).
     length_ = accepted == drafted ? std::min(max_, length_ * 2) : std::max(1, accepted + 1);
     if (rate_ < kThreshold) {
         pause_ = kPause << std::min(strikes_, kMostStrikes);
         strikes_++;
-        rate_ = 1.0;
-        length_ = std::max(1, std::min(max_, 4));
+        rate_ = kFirstRate;
+        length_ = std::min(max_, kFirstLength);
     }
 }
 

@@ -55,7 +55,7 @@ private:
     size_t hint_ = 0;
     DraftCounts counts_;
     // Auto: a moving acceptance rate, the current draft length, and tokens to sample before drafting again.
-    double rate_ = 1.0;
+    double rate_;
     int32_t length_;
     int32_t pause_ = 0;
     int32_t strikes_ = 0;
