@@ -11,7 +11,7 @@ import {DecodeLoop} from "./DecodeLoop.js";
 import {NativeDecodeLoop, visionAddonFor} from "./NativeDecodeLoop.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import {DEFAULT_SPECULATION} from "./speculation.js";
-import type {SpeculationSettings} from "./speculation.js";
+import type {DraftTally, SpeculationSettings} from "./speculation.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, ImagesNotSupportedError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
@@ -72,7 +72,7 @@ export type LoadModelOptions = {
 export type DecodeLoopReport = {kind: "native"} | {kind: "javascript", reason: string};
 
 /** What a generation did. A generation that failed has no `timings`, and its usage counts the tokens it did produce. */
-export type GenerationReport = {model: string, usage: Usage, timings?: Timings};
+export type GenerationReport = {model: string, usage: Usage, timings?: Timings, drafts?: DraftTally};
 
 /**
  * A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply.
@@ -348,16 +348,17 @@ export class LoadedModel {
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
             const usage: Usage = {promptTokens: job.promptTokens.length, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0};
+            const drafts: DraftTally = {drafted: 0, accepted: 0};
             try {
-                for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage), lease.release)) {
+                for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage, drafts), lease.release)) {
                     if (event.type === "done")
-                        onDone?.({model: name, usage: event.usage, timings: event.timings});
+                        onDone?.({model: name, usage: event.usage, timings: event.timings, ...drafts.drafted > 0 ? {drafts} : {}});
                     yield event;
                 }
             } catch (error) {
                 // A client that went away is no failure of the generation; anything else is reported with what it did.
                 if (!(error instanceof RequestAbortedError))
-                    onDone?.({model: name, usage});
+                    onDone?.({model: name, usage, ...drafts.drafted > 0 ? {drafts} : {}});
                 throw error;
             }
         };

@@ -8,7 +8,7 @@ import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
-import type {SpeculationMode, SpeculationSettings} from "./speculation.js";
+import type {DraftTally, SpeculationMode, SpeculationSettings} from "./speculation.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
@@ -96,10 +96,12 @@ const maxRerenders = 16;
  * special tokens never reach the text. Ends at a stop string, an end token, the token budget or the end of the
  * calls, and checks the abort signal after every token. It never releases the lease; its caller does.
  *
- * `usage` is counted in as the generation goes, so that a caller whose generation fails part way can report what it did.
+ * `usage` is counted in as the generation goes, so that a caller whose generation fails part way can report what it did;
+ * `drafts` the same way, with the tokens drafted from any source and those kept.
  */
 export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration,
-    usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0}): AsyncGenerator<GenerationEvent> {
+    usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0},
+    drafts: DraftTally = {drafted: 0, accepted: 0}): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
     /** Where the images lie in `committed`. */
@@ -234,10 +236,14 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             // The slot is handed back only once the loop has let go of the sequence.
             stream.stop();
             await stream.finished;
-            const drafts = stream.drafts;
-            if (drafts != null && usage.acceptedPredictionTokens != null && usage.rejectedPredictionTokens != null) {
-                usage.acceptedPredictionTokens += drafts.predictionAccepted;
-                usage.rejectedPredictionTokens += drafts.predictionDrafted - drafts.predictionAccepted;
+            const counts = stream.drafts;
+            if (counts != null) {
+                drafts.drafted += counts.predictionDrafted + counts.ngramDrafted;
+                drafts.accepted += counts.predictionAccepted + counts.ngramAccepted;
+                if (usage.acceptedPredictionTokens != null && usage.rejectedPredictionTokens != null) {
+                    usage.acceptedPredictionTokens += counts.predictionAccepted;
+                    usage.rejectedPredictionTokens += counts.predictionDrafted - counts.predictionAccepted;
+                }
             }
         }
         if (cutAt == null) {

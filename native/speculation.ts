@@ -27,5 +27,8 @@ export type DraftRequest = {
     prediction?: readonly Token[]
 };
 
+/** A reply's drafts from every source: tokens drafted, and those of them kept. */
+export type DraftTally = {drafted: number, accepted: number};
+
 /** How a generation's drafts fared, by source: tokens drafted and tokens of them the sampler agreed with. */
 export type DraftCounts = {predictionDrafted: number, predictionAccepted: number, ngramDrafted: number, ngramAccepted: number};

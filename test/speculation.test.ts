@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {describe, it} from "node:test";
 import type OpenAI from "openai";
 import {ConfigError, parseServeArgs} from "../server/config.js";
+import {metricValue} from "./helpers/metrics.js";
 import {useTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 
@@ -42,6 +43,22 @@ describe("speculative decoding", () => {
                 }
             }
         }
+    });
+
+    it("drafts from n-grams of the prompt and reply without a prediction, counted in /metrics", async () => {
+        const metrics = async (server: TestServer) => {
+            const text = await fetch(`${server.url}/metrics`).then((response) => response.text());
+            const value = (outcome: string) => metricValue(text, "hearth_draft_tokens_total", {model: "stories260K", outcome});
+            return {accepted: value("accepted"), rejected: value("rejected")};
+        };
+        const before = await metrics(ngram);
+        const prompt = "Lily and Ben went to the park. Lily and Ben went to the park. Lily and Ben";
+        const expected = await complete(off, {prompt, max_tokens: 100});
+        assert.equal((await complete(ngram, {prompt, max_tokens: 100})).text, expected.text);
+        const after = await metrics(ngram);
+        assert.ok(after.accepted! > (before.accepted ?? 0), `${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+        assert.ok(after.rejected != null);
+        assert.deepEqual(await metrics(off), {accepted: undefined, rejected: undefined}, "drafting off drafts nothing");
     });
 
     it("drafts from a prediction: the reply is the same and the usage counts what was accepted and rejected", async () => {
