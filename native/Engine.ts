@@ -112,7 +112,8 @@ export class Engine {
             pinned: entry.pinned,
             expiresAt: entry.expiresAt,
             plan: entry.plan!,
-            decodeLoop: entry.model!.decodeLoop
+            decodeLoop: entry.model!.decodeLoop,
+            speculation: entry.model!.speculation
         }));
     }
 

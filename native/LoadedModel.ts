@@ -108,6 +108,8 @@ export class LoadedModel {
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
     readonly #speculation: SpeculationSettings;
+    /** Every reply's drafts so far, for the acceptance /api/ps shows. */
+    readonly #drafts: DraftTally = {drafted: 0, accepted: 0};
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
@@ -198,6 +200,15 @@ export class LoadedModel {
 
     get name(): string {
         return this.names[0]!;
+    }
+
+    /** How it drafts (`off` on the JavaScript loop, which never does), and its drafts' tokens so far: drafted and kept. */
+    get speculation(): SpeculationSettings & DraftTally {
+        return {
+            mode: this.decodeLoop.kind === "native" ? this.#speculation.mode : "off",
+            draftMax: this.#speculation.draftMax,
+            ...this.#drafts
+        };
     }
 
     /** A chat rendered in the model's own format, with the tools the tool choice allows and its reasoning switch. */
@@ -344,6 +355,7 @@ export class LoadedModel {
         let started = false;
         const name = this.names[0]!;
         const onDone = this.#onGenerationDone;
+        const total = this.#drafts;
         const loop = this.#loop;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
@@ -351,8 +363,11 @@ export class LoadedModel {
             const drafts: DraftTally = {drafted: 0, accepted: 0};
             try {
                 for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage, drafts), lease.release)) {
-                    if (event.type === "done")
+                    if (event.type === "done") {
+                        total.drafted += drafts.drafted;
+                        total.accepted += drafts.accepted;
                         onDone?.({model: name, usage: event.usage, timings: event.timings, ...drafts.drafted > 0 ? {drafts} : {}});
+                    }
                     yield event;
                 }
             } catch (error) {

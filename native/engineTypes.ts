@@ -4,7 +4,7 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import type {OffloadPlan} from "./planOffload.js";
-import type {SpeculationSettings} from "./speculation.js";
+import type {DraftTally, SpeculationSettings} from "./speculation.js";
 
 /** The types the engine is configured with and hands out. */
 
@@ -70,6 +70,8 @@ export type LoadedModelInfo = {
     expiresAt: Date | undefined,
     /** The settings it was loaded with and the memory planned for them. */
     plan: OffloadPlan,
-    decodeLoop: DecodeLoopReport
+    decodeLoop: DecodeLoopReport,
+    /** How it drafts, and the tokens its replies drafted and kept so far. */
+    speculation: SpeculationSettings & DraftTally
 };
 

@@ -59,6 +59,16 @@ describe("speculative decoding", () => {
         assert.ok(after.accepted! > (before.accepted ?? 0), `${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
         assert.ok(after.rejected != null);
         assert.deepEqual(await metrics(off), {accepted: undefined, rejected: undefined}, "drafting off drafts nothing");
+        // Per model in /api/ps too.
+        type Ps = {models: {name: string, speculation: {mode: string, draft_max: number, drafted_tokens: number, accepted_tokens: number, acceptance: number | null}}[]};
+        const ps = async (server: TestServer) => (await fetch(`${server.url}/api/ps`).then((response) => response.json()) as Ps).models.find((entry) => entry.name === "stories260K")!.speculation;
+        const drafting = await ps(ngram);
+        assert.equal(drafting.mode, "ngram");
+        assert.equal(drafting.draft_max, 16);
+        assert.ok(drafting.drafted_tokens >= drafting.accepted_tokens && drafting.accepted_tokens >= after.accepted!, JSON.stringify(drafting));
+        assert.equal(drafting.acceptance, drafting.accepted_tokens / drafting.drafted_tokens);
+        assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
+        assert.equal((await ps(javascript)).mode, "off", "the JavaScript loop does not draft");
     });
 
     it("drafts from a prediction: the reply is the same and the usage counts what was accepted and rejected", async () => {
