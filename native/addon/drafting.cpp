@@ -11,6 +11,9 @@ namespace {
 // a prediction is drafted from its start before the reply has any token, and from where the reply last agreed with it.
 constexpr size_t kLongestMatch = 4;
 constexpr size_t kShortestMatch = 2;
+// Auto drafts from the history only after a match of 3 tokens: two-token matches are common in any text (free text
+// repeats "of the"), and drafts from them are mostly refused.
+constexpr size_t kShortestAutoMatch = 3;
 // Auto: below this moving acceptance rate a generation stops drafting for a while, at first for kPause tokens, twice as
 // long after each further fall (up to kPause << kMostStrikes). Verifying a draft costs about one more token of compute
 // per drafted token on a compute-bound backend, so a draft must mostly be right to pay.
@@ -84,7 +87,8 @@ bool Drafter::PredictionStart(size_t& start) {
 
 // Where to draft from in the history: after the latest earlier occurrence of its longest tail that has one.
 bool Drafter::NgramStart(size_t& start) const {
-    for (size_t length = std::min(kLongestMatch, history_.size() > 0 ? history_.size() - 1 : 0); length >= kShortestMatch; length--) {
+    const size_t shortest = mode_ == DraftMode::Auto ? kShortestAutoMatch : kShortestMatch;
+    for (size_t length = std::min(kLongestMatch, history_.size() > 0 ? history_.size() - 1 : 0); length >= shortest; length--) {
         const llama_token* tail = history_.data() + history_.size() - length;
         for (size_t position = history_.size() - length; position-- > 0;) {
             if (history_[position] == tail[0] && SameRun(tail, history_.data() + position, length)) {
