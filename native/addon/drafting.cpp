@@ -14,6 +14,9 @@ constexpr size_t kShortestMatch = 2;
 // Auto drafts from the history only after a match of 3 tokens: two-token matches are common in any text (free text
 // repeats "of the"), and drafts from them are mostly refused.
 constexpr size_t kShortestAutoMatch = 3;
+// The latest occurrences of the history's last token that a lookup compares (a common token occurs thousands of
+// times in a long prompt; the latest ones are the likeliest to go on the same way).
+constexpr size_t kMostCandidates = 512;
 // Auto: below this moving acceptance rate a generation stops drafting for a while, at first for kPause tokens, twice as
 // long after each further fall (up to kPause << kMostStrikes). Verifying a draft costs about one more token of compute
 // per drafted token on a compute-bound backend, so a draft must mostly be right to pay.
@@ -37,7 +40,7 @@ bool SameRun(const llama_token* a, const llama_token* b, size_t length) {
 
 Drafter::Drafter(DraftMode mode, int32_t max, std::vector<llama_token> history, size_t replyStart, std::vector<llama_token> prediction)
     : mode_(mode), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
-      prediction_(std::move(prediction)), rate_(kFirstRate), length_(std::min(max_, kFirstLength)) {
+      givenSize_(history_.size()), prediction_(std::move(prediction)), rate_(kFirstRate), length_(std::min(max_, kFirstLength)) {
     if (history_.size() == replyStart_ && !prediction_.empty())
         cursor_ = 0;
 }
@@ -85,19 +88,64 @@ bool Drafter::PredictionStart(size_t& start) {
     return true;
 }
 
-// Where to draft from in the history: after the latest earlier occurrence of its longest tail that has one.
-bool Drafter::NgramStart(size_t& start) const {
+// Sorts the positions of the history as it was given by token (a counting sort, linear in its length and the
+// vocabulary), once, on the loop thread, the first time a lookup needs it.
+void Drafter::IndexGiven() {
+    indexed_ = true;
+    llama_token highest = -1;
+    for (size_t position = 0; position < givenSize_; position++)
+        highest = std::max(highest, history_[position]);
+    if (highest < 0)
+        return;
+    starts_.assign(static_cast<size_t>(highest) + 2, 0);
+    for (size_t position = 0; position < givenSize_; position++)
+        if (history_[position] >= 0)
+            starts_[static_cast<size_t>(history_[position]) + 1]++;
+    for (size_t token = 1; token < starts_.size(); token++)
+        starts_[token] += starts_[token - 1];
+    positions_.resize(starts_.back());
+    std::vector<uint32_t> next(starts_.begin(), starts_.end() - 1);
+    for (size_t position = 0; position < givenSize_; position++)
+        if (history_[position] >= 0)
+            positions_[next[static_cast<size_t>(history_[position])]++] = static_cast<uint32_t>(position);
+}
+
+// Where to draft from in the history: after the earlier occurrence of its tail that matches longest (the latest of
+// those), looked up among the latest occurrences of its last token.
+bool Drafter::NgramStart(size_t& start) {
     const size_t shortest = mode_ == DraftMode::Auto ? kShortestAutoMatch : kShortestMatch;
-    for (size_t length = std::min(kLongestMatch, history_.size() > 0 ? history_.size() - 1 : 0); length >= shortest; length--) {
-        const llama_token* tail = history_.data() + history_.size() - length;
-        for (size_t position = history_.size() - length; position-- > 0;) {
-            if (history_[position] == tail[0] && SameRun(tail, history_.data() + position, length)) {
-                start = position + length;
-                return true;
-            }
+    if (history_.size() <= shortest || history_.back() < 0)
+        return false;
+    if (!indexed_)
+        IndexGiven();
+    const llama_token token = history_.back();
+    const size_t last = history_.size() - 1;
+    size_t bestLength = 0;
+    size_t examined = 0;
+    // True when the search can end: a longest match, or enough candidates compared.
+    auto consider = [&](size_t position) {
+        examined++;
+        size_t length = 1;
+        while (length < kLongestMatch && length <= position && history_[position - length] >= 0
+                && history_[position - length] == history_[last - length])
+            length++;
+        if (length > bestLength) {
+            bestLength = length;
+            start = position + 1;
         }
+        return length == kLongestMatch || examined >= kMostCandidates;
+    };
+    bool done = false;
+    // The reply (appended since) first, latest first; then the history as given, from its index.
+    for (size_t position = last; !done && position-- > givenSize_;)
+        if (history_[position] == token)
+            done = consider(position);
+    if (!done && static_cast<size_t>(token) + 1 < starts_.size()) {
+        for (size_t index = starts_[static_cast<size_t>(token) + 1]; !done && index-- > starts_[static_cast<size_t>(token)];)
+            if (positions_[index] < last)
+                done = consider(positions_[index]);
     }
-    return false;
+    return bestLength >= shortest;
 }
 
 DraftSource Drafter::Propose(int32_t limit, std::vector<llama_token>& draft) {

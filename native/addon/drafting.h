@@ -42,12 +42,19 @@ public:
 
 private:
     bool PredictionStart(size_t& start);
-    bool NgramStart(size_t& start) const;
+    bool NgramStart(size_t& start);
+    void IndexGiven();
 
     DraftMode mode_;
     int32_t max_;
     std::vector<llama_token> history_;
     size_t replyStart_;
+    // The history as it was given, indexed by token on first use: its positions sorted by token, and where each
+    // token's run of them starts (a token's positions are positions_[starts_[token] .. starts_[token + 1])).
+    size_t givenSize_;
+    bool indexed_ = false;
+    std::vector<uint32_t> starts_;
+    std::vector<uint32_t> positions_;
     std::vector<llama_token> prediction_;
     // Where the reply stands in the prediction while they agree (the prediction's next token), else -1.
     int64_t cursor_ = -1;
