@@ -71,6 +71,20 @@ describe("speculative decoding", () => {
         assert.equal((await ps(javascript)).mode, "off", "the JavaScript loop does not draft");
     });
 
+    it("drafts less in auto than on every n-gram where drafts are mostly refused", async () => {
+        type Ps = {models: {name: string, speculation: {drafted_tokens: number, accepted_tokens: number}}[]};
+        const drafted = async (server: TestServer) => (await fetch(`${server.url}/api/ps`).then((response) => response.json()) as Ps).models
+            .find((entry) => entry.name === "stories260K")!.speculation;
+        const before = {ngram: await drafted(ngram), auto: await drafted(auto)};
+        for (const prompt of prompts)
+            for (const server of [ngram, auto])
+                await complete(server, {prompt, max_tokens: 200, temperature: 0.9, seed: 3});
+        const after = {ngram: await drafted(ngram), auto: await drafted(auto)};
+        const refused = (mode: "ngram" | "auto") => (after[mode].drafted_tokens - after[mode].accepted_tokens) - (before[mode].drafted_tokens - before[mode].accepted_tokens);
+        assert.ok(refused("ngram") > 0, JSON.stringify({before, after}));
+        assert.ok(refused("auto") < refused("ngram") / 2, JSON.stringify({before, after}));
+    });
+
     it("drafts from a prediction: the reply is the same and the usage counts what was accepted and rejected", async () => {
         const prompt = prompts[0]!;
         const expected = await complete(off, {prompt, max_tokens: 150});
