@@ -202,10 +202,13 @@ export class LoadedModel {
         return this.names[0]!;
     }
 
-    /** How it drafts (`off` on the JavaScript loop, which never does), and its drafts' tokens so far: drafted and kept. */
+    /**
+     * How it drafts, and its drafts' tokens so far: drafted and kept. `off` on the JavaScript loop, which never drafts,
+     * and for a model that sees images (see the native loop's CreateDrafter).
+     */
     get speculation(): SpeculationSettings & DraftTally {
         return {
-            mode: this.decodeLoop.kind === "native" ? this.#speculation.mode : "off",
+            mode: this.decodeLoop.kind === "native" && this.#projector == null ? this.#speculation.mode : "off",
             draftMax: this.#speculation.draftMax,
             ...this.#drafts
         };
@@ -306,7 +309,7 @@ export class LoadedModel {
             ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
-            ...this.#speculation.mode !== "off" ? {speculation: {...this.#speculation, mode: this.#speculation.mode}} : {},
+            ...this.#speculation.mode !== "off" && this.#projector == null ? {speculation: {...this.#speculation, mode: this.#speculation.mode}} : {},
             ...options.prediction != null ? {prediction: this.model.tokenize(options.prediction, false, "trimLeadingSpace")} : {},
             signal: options.signal,
             deadline: options.deadline,

@@ -550,12 +550,14 @@ private:
         return sampling;
     }
 
-    // A drafter when the options ask for drafting (draftMode 1: ngram, 2: auto) and the model can drop rejected
-    // positions: the history it drafts from (draftContext, the reply from draftReplyStart) and a prediction's tokens.
+    // A drafter when the options ask for drafting (draftMode 1: ngram, 2: auto), the model can drop rejected
+    // positions and has no projector: the history it drafts from (draftContext, the reply from draftReplyStart) and a prediction's tokens.
     template <typename Number>
     std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number) {
         const int32_t mode = static_cast<int32_t>(number("draftMode", 0));
-        if (!canDraft_ || (mode != static_cast<int32_t>(hearth::DraftMode::Ngram) && mode != static_cast<int32_t>(hearth::DraftMode::Auto)))
+        // A model that sees images does not draft: on Mesa's software Vulkan device (lavapipe) the decode of an image
+        // after batches with drafts (several logits per sequence) crashed inside the driver, and nothing else showed why.
+        if (!canDraft_ || projector_ != nullptr || (mode != static_cast<int32_t>(hearth::DraftMode::Ngram) && mode != static_cast<int32_t>(hearth::DraftMode::Auto)))
             return nullptr;
         auto tokens = [&](const char* name) {
             std::vector<llama_token> list;
