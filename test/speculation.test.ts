@@ -3,7 +3,8 @@ import {describe, it} from "node:test";
 import type OpenAI from "openai";
 import {ConfigError, parseServeArgs} from "../server/config.js";
 import {metricValue} from "./helpers/metrics.js";
-import {useTestServer} from "./helpers/testServer.js";
+import {testModel} from "./helpers/testModels.js";
+import {startTestServer, useTestServer} from "./helpers/testServer.js";
 import type {TestServer} from "./helpers/testServer.js";
 
 // Speculative decoding must never change a greedy reply: the same server with drafting off, with n-gram drafts on
@@ -204,6 +205,26 @@ describe("speculative decoding", () => {
         const reply = await complete(javascript, {prompt: prompts[0], max_tokens: 100, ...predicted(expected.text)});
         assert.equal(reply.text, expected.text);
         assert.deepEqual([reply.details.accepted_prediction_tokens, reply.details.rejected_prediction_tokens], [0, 0]);
+    });
+
+    it("does not draft for a model that sees images", async () => {
+        const name = "gemma4-vision-script";
+        const server = await startTestServer({
+            models: [{path: await testModel(`vision/${name}.gguf`), names: [name], mmproj: await testModel(`vision/mmproj-${name}.gguf`)}],
+            parallel: 1, speculation: {mode: "ngram", draftMax: 16}
+        });
+        try {
+            const body = {model: name, messages: [{role: "user" as const, content: "Hello!"}], temperature: 0, max_tokens: 30};
+            const expected = (await server.client.chat.completions.create(body)).choices[0]!.message.content!;
+            const reply = await server.client.chat.completions.create({...body, prediction: {type: "content", content: expected}});
+            assert.equal(reply.choices[0]!.message.content, expected);
+            assert.deepEqual([reply.usage!.completion_tokens_details!.accepted_prediction_tokens, reply.usage!.completion_tokens_details!.rejected_prediction_tokens], [0, 0]);
+            type Ps = {models: {speculation: {mode: string, drafted_tokens: number}}[]};
+            const ps = await fetch(`${server.url}/api/ps`).then((response) => response.json()) as Ps;
+            assert.deepEqual([ps.models[0]!.speculation.mode, ps.models[0]!.speculation.drafted_tokens], ["off", 0]);
+        } finally {
+            await server.close();
+        }
     });
 
     it("reads --speculative and --draft-max, and refuses a draft model it cannot load yet", () => {
