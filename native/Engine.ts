@@ -116,7 +116,8 @@ export class Engine {
             pinned: entry.pinned,
             expiresAt: entry.expiresAt,
             plan: entry.plan!,
-            decodeLoop: entry.model!.decodeLoop
+            decodeLoop: entry.model!.decodeLoop,
+            speculation: entry.model!.speculation
         }));
     }
 
@@ -451,6 +452,7 @@ export class Engine {
             threads: this.#threads!, flashAttention: this.options.flashAttention ?? "auto", maxQueue: this.options.maxQueue,
             promptCache: this.promptCache,
             decodeLoop: this.options.decodeLoop ?? "auto",
+            ...this.options.speculation != null ? {speculation: this.options.speculation} : {},
             chatTemplate: this.options.chatTemplate, onGenerationDone: this.options.onGenerationDone,
             // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).
             projectorOnGpu: plan.projectorBytes > 0 ? plan.projectorOnGpu : this.options.mmprojOffload !== false

@@ -13,6 +13,8 @@ import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import {sequenceStates} from "./sequenceStates.js";
 import {PromptCache} from "./PromptCache.js";
 import type {PrefixSources} from "./reusePrefix.js";
+import {DEFAULT_SPECULATION} from "./speculation.js";
+import type {DraftTally, SpeculationSettings} from "./speculation.js";
 import {KvSequence} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {ContextOverflowError, ImagesNotSupportedError, InvalidRequestError, RequestAbortedError, UnsupportedKvCacheError} from "./errors.js";
@@ -53,6 +55,8 @@ export type LoadModelOptions = {
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
     decodeLoop?: DecodeLoopSetting,
+    /** Speculative decoding without a draft model (the native loop only). Defaults to `auto`, 16 tokens a draft. */
+    speculation?: SpeculationSettings,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
     /** A `--chat-template` name overriding the template in the GGUF file. */
@@ -73,7 +77,7 @@ export type LoadModelOptions = {
 export type DecodeLoopReport = {kind: "native"} | {kind: "javascript", reason: string};
 
 /** What a generation did. A generation that failed has no `timings`, and its usage counts the tokens it did produce. */
-export type GenerationReport = {model: string, usage: Usage, timings?: Timings};
+export type GenerationReport = {model: string, usage: Usage, timings?: Timings, drafts?: DraftTally};
 
 /**
  * A prompt ready to run: its tokens, the stop strings its template implies, and for a chat, how to read the reply.
@@ -108,6 +112,9 @@ export class LoadedModel {
     readonly chatFormat: ChatFormat;
     readonly ctxSizePerSlot: number;
     readonly #threads: number;
+    readonly #speculation: SpeculationSettings;
+    /** Every reply's drafts so far, for the acceptance /api/ps shows. */
+    readonly #drafts: DraftTally = {drafted: 0, accepted: 0};
     readonly #onGenerationDone: ((report: GenerationReport) => void) | undefined;
     readonly #vocabularySize: number;
     readonly #grammars = new Map<string, Promise<LlamaGrammar>>();
@@ -130,6 +137,10 @@ export class LoadedModel {
         this.chatFormat = chatFormat;
         this.ctxSizePerSlot = options.ctxSize;
         this.#threads = options.threads;
+        const speculation = options.speculation ?? DEFAULT_SPECULATION;
+        // auto drafts n-grams only where every layer runs on a GPU (see SpeculationSettings.ngram).
+        const allOnGpu = model.llama.gpu !== false && model.gpuLayers >= model.fileInsights.totalLayers;
+        this.#speculation = {...speculation, ngram: speculation.ngram ?? (speculation.mode !== "auto" || allOnGpu)};
         this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
         // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
@@ -199,6 +210,19 @@ export class LoadedModel {
 
     get name(): string {
         return this.names[0]!;
+    }
+
+    /**
+     * How it drafts, and its drafts' tokens so far: drafted and kept. `off` on the JavaScript loop, which never drafts,
+     * and for a model that sees images (see the native loop's CreateDrafter).
+     */
+    get speculation(): SpeculationSettings & DraftTally {
+        return {
+            mode: this.decodeLoop.kind === "native" && this.#projector == null ? this.#speculation.mode : "off",
+            draftMax: this.#speculation.draftMax,
+            ngram: this.#speculation.ngram,
+            ...this.#drafts
+        };
     }
 
     /** A chat rendered in the model's own format, with the tools the tool choice allows and its reasoning switch. */
@@ -296,6 +320,8 @@ export class LoadedModel {
             ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
+            ...this.#speculation.mode !== "off" && this.#projector == null ? {speculation: {...this.#speculation, mode: this.#speculation.mode}} : {},
+            ...options.prediction != null ? {prediction: this.model.tokenize(options.prediction, false, "trimLeadingSpace")} : {},
             signal: options.signal,
             deadline: options.deadline,
             queueMs: 0,
@@ -344,20 +370,25 @@ export class LoadedModel {
         let started = false;
         const name = this.names[0]!;
         const onDone = this.#onGenerationDone;
+        const total = this.#drafts;
         const loop = this.#loop;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {
             started = true;
             const usage: Usage = {promptTokens: job.promptTokens.length, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0};
+            const drafts: DraftTally = {drafted: 0, accepted: 0};
             try {
-                for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage), lease.release)) {
-                    if (event.type === "done")
-                        onDone?.({model: name, usage: event.usage, timings: event.timings});
+                for await (const event of prefetch(generateOnSlot(model, loop, lease, job, usage, drafts), lease.release)) {
+                    if (event.type === "done") {
+                        total.drafted += drafts.drafted;
+                        total.accepted += drafts.accepted;
+                        onDone?.({model: name, usage: event.usage, timings: event.timings, ...drafts.drafted > 0 ? {drafts} : {}});
+                    }
                     yield event;
                 }
             } catch (error) {
                 // A client that went away is no failure of the generation; anything else is reported with what it did.
                 if (!(error instanceof RequestAbortedError))
-                    onDone?.({model: name, usage});
+                    onDone?.({model: name, usage, ...drafts.drafted > 0 ? {drafts} : {}});
                 throw error;
             }
         };

@@ -7,6 +7,7 @@ import type {AddonManifest} from "./addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "./addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
 import type {GenerateRequest, KvSequence, ProjectorBinding, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {DraftRequest} from "./speculation.js";
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
 type AddonLoop = {
@@ -63,7 +64,8 @@ export type SequenceStateAddon = {
     restoreSequence(context: object, model: object, expected: ContextExpectation, sequence: number, state: AddonSequenceState, keep: number): number
 };
 
-type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string};
+/** `drafts` (the end of a generation that drafted): tokens drafted from a prediction, of them accepted, then the same for n-grams. */
+type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string, drafts?: number[]};
 
 /** What JavaScript knows of a context; the addon refuses a context whose own numbers differ. */
 export type ContextExpectation = {contextSize: number, sequences: number, batchSize: number};
@@ -354,7 +356,8 @@ export class NativeDecodeLoop implements SlotDecoder {
                 penaltyTokens: Uint32Array.from(request.history.filter((token) => token >= 0).slice(-penaltyWindow)),
                 ...(grammar != null ? {grammar: grammar.grammar, grammarRoot: grammar.rootRuleName} : {}),
                 ...(request.bannedTokens != null ? {bannedTokens: request.bannedTokens} : {}),
-                ...(request.topLogprobs != null ? {topLogprobs: request.topLogprobs} : {})
+                ...(request.topLogprobs != null ? {topLogprobs: request.topLogprobs} : {}),
+                ...(request.draft != null ? draftOptions(request.draft) : {})
             });
         } catch (error) {
             queue.fail(error);
@@ -486,6 +489,10 @@ export class NativeDecodeLoop implements SlotDecoder {
                 });
             } else if (event.kind === EventKind.end) {
                 this.#running.delete(event.sequence);
+                if (event.drafts != null) {
+                    const [predictionDrafted = 0, predictionAccepted = 0, ngramDrafted = 0, ngramAccepted = 0] = event.drafts;
+                    running.queue.drafts = {predictionDrafted, predictionAccepted, ngramDrafted, ngramAccepted};
+                }
                 // The cache holds the input and the sampled tokens that were fed back, in order.
                 running.sequence.contextTokens.push(...running.tokens.slice(0, event.count));
                 running.queue.end();
@@ -498,6 +505,18 @@ export class NativeDecodeLoop implements SlotDecoder {
         }
         this.#keepAlive();
     }
+}
+
+/** The addon's drafting options; tokens outside the vocabulary (an image's positions) become ones that match nothing. */
+function draftOptions(draft: DraftRequest): Record<string, unknown> {
+    return {
+        draftMode: draft.mode === "ngram" ? 1 : 2,
+        draftMax: draft.max,
+        draftContext: Uint32Array.from(draft.context, (token) => token < 0 ? 0xFFFFFFFF : token),
+        draftReplyStart: draft.replyStart,
+        draftNgram: draft.ngram === false ? 0 : 1,
+        ...draft.prediction != null ? {prediction: Uint32Array.from(draft.prediction)} : {}
+    };
 }
 
 /** Shortens a sequence's cached tokens to what the cache kept. */

@@ -1,6 +1,7 @@
 import type {LlamaGrammar, Token} from "node-llama-cpp";
 import type {SamplingOptions} from "./types.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
+import type {DraftCounts, DraftRequest} from "./speculation.js";
 import type {AddonProjector} from "./NativeDecodeLoop.js";
 
 /** One sequence of a context (a slot's KV cache): its id and the tokens the cache holds, in order. */
@@ -41,7 +42,9 @@ export type GenerateRequest = {
      * Images in the input, in order: each stands for `image.positions` entries of the input from `offset` (placeholder
      * tokens), and is evaluated through the model's projector when the input reaches it. Input always follows the last.
      */
-    images?: readonly {offset: number, image: ProjectedImage}[]
+    images?: readonly {offset: number, image: ProjectedImage}[],
+    /** Drafts several tokens at a time and verifies them in one batch (a loop that cannot ignores it). */
+    draft?: DraftRequest
 };
 
 /** How many recent tokens repeat penalties look back on. */
@@ -56,6 +59,8 @@ export interface TokenStream extends AsyncIterable<Sampled> {
     stop(): void;
     /** Settles once the generation has ended and its sequence's `contextTokens` match the KV cache. */
     readonly finished: Promise<void>;
+    /** How its drafts fared, once it has ended; undefined when it did not draft. */
+    readonly drafts: DraftCounts | undefined;
 }
 
 /**
@@ -111,6 +116,8 @@ export class TokenQueue implements TokenStream {
     #error: {reason: unknown} | undefined;
     #wake: (() => void) | undefined;
     #settle!: () => void;
+    /** Set by the producer before `end`. */
+    drafts: DraftCounts | undefined;
 
     /** `onTaken`: told each time the reader takes a token, for a producer that stays a bounded distance ahead. */
     constructor(onStop: () => void, onTaken?: () => void) {

@@ -4,6 +4,7 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import type {OffloadPlan} from "./planOffload.js";
+import type {DraftTally, SpeculationSettings} from "./speculation.js";
 
 /** The types the engine is configured with and hands out. */
 
@@ -17,6 +18,8 @@ export type EngineOptions = {
     flashAttention?: FlashAttentionSetting,
     /** Defaults to `"auto"`: Hearth's native decode loop where it is built. */
     decodeLoop?: DecodeLoopSetting,
+    /** Speculative decoding (`--speculative`, `--draft-max`). Defaults to `auto`, 16 tokens a draft. */
+    speculation?: SpeculationSettings,
     /** Defaults to `"auto"`: `defaultThreadCount` of the machine's math cores. */
     threads: "auto" | number,
     parallel: number,
@@ -69,6 +72,8 @@ export type LoadedModelInfo = {
     expiresAt: Date | undefined,
     /** The settings it was loaded with and the memory planned for them. */
     plan: OffloadPlan,
-    decodeLoop: DecodeLoopReport
+    decodeLoop: DecodeLoopReport,
+    /** How it drafts, and the tokens its replies drafted and kept so far. */
+    speculation: SpeculationSettings & DraftTally
 };
 

@@ -8,6 +8,7 @@ import {RequestAbortedError} from "./errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
+import type {DraftTally, SpeculationMode, SpeculationSettings} from "./speculation.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
 import type {ProjectedImage} from "./vision/ImageProjector.js";
@@ -52,6 +53,10 @@ export type PreparedGeneration = {
     /** Never sampled while a grammar holds (names, arguments, `response_format`): see markupTokens. */
     markupTokens?: Uint32Array,
     logprobsTop?: number,
+    /** Drafting several tokens at a time (speculative decoding); none: one token per evaluation. */
+    speculation?: SpeculationSettings & {mode: Exclude<SpeculationMode, "off">},
+    /** The reply's expected tokens (OpenAI's `prediction`): drafted from when speculation is on, counted in `usage` always. */
+    prediction?: readonly Token[],
     signal?: AbortSignal,
     deadline?: AbortSignal,
     queueMs: number,
@@ -95,10 +100,12 @@ const maxRerenders = 16;
  * special tokens never reach the text. Ends at a stop string, an end token, the token budget or the end of the
  * calls, and checks the abort signal after every token. It never releases the lease; its caller does.
  *
- * `usage` is counted in as the generation goes, so that a caller whose generation fails part way can report what it did.
+ * `usage` is counted in as the generation goes, so that a caller whose generation fails part way can report what it did;
+ * `drafts` the same way, with the tokens drafted from any source and those kept.
  */
 export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, lease: SlotLease, job: PreparedGeneration,
-    usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0}): AsyncGenerator<GenerationEvent> {
+    usage: Usage = {promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0, reasoningTokens: 0},
+    drafts: DraftTally = {drafted: 0, accepted: 0}): AsyncGenerator<GenerationEvent> {
     const sequence = lease.slot.sequence;
     const prompt = job.promptTokens;
     /** Where the images lie in `committed`. */
@@ -109,6 +116,10 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
     /** The tokens the slot's cache should hold: the prompt, then what was kept of the reply and what was injected. */
     let committed: Token[] = [...prompt];
     const penaltyHistory: Token[] = prompt.filter((token) => token >= 0).slice(-penaltyWindow);
+    if (job.prediction != null) {
+        usage.acceptedPredictionTokens = 0;
+        usage.rejectedPredictionTokens = 0;
+    }
 
     const started = performance.now();
     let firstTokenAt: number | undefined;
@@ -181,7 +192,15 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             history: penaltyHistory.slice(-penaltyWindow),
             maxTokens: Math.min(maxNewTokens - usage.completionTokens, room),
             ignoreEos: job.ignoreEos === true,
-            topLogprobs: job.logprobsTop
+            topLogprobs: job.logprobsTop,
+            ...job.speculation != null ? {draft: {
+                mode: job.speculation.mode,
+                max: job.speculation.draftMax,
+                context: committed,
+                replyStart: Math.min(prompt.length, committed.length),
+                ...job.speculation.ngram === false ? {ngram: false} : {},
+                ...job.prediction != null ? {prediction: job.prediction} : {}
+            }} : {}
         });
         const sampled: {token: Token, end: number}[] = [];
         let cutAt: number | undefined;
@@ -221,6 +240,15 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             // The slot is handed back only once the loop has let go of the sequence.
             stream.stop();
             await stream.finished;
+            const counts = stream.drafts;
+            if (counts != null) {
+                drafts.drafted += counts.predictionDrafted + counts.ngramDrafted;
+                drafts.accepted += counts.predictionAccepted + counts.ngramAccepted;
+                if (usage.acceptedPredictionTokens != null && usage.rejectedPredictionTokens != null) {
+                    usage.acceptedPredictionTokens += counts.predictionAccepted;
+                    usage.rejectedPredictionTokens += counts.predictionDrafted - counts.predictionAccepted;
+                }
+            }
         }
         if (cutAt == null) {
             committed = [...committed, ...sampled.map((entry) => entry.token)];

@@ -8,11 +8,12 @@ import type {GenerationReport} from "./LoadedModel.js";
 import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
 import type {PromptCache} from "./PromptCache.js";
+import type {SpeculationSettings} from "./speculation.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, its context size, slots and KV cache type. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,
-    {threads, flashAttention, decodeLoop, maxQueue, promptCache, chatTemplate, projectorOnGpu, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
-        decodeLoop: DecodeLoopSetting, maxQueue: number, promptCache?: PromptCache, chatTemplate: string | undefined, projectorOnGpu?: boolean,
+    {threads, flashAttention, decodeLoop, speculation, maxQueue, promptCache, chatTemplate, projectorOnGpu, onGenerationDone}: {threads: number, flashAttention: FlashAttentionSetting,
+        decodeLoop: DecodeLoopSetting, speculation?: SpeculationSettings, maxQueue: number, promptCache?: PromptCache, chatTemplate: string | undefined, projectorOnGpu?: boolean,
         onGenerationDone?: (report: GenerationReport) => void}): Promise<LoadedModel> {
     try {
         return await LoadedModel.load(llama, {
@@ -25,6 +26,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             threads,
             flashAttention,
             decodeLoop,
+            ...speculation != null ? {speculation} : {},
             gpuLayers: plan.gpuLayers,
             maxQueue,
             promptCache,

@@ -74,6 +74,8 @@ export type GenerationOptions = {
     reasoning?: ReasoningOptions,
     /** Report log probabilities of each generated token and of the `top` likeliest alternatives. */
     logprobs?: {top: number},
+    /** The reply as the client expects it (OpenAI's Predicted Outputs): drafted from, so what agrees with it comes faster. */
+    prediction?: string,
     /** Aborts the generation: the client went away. Nothing more is sent. */
     signal?: AbortSignal,
     /**
@@ -94,7 +96,10 @@ export type Usage = {
     /** Prompt tokens that were already in the slot's cache and were not evaluated again. */
     cachedPromptTokens: number,
     /** Generated tokens that were thinking (part of `completionTokens`). */
-    reasoningTokens: number
+    reasoningTokens: number,
+    /** With a prediction of the reply: its tokens that were drafted and kept, and those drafted and refused. */
+    acceptedPredictionTokens?: number,
+    rejectedPredictionTokens?: number
 };
 
 export type Timings = {

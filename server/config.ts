@@ -3,6 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {DEFAULT_KV_CACHE_TYPE, isQuantizedKvCache, KV_CACHE_TYPES} from "../native/kvCacheTypes.js";
+import {DEFAULT_SPECULATION, DRAFT_MODEL_MODES, SPECULATION_MODES} from "../native/speculation.js";
+import type {SpeculationMode, SpeculationSettings} from "../native/speculation.js";
 import type {KvCacheType} from "../native/kvCacheTypes.js";
 import {defaultPromptCacheBytes} from "../native/PromptCache.js";
 import {formatByteSize, parseByteSize} from "./byteSize.js";
@@ -73,6 +75,8 @@ export type ServeConfig = {
     flashAttention: FlashAttentionSetting,
     /** `"auto"` (the default): Hearth's native decode loop where it is built; `"javascript"`: its JavaScript loop. */
     decodeLoop: DecodeLoopSetting,
+    /** Speculative decoding (`--speculative`, `--draft-max`). Defaults to `auto`, 16 tokens a draft. */
+    speculation?: SpeculationSettings,
     /** Requests that may wait for a slot, per model, before new ones get 503. Defaults to `64`. */
     maxQueue: number,
     /**
@@ -271,6 +275,9 @@ const serveOptions = {
     "gpu-devices": {type: "string"},
     "flash-attn": {type: "string"},
     "decode-loop": {type: "string"},
+    speculative: {type: "string"},
+    "draft-max": {type: "string"},
+    "draft-model": {type: "string"},
     "max-queue": {type: "string"},
     "cache-ram": {type: "string"},
     "chat-template": {type: "string"},
@@ -323,6 +330,10 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
                           CPU, where it is slower, else llama.cpp's choice)   HEARTH_FLASH_ATTN
       --decode-loop L     auto|javascript (default auto: the native loop where it
                           was built, see README)                             HEARTH_DECODE_LOOP
+      --speculative S     auto|off|ngram: draft tokens from n-grams of the prompt and reply
+                          and from a request's prediction, verified in one batch (default
+                          auto: only in slots where drafts are mostly right) HEARTH_SPECULATIVE
+      --draft-max N       tokens one draft holds at most (default 16)        HEARTH_DRAFT_MAX
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
       --cache-ram SIZE    RAM for slot states other conversations evicted, restored when
                           they come back: 512mb, 4gb, 0 for none (default ${formatByteSize(defaultPromptCacheBytes())},
@@ -429,6 +440,14 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     const decodeLoop = pick(values["decode-loop"], "HEARTH_DECODE_LOOP") ?? "auto";
     if (!(DECODE_LOOP_SETTINGS as readonly string[]).includes(decodeLoop))
         throw new ConfigError(`--decode-loop must be one of ${DECODE_LOOP_SETTINGS.join(", ")}, got "${decodeLoop}"`);
+    const speculative = pick(values.speculative, "HEARTH_SPECULATIVE") ?? DEFAULT_SPECULATION.mode;
+    if (DRAFT_MODEL_MODES.includes(speculative))
+        throw new ConfigError(`--speculative ${speculative} needs a draft model (--draft-model), which this version does not load yet; use ${SPECULATION_MODES.join(", ")}`);
+    if (!(SPECULATION_MODES as readonly string[]).includes(speculative))
+        throw new ConfigError(`--speculative must be one of ${SPECULATION_MODES.join(", ")}, got "${speculative}"`);
+    const draftMax = pick(values["draft-max"], "HEARTH_DRAFT_MAX");
+    if (pick(values["draft-model"], "HEARTH_DRAFT_MODEL") != null)
+        throw new ConfigError("--draft-model is not supported yet: this version drafts from n-grams and predictions only (--speculative auto|ngram)");
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
     const cacheRam = pick(values["cache-ram"], "HEARTH_CACHE_RAM");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
@@ -485,6 +504,10 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             gpuDevices: gpuDevices != null ? parseGpuDevices(gpuDevices) : [],
             flashAttention: flashAttention as FlashAttentionSetting,
             decodeLoop: decodeLoop as DecodeLoopSetting,
+            speculation: {
+                mode: speculative as SpeculationMode,
+                draftMax: draftMax != null ? parseInteger("--draft-max", draftMax, 1, 256) : DEFAULT_SPECULATION.draftMax
+            },
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             cacheRamBytes: parseCacheRam(cacheRam),
             chatTemplate: pick(values["chat-template"], "HEARTH_CHAT_TEMPLATE") || undefined,

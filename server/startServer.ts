@@ -110,6 +110,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         threads: config.threads,
         flashAttention: config.flashAttention,
         decodeLoop: config.decodeLoop,
+        ...config.speculation != null ? {speculation: config.speculation} : {},
         parallel: config.parallel,
         ctxSize: config.ctxSize,
         kvCacheType: config.kvCacheType,

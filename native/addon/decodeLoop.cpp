@@ -50,6 +50,7 @@
 #include "napi.h"
 #include "AddonContext.h"
 #include "AddonModel.h"
+#include "drafting.h"
 #include "projector.h"
 #include "sequenceState.h"
 
@@ -245,6 +246,8 @@ struct Event {
     float logprob = 0;     // Token, with log probabilities asked for
     std::vector<std::pair<llama_token, float>> top;
     std::string message;   // Failed
+    bool drafting = false;       // End of a generation that drafted: `drafts` holds its counts
+    hearth::DraftCounts drafts;
 };
 
 using Events = std::vector<Event>;
@@ -288,7 +291,20 @@ struct Generation {
     int32_t read = 0;                // tokens JavaScript has taken (ack)
     bool stopRequested = false;
     std::deque<PendingImage> images; // in input order; each is evaluated alone when the input reaches it
+    std::unique_ptr<hearth::Drafter> drafter;  // null: it never drafts
+    int32_t drafted = 0;             // the draft at the end of the input, in the batch being built or decoded
+    hearth::DraftSource draftSource = hearth::DraftSource::None;
 };
+
+// The End event of a generation, with its drafts' counts when it drafted.
+static Event Ended(const Generation& generation, EndReason reason) {
+    Event event{EventKind::End, generation.sequence, static_cast<int32_t>(reason), generation.position - generation.startPosition, NAN, {}, {}};
+    if (generation.drafter != nullptr) {
+        event.drafting = true;
+        event.drafts = generation.drafter->Counts();
+    }
+    return event;
+}
 
 // How far a generation may sample ahead of what JavaScript has taken: a slow reader (a slow client) holds its own
 // generation back instead of letting it run to its budget, and a client that leaves stops it within this many tokens.
@@ -356,6 +372,8 @@ public:
         batchSize_ = static_cast<int32_t>(fill > 0 && fill <= llama_n_batch(ctx_) ? fill : llama_n_batch(ctx_));
         batch_ = llama_batch_init(batchSize_, 0, 1);
         candidates_.resize(vocabSize_);
+        // A recurrent state cannot drop the positions of a rejected draft.
+        canDraft_ = !llama_model_is_recurrent(llama_get_model(ctx_)) && !llama_model_is_hybrid(llama_get_model(ctx_));
 
         events_ = Napi::ThreadSafeFunction::New(env, info[3].As<Napi::Function>(), "HearthDecodeLoop", 0, 1);
         events_.Unref(env);
@@ -380,6 +398,8 @@ private:
     int32_t batchSize_ = 0;
     llama_batch batch_{};
     std::vector<llama_token_data> candidates_;
+    bool canDraft_ = false;
+    std::vector<llama_token> draft_;  // the loop thread's scratch for a proposal
 
     Napi::ThreadSafeFunction events_;
     Napi::Env::CleanupHook<void (*)(DecodeLoop*), DecodeLoop> cleanupHook_;
@@ -473,6 +493,7 @@ private:
             }
         }
         generation->sampling = CreateSampling(env, options, number);
+        generation->drafter = CreateDrafter(env, options, number);
 
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -543,6 +564,39 @@ private:
         }
         sampling->topLogprobs = static_cast<int32_t>(number("topLogprobs", -1));
         return sampling;
+    }
+
+    // A drafter when the options ask for drafting (draftMode 1: ngram, 2: auto), the model can drop rejected
+    // positions and has no projector: the history it drafts from (draftContext, the reply from draftReplyStart), a
+    // prediction's tokens, and whether n-grams of the history draft too (draftNgram, 0: only the prediction).
+    template <typename Number>
+    std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number) {
+        const int32_t mode = static_cast<int32_t>(number("draftMode", 0));
+        // A model that sees images does not draft: on Mesa's software Vulkan device (lavapipe) the decode of an image
+        // after batches with drafts (several logits per sequence) crashed inside the driver, and nothing else showed why.
+        if (!canDraft_ || projector_ != nullptr || (mode != static_cast<int32_t>(hearth::DraftMode::Ngram) && mode != static_cast<int32_t>(hearth::DraftMode::Auto)))
+            return nullptr;
+        auto tokens = [&](const char* name) {
+            std::vector<llama_token> list;
+            Napi::Value value = options.Get(name);
+            if (!value.IsTypedArray())
+                return list;
+            Napi::Uint32Array array = value.As<Napi::Uint32Array>();
+            list.reserve(array.ElementLength());
+            for (size_t index = 0; index < array.ElementLength(); index++) {
+                // Anything outside the vocabulary (an image's positions) is kept as a token that matches nothing.
+                list.push_back(array[index] < static_cast<uint32_t>(vocabSize_) ? static_cast<llama_token>(array[index]) : -1);
+            }
+            return list;
+        };
+        std::vector<llama_token> prediction = tokens("prediction");
+        if (std::find(prediction.begin(), prediction.end(), -1) != prediction.end())
+            throw Napi::RangeError::New(env, "Prediction token id out of range");
+        const int32_t max = static_cast<int32_t>(number("draftMax", 16));
+        if (max < 1)
+            throw Napi::RangeError::New(env, "draftMax must be at least 1");
+        return std::make_unique<hearth::Drafter>(static_cast<hearth::DraftMode>(mode), max, tokens("draftContext"),
+            static_cast<size_t>(std::max(0.0, number("draftReplyStart", 0))), std::move(prediction), number("draftNgram", 1) != 0);
     }
 
     // stop(id): that generation ends after the batch in flight (nothing happens if it has ended).
@@ -711,6 +765,14 @@ private:
                 }
                 if (event.kind == EventKind::Failed)
                     item.Set("message", Napi::String::New(env, event.message));
+                if (event.drafting) {
+                    Napi::Array drafts = Napi::Array::New(env, 4);
+                    drafts.Set(0u, Napi::Number::New(env, event.drafts.predictionDrafted));
+                    drafts.Set(1u, Napi::Number::New(env, event.drafts.predictionAccepted));
+                    drafts.Set(2u, Napi::Number::New(env, event.drafts.ngramDrafted));
+                    drafts.Set(3u, Napi::Number::New(env, event.drafts.ngramAccepted));
+                    item.Set("drafts", drafts);
+                }
                 list.Set(index++, item);
             }
             callback.Call({list});
@@ -761,7 +823,7 @@ private:
             for (auto iterator = running_.begin(); iterator != running_.end();) {
                 Generation& generation = *iterator->second;
                 if (generation.stopRequested) {
-                    events->push_back({EventKind::End, generation.sequence, static_cast<int32_t>(EndReason::Stopped), generation.position - generation.startPosition, NAN, {}, {}});
+                    events->push_back(Ended(generation, EndReason::Stopped));
                     iterator = running_.erase(iterator);
                 } else {
                     ++iterator;
@@ -832,12 +894,26 @@ private:
         EvaluateImages(events);
         std::vector<Item> items;
         int32_t room = batchSize_;
-        // Generating sequences first, one token each; then prompt chunks fill the rest.
+        // Room for drafts once every generating sequence has its one token.
+        int32_t spare = room;
+        for (const auto& [sequence, generation] : running_)
+            if (generation->input.size() - generation->inputDone == 1 && !HeldBack(*generation))
+                spare--;
+        // Generating sequences first, one token each and their drafts; then prompt chunks fill the rest.
         for (int pass = 0; pass < 2 && room > 0; pass++) {
             for (auto& [sequence, generation] : running_) {
-                const int32_t left = static_cast<int32_t>(generation->input.size() - generation->inputDone);
-                if ((pass == 0) != (left == 1) || left == 0 || room == 0 || HeldBack(*generation))
+                int32_t left = static_cast<int32_t>(generation->input.size() - generation->inputDone);
+                // A drafting sequence is already in the batch: its input is more than one token only for this batch.
+                if ((pass == 0) != (left == 1) || left == 0 || room == 0 || HeldBack(*generation) || generation->drafted > 0)
                     continue;
+                if (pass == 0 && generation->drafter != nullptr && generation->images.empty()) {
+                    // A draft never takes the sequence past its budget: what it writes into the cache stays within
+                    // what the tokens the generation may still sample would have written.
+                    const int32_t limit = std::min({spare, room - 1, generation->budget - generation->sampled - 1});
+                    AddDraft(*generation, limit);
+                    spare -= generation->drafted;
+                    left += generation->drafted;
+                }
                 // Text up to the next image; the image is evaluated alone at the start of a later step.
                 const int32_t untilImage = generation->images.empty() ? left
                     : static_cast<int32_t>(generation->images.front().offset - generation->inputDone);
@@ -851,7 +927,11 @@ private:
         if (items.empty())
             return;
 
-        const int32_t status = Decode(items, events);
+        int32_t status = Decode(items, events);
+        if (status == 0)
+            return;
+        if (status == 1 && DropDrafts(items))
+            status = Decode(items, events);
         if (status == 0)
             return;
         if (items.size() == 1) {
@@ -865,6 +945,60 @@ private:
             if (own != 0)
                 Fail(*item.generation, own, events);
         }
+    }
+
+    // Appends to a generating sequence's input what its drafter proposes (at most `limit` tokens), cut before a token
+    // that the grammar or the banned tokens refuse or that ends the generation: the sampler could not pick it.
+    void AddDraft(Generation& generation, int32_t limit) {
+        generation.drafted = 0;
+        generation.draftSource = hearth::DraftSource::None;
+        if (limit <= 0)
+            return;
+        const hearth::DraftSource source = generation.drafter->Propose(limit, draft_);
+        if (source == hearth::DraftSource::None)
+            return;
+        Sampling& sampling = *generation.sampling;
+        llama_sampler* grammar = sampling.grammar != nullptr ? llama_sampler_clone(sampling.grammar) : nullptr;
+        size_t allowed = 0;
+        for (; allowed < draft_.size(); allowed++) {
+            const llama_token token = draft_[allowed];
+            if ((!generation.ignoreEndOfGeneration && llama_vocab_is_eog(vocab_, token))
+                    || std::find(sampling.banned.begin(), sampling.banned.end(), token) != sampling.banned.end())
+                break;
+            if (grammar != nullptr) {
+                llama_token_data single{token, 1.0f, 0.0f};
+                llama_token_data_array check{&single, 1, -1, false};
+                llama_sampler_apply(grammar, &check);
+                if (single.logit == -INFINITY)
+                    break;
+                llama_sampler_accept(grammar, token);
+            }
+        }
+        if (grammar != nullptr)
+            llama_sampler_free(grammar);
+        if (allowed == 0)
+            return;
+        generation.input.insert(generation.input.end(), draft_.begin(), draft_.begin() + static_cast<std::ptrdiff_t>(allowed));
+        generation.drafted = static_cast<int32_t>(allowed);
+        generation.draftSource = source;
+    }
+
+    // Takes the drafts out of a batch that the cache had no room for (a draft briefly takes cells of its own): the
+    // batch is then what it would have been without them. False when there were none.
+    bool DropDrafts(std::vector<Item>& items) {
+        bool dropped = false;
+        for (Item& item : items) {
+            Generation& generation = *item.generation;
+            if (generation.drafted == 0)
+                continue;
+            generation.input.resize(generation.input.size() - static_cast<size_t>(generation.drafted));
+            item.count -= generation.drafted;
+            generation.drafter->Verified(generation.draftSource, 0, 0);
+            generation.drafted = 0;
+            generation.draftSource = hearth::DraftSource::None;
+            dropped = true;
+        }
+        return dropped;
     }
 
     // Ends a generation whose input could not be decoded, dropping its sequence from the cache (nobody can tell
@@ -897,7 +1031,9 @@ private:
             }
             if (generation.inputDone + item.count == generation.input.size()) {
                 logitIndexes[position] = batch_.n_tokens - 1;
-                batch_.logits[logitIndexes[position]] = 1;
+                // The last input token's logits, and each drafted token's: every position of a draft is sampled.
+                for (int32_t back = 0; back <= generation.drafted; back++)
+                    batch_.logits[logitIndexes[position] - back] = 1;
             }
         }
 
@@ -911,31 +1047,70 @@ private:
             generation.position += items[position].count;
             if (logitIndexes[position] < 0)
                 continue;
-            Event event{EventKind::Token, generation.sequence, 0, 0, NAN, {}, {}};
-            const llama_token token = Sample(generation, logitIndexes[position], event);
-            const int32_t sequence = generation.sequence;
-            if (token == LLAMA_TOKEN_NULL) {
-                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::NothingSampled), generation.position - generation.startPosition, NAN, {}, {}});
-                running_.erase(sequence);
-                continue;
-            }
-            if (!generation.ignoreEndOfGeneration && llama_vocab_is_eog(vocab_, token)) {
-                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::EndOfGeneration), generation.position - generation.startPosition, NAN, {}, {}});
-                running_.erase(sequence);
-                continue;
+            Verify(generation, logitIndexes[position], events);
+        }
+        return 0;
+    }
+
+    // Samples a generation whose input the batch completed: its next token from the last input token's logits and, when
+    // the input ended with a draft, one token for each drafted position after it, as long as each sampled token is the
+    // drafted one (the sampler then saw the same tokens as without the draft). The first token that differs is the
+    // next input; the positions after it are dropped from the cache. `lastIndex`: the batch index of the input's end.
+    void Verify(Generation& generation, int32_t lastIndex, Events& events) {
+        const int32_t drafted = generation.drafted;
+        const hearth::DraftSource source = generation.draftSource;
+        generation.drafted = 0;
+        generation.draftSource = hearth::DraftSource::None;
+        const llama_pos first = generation.position - 1 - drafted;  // the position of the token before the draft
+        const int32_t firstIndex = lastIndex - drafted;
+        const llama_token* draft = generation.input.data() + generation.input.size() - drafted;
+        const int32_t sequence = generation.sequence;
+        int32_t step = 0;
+        int32_t accepted = 0;
+        llama_token next = LLAMA_TOKEN_NULL;
+        bool ended = false;
+        EndReason reason = EndReason::Stopped;
+        for (;; step++) {
+            Event event{EventKind::Token, sequence, 0, 0, NAN, {}, {}};
+            const llama_token token = Sample(generation, firstIndex + step, event);
+            if (token == LLAMA_TOKEN_NULL || (!generation.ignoreEndOfGeneration && llama_vocab_is_eog(vocab_, token))) {
+                ended = true;
+                reason = token == LLAMA_TOKEN_NULL ? EndReason::NothingSampled : EndReason::EndOfGeneration;
+                break;
             }
             event.value = token;
             events.push_back(std::move(event));
             generation.sampled++;
+            if (generation.drafter != nullptr)
+                generation.drafter->Append(token);
+            const bool matches = step < drafted && draft[step] == token;
+            if (matches)
+                accepted++;
             if (generation.sampled >= generation.budget) {
-                events.push_back({EventKind::End, sequence, static_cast<int32_t>(EndReason::Budget), generation.position - generation.startPosition, NAN, {}, {}});
-                running_.erase(sequence);
-                continue;
+                ended = true;
+                reason = EndReason::Budget;
+                break;
             }
-            generation.input.assign(1, token);
-            generation.inputDone = 0;
+            if (!matches) {
+                next = token;
+                break;
+            }
         }
-        return 0;
+        // The cache keeps the token before the draft and the `step` drafted tokens the sampler agreed with.
+        generation.position = first + 1 + step;
+        if (drafted > step && !llama_memory_seq_rm(llama_get_memory(ctx_), sequence, generation.position, -1)) {
+            Fail(generation, -1, events);
+            return;
+        }
+        if (generation.drafter != nullptr)
+            generation.drafter->Verified(source, drafted, accepted);
+        if (ended) {
+            events.push_back(Ended(generation, reason));
+            running_.erase(sequence);
+            return;
+        }
+        generation.input.assign(1, next);
+        generation.inputDone = 0;
     }
 
     // Every token as a candidate, at its own index, with the banned ones at -inf.

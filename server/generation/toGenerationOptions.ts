@@ -19,7 +19,9 @@ export type RequestedGeneration = {
      */
     reasoning?: readonly {param: string, value: ReasoningOptions}[],
     logprobs?: {top: number},
-    ignoreEos?: boolean
+    ignoreEos?: boolean,
+    /** The reply as the client expects it (OpenAI's `prediction`). */
+    prediction?: string
 };
 
 /** The request fields an error should name, in the API's own words. */
@@ -39,7 +41,8 @@ export function toGenerationOptions(requested: RequestedGeneration, names: Field
         responseFormat: requested.responseFormat,
         tools: toolOptions(requested, names),
         reasoning: reasoningOptions(requested.reasoning ?? []),
-        logprobs: requested.logprobs
+        logprobs: requested.logprobs,
+        ...requested.prediction != null && requested.prediction !== "" ? {prediction: requested.prediction} : {}
     };
 }
 

@@ -25,6 +25,10 @@ export class ServerMetrics {
         labelNames: ["model"], buckets: [0, 0.01, 0.05, 0.25, 1, 5, 15, 60], registers: [this.registry]
     });
     readonly #generatedTokens = new Counter({name: "hearth_generated_tokens_total", help: "Tokens generated", labelNames: ["model"], registers: [this.registry]});
+    readonly #draftTokens = new Counter({
+        name: "hearth_draft_tokens_total", help: "Tokens drafted by speculative decoding, by whether the sampler kept them",
+        labelNames: ["model", "outcome"], registers: [this.registry]
+    });
     readonly #promptTokens = new Counter({name: "hearth_prompt_tokens_total", help: "Prompt tokens of generations (cached ones included)", labelNames: ["model"], registers: [this.registry]});
     readonly #tokensPerSecond = new Histogram({
         name: "hearth_generation_tokens_per_second", help: "Decode speed of each generation, after its first token",
@@ -75,8 +79,12 @@ export class ServerMetrics {
         this.#durations.observe({method, route}, durationMs / 1000);
     }
 
-    generationDone({model, usage, timings}: GenerationReport): void {
+    generationDone({model, usage, timings, drafts}: GenerationReport): void {
         this.#generatedTokens.inc({model}, usage.completionTokens);
+        if (drafts != null) {
+            this.#draftTokens.inc({model, outcome: "accepted"}, drafts.accepted);
+            this.#draftTokens.inc({model, outcome: "rejected"}, drafts.drafted - drafts.accepted);
+        }
         this.#promptTokens.inc({model}, usage.promptTokens);
         // A generation that failed counts its tokens, and nothing in the timing histograms.
         if (timings == null)

@@ -244,6 +244,12 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                 size: loaded.plan.ramBytes + loaded.plan.vramBytes, size_vram: loaded.plan.vramBytes, context_length: loaded.plan.contextSize,
                 // Hearth's own: which decode loop runs its slots, and why not the native one.
                 decode_loop: loaded.decodeLoop.kind, decode_loop_reason: loaded.decodeLoop.kind === "javascript" ? loaded.decodeLoop.reason : null,
+                // Hearth's own: how it drafts tokens (speculative decoding), and how many of its drafted tokens were kept.
+                speculation: {
+                    mode: loaded.speculation.mode, draft_max: loaded.speculation.draftMax, ngram: loaded.speculation.ngram !== false,
+                    drafted_tokens: loaded.speculation.drafted, accepted_tokens: loaded.speculation.accepted,
+                    acceptance: loaded.speculation.drafted > 0 ? loaded.speculation.accepted / loaded.speculation.drafted : null
+                },
                 // Hearth's own: why the context is this size ("the model's trained context", "what fits in free VRAM with 4 slots").
                 context_reason: loaded.plan.contextReason
             };

@@ -64,8 +64,15 @@ const ResponseFormat = Type.Union([
     })
 ]);
 
+/** Predicted Outputs: the reply as the client expects it, such as a file it asks the model to edit. */
+const Prediction = Type.Object({
+    type: Type.Literal("content"),
+    content: Type.Union([Type.String(), Type.Array(Type.Object({type: Type.Literal("text"), text: Type.String()}))])
+});
+
 /** Sampling and length fields shared by chat and text completions. */
 const samplingFields = {
+    prediction: Maybe(Prediction),
     model: Type.String({minLength: 1}),
     stream: Maybe(Type.Boolean()),
     stream_options: Maybe(Type.Object({include_usage: Maybe(Type.Boolean())})),

@@ -99,6 +99,13 @@ function requestedReasoning(body: ChatCompletionRequest): RequestedGeneration["r
     ];
 }
 
+/** A prediction's text: its string, or its text parts joined. */
+function predictionText(prediction: ChatCompletionRequest["prediction"]): string | undefined {
+    if (prediction == null)
+        return undefined;
+    return typeof prediction.content === "string" ? prediction.content : prediction.content.map((part) => part.text).join("");
+}
+
 export function chatGenerationOptions(body: ChatCompletionRequest): RequestOptions {
     const format = body.response_format;
     const tools = body.tools ?? [];
@@ -119,7 +126,8 @@ export function chatGenerationOptions(body: ChatCompletionRequest): RequestOptio
             parallel: body.parallel_tool_calls ?? undefined
         },
         reasoning: requestedReasoning(body),
-        logprobs: body.logprobs ? {top: body.top_logprobs ?? 0} : undefined
+        logprobs: body.logprobs ? {top: body.top_logprobs ?? 0} : undefined,
+        prediction: predictionText(body.prediction)
     }, FIELD_NAMES);
 }
 
@@ -131,7 +139,8 @@ export function completionGenerationOptions(body: CompletionRequest): RequestOpt
         maxTokens: body.max_tokens ?? 16,
         sampling: samplingOptions(body),
         stop: body.stop ?? undefined,
-        logprobs: body.logprobs != null ? {top: body.logprobs} : undefined
+        logprobs: body.logprobs != null ? {top: body.logprobs} : undefined,
+        prediction: predictionText(body.prediction)
     }, FIELD_NAMES);
 }
 
@@ -140,7 +149,7 @@ export type OpenAIUsage = {
     completion_tokens: number,
     total_tokens: number,
     prompt_tokens_details: {cached_tokens: number},
-    completion_tokens_details: {reasoning_tokens: number}
+    completion_tokens_details: {reasoning_tokens: number, accepted_prediction_tokens?: number, rejected_prediction_tokens?: number}
 };
 
 /** Adds up the usage of several generations; a prompt shared by all of them counts once. */
@@ -154,7 +163,14 @@ export function toOpenAIUsage(usages: readonly Usage[], sharedPrompt: boolean): 
         completion_tokens: completionTokens,
         total_tokens: promptTokens + completionTokens,
         prompt_tokens_details: {cached_tokens: Number.isFinite(cachedTokens) ? cachedTokens : 0},
-        completion_tokens_details: {reasoning_tokens: sum((usage) => usage.reasoningTokens)}
+        completion_tokens_details: {
+            reasoning_tokens: sum((usage) => usage.reasoningTokens),
+            // Only for a request with a prediction, as OpenAI's clients read them.
+            ...usages.some((usage) => usage.acceptedPredictionTokens != null) ? {
+                accepted_prediction_tokens: sum((usage) => usage.acceptedPredictionTokens ?? 0),
+                rejected_prediction_tokens: sum((usage) => usage.rejectedPredictionTokens ?? 0)
+            } : {}
+        }
     };
 }
 
