@@ -99,7 +99,7 @@ export function nativeAddonContextOf(context: LlamaContext): object {
  * Hearth's native decode loop, which checks its own view of them against these numbers.
  */
 export function nativeDecodeLoopTarget(model: LlamaModel, context: LlamaContext): {
-    model: object, context: object, expected: {contextSize: number, sequences: number, batchSize: number, fill: number}
+    model: object, context: object, expected: {contextSize: number, sequences: number, batchSize: number}
 } {
     const internals = model as unknown as Internals;
     const AddonModel = internals._llama?._bindings?.AddonModel;
@@ -112,9 +112,8 @@ export function nativeDecodeLoopTarget(model: LlamaModel, context: LlamaContext)
     return {
         model: native,
         context: nativeAddonContextOf(context),
-        // node-llama-cpp gives a model with a sliding-window cache (Gemma) one more token of batch than it reports, and fills
-        // its batches to what it reports.
-        expected: {contextSize, sequences: context.totalSequences, batchSize: context.batchSize + (slidingWindowBatchExtra(model, context) ? 1 : 0), fill: context.batchSize}
+        // node-llama-cpp gives a model with a sliding-window cache (Gemma) one more token of batch than it reports.
+        expected: {contextSize, sequences: context.totalSequences, batchSize: context.batchSize + (slidingWindowBatchExtra(model, context) ? 1 : 0)}
     };
 }
 

@@ -347,9 +347,8 @@ public:
         });
     }
 
-    // new DecodeLoop(addonContext, addonModel, {contextSize, sequences, batchSize, fill}, onEvents): node-llama-cpp's
-    // native context and model objects, what JavaScript knows of the context (see CheckedContext), and the tokens a
-    // batch holds at most (`fill`, at most n_batch; n_batch when left out).
+    // new DecodeLoop(addonContext, addonModel, {contextSize, sequences, batchSize}, onEvents): node-llama-cpp's
+    // native context and model objects, and what JavaScript knows of the context (see CheckedContext).
     DecodeLoop(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DecodeLoop>(info) {
         Napi::Env env = info.Env();
         if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsFunction())
@@ -365,11 +364,7 @@ public:
         modelRef_ = Napi::Persistent(info[1].As<Napi::Object>());
         vocab_ = llama_model_get_vocab(llama_get_model(ctx_));
         vocabSize_ = llama_vocab_n_tokens(vocab_);
-        // The batches node-llama-cpp's own evaluation makes: for a sliding-window model it gives the context one more
-        // token of batch than it fills (its margin for the window's cache), and ggml's Vulkan kernels have crashed on
-        // lavapipe with that one more.
-        const uint32_t fill = whole("fill");
-        batchSize_ = static_cast<int32_t>(fill > 0 && fill <= llama_n_batch(ctx_) ? fill : llama_n_batch(ctx_));
+        batchSize_ = static_cast<int32_t>(llama_n_batch(ctx_));
         batch_ = llama_batch_init(batchSize_, 0, 1);
         candidates_.resize(vocabSize_);
         // A recurrent state cannot drop the positions of a rejected draft.
