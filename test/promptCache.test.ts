@@ -1,33 +1,13 @@
 import assert from "node:assert/strict";
-import {setTimeout as sleep} from "node:timers/promises";
-import {after, describe, it} from "node:test";
-import {startTestServer} from "./helpers/testServer.js";
+import {describe, it} from "node:test";
+import {fileServers, waitFor} from "./helpers/fileServers.js";
 import type {TestServer} from "./helpers/testServer.js";
 import {metricValue} from "./helpers/metrics.js";
 import type {Token} from "node-llama-cpp";
 import {PromptCache} from "../native/PromptCache.js";
 
 const model = "stories260K";
-const servers: TestServer[] = [];
-
-async function server(options: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-    const started = await startTestServer(options);
-    servers.push(started);
-    return started;
-}
-
-after(async () => {
-    await Promise.all(servers.map((started) => started.close()));
-});
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-        if (Date.now() > deadline)
-            throw new Error("condition not met in time");
-        await sleep(5);
-    }
-}
+const server = fileServers();
 
 /** About 330 tokens of stories260K's vocabulary. */
 const story = "Once upon a time there was a tiny dragon who loved to read books in the old library by the sea. ".repeat(12);

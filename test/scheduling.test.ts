@@ -1,31 +1,10 @@
 import assert from "node:assert/strict";
-import {setTimeout as sleep} from "node:timers/promises";
-import {after, describe, it} from "node:test";
+import {describe, it} from "node:test";
 import OpenAI from "openai";
-import {startTestServer} from "./helpers/testServer.js";
-import type {TestServer} from "./helpers/testServer.js";
+import {fileServers, waitFor} from "./helpers/fileServers.js";
 
 const model = "stories260K";
-const servers: TestServer[] = [];
-
-async function server(options: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-    const started = await startTestServer(options);
-    servers.push(started);
-    return started;
-}
-
-after(async () => {
-    await Promise.all(servers.map((started) => started.close()));
-});
-
-async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-        if (Date.now() > deadline)
-            throw new Error("condition not met in time");
-        await sleep(5);
-    }
-}
+const server = fileServers();
 
 describe("slots and the queue", () => {
     it("serves 8 concurrent requests on 4 slots, batched, with the same greedy output as one alone", async () => {
