@@ -184,6 +184,18 @@ llama_context* CheckedContext(Napi::Env env, Napi::Object contextObject, Napi::O
     return ctx;
 }
 
+// CheckedContext for a call whose first three arguments are node-llama-cpp's context and model objects and what
+// JavaScript knows of the context ({contextSize, sequences, batchSize}); the caller has checked that they are objects.
+llama_context* CheckedContextArgs(const Napi::CallbackInfo& info) {
+    Napi::Object expected = info[2].As<Napi::Object>();
+    auto whole = [&](const char* name) {
+        Napi::Value value = expected.Get(name);
+        return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
+    };
+    return CheckedContext(info.Env(), info[0].As<Napi::Object>(), info[1].As<Napi::Object>(),
+        Expected{whole("contextSize"), whole("sequences"), whole("batchSize")});
+}
+
 // The llama_model inside node-llama-cpp's model object: the object must have been made by the binary this addon is
 // linked to, and its llama_model pointer must be readable.
 llama_model* ModelOf(Napi::Env env, Napi::Object modelObject) {
@@ -353,13 +365,7 @@ public:
         Napi::Env env = info.Env();
         if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsFunction())
             throw Napi::TypeError::New(env, "DecodeLoop(context, model, expected, onEvents)");
-        Napi::Object expectedObject = info[2].As<Napi::Object>();
-        auto whole = [&](const char* name) {
-            Napi::Value value = expectedObject.Get(name);
-            return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
-        };
-        const Expected expected{whole("contextSize"), whole("sequences"), whole("batchSize")};
-        ctx_ = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(), expected);
+        ctx_ = CheckedContextArgs(info);
         contextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
         modelRef_ = Napi::Persistent(info[1].As<Napi::Object>());
         vocab_ = llama_model_get_vocab(llama_get_model(ctx_));
@@ -1266,13 +1272,7 @@ Napi::Value EvaluateImage(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 7 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[5].IsNumber() || !info[6].IsNumber())
         throw Napi::TypeError::New(env, "evaluateImage(context, model, expected, projector, chunk, sequence, position)");
-    Napi::Object expectedObject = info[2].As<Napi::Object>();
-    auto whole = [&](const char* name) {
-        Napi::Value value = expectedObject.Get(name);
-        return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
-    };
-    llama_context* context = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(),
-        Expected{whole("contextSize"), whole("sequences"), whole("batchSize")});
+    llama_context* context = CheckedContextArgs(info);
     auto* worker = new EvaluateImageWorker(env, context, hearth::ProjectorOf(env, info[3]), hearth::ChunkOf(env, info[4]),
         info[5].As<Napi::Number>().Int32Value(), info[6].As<Napi::Number>().Int32Value());
     Napi::Promise promise = worker->Promise();
@@ -1289,13 +1289,7 @@ llama_context* ContextArgs(const Napi::CallbackInfo& info, const char* usage, si
     for (size_t index = 3; index < 6; index++)
         if (index != stateIndex && !info[index].IsNumber())
             throw Napi::TypeError::New(env, usage);
-    Napi::Object expectedObject = info[2].As<Napi::Object>();
-    auto whole = [&](const char* name) {
-        Napi::Value value = expectedObject.Get(name);
-        return value.IsNumber() ? value.As<Napi::Number>().Uint32Value() : 0u;
-    };
-    llama_context* context = CheckedContext(env, info[0].As<Napi::Object>(), info[1].As<Napi::Object>(),
-        Expected{whole("contextSize"), whole("sequences"), whole("batchSize")});
+    llama_context* context = CheckedContextArgs(info);
     if (info[3].As<Napi::Number>().Uint32Value() >= llama_n_seq_max(context))
         throw Napi::RangeError::New(env, "No such sequence");
     return context;
