@@ -1,6 +1,6 @@
 import {startTestServer} from "../test/helpers/testServer.js";
 import type {TestServer} from "../test/helpers/testServer.js";
-import type {SpeculationMode} from "../native/speculation.js";
+import type {SpeculationMode} from "../native/decode/speculation.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
 import {best} from "./streamClient.js";
 

@@ -11,8 +11,8 @@ import type {BackendReport} from "./loadBackend.js";
 import {planOffload} from "./planOffload.js";
 import type {LoadSettings, MemoryAvailable, OffloadPlan, ProjectorLoad} from "./planOffload.js";
 import {memoryAvailable} from "./systemReport.js";
-import {PromptCache, defaultPromptCacheBytes} from "./PromptCache.js";
-import {nativeGpuDevices} from "./NativeDecodeLoop.js";
+import {PromptCache, defaultPromptCacheBytes} from "./decode/PromptCache.js";
+import {nativeGpuDevices} from "./decode/NativeDecodeLoop.js";
 import type {EngineOptions, LoadedModelInfo, ModelLease, ModelToLoad} from "./engineTypes.js";
 import {loadPlannedModel} from "./loadPlannedModel.js";
 

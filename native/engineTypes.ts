@@ -1,10 +1,10 @@
 import type {Backend} from "./loadBackend.js";
 import type {DecodeLoopReport, GenerationReport, LoadedModel} from "./LoadedModel.js";
 import type {FlashAttentionSetting} from "./flashAttention.js";
-import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import type {DecodeLoopSetting} from "./decode/NativeDecodeLoop.js";
 import type {KvCacheType} from "./kvCacheTypes.js";
 import type {OffloadPlan} from "./planOffload.js";
-import type {DraftTally, SpeculationSettings} from "./speculation.js";
+import type {DraftTally, SpeculationSettings} from "./decode/speculation.js";
 
 /** The types the engine is configured with and hands out. */
 

@@ -1,8 +1,8 @@
 import {getLlama, getLlamaGpuTypes, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama} from "node-llama-cpp";
 import {BackendUnavailableError} from "./errors.js";
-import {nativeDecodeLoopStatus} from "./NativeDecodeLoop.js";
-import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import {nativeDecodeLoopStatus} from "./decode/NativeDecodeLoop.js";
+import type {DecodeLoopSetting} from "./decode/NativeDecodeLoop.js";
 import {selectGpuDevices, unknownDeviceReason} from "./selectGpuDevices.js";
 
 export type Backend = "cuda" | "metal" | "vulkan" | "cpu";

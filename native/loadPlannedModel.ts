@@ -5,10 +5,10 @@ import type {FlashAttentionSetting} from "./flashAttention.js";
 import {ModelTooLargeError} from "./errors.js";
 import {LoadedModel} from "./LoadedModel.js";
 import type {GenerationReport} from "./LoadedModel.js";
-import type {DecodeLoopSetting} from "./NativeDecodeLoop.js";
+import type {DecodeLoopSetting} from "./decode/NativeDecodeLoop.js";
 import type {LoadSettings, OffloadPlan} from "./planOffload.js";
-import type {PromptCache} from "./PromptCache.js";
-import type {SpeculationSettings} from "./speculation.js";
+import type {PromptCache} from "./decode/PromptCache.js";
+import type {SpeculationSettings} from "./decode/speculation.js";
 
 /** Loads a model as planned: the plan's layers on the GPU, its context size, slots and KV cache type. */
 export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings: LoadSettings, plan: OffloadPlan,

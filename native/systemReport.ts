@@ -2,7 +2,7 @@ import {readFile} from "node:fs/promises";
 import os from "node:os";
 import type {Llama} from "node-llama-cpp";
 import type {Backend, BackendReport} from "./loadBackend.js";
-import {nativeGpuDevices} from "./NativeDecodeLoop.js";
+import {nativeGpuDevices} from "./decode/NativeDecodeLoop.js";
 
 /** `GET /api/system` and `hearth system`: what this machine has for running models, and the backend chosen. */
 export type SystemReport = {

@@ -3,7 +3,7 @@ import {describe, it} from "node:test";
 import path from "node:path";
 import {ConfigError, DEFAULT_PORT, defaultHome, parseServeArgs} from "../server/config.js";
 import {testModel} from "./helpers/testModels.js";
-import {defaultPromptCacheBytes} from "../native/PromptCache.js";
+import {defaultPromptCacheBytes} from "../native/decode/PromptCache.js";
 
 describe("serve configuration", () => {
     it("has safe defaults: loopback only, its own port", () => {

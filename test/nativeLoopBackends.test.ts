@@ -7,7 +7,7 @@ import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import type {Llama, LlamaContext, LlamaModel} from "node-llama-cpp";
 import {addonFolder, manifestPath} from "../native/addon/addonPath.js";
 import type {AddonManifest} from "../native/addon/addonPath.js";
-import {NativeDecodeLoop, nativeDecodeLoopStatus, nativeGpuDevices} from "../native/NativeDecodeLoop.js";
+import {NativeDecodeLoop, nativeDecodeLoopStatus, nativeGpuDevices} from "../native/decode/NativeDecodeLoop.js";
 import {spawnHearth} from "./helpers/spawnHearth.js";
 import {testModel} from "./helpers/testModels.js";
 

@@ -4,7 +4,7 @@ import {fileServers, waitFor} from "./helpers/fileServers.js";
 import type {TestServer} from "./helpers/testServer.js";
 import {metricValue} from "./helpers/metrics.js";
 import type {Token} from "node-llama-cpp";
-import {PromptCache} from "../native/PromptCache.js";
+import {PromptCache} from "../native/decode/PromptCache.js";
 
 const model = "stories260K";
 const server = fileServers();

@@ -1,34 +1,10 @@
 import assert from "node:assert/strict";
 import {describe, it} from "node:test";
-import {StopDetector} from "../native/StopDetector.js";
-import {SlotScheduler} from "../native/SlotScheduler.js";
+import {SlotScheduler} from "../native/decode/SlotScheduler.js";
 import {MarkerScanner} from "../native/chat/MarkerScanner.js";
 import {ReplyText} from "../native/chat/ReplyText.js";
-import {KvSequence} from "../native/SlotDecoder.js";
+import {KvSequence} from "../native/decode/SlotDecoder.js";
 import type {Token} from "node-llama-cpp";
-
-describe("StopDetector", () => {
-    it("holds back a possible stop string and drops it when it completes", () => {
-        const detector = new StopDetector(["\nUser:", "END"]);
-        assert.deepEqual(detector.push("Hello"), {text: "Hello", stop: undefined});
-        assert.deepEqual(detector.push(" there\nUs"), {text: " there", stop: undefined});
-        assert.deepEqual(detector.push("er: more"), {text: "", stop: "\nUser:"});
-    });
-
-    it("releases held-back text that did not become a stop string", () => {
-        const detector = new StopDetector(["END"]);
-        assert.deepEqual(detector.push("THE EN"), {text: "THE ", stop: undefined});
-        // "ENGINE" ends in "E", which may still start "END".
-        assert.deepEqual(detector.push("GINE"), {text: "ENGIN", stop: undefined});
-        assert.deepEqual(detector.push(" E"), {text: "E ", stop: undefined});
-        assert.equal(detector.flush(), "E");
-    });
-
-    it("stops at the earliest of several stop strings", () => {
-        const detector = new StopDetector(["b", "a"]);
-        assert.deepEqual(detector.push("xxabc"), {text: "xx", stop: "a"});
-    });
-});
 
 describe("MarkerScanner", () => {
     it("finds the earliest marker, holds back a possible one and never emits special tokens", () => {

@@ -18,7 +18,7 @@ import {buildJobs, compileAll, compilerIdentity, fileStamp, MissingPrerequisite,
  * node-llama-cpp can load here (its prebuilt CPU, Vulkan and CUDA binaries, and any source build made with
  * `npm run build:engine`), as `<build>/hearth-decode-loop.node`, with a manifest (addons.json) that maps each
  * binary's folder to its copy. At run time Hearth loads the copy made for the binary node-llama-cpp loaded (see
- * NativeDecodeLoop.ts).
+ * decode/NativeDecodeLoop.ts).
  *
  * Each copy also holds llama.cpp's multimodal library (tools/mtmd, libmtmd), compiled from the same bundled
  * source (see mtmdObjects.ts), so a model's projector runs on the libllama and ggml backend its model runs on.

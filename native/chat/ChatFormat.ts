@@ -2,7 +2,7 @@ import {LlamaText, SpecialToken, SpecialTokensText, resolveChatWrapper} from "no
 import type {ChatHistoryItem, ChatModelFunctions, ChatModelResponse, ChatWrapper, ChatWrapperGeneratedContextState, LlamaModel,
     ResolvableChatWrapperTypeName, Token} from "node-llama-cpp";
 import {InvalidRequestError} from "../errors.js";
-import {stopTriggerStrings} from "../stopTriggerStrings.js";
+import {stopTriggerStrings} from "../decode/stopTriggerStrings.js";
 import {IMAGE_PLACEHOLDER} from "../types.js";
 import type {PlacedImage} from "../vision/placeImages.js";
 import type {ChatMessage, ReasoningOptions, ToolDefinition} from "../types.js";

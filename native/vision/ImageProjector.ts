@@ -1,7 +1,7 @@
 import {createHash} from "node:crypto";
 import type {Token} from "node-llama-cpp";
 import {InvalidImageError} from "../errors.js";
-import type {AddonProjector, VisionAddon} from "../NativeDecodeLoop.js";
+import type {AddonProjector, VisionAddon} from "../decode/NativeDecodeLoop.js";
 import type {PromptImage} from "../types.js";
 import {decodeWebpInWorker} from "./decodeWebpInWorker.js";
 

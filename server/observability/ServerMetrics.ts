@@ -2,7 +2,7 @@ import {Counter, Gauge, Histogram, Registry, collectDefaultMetrics} from "prom-c
 import type {DownloadManager} from "../../models/DownloadManager.js";
 import type {Engine} from "../../native/Engine.js";
 import type {GenerationReport} from "../../native/LoadedModel.js";
-import type {PromptCacheStats} from "../../native/PromptCache.js";
+import type {PromptCacheStats} from "../../native/decode/PromptCache.js";
 
 /**
  * The numbers `/metrics` serves in Prometheus' text format. Each server has its own registry, so two

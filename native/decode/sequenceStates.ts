@@ -1,5 +1,5 @@
 import type {LlamaContext, LlamaModel} from "node-llama-cpp";
-import {nativeDecodeLoopTarget} from "./addonAccess.js";
+import {nativeDecodeLoopTarget} from "../addonAccess.js";
 import type {SequenceStates} from "./DecodeLoop.js";
 import {sequenceStateAddonFor} from "./NativeDecodeLoop.js";
 import type {ContextExpectation} from "./NativeDecodeLoop.js";

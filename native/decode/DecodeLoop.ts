@@ -1,12 +1,12 @@
 import {LlamaGrammarEvaluationState} from "node-llama-cpp";
 import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
-import {createNativeSampler, nativeGrammarState} from "./addonAccess.js";
-import type {NativeContext, NativeSampler, NativeSamplerConfig} from "./addonAccess.js";
+import {createNativeSampler, nativeGrammarState} from "../addonAccess.js";
+import type {NativeContext, NativeSampler, NativeSamplerConfig} from "../addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
 import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 import {replaceTokens, savedSequence} from "./NativeDecodeLoop.js";
 import type {AddonSequenceState} from "./NativeDecodeLoop.js";
-import type {ProjectedImage} from "./vision/ImageProjector.js";
+import type {ProjectedImage} from "../vision/ImageProjector.js";
 
 /** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
 type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};

@@ -3,8 +3,8 @@ import type {PromptCache} from "./PromptCache.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import {commonPrefixLength, minReusedPrefixTokens} from "./SlotScheduler.js";
 import type {Slot, SlotLease} from "./SlotScheduler.js";
-import {prefixOutsideImages} from "./vision/placeImages.js";
-import type {PlacedImage} from "./vision/placeImages.js";
+import {prefixOutsideImages} from "../vision/placeImages.js";
+import type {PlacedImage} from "../vision/placeImages.js";
 
 /** Where else a prompt's prefix may be cached, beside the slot it was given. */
 export type PrefixSources = {

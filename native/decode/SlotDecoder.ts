@@ -1,6 +1,6 @@
 import type {LlamaGrammar, Token} from "node-llama-cpp";
-import type {SamplingOptions} from "./types.js";
-import type {ProjectedImage} from "./vision/ImageProjector.js";
+import type {SamplingOptions} from "../types.js";
+import type {ProjectedImage} from "../vision/ImageProjector.js";
 import type {DraftCounts, DraftRequest} from "./speculation.js";
 import type {AddonProjector} from "./NativeDecodeLoop.js";
 

@@ -1,23 +1,23 @@
 import {randomInt} from "node:crypto";
 import type {ChatModelResponse, LlamaGrammar, LlamaModel, LlamaText, Token} from "node-llama-cpp";
-import type {CallStart, ChatTurn} from "./chat/ChatFormat.js";
-import {MarkerScanner} from "./chat/MarkerScanner.js";
-import {parseJsonOrText} from "./chat/nativeHistory.js";
-import {ReplyText} from "./chat/ReplyText.js";
-import {RequestAbortedError} from "./errors.js";
+import type {CallStart, ChatTurn} from "../chat/ChatFormat.js";
+import {MarkerScanner} from "../chat/MarkerScanner.js";
+import {parseJsonOrText} from "../chat/nativeHistory.js";
+import {ReplyText} from "../chat/ReplyText.js";
+import {RequestAbortedError} from "../errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
 import type {DraftTally, SpeculationMode, SpeculationSettings} from "./speculation.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
-import type {ProjectedImage} from "./vision/ImageProjector.js";
-import {prefixOutsideImages, promptTokenCount} from "./vision/placeImages.js";
+import type {ProjectedImage} from "../vision/ImageProjector.js";
+import {prefixOutsideImages, promptTokenCount} from "../vision/placeImages.js";
 import {reusePrefix} from "./reusePrefix.js";
 import type {PrefixSources} from "./reusePrefix.js";
-import type {PlacedImage} from "./vision/placeImages.js";
-import {newToolCallId} from "./toolCalls.js";
-import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "./types.js";
+import type {PlacedImage} from "../vision/placeImages.js";
+import {newToolCallId} from "../toolCalls.js";
+import type {FinishReason, GenerationEvent, SamplingOptions, TokenLogprob, TopLogprob, Usage} from "../types.js";
 
 /** Grammars that keep a tool call in the model's own syntax: one for the function's name, one per function for its arguments. */
 export type ToolGrammars = {

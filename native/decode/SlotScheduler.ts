@@ -1,6 +1,6 @@
 import type {Token} from "node-llama-cpp";
 import type {KvSequence} from "./SlotDecoder.js";
-import {QueueFullError, RequestAbortedError} from "./errors.js";
+import {QueueFullError, RequestAbortedError} from "../errors.js";
 
 export type Slot = {
     readonly index: number,
