@@ -4,7 +4,7 @@
  *
  *   node dist/bench/peer.js [--model FILE]... [--threads N] [--parallel N] [--ctx-size N] [--tokens N]
  *                           [--runs N] [--streams 1,2,4,8] [--llama-server PATH] [--no-thread-sweep]
- *                           [--gpu cpu|vulkan|cuda] [--gpu-layers N] [--images | --no-images]
+ *                           [--gpu cpu|vulkan|cuda] [--gpu-layers N] [--images | --no-images] [--ttft-requests N]
  *
  * `--gpu vulkan` (or `cuda`) compares the two on that GPU backend: llama-server built for it from the same
  * bundled source, Hearth run with `--gpu vulkan`, both with the same `--gpu-layers` (default: every layer, the
@@ -14,7 +14,9 @@
  * choose it; both servers inherit the environment. The thread sweep runs on the CPU backend only.
  *
  * For each model: single-stream decode tokens/s and time to first token, and aggregate tokens/s at each
- * concurrency, for both servers, with Hearth/llama-server ratios. Where Hearth's flash-attention choice
+ * concurrency, for both servers, with Hearth/llama-server ratios; then time to first token for a short prompt and a
+ * ~500-token one (bench/peerTtft.ts: medians, the servers in turns request by request, with each server's CPU time
+ * per request). Where Hearth's flash-attention choice
  * differs from llama-server's default (tiny attention heads on the CPU, see native/flashAttention.ts),
  * llama-server is measured a second time with Hearth's choice, so the engine settings match too; then Hearth alone at every thread count
  * from 1 to the machine's cores and at its default (the same server as the count it resolves to), to check the
@@ -35,6 +37,8 @@ import {testModel} from "../test/helpers/testModels.js";
 import {ensureLlamaServer, PeerBuildUnavailableError, startLlamaServer} from "./llamaServer.js";
 import type {PeerBackend} from "./llamaServer.js";
 import {startHearth} from "./peerHearth.js";
+import {measureTtft, ttftPromptsFor} from "./peerTtft.js";
+import type {TtftResult} from "./peerTtft.js";
 import {benchImages, visionFixture} from "./peerImages.js";
 import type {HearthServer} from "./peerHearth.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
@@ -48,6 +52,7 @@ const {values: args} = parseArgs({options: {
     "ctx-size": {type: "string", default: "2048"},
     tokens: {type: "string"},
     runs: {type: "string", default: "5"},
+    "ttft-requests": {type: "string", default: "60"},
     streams: {type: "string", default: "1,2,4,8"},
     "llama-server": {type: "string"},
     "no-thread-sweep": {type: "boolean", default: false},
@@ -68,6 +73,7 @@ const threads = Number(args.threads);
 const parallel = Number(args.parallel);
 const ctxSizePerSlot = Number(args["ctx-size"]);
 const runs = Number(args.runs);
+const ttftRequests = Number(args["ttft-requests"]);
 const streamCounts = args.streams.split(",").map(Number);
 const prompt = "Once upon a time";
 
@@ -87,7 +93,7 @@ async function streamsOn(server: Server, label: string, streams: number, body: o
         throw new Error(`${label} failed during ${streams} stream(s): ${(error as Error).message}${(error as {cause?: Error}).cause != null ? ` (${(error as {cause: Error}).cause.message})` : ""}`);
     }
 }
-type Measured = {single: StreamResult, aggregate: Record<number, number>};
+type Measured = {single: StreamResult, aggregate: Record<number, number>, ttft?: TtftResult};
 
 function startHearthFor(model: string, threadsArg: number | "default", gpuLayers: number): Promise<HearthServer> {
     return startHearth(model, {backend, gpuLayers, parallel, ctxSizePerSlot, threads: threadsArg});
@@ -138,6 +144,7 @@ async function benchModel(binary: string, file: string, tokens: number) {
     console.log(`\n${path.basename(model)}: ${tokens} tokens, ${threads} thread(s), ${parallel} slots of ${ctxSizePerSlot}, best of ${runs}` +
         (backend !== "cpu" ? `, ${backend} with ${gpuLayers} GPU layers` : ""));
     const likeHearth = await peerFlagsLikeHearth(model, gpuLayers);
+    const prompts = await ttftPromptsFor(model);
     const peerSettings = {model, alias: "bench", threads, parallel, ctxSizePerSlot, extraArgs: backend !== "cpu" ? ["--n-gpu-layers", String(gpuLayers)] : []};
     const peers = [await startLlamaServer(binary, peerSettings)];
     let hearth: HearthServer | undefined;
@@ -149,6 +156,9 @@ async function benchModel(binary: string, file: string, tokens: number) {
             peers.push(await startLlamaServer(binary, {...peerSettings, extraArgs: [...peerSettings.extraArgs, ...likeHearth]}));
         hearth = await startHearthFor(model, threads, gpuLayers);
         const measured = await measureInTurns([...peers, hearth], [...peerLabels, "Hearth"], tokens);
+        const ttft = await measureTtft([...peers.map((peer) => ({url: peer.url, pid: peer.child.pid})), {url: hearth.url, pid: hearth.pid}], prompts,
+            {requests: ttftRequests, longRequests: Math.max(5, Math.round(ttftRequests / 4))});
+        measured.forEach((result, index) => result.ttft = ttft[index]);
         hearthResult = measured.pop()!;
         console.log(`Hearth's decode loop: ${hearth.decodeLoop}${hearth.decodeLoopReason != null ? ` (${hearth.decodeLoopReason})` : ""}`);
         peerResults = measured;
@@ -157,17 +167,29 @@ async function benchModel(binary: string, file: string, tokens: number) {
         for (const peer of peers)
             await peer.stop();
     }
-    const row = (label: string, value: (result: Measured) => number, digits: number) => [label,
-        ...peerResults.map((result) => value(result).toFixed(digits)), value(hearthResult).toFixed(digits),
-        ...peerResults.map((result) => ratio(value(hearthResult), value(result)))];
+    const format = (value: number | undefined, digits: number) => value != null ? value.toFixed(digits) : "n/a";
+    const row = (label: string, value: (result: Measured) => number | undefined, digits: number) => [label,
+        ...peerResults.map((result) => format(value(result), digits)), format(value(hearthResult), digits),
+        ...peerResults.map((result) => {
+            const hearthValue = value(hearthResult);
+            const peerValue = value(result);
+            return hearthValue != null && peerValue != null ? ratio(hearthValue, peerValue) : "n/a";
+        })];
     printTable([
         ["", ...peerLabels, "Hearth", ...peerLabels.map((label) => `Hearth / ${label}`)],
         row("decode tok/s, 1 stream", (result) => result.single.decodeTokensPerSecond, 0),
         row("time to first token, ms", (result) => result.single.ttftMs, 1),
+        row(`TTFT, ${prompts.shortTokens}-token prompt, median ms`, (result) => result.ttft?.short.ttftMs, 2),
+        row(`TTFT, ${prompts.long.tokens}-token prompt, median ms`, (result) => result.ttft?.long.ttftMs, 1),
+        row(`CPU ms/request, ${prompts.shortTokens}-token prompt`, (result) => result.ttft?.short.cpuMsPerRequest, 2),
+        row(`CPU ms/request, ${prompts.long.tokens}-token prompt`, (result) => result.ttft?.long.cpuMsPerRequest, 1),
         ...streamCounts.map((streams) => row(`aggregate tok/s, ${streams} stream${streams > 1 ? "s" : ""}`, (result) => result.aggregate[streams]!, 0))
     ]);
     const ratios = (peer: Measured) => ({
         singleStreamDecode: hearthResult.single.decodeTokensPerSecond / peer.single.decodeTokensPerSecond,
+        ...hearthResult.ttft != null && peer.ttft != null
+            ? {ttftShort: hearthResult.ttft.short.ttftMs / peer.ttft.short.ttftMs, ttftLong: hearthResult.ttft.long.ttftMs / peer.ttft.long.ttftMs}
+            : {},
         ...Object.fromEntries(streamCounts.map((streams) => [`aggregate${streams}`, hearthResult.aggregate[streams]! / peer.aggregate[streams]!]))
     });
 
@@ -246,7 +268,7 @@ async function main() {
         date: new Date().toISOString(),
         machine: {...describeMachine(), nodeLlamaCpp: await getModuleVersion()},
         llamaServer: binary, gpu: backend, ...backend !== "cpu" ? {gpuDevices: process.env.GGML_VK_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES ?? null} : {},
-        threads, parallel, ctxSizePerSlot, runs, streams: streamCounts, results, ...images != null ? {images} : {}
+        threads, parallel, ctxSizePerSlot, runs, ttftRequests, streams: streamCounts, results, ...images != null ? {images} : {}
     });
 }
 
