@@ -266,7 +266,7 @@ export class LoadedModel {
         const queuedAt = performance.now();
         const lease = await this.scheduler.acquire(job.promptTokens, options.signal, options.deadline);
         job.queueMs = performance.now() - queuedAt;
-        return this.#run(lease, job);
+        return this.#run(lease, job, options.onDone);
     }
 
     /** A prompt's length as llama.cpp counts it, its images' tokens included (each made into tokens by the projector). */
@@ -366,10 +366,14 @@ export class LoadedModel {
         };
     }
 
-    #run(lease: SlotLease, job: PreparedGeneration): Generation {
+    #run(lease: SlotLease, job: PreparedGeneration, onRequestDone: ((report: GenerationReport) => void) | undefined): Generation {
         let started = false;
         const name = this.names[0]!;
-        const onDone = this.#onGenerationDone;
+        const onModelDone = this.#onGenerationDone;
+        const onDone = onModelDone == null && onRequestDone == null ? undefined : (report: GenerationReport) => {
+            onModelDone?.(report);
+            onRequestDone?.(report);
+        };
         const total = this.#drafts;
         const loop = this.#loop;
         const events = async function* (model: LlamaModel): AsyncGenerator<GenerationEvent> {

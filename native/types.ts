@@ -1,4 +1,5 @@
 /** The engine's own request and event shapes. Routes translate OpenAI or Ollama shapes to and from these. */
+import type {GenerationReport} from "./LoadedModel.js";
 
 export type SamplingOptions = {
     /** `0` is greedy. Defaults to `0.8`. */
@@ -82,7 +83,9 @@ export type GenerationOptions = {
      * Ends the generation early, as if its token budget ran out (`finish_reason: "length"`), so the reply
      * still ends properly: a timeout or a shutdown. While still waiting for a slot, its reason is thrown.
      */
-    deadline?: AbortSignal
+    deadline?: AbortSignal,
+    /** Told what the generation did when it ends, however it ends (after the engine's own `onGenerationDone`). */
+    onDone?: (report: GenerationReport) => void
 };
 
 export type TopLogprob = {token: string, logprob: number, bytes: number[]};

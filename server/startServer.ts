@@ -10,7 +10,6 @@ import {BenchStore} from "./benchmarks/BenchStore.js";
 import {ConversationStore} from "./conversations/ConversationStore.js";
 import {ResponseStore} from "./openai/ResponseStore.js";
 import {AuditLog} from "./observability/AuditLog.js";
-import {recordGeneration} from "./observability/requestContext.js";
 import {ServerMetrics} from "./observability/ServerMetrics.js";
 import {UpstreamPool, UpstreamStore} from "./upstreams/index.js";
 import {Router, RouteStore} from "./routing/index.js";
@@ -122,10 +121,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         maxLoadedModels: config.maxLoadedModels,
         catalog: libraryCatalog(library),
         log: (level, message) => app.log[level](message),
-        onGenerationDone: (report) => {
-            metrics.generationDone(report);
-            recordGeneration(report);
-        }
+        onGenerationDone: (report) => metrics.generationDone(report)
     }, models);
     const conversations = new ConversationStore(library.home);
     const responses = new ResponseStore(library.home);

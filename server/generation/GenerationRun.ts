@@ -2,9 +2,10 @@ import type {FastifyReply} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import type {ModelLease} from "../../native/engineTypes.js";
 import {ContextOverflowError, DeadlineError, RequestAbortedError} from "../../native/errors.js";
-import type {Generation, LoadedModel, Prompt} from "../../native/LoadedModel.js";
+import type {Generation, GenerationReport, LoadedModel, Prompt} from "../../native/LoadedModel.js";
 import type {GenerationEvent} from "../../native/types.js";
 import type {ImageReader} from "../images/index.js";
+import {recordGeneration} from "../observability/requestContext.js";
 import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
 import type {ContextWarnings} from "./ContextWarnings.js";
@@ -64,6 +65,7 @@ export class GenerationRun implements Run {
     /** Each generation's reply so far, updated before each of its events is yielded. */
     replies: readonly Reply[] = [];
     readonly #context: GenerationContext;
+    readonly #reply: FastifyReply;
     readonly #clientGone = new AbortController();
     readonly #deadline = new AbortController();
     readonly #lifecycle: RunLifecycle;
@@ -72,6 +74,7 @@ export class GenerationRun implements Run {
 
     private constructor(context: GenerationContext, reply: FastifyReply) {
         this.#context = context;
+        this.#reply = reply;
         this.#lifecycle = new RunLifecycle(context, reply, {
             // The request timeout and a shutdown end the run's generations early.
             onDeadline: (kind) => this.#deadline.abort(kind === "shutdown" ? new DeadlineError("shutdown") : new DeadlineError("timeout", context.requestTimeoutMs)),
@@ -109,7 +112,10 @@ export class GenerationRun implements Run {
         const model = this.#lease.model;
         const inputs = await request.inputs(model);
         this.#throwIfReleased();
-        const cancellation = {signal: this.#clientGone.signal, deadline: this.#deadline.signal};
+        const record = this.#reply.request.record;
+        // Each generation's tokens count in the request's log line and audit entry.
+        const cancellation = {signal: this.#clientGone.signal, deadline: this.#deadline.signal,
+            onDone: (report: GenerationReport) => recordGeneration(record, report)};
         const started = await Promise.allSettled(inputs.map((input) => model.start(input.prompt, {...input.options, ...cancellation}, input.promptParam)));
         this.#generations = started.flatMap((result) => result.status === "fulfilled" ? [result.value] : []);
         const failed = started.find((result) => result.status === "rejected");

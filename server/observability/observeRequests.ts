@@ -4,7 +4,6 @@ import {needsKey} from "../access/accessRules.js";
 import type {RequestLog} from "../desktop/RequestLog.js";
 import {routeConfigOf} from "../routeConfig.js";
 import type {AuditLog} from "./AuditLog.js";
-import {runWithRecord} from "./requestContext.js";
 import type {RequestRecord} from "./requestContext.js";
 import type {ServerMetrics} from "./ServerMetrics.js";
 
@@ -89,9 +88,6 @@ export function observeRequests(app: FastifyInstance, {log, metrics, audit}: Obs
                 }, request.body);
         });
     });
-
-    // After the body is parsed, so the handler and everything it awaits run with the request's record.
-    app.addHook("preHandler", (request, _reply, done) => runWithRecord(request.record, done));
 }
 
 function modelOf(request: FastifyRequest): string | undefined {
