@@ -1,17 +1,15 @@
 import {LlamaGrammarEvaluationState} from "node-llama-cpp";
 import type {LlamaModel, Token} from "node-llama-cpp";
-import {createNativeSampler, draftGrammar, nativeGrammarState} from "../addonAccess.js";
-import type {NativeContext, NativeSampler, NativeSamplerConfig} from "../addonAccess.js";
+import {createNativeSampler} from "../addonAccess.js";
+import type {NativeContext, NativeSampler} from "../addonAccess.js";
 import {Drafter} from "./Drafter.js";
-import type {DraftSource} from "./Drafter.js";
+import {allowedDraft, samplerConfig, toRawSampled, toSampled} from "./loopSampling.js";
+import type {RawSampled} from "./loopSampling.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 import {replaceTokens, savedSequence} from "./NativeDecodeLoop.js";
 import type {AddonSequenceState} from "./NativeDecodeLoop.js";
 import type {ProjectedImage} from "../vision/ImageProjector.js";
-
-/** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
-type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};
 
 /** The native addon's sequence state functions, bound to this loop's context (see sequenceStateAddonFor). */
 export type SequenceStates = {
@@ -96,8 +94,8 @@ export class DecodeLoop implements SlotDecoder {
         const history = (more: readonly Token[]) => [...request.history, ...generated, ...more].slice(-penaltyWindow);
         // A model that sees images does not draft, as on the native loop (see its CreateDrafter).
         const drafter = request.draft != null && this.#canDraft && this.#projector == null ? new Drafter(request.draft) : undefined;
-        const grammar = request.grammar != null ? new LlamaGrammarEvaluationState({model: this.#model, grammar: request.grammar}) : undefined;
         const run = async (sampler: NativeSampler) => {
+            const grammar = request.grammar != null ? new LlamaGrammarEvaluationState({model: this.#model, grammar: request.grammar}) : undefined;
             const config = samplerConfig(request, grammar, history);
             // The input before each image, then the image; sampling starts after the input that follows the last one.
             let done = 0;
@@ -114,7 +112,7 @@ export class DecodeLoop implements SlotDecoder {
                 // A draft never takes the sequence past its budget: what it writes into the cache stays within what the
                 // tokens the generation may still sample would have written.
                 const draft = drafter != null && tokens.length === 1
-                    ? this.#draft(drafter, request, grammar, Math.min(request.maxTokens - generated.length - 1, this.#batchSize - 1))
+                    ? allowedDraft(this.#model, request, grammar, drafter.propose(Math.min(request.maxTokens - generated.length - 1, this.#batchSize - 1)))
                     : undefined;
                 const {sampled, drafted} = await this.#evaluate(sequence, tokens, sampler, request.topLogprobs != null, draft?.tokens, prepare);
                 for (const {token} of sampled)
@@ -164,28 +162,6 @@ export class DecodeLoop implements SlotDecoder {
 
     setProjector(projector: ProjectorBinding): void {
         this.#projector = projector;
-    }
-
-    /**
-     * What the drafter proposes (at most `limit` tokens), cut before a token that the grammar or the banned tokens refuse
-     * or that ends the generation: the sampler could not pick it.
-     */
-    #draft(drafter: Drafter, request: GenerateRequest, grammar: LlamaGrammarEvaluationState | undefined, limit: number): {source: DraftSource, tokens: Token[]} | undefined {
-        const proposal = limit > 0 ? drafter.propose(limit) : undefined;
-        if (proposal == null)
-            return undefined;
-        const check = grammar != null ? draftGrammar(this.#model, grammar) : undefined;
-        const banned = request.bannedTokens;
-        let allowed = 0;
-        for (const token of proposal.tokens) {
-            // An end token is never drafted under a grammar, which only takes one where the reply may end.
-            if (((!request.ignoreEos || check != null) && this.#model.isEogToken(token)) || banned?.includes(token) === true)
-                break;
-            if (check != null && !check.take(token))
-                break;
-            allowed++;
-        }
-        return allowed > 0 ? {source: proposal.source, tokens: proposal.tokens.slice(0, allowed)} : undefined;
     }
 
     /** Evaluates an image on a sequence after its cached tokens, alone between two batches. */
@@ -549,61 +525,4 @@ function dropDrafts(items: BatchItem[]): boolean {
         dropped = true;
     }
     return dropped;
-}
-
-function toRawSampled(value: number | [number, number[] | undefined] | null | undefined): RawSampled {
-    if (value == null)
-        return {token: null};
-    if (typeof value === "number")
-        return {token: value === -1 ? null : value as Token};
-    const [token, pairs] = value;
-    const probabilities = new Map<Token, number>();
-    for (let index = 1; index < (pairs?.length ?? 0); index += 2)
-        probabilities.set(pairs![index - 1] as Token, pairs![index]!);
-    return {token: token === -1 ? null : token as Token, probabilities};
-}
-
-/** node-llama-cpp's probabilities (its candidates, likeliest first) as log probabilities. */
-function toSampled(token: Token, probabilities: Map<Token, number> | undefined, top: number | undefined): Sampled {
-    if (probabilities == null || top == null)
-        return {token};
-    return {
-        token,
-        logprob: Math.log(probabilities.get(token) ?? 0),
-        top: [...probabilities].slice(0, top).map(([candidate, probability]) => [candidate, Math.log(probability)] as const)
-    };
-}
-
-/**
- * The sampler's settings for the next token, after `more` tokens not yet in the generation's history (a draft's, while
- * it is verified); with penalties, they change as tokens are generated.
- */
-function samplerConfig(request: GenerateRequest, grammar: LlamaGrammarEvaluationState | undefined,
-    history: (more: readonly Token[]) => Token[]): (more: readonly Token[]) => NativeSamplerConfig {
-    const {sampling, bannedTokens} = request;
-    const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
-    const fixed: NativeSamplerConfig = {
-        temperature: sampling.temperature ?? 0.8,
-        topK: sampling.topK ?? 40,
-        topP: sampling.topP ?? 0.95,
-        minP: sampling.minP ?? 0.05,
-        seed: sampling.seed ?? 0,
-        ...(grammar != null ? {grammarEvaluationState: nativeGrammarState(grammar)} : {}),
-        ...(bannedTokens != null && bannedTokens.length > 0
-            ? {tokenBiasKeys: bannedTokens, tokenBiasValues: new Float32Array(bannedTokens.length).fill(-Infinity)}
-            : {})
-    };
-    if (!penalized)
-        return () => fixed;
-    return (more) => {
-        const tokens = history(more);
-        return {
-            ...fixed,
-            repeatPenalty: sampling.repeatPenalty ?? 1,
-            repeatPenaltyMaxTokens: Math.max(penaltyWindow, tokens.length),
-            repeatPenaltyTokens: Uint32Array.from(tokens),
-            repeatPenaltyPresencePenalty: sampling.presencePenalty ?? 0,
-            repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty ?? 0
-        };
-    };
 }
