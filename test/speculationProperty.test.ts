@@ -61,13 +61,31 @@ function predictionOf(shape: PredictionShape, text: string): {prediction: {type:
     }
 }
 
-/** Asks every server the same thing (with a prediction made from the reference's reply) and compares each reply with the reference's. */
-async function sameEverywhere<T>(ask: (server: TestServer, extra: Record<string, unknown>) => Promise<T>, textOf: (reply: T) => string,
-    shape: PredictionShape, label: string): Promise<void> {
-    const expected = await ask(reference, {});
+/** A reply, and its usage's prediction counts (accepted and rejected tokens). */
+type Answer<T> = {reply: T, counts: [number | undefined, number | undefined]};
+type Usage = {completion_tokens_details?: {accepted_prediction_tokens?: number, rejected_prediction_tokens?: number}} | undefined;
+const countsOf = (usage: Usage): Answer<unknown>["counts"] =>
+    [usage?.completion_tokens_details?.accepted_prediction_tokens, usage?.completion_tokens_details?.rejected_prediction_tokens];
+
+/**
+ * Asks every server the same thing (with a prediction made from the reference's reply) and compares each reply with the
+ * reference's. With `sameCounts`, also a mode's prediction counts on the two loops, which draft alike: a reply of one
+ * phase only (a reply in phases, such as a tool call, stops drafting where the reader ends a phase, as far as the loop
+ * had run ahead by then).
+ */
+async function sameEverywhere<T>(ask: (server: TestServer, extra: Record<string, unknown>) => Promise<Answer<T>>, textOf: (reply: T) => string,
+    shape: PredictionShape, label: string, sameCounts: boolean): Promise<void> {
+    const expected = (await ask(reference, {})).reply;
     const extra = predictionOf(shape, textOf(expected));
-    for (const {name, server} of servers)
-        assert.deepEqual(await ask(server, extra), expected, `${name}: ${label} ${JSON.stringify(extra)}`);
+    const counts = new Map<string, Answer<T>["counts"]>();
+    for (const {name, mode, server} of servers) {
+        const answer = await ask(server, extra);
+        assert.deepEqual(answer.reply, expected, `${name}: ${label} ${JSON.stringify(extra)}`);
+        const other = counts.get(mode);
+        if (other != null && sameCounts)
+            assert.deepEqual(answer.counts, other, `${mode}: the prediction's counts on both loops: ${label} ${JSON.stringify(extra)}`);
+        counts.set(mode, answer.counts);
+    }
 }
 
 type Ps = {models: {name: string, speculation: {drafted_tokens: number, accepted_tokens: number}}[]};
@@ -93,6 +111,14 @@ function assertDrafted(before: Map<string, {drafted: number, accepted: number}>,
     }
 }
 
+async function complete(server: TestServer, body: Record<string, unknown>): Promise<Answer<{text: string, finish: string | null}>> {
+    const response = await server.client.completions.create({model: "stories260K", temperature: 0, ...body} as never) as unknown as {
+        choices: {text: string, finish_reason: string | null}[],
+        usage: Usage
+    };
+    return {reply: {text: response.choices[0]!.text, finish: response.choices[0]!.finish_reason}, counts: countsOf(response.usage)};
+}
+
 describe("speculative decoding keeps greedy replies (property)", () => {
     before(async () => {
         const started = await Promise.all(Object.entries(loops).flatMap(([loop, decodeLoop]) => Object.entries(modes).map(async ([mode, speculation]) =>
@@ -107,14 +133,8 @@ describe("speculative decoding keeps greedy replies (property)", () => {
 
     it("stories260K: the same completion with every mode on both loops, with and without a prediction", async () => {
         const before = await drafted("stories260K");
-        const complete = async (server: TestServer, body: Record<string, unknown>) => {
-            const response = await server.client.completions.create({model: "stories260K", temperature: 0, ...body} as never) as unknown as {
-                choices: {text: string, finish_reason: string | null}[]
-            };
-            return {text: response.choices[0]!.text, finish: response.choices[0]!.finish_reason};
-        };
         await fc.assert(fc.asyncProperty(prompt, fc.integer({min: 4, max: 48}), predictionShape, async (text, maxTokens, shape) => {
-            await sameEverywhere((server, extra) => complete(server, {prompt: text, max_tokens: maxTokens, ...extra}), (reply) => reply.text, shape, text);
+            await sameEverywhere((server, extra) => complete(server, {prompt: text, max_tokens: maxTokens, ...extra}), (reply) => reply.text, shape, text, true);
         }), {numRuns: 12, examples: [["Once upon a time", 40, {kind: "exact"}]]});
         assertDrafted(before, await drafted("stories260K"));
     });
@@ -124,9 +144,10 @@ describe("speculative decoding keeps greedy replies (property)", () => {
         const tools: OpenAI.ChatCompletionTool[] = [{type: "function", function: {name: "get_weather", parameters: {type: "object", properties: {city: {type: "string"}}, required: ["city"]}}}];
         const call = {id: "call_1", type: "function" as const, function: {name: "get_weather", arguments: "{\"city\": \"Paris\"}"}};
         const chat = async (server: TestServer, body: OpenAI.ChatCompletionCreateParamsNonStreaming) => {
-            const choice = (await server.client.chat.completions.create(body)).choices[0]!;
+            const response = await server.client.chat.completions.create(body);
+            const choice = response.choices[0]!;
             const calls = (choice.message.tool_calls ?? []) as OpenAI.ChatCompletionMessageFunctionToolCall[];
-            return {content: choice.message.content, calls: calls.map((entry) => entry.function), finish: choice.finish_reason};
+            return {reply: {content: choice.message.content, calls: calls.map((entry) => entry.function), finish: choice.finish_reason}, counts: countsOf(response.usage)};
         };
         const situation = fc.record({
             question: phrase,
@@ -140,8 +161,8 @@ describe("speculative decoding keeps greedy replies (property)", () => {
                 messages.push({role: "assistant", content: "", tool_calls: [call]}, {role: "tool", tool_call_id: "call_1", content: result});
             const body = {model: "qwen3-script", messages, tools, tool_choice: answered ? "auto" as const : choice, temperature: 0, max_tokens: 60};
             await sameEverywhere((server, extra) => chat(server, {...body, ...extra}),
-                (reply) => reply.content || (reply.calls[0]?.arguments ?? ""), shape, JSON.stringify(messages));
-        }), {numRuns: 6, examples: [[{question: "What is the weather in Paris?", answered: false, choice: "auto", result: "sunny"}, {kind: "exact"}],
+                (reply) => reply.content || (reply.calls[0]?.arguments ?? ""), shape, JSON.stringify(messages), false);
+        }), {numRuns: 4, examples: [[{question: "What is the weather in Paris?", answered: false, choice: "auto", result: "sunny"}, {kind: "exact"}],
             [{question: "What is the weather in Paris?", answered: true, choice: "auto", result: "sunny"}, {kind: "exact"}]]});
         assertDrafted(before, await drafted("qwen3-script"));
     });
@@ -153,15 +174,9 @@ describe("speculative decoding keeps greedy replies (property)", () => {
             {type: "object", properties: {dog: {type: "string", maxLength: 12}, age: {type: "integer", minimum: 0, maximum: 20}}, required: ["dog", "age"]},
             {type: "object", properties: {happy: {type: "boolean"}, said: {type: "string", enum: ["hello", "park", "ball"]}}, required: ["happy", "said"]}
         ];
-        const complete = async (server: TestServer, body: Record<string, unknown>) => {
-            const response = await server.client.completions.create({model: "stories260K", temperature: 0, ...body} as never) as unknown as {
-                choices: {text: string, finish_reason: string | null}[]
-            };
-            return {text: response.choices[0]!.text, finish: response.choices[0]!.finish_reason};
-        };
         await fc.assert(fc.asyncProperty(prompt, fc.constantFrom(...schemas), predictionShape, async (text, schema, shape) => {
             const format = {response_format: {type: "json_schema", json_schema: {name: "out", schema}}};
-            await sameEverywhere((server, extra) => complete(server, {prompt: text, max_tokens: 48, ...format, ...extra}), (reply) => reply.text, shape, text);
+            await sameEverywhere((server, extra) => complete(server, {prompt: text, max_tokens: 48, ...format, ...extra}), (reply) => reply.text, shape, text, true);
         }), {numRuns: 6, examples: [["Once upon a time", schemas[0]!, {kind: "exact"}]]});
         assertDrafted(before, await drafted("stories260K"));
     });
