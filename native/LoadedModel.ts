@@ -55,7 +55,7 @@ export type LoadModelOptions = {
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
     decodeLoop?: DecodeLoopSetting,
-    /** Speculative decoding without a draft model (the native loop only). Defaults to `auto`, 16 tokens a draft. */
+    /** Speculative decoding without a draft model. Defaults to `auto`, 16 tokens a draft. */
     speculation?: SpeculationSettings,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
@@ -213,12 +213,12 @@ export class LoadedModel {
     }
 
     /**
-     * How it drafts, and its drafts' tokens so far: drafted and kept. `off` on the JavaScript loop, which never drafts,
-     * and for a model that sees images (see the native loop's CreateDrafter).
+     * How it drafts, and its drafts' tokens so far: drafted and kept. `off` for a model that sees images (see the native
+     * loop's CreateDrafter).
      */
     get speculation(): SpeculationSettings & DraftTally {
         return {
-            mode: this.decodeLoop.kind === "native" && this.#projector == null ? this.#speculation.mode : "off",
+            mode: this.#projector == null ? this.#speculation.mode : "off",
             draftMax: this.#speculation.draftMax,
             ngram: this.#speculation.ngram,
             ...this.#drafts

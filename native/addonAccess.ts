@@ -52,8 +52,16 @@ export type NativeSamplerConfig = {
     tokenBiasValues?: Float32Array
 };
 
+/** node-llama-cpp's checks of a token against a grammar's state, outside sampling. */
+type GrammarChecks = {
+    /** Whether the grammar allows the token next. */
+    canBeNextTokenForGrammarEvaluationState(state: unknown, token: number): boolean,
+    /** Moves the grammar's state past the token. */
+    acceptGrammarEvaluationStateToken(state: unknown, token: number): void
+};
+
 type Bindings = {
-    AddonSampler?: new (model: unknown) => NativeSampler,
+    AddonSampler?: (new (model: unknown) => NativeSampler) & Partial<GrammarChecks>,
     AddonContext?: abstract new (...args: never[]) => unknown,
     AddonModel?: abstract new (...args: never[]) => unknown
 };
@@ -146,4 +154,26 @@ export function nativeGrammarState(state: LlamaGrammarEvaluationState): unknown 
     if (native == null)
         throw new AddonAccessError("grammar state");
     return native;
+}
+
+/** A grammar's state that a draft is checked against: a copy of the generation's own, moved past each token it allows. */
+export type DraftGrammar = {
+    /** Whether the grammar allows `token` next; when it does, the copy moves past it. */
+    take(token: number): boolean
+};
+
+/** A copy of a generation's grammar state for checking a draft, which leaves the generation's own state as it is. */
+export function draftGrammar(model: LlamaModel, state: LlamaGrammarEvaluationState): DraftGrammar {
+    const Sampler = (model as unknown as Internals)._llama?._bindings?.AddonSampler;
+    if (Sampler?.canBeNextTokenForGrammarEvaluationState == null || Sampler.acceptGrammarEvaluationStateToken == null)
+        throw new AddonAccessError("sampler's grammar checks");
+    const copy = nativeGrammarState(state.clone());
+    return {
+        take(token: number): boolean {
+            if (!Sampler.canBeNextTokenForGrammarEvaluationState!(copy, token))
+                return false;
+            Sampler.acceptGrammarEvaluationStateToken!(copy, token);
+            return true;
+        }
+    };
 }

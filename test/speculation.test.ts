@@ -71,7 +71,7 @@ describe("speculative decoding", () => {
         assert.ok(drafting.drafted_tokens >= drafting.accepted_tokens && drafting.accepted_tokens >= after.accepted!, JSON.stringify(drafting));
         assert.equal(drafting.acceptance, drafting.accepted_tokens / drafting.drafted_tokens);
         assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, ngram: true, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
-        assert.equal((await ps(javascript)).mode, "off", "the JavaScript loop does not draft");
+        assert.equal((await ps(javascript)).mode, "ngram", "the JavaScript loop drafts too");
     });
 
     it("drafts only from a prediction in auto where the model runs on the CPU", async () => {
@@ -215,11 +215,35 @@ describe("speculative decoding", () => {
         }
     });
 
-    it("gives the same reply on the JavaScript loop, which does not draft", async () => {
-        const expected = await complete(off, {prompt: prompts[0], max_tokens: 100});
-        const reply = await complete(javascript, {prompt: prompts[0], max_tokens: 100, ...predicted(expected.text)});
-        assert.equal(reply.text, expected.text);
-        assert.deepEqual([reply.details.accepted_prediction_tokens, reply.details.rejected_prediction_tokens], [0, 0]);
+    it("drafts on the JavaScript loop too: the same replies, the prediction's counts, several slots in one batch", async () => {
+        type Ps = {models: {name: string, speculation: {mode: string, drafted_tokens: number, accepted_tokens: number}}[]};
+        const ps = async () => (await fetch(`${javascript.url}/api/ps`).then((response) => response.json()) as Ps).models.find((entry) => entry.name === "stories260K")!.speculation;
+        const before = await ps();
+        const expected = await Promise.all(prompts.map((prompt) => complete(off, {prompt, max_tokens: 100})));
+        const exact = await complete(javascript, {prompt: prompts[0], max_tokens: 100, ...predicted(expected[0]!.text)});
+        assert.equal(exact.text, expected[0]!.text);
+        assert.ok(exact.details.accepted_prediction_tokens! > 60, JSON.stringify(exact.details));
+        assert.equal(exact.details.rejected_prediction_tokens, 0);
+        const edited = expected[0]!.text.slice(0, 30) + " a purple elephant sang loudly" + expected[0]!.text.slice(60);
+        const fromEdit = await complete(javascript, {prompt: prompts[0], max_tokens: 100, ...predicted(edited)});
+        assert.equal(fromEdit.text, expected[0]!.text);
+        assert.ok(fromEdit.details.rejected_prediction_tokens! > 0 && fromEdit.details.accepted_prediction_tokens! > 30, JSON.stringify(fromEdit.details));
+        const replies = await Promise.all([
+            ...prompts.map((prompt, index) => complete(javascript, {prompt, max_tokens: 100, ...predicted(expected[index]!.text)})),
+            complete(javascript, {prompt: prompts[1], max_tokens: 100})
+        ]);
+        assert.deepEqual(replies.map((reply) => reply.text), [...expected.map((reply) => reply.text), expected[1]!.text]);
+        for (const reply of replies.slice(0, prompts.length))
+            assert.ok(reply.details.accepted_prediction_tokens! > 0, JSON.stringify(reply.details));
+        const after = await ps();
+        assert.equal(after.mode, "ngram");
+        assert.ok(after.accepted_tokens - before.accepted_tokens >= exact.details.accepted_prediction_tokens!, JSON.stringify({before, after}));
+        // At a temperature with a seed, the sampler sees the same tokens with and without drafts.
+        for (const prompt of prompts) {
+            const body = {prompt, max_tokens: 80, temperature: 0.9, seed: 7};
+            const sampled = await complete(off, body);
+            assert.equal((await complete(javascript, {...body, ...predicted(sampled.text)})).text, sampled.text, prompt);
+        }
     });
 
     it("does not draft for a model that sees images", async () => {

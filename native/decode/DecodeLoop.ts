@@ -1,15 +1,15 @@
 import {LlamaGrammarEvaluationState} from "node-llama-cpp";
-import type {LlamaGrammar, LlamaModel, Token} from "node-llama-cpp";
-import {createNativeSampler, nativeGrammarState} from "../addonAccess.js";
-import type {NativeContext, NativeSampler, NativeSamplerConfig} from "../addonAccess.js";
+import type {LlamaModel, Token} from "node-llama-cpp";
+import {createNativeSampler} from "../addonAccess.js";
+import type {NativeContext, NativeSampler} from "../addonAccess.js";
+import {Drafter} from "./Drafter.js";
+import {allowedDraft, samplerConfig, toRawSampled, toSampled} from "./loopSampling.js";
+import type {RawSampled} from "./loopSampling.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
-import type {GenerateRequest, KvSequence, ProjectorBinding, Sampled, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import type {GenerateRequest, KvSequence, ProjectorBinding, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
 import {replaceTokens, savedSequence} from "./NativeDecodeLoop.js";
 import type {AddonSequenceState} from "./NativeDecodeLoop.js";
 import type {ProjectedImage} from "../vision/ImageProjector.js";
-
-/** What node-llama-cpp's sampler returns: a token (null when nothing could be sampled) and the candidates' probabilities when asked. */
-type RawSampled = {token: Token | null, probabilities?: Map<Token, number>};
 
 /** The native addon's sequence state functions, bound to this loop's context (see sequenceStateAddonFor). */
 export type SequenceStates = {
@@ -19,15 +19,25 @@ export type SequenceStates = {
     restore(sequence: number, state: AddonSequenceState, keep: number): number
 };
 
+/**
+ * What an evaluation sampled: the next token and, after a draft, one more for each drafted token the sampler picked
+ * (the last one is then the first it did not, or the one after the whole draft). Empty without a sampler.
+ */
+type Outcome = {sampled: RawSampled[], drafted: number};
+
 type Evaluation = {
     sequence: KvSequence,
     /** Tokens still to evaluate; the last one's logits are sampled (none without a sampler: input before an image). */
     tokens: Token[],
+    /** How many of `tokens`, at their end, are a draft: each is sampled after the one before while the sampler agrees. */
+    drafted: number,
+    /** Sets the sampler for the next token of a draft's verification, after `sampled` (those already verified). */
+    prepare?: (sampled: readonly Token[]) => void,
     /** An image to evaluate instead of tokens, alone between two batches. */
     image?: ProjectedImage,
     sampler: NativeSampler | null,
     probabilities: boolean,
-    resolve(sampled: RawSampled): void,
+    resolve(outcome: Outcome): void,
     reject(error: unknown): void
 };
 
@@ -42,6 +52,10 @@ type Evaluation = {
  * event loop for one that has not, so a single stream never waits on a timer and parallel streams share
  * each decode. Everything a reply does with its token (text, stop strings, the socket) happens while the
  * next batch is already decoding.
+ *
+ * A generation that drafts (speculative decoding, see Drafter) puts its draft after its next token: the batch
+ * computes the logits of every drafted position, and the sampler takes them in order while it picks the drafted
+ * token, so the reply is what it would have been without the draft; the cache then drops the refused tail.
  */
 export class DecodeLoop implements SlotDecoder {
     readonly #model: LlamaModel;
@@ -59,6 +73,8 @@ export class DecodeLoop implements SlotDecoder {
     readonly #states: SequenceStates | undefined;
     /** Sequences that took a copy no decode has made yet (see NativeDecodeLoop's own). */
     readonly #copied = new Set<number>();
+    /** Whether generations may draft: a recurrent state cannot drop the positions of a refused draft. */
+    readonly #canDraft: boolean;
 
     /** `states`: where Hearth's native addon is loaded, with which prefixes are copied and states saved. */
     constructor(model: LlamaModel, native: NativeContext, batchSize: number, states?: SequenceStates) {
@@ -66,6 +82,7 @@ export class DecodeLoop implements SlotDecoder {
         this.#native = native;
         this.#batchSize = batchSize;
         this.#states = states;
+        this.#canDraft = !model.fileInsights.isRecurrent && !model.fileInsights.isHybrid;
     }
 
     generate(sequence: KvSequence, input: readonly Token[], request: GenerateRequest): TokenStream {
@@ -74,9 +91,12 @@ export class DecodeLoop implements SlotDecoder {
             stopped = true;
         });
         const generated: Token[] = [];
-        const history = () => [...request.history, ...generated].slice(-penaltyWindow);
+        const history = (more: readonly Token[]) => [...request.history, ...generated, ...more].slice(-penaltyWindow);
+        // A model that sees images does not draft, as on the native loop (see its CreateDrafter).
+        const drafter = request.draft != null && this.#canDraft && this.#projector == null ? new Drafter(request.draft) : undefined;
         const run = async (sampler: NativeSampler) => {
-            const config = samplerConfig(this.#model, request, history);
+            const grammar = request.grammar != null ? new LlamaGrammarEvaluationState({model: this.#model, grammar: request.grammar}) : undefined;
+            const config = samplerConfig(request, grammar, history);
             // The input before each image, then the image; sampling starts after the input that follows the last one.
             let done = 0;
             for (const {offset, image} of request.images ?? []) {
@@ -86,16 +106,29 @@ export class DecodeLoop implements SlotDecoder {
                 done = offset + image.positions;
             }
             let tokens = input.slice(done);
+            const prepare = (sampled: readonly Token[]) => sampler.applyConfig(config(sampled));
             for (;;) {
-                sampler.applyConfig(config());
-                const {token, probabilities} = await this.#evaluate(sequence, tokens, sampler, request.topLogprobs != null);
-                if (token == null || (!request.ignoreEos && this.#model.isEogToken(token)))
-                    return;
-                generated.push(token);
-                queue.push(toSampled(token, probabilities, request.topLogprobs));
-                if (stopped || generated.length >= request.maxTokens)
-                    return;
-                tokens = [token];
+                sampler.applyConfig(config([]));
+                // A draft never takes the sequence past its budget: what it writes into the cache stays within what the
+                // tokens the generation may still sample would have written.
+                const draft = drafter != null && tokens.length === 1
+                    ? allowedDraft(this.#model, request, grammar, drafter.propose(Math.min(request.maxTokens - generated.length - 1, this.#batchSize - 1)))
+                    : undefined;
+                const {sampled, drafted} = await this.#evaluate(sequence, tokens, sampler, request.topLogprobs != null, draft?.tokens, prepare);
+                for (const {token} of sampled)
+                    if (token != null && (request.ignoreEos || !this.#model.isEogToken(token)))
+                        drafter?.append(token);
+                if (draft != null)
+                    drafter!.verified(draft.source, drafted, sampled.filter(({token}, step) => step < drafted && token === draft.tokens[step]).length);
+                for (const {token, probabilities} of sampled) {
+                    if (token == null || (!request.ignoreEos && this.#model.isEogToken(token)))
+                        return;
+                    generated.push(token);
+                    queue.push(toSampled(token, probabilities, request.topLogprobs));
+                    if (stopped || generated.length >= request.maxTokens)
+                        return;
+                    tokens = [token];
+                }
             }
         };
         // Registered at once, so that batches wait for this generation's first evaluation.
@@ -104,7 +137,10 @@ export class DecodeLoop implements SlotDecoder {
         (async () => {
             sampler = createNativeSampler(this.#model);
             await run(sampler);
-        })().then(() => queue.end(), (error: unknown) => queue.fail(error)).finally(() => {
+        })().then(() => {
+            queue.drafts = drafter?.counts;
+            queue.end();
+        }, (error: unknown) => queue.fail(error)).finally(() => {
             sampler?.dispose();
             leave();
         });
@@ -129,26 +165,27 @@ export class DecodeLoop implements SlotDecoder {
     }
 
     /** Evaluates an image on a sequence after its cached tokens, alone between two batches. */
-    #evaluateImage(sequence: KvSequence, image: ProjectedImage): Promise<RawSampled> {
+    #evaluateImage(sequence: KvSequence, image: ProjectedImage): Promise<Outcome> {
         if (this.#projector == null)
             return Promise.reject(new Error("The model has no projector to evaluate images with"));
-        return this.#enqueue({sequence, tokens: [], image, sampler: null, probabilities: false});
+        return this.#enqueue({sequence, tokens: [], drafted: 0, image, sampler: null, probabilities: false});
     }
 
     /**
      * Evaluates `tokens` on a sequence after its cached ones and samples the next token with `sampler` (without one,
-     * it only evaluates them).
+     * it only evaluates them); with a `draft`, evaluates it after them and verifies it (see Outcome).
      */
-    #evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler | null, probabilities: boolean): Promise<RawSampled> {
+    #evaluate(sequence: KvSequence, tokens: readonly Token[], sampler: NativeSampler | null, probabilities: boolean,
+        draft: readonly Token[] = [], prepare?: (sampled: readonly Token[]) => void): Promise<Outcome> {
         if (tokens.length === 0)
             return Promise.reject(new Error("Nothing to evaluate"));
-        return this.#enqueue({sequence, tokens: [...tokens], sampler, probabilities});
+        return this.#enqueue({sequence, tokens: [...tokens, ...draft], drafted: draft.length, ...prepare != null ? {prepare} : {}, sampler, probabilities});
     }
 
-    #enqueue(evaluation: Omit<Evaluation, "resolve" | "reject">): Promise<RawSampled> {
+    #enqueue(evaluation: Omit<Evaluation, "resolve" | "reject">): Promise<Outcome> {
         if (this.#closed)
             return Promise.reject(new Error("The model was unloaded"));
-        return new Promise<RawSampled>((resolve, reject) => {
+        return new Promise<Outcome>((resolve, reject) => {
             this.#queue.push({...evaluation, resolve, reject});
             if (this.#running == null)
                 this.#running = this.#run();
@@ -299,7 +336,7 @@ export class DecodeLoop implements SlotDecoder {
             await this.#projector!.evaluate(image.chunk, sequence.id, position);
             for (let index = 0; index < image.positions; index++)
                 sequence.contextTokens.push(image.placeholder);
-            evaluation.resolve({token: null});
+            evaluation.resolve({sampled: [], drafted: 0});
         } catch (error) {
             this.#native.disposeSequence(evaluation.sequence.id);
             evaluation.sequence.contextTokens.length = 0;
@@ -316,14 +353,20 @@ export class DecodeLoop implements SlotDecoder {
         const image = this.#queue.find((evaluation) => evaluation.image != null);
         if (image != null)
             return this.#stepImage(image as Evaluation & {image: ProjectedImage});
-        // Slots that are decoding go first, one token each; prompt chunks fill the rest of the batch.
-        const ordered = [...this.#queue.filter((evaluation) => evaluation.tokens.length === 1),
-            ...this.#queue.filter((evaluation) => evaluation.tokens.length > 1)];
+        // Slots that are decoding go first, one token each and their drafts; prompt chunks fill the rest of the batch.
+        const decoding = this.#queue.filter((evaluation) => evaluation.tokens.length - evaluation.drafted === 1);
+        const ordered = [...decoding, ...this.#queue.filter((evaluation) => evaluation.tokens.length - evaluation.drafted > 1)];
+        // Drafts take the room left once every decoding slot has its one token; a draft is evaluated whole or not at all.
+        let spare = this.#batchSize - decoding.length;
         const items: BatchItem[] = [];
         let room = this.#batchSize;
         for (const evaluation of ordered) {
             if (room === 0)
                 break;
+            if (evaluation.drafted > 0) {
+                cutDraft(evaluation, Math.max(0, Math.min(evaluation.drafted, spare, room - 1)));
+                spare -= evaluation.drafted;
+            }
             const count = Math.min(evaluation.tokens.length, room);
             items.push({evaluation, count});
             room -= count;
@@ -331,29 +374,41 @@ export class DecodeLoop implements SlotDecoder {
 
         this.#busy = true;
         try {
-            let finished: Finished[];
+            let finished: Finished[] | undefined;
+            let failure: unknown;
             try {
                 finished = await this.#decode(items);
             } catch (error) {
-                if (items.length === 1) {
-                    this.#fail(items[0]!.evaluation, error);
-                    return;
+                failure = error;
+            }
+            // A cache with no room for the drafts (each briefly takes cells of its own) may take the batch without them.
+            if (finished == null && dropDrafts(items)) {
+                try {
+                    finished = await this.#decode(items);
+                } catch (error) {
+                    failure = error;
                 }
-                // llama.cpp refuses a whole batch for one sequence it cannot take (its slot's context is full) and
-                // keeps none of it: each is decoded again alone, so that only the one at fault fails.
-                for (const item of items) {
-                    let alone: Finished[];
-                    try {
-                        alone = await this.#decode([item]);
-                    } catch (ownError) {
-                        this.#fail(item.evaluation, ownError);
-                        continue;
-                    }
-                    await this.#sample(alone);
-                }
+            }
+            if (finished != null) {
+                await this.#sample(finished);
                 return;
             }
-            await this.#sample(finished);
+            if (items.length === 1) {
+                this.#fail(items[0]!.evaluation, failure);
+                return;
+            }
+            // llama.cpp refuses a whole batch for one sequence it cannot take (its slot's context is full) and keeps
+            // none of it: each is decoded again alone, so that only the one at fault fails.
+            for (const item of items) {
+                let alone: Finished[];
+                try {
+                    alone = await this.#decode([item]);
+                } catch (ownError) {
+                    this.#fail(item.evaluation, ownError);
+                    continue;
+                }
+                await this.#sample(alone);
+            }
         } finally {
             this.#busy = false;
             for (const edit of this.#edits.splice(0))
@@ -371,10 +426,12 @@ export class DecodeLoop implements SlotDecoder {
         native.initBatch(items.reduce((total, item) => total + item.count, 0));
         for (const {evaluation, count} of items) {
             const last = count === evaluation.tokens.length && evaluation.sampler != null;
-            const [batchIndex] = native.addToBatch(evaluation.sequence.id, evaluation.sequence.contextTokens.length,
-                Uint32Array.from(evaluation.tokens.slice(0, count)), last ? Uint32Array.of(count - 1) : new Uint32Array(0));
+            // The last input token's logits, and each drafted token's: every position of a draft is sampled.
+            const logits = last ? Uint32Array.from({length: evaluation.drafted + 1}, (_, index) => count - 1 - evaluation.drafted + index) : new Uint32Array(0);
+            const batchIndexes = native.addToBatch(evaluation.sequence.id, evaluation.sequence.contextTokens.length,
+                Uint32Array.from(evaluation.tokens.slice(0, count)), logits);
             if (last)
-                finished.push({evaluation, batchIndex: batchIndex!});
+                finished.push({evaluation, batchIndexes: [...batchIndexes], draft: evaluation.tokens.slice(count - evaluation.drafted, count)});
         }
         await native.decodeBatch();
         // The decode made every pending copy.
@@ -384,24 +441,54 @@ export class DecodeLoop implements SlotDecoder {
             evaluation.tokens = evaluation.tokens.slice(count);
             // Input before an image is only evaluated: its evaluation is done once all of it is in the cache.
             if (evaluation.tokens.length === 0 && evaluation.sampler == null)
-                evaluation.resolve({token: null});
+                evaluation.resolve({sampled: [], drafted: 0});
         }
         this.#queue = this.#queue.filter((evaluation) => evaluation.tokens.length > 0);
         return finished;
     }
 
-    /** Samples and hands out the next token of each evaluation the last decode completed. */
+    /** Samples and hands out the next tokens of each evaluation the last decode completed, verifying their drafts. */
     async #sample(finished: readonly Finished[]): Promise<void> {
-        const native = this.#native;
-        const samples = await Promise.allSettled(finished.map(({evaluation, batchIndex}) =>
-            native.sampleToken(batchIndex, evaluation.sampler!, evaluation.probabilities || undefined)));
+        const samples = await Promise.allSettled(finished.map((entry) => this.#verify(entry)));
         samples.forEach((outcome, index) => {
-            const {evaluation} = finished[index]!;
-            if (outcome.status === "rejected")
+            const {evaluation, draft} = finished[index]!;
+            if (outcome.status === "rejected") {
                 evaluation.reject(outcome.reason);
-            else
-                evaluation.resolve(toRawSampled(outcome.value));
+                return;
+            }
+            // The cache keeps the token before the draft and the drafted tokens the sampler agreed with.
+            const refused = draft.length - (outcome.value.length - 1);
+            if (refused > 0) {
+                const sequence = evaluation.sequence;
+                sequence.contextTokens.length -= refused;
+                if (!this.#native.removeTokenCellsFromSequence(sequence.id, sequence.contextTokens.length, -1)) {
+                    this.#native.disposeSequence(sequence.id);
+                    sequence.contextTokens.length = 0;
+                    evaluation.reject(new Error("The cache could not drop a refused draft"));
+                    return;
+                }
+            }
+            evaluation.resolve({sampled: outcome.value, drafted: draft.length});
         });
+    }
+
+    /**
+     * Samples an evaluation's next token and, when its input ended with a draft, one token for each drafted position after
+     * it, as long as each sampled token is the drafted one (the sampler then saw the same tokens as without the draft).
+     */
+    async #verify({evaluation, batchIndexes, draft}: Finished): Promise<RawSampled[]> {
+        const sampled: RawSampled[] = [];
+        const tokens: Token[] = [];
+        for (let step = 0; ; step++) {
+            if (step > 0)
+                evaluation.prepare?.(tokens);
+            const value = await this.#native.sampleToken(batchIndexes[step]!, evaluation.sampler!, evaluation.probabilities || undefined);
+            const next = toRawSampled(value);
+            sampled.push(next);
+            if (next.token == null || step >= draft.length || next.token !== draft[step])
+                return sampled;
+            tokens.push(next.token);
+        }
     }
 
     /** Ends an evaluation that could not be decoded; what its sequence held is dropped, since nobody can tell what the cache kept. */
@@ -414,62 +501,28 @@ export class DecodeLoop implements SlotDecoder {
 }
 
 type BatchItem = {evaluation: Evaluation, count: number};
-/** An evaluation whose last token a decode has just computed the logits of, at `batchIndex` of its batch. */
-type Finished = {evaluation: Evaluation, batchIndex: number};
+/**
+ * An evaluation whose last token a decode has just computed the logits of, and those of its draft: at `batchIndexes`
+ * of its batch, in order.
+ */
+type Finished = {evaluation: Evaluation, batchIndexes: number[], draft: Token[]};
 
-function toRawSampled(value: number | [number, number[] | undefined] | null | undefined): RawSampled {
-    if (value == null)
-        return {token: null};
-    if (typeof value === "number")
-        return {token: value === -1 ? null : value as Token};
-    const [token, pairs] = value;
-    const probabilities = new Map<Token, number>();
-    for (let index = 1; index < (pairs?.length ?? 0); index += 2)
-        probabilities.set(pairs![index - 1] as Token, pairs![index]!);
-    return {token: token === -1 ? null : token as Token, probabilities};
+/** Keeps the first `keep` tokens of an evaluation's draft. */
+function cutDraft(evaluation: Evaluation, keep: number): void {
+    evaluation.tokens.length -= evaluation.drafted - keep;
+    evaluation.drafted = keep;
 }
 
-/** node-llama-cpp's probabilities (its candidates, likeliest first) as log probabilities. */
-function toSampled(token: Token, probabilities: Map<Token, number> | undefined, top: number | undefined): Sampled {
-    if (probabilities == null || top == null)
-        return {token};
-    return {
-        token,
-        logprob: Math.log(probabilities.get(token) ?? 0),
-        top: [...probabilities].slice(0, top).map(([candidate, probability]) => [candidate, Math.log(probability)] as const)
-    };
-}
-
-/** The sampler's settings for the next token; with penalties, they change as tokens are generated. */
-function samplerConfig(model: LlamaModel, request: GenerateRequest, history: () => Token[]): () => NativeSamplerConfig {
-    const {sampling, grammar, bannedTokens} = request;
-    const penalized = sampling.repeatPenalty != null || sampling.presencePenalty != null || sampling.frequencyPenalty != null;
-    const fixed: NativeSamplerConfig = {
-        temperature: sampling.temperature ?? 0.8,
-        topK: sampling.topK ?? 40,
-        topP: sampling.topP ?? 0.95,
-        minP: sampling.minP ?? 0.05,
-        seed: sampling.seed ?? 0,
-        ...(grammar != null ? {grammarEvaluationState: grammarState(model, grammar)} : {}),
-        ...(bannedTokens != null && bannedTokens.length > 0
-            ? {tokenBiasKeys: bannedTokens, tokenBiasValues: new Float32Array(bannedTokens.length).fill(-Infinity)}
-            : {})
-    };
-    if (!penalized)
-        return () => fixed;
-    return () => {
-        const tokens = history();
-        return {
-            ...fixed,
-            repeatPenalty: sampling.repeatPenalty ?? 1,
-            repeatPenaltyMaxTokens: Math.max(penaltyWindow, tokens.length),
-            repeatPenaltyTokens: Uint32Array.from(tokens),
-            repeatPenaltyPresencePenalty: sampling.presencePenalty ?? 0,
-            repeatPenaltyFrequencyPenalty: sampling.frequencyPenalty ?? 0
-        };
-    };
-}
-
-function grammarState(model: LlamaModel, grammar: LlamaGrammar): unknown {
-    return nativeGrammarState(new LlamaGrammarEvaluationState({model, grammar}));
+/** Takes the drafts out of a batch's items: the batch is then what it would have been without them. False when there were none. */
+function dropDrafts(items: BatchItem[]): boolean {
+    let dropped = false;
+    for (const item of items) {
+        const {evaluation} = item;
+        if (evaluation.drafted === 0)
+            continue;
+        item.count -= evaluation.drafted;
+        cutDraft(evaluation, 0);
+        dropped = true;
+    }
+    return dropped;
 }
