@@ -181,6 +181,10 @@ describe("speculative decoding", () => {
         const schema = {type: "object", properties: {name: {type: "string"}, friends: {type: "array", items: {type: "string"}}}, required: ["name", "friends"]};
         const body = {prompt: "Once upon a time", max_tokens: 80, response_format: {type: "json_schema", json_schema: {name: "story", schema}}};
         const expected = await complete(off, body);
+        // The schema holds (stories260K alone would tell a story): the grammar is applied on /v1/completions too.
+        const parsed = JSON.parse(expected.text) as {name: unknown, friends: unknown};
+        assert.equal(typeof parsed.name, "string");
+        assert.ok(Array.isArray(parsed.friends));
         // A prediction that breaks the schema after its start: its drafts are cut where the grammar refuses them.
         const broken = expected.text.slice(0, 12) + "}}}]]]not json at all";
         for (const [mode, server] of drafting) {

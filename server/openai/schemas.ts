@@ -115,7 +115,9 @@ export const CompletionRequest = Type.Object({
     prompt: Type.Union([Type.String(), Type.Array(Type.String(), {minItems: 1}), TokenArray, Type.Array(TokenArray, {minItems: 1})]),
     echo: Maybe(Type.Boolean()),
     logprobs: Maybe(Type.Integer({minimum: 0, maximum: 20})),
-    suffix: Maybe(Type.String())
+    suffix: Maybe(Type.String()),
+    /** Not in OpenAI's legacy API; vLLM and llama-server take it there too, and it constrains the text as on chat. */
+    response_format: Maybe(ResponseFormat)
 });
 export type CompletionRequest = Static<typeof CompletionRequest>;
 

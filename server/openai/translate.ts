@@ -106,16 +106,19 @@ function predictionText(prediction: ChatCompletionRequest["prediction"]): string
     return typeof prediction.content === "string" ? prediction.content : prediction.content.map((part) => part.text).join("");
 }
 
+function responseFormat(format: ChatCompletionRequest["response_format"]): RequestedGeneration["responseFormat"] {
+    return format == null ? undefined
+        : format.type === "json_schema" ? {type: "json_schema", schema: format.json_schema.schema ?? {}}
+        : format;
+}
+
 export function chatGenerationOptions(body: ChatCompletionRequest): RequestOptions {
-    const format = body.response_format;
     const tools = body.tools ?? [];
     return toGenerationOptions({
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         sampling: samplingOptions(body),
         stop: body.stop ?? undefined,
-        responseFormat: format == null ? undefined
-            : format.type === "json_schema" ? {type: "json_schema", schema: format.json_schema.schema ?? {}}
-            : format,
+        responseFormat: responseFormat(body.response_format),
         tools: {
             definitions: tools.map((tool) => ({
                 name: tool.function.name,
@@ -140,6 +143,7 @@ export function completionGenerationOptions(body: CompletionRequest): RequestOpt
         sampling: samplingOptions(body),
         stop: body.stop ?? undefined,
         logprobs: body.logprobs != null ? {top: body.logprobs} : undefined,
+        responseFormat: responseFormat(body.response_format),
         prediction: predictionText(body.prediction)
     }, FIELD_NAMES);
 }
