@@ -182,6 +182,9 @@ for (const engine of ["hearth", "llama-server"] as const) {
     try {
         loads.push(os.loadavg()[0]!);
         agents[engine] = await interleavedAgent(server.url, "bench");
+    } catch (error) {
+        // The speculation figures are kept and written whatever happens here.
+        console.error(`${engine}: the interleaved agent failed: ${(error as Error).message}`);
     } finally {
         await server.stop();
     }

@@ -4,7 +4,7 @@ import {fileURLToPath} from "node:url";
 import {specReply} from "./specReply.js";
 
 /**
- * bench:spec's interleaved agent: a coding agent's conversation of about 4,000 tokens (a source file and a question)
+ * bench:spec's interleaved agent: a coding agent's conversation of about 3,800 tokens (a source file and a question)
  * comes back turn after turn, with two chats in between, on a server with one slot. Each chat takes the slot, so the
  * agent's prefix survives only in a prompt cache outside the slot (Hearth's `--cache-ram`, llama-server's `--cache-ram`).
  */
@@ -29,7 +29,7 @@ async function sourceText(files: readonly string[], chars: number): Promise<stri
 }
 
 export async function interleavedAgent(url: string, model: string, turns = 3): Promise<AgentTurns> {
-    const file = await sourceText(["native/decode/DecodeLoop.ts", "native/decode/SlotScheduler.ts"], 15_000);
+    const file = await sourceText(["native/decode/DecodeLoop.ts", "native/decode/SlotScheduler.ts"], 13_500);
     const chats = [
         await sourceText(["server/config.ts"], 1_600),
         await sourceText(["bench/draftPair.ts"], 1_600)
