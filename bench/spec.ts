@@ -1,84 +1,200 @@
-import {startTestServer} from "../test/helpers/testServer.js";
-import type {TestServer} from "../test/helpers/testServer.js";
-import type {SpeculationMode} from "../native/decode/speculation.js";
+import os from "node:os";
+import {metricValue} from "../test/helpers/metrics.js";
+import {testModel} from "../test/helpers/testModels.js";
+import {writeDraftPair} from "./draftPair.js";
+import {ensureLlamaServer, startLlamaServer} from "./llamaServer.js";
+import {startHearth} from "./peerHearth.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
+import {interleavedAgent} from "./specAgent.js";
+import type {AgentTurns} from "./specAgent.js";
+import {repeatedShare, specReply} from "./specReply.js";
+import type {SpecReply} from "./specReply.js";
 import {best} from "./streamClient.js";
 
 /**
- * `npm run bench:spec`: tokens/s of greedy replies with speculative decoding off, n-gram drafting on every match, and
- * auto, on a free-text reply, a reply that repeats text of the prompt (an edit of a text the prompt holds), and the
- * same free text with a prediction equal to the reply (Predicted Outputs). Each figure is the best of a few runs of one
- * reply (prompt included) on a server of its own, with the acceptance of the prediction's drafts beside it.
+ * `npm run bench:spec`: speculative decoding, Hearth and llama-server side by side in one run, on the same models and
+ * settings. Greedy replies' decode tokens/s per mode (off, n-gram, a prediction equal to the reply, auto, a draft
+ * model) on a code-edit workload (the reply repeats a text the prompt holds) and free text, with the drafts' acceptance;
+ * then an agent's conversation interleaved with two chats on one slot, its time to first token per turn.
+ *
+ * The speculation workloads run on bench:draft-pair's target, which is memory-bound like a real model's decode
+ * (verifying a draft costs little more than one token), and on the compute-bound synthetic 23M model, where verifying
+ * k tokens costs about k decodes; the agent runs on the synthetic model.
+ *
+ *     node dist/bench/spec.js [--quick]     (--quick: one run per figure, the synthetic model only)
  */
 
-const models = [
-    {file: "stories260K.gguf", name: "stories260K"},
-    {file: "synthetic/synthetic-llama-23M-Q8_0.gguf", name: "synthetic-llama-23M-Q8_0"}
-];
-const modes: SpeculationMode[] = ["off", "ngram", "auto"];
-const runs = 5;
-const maxTokens = 400;
-const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. "
-    + "One day, Lily and Max found a big red ball under a tree. They played with the ball all day long, and when the sun went down, "
-    + "they went home happy.";
-const workloads = [
-    {name: "free text", prompt: "Once upon a time", prediction: false},
-    {name: "repeats the prompt", prompt: `${story}\n\n${story}\n\n${story.slice(0, 60)}`, prediction: false},
-    {name: "prediction = reply", prompt: "Once upon a time", prediction: true}
+const quick = process.argv.includes("--quick");
+const threads = 1;
+const ctxSize = 4096;
+const draftMax = 16;
+const maxTokens = 200;
+const runs = quick ? 1 : 3;
+
+type BenchModel = {name: string, path: string, bound: "memory" | "compute", draft?: string, ctxSize?: number};
+type Engine = "hearth" | "llama-server";
+type Server = {url: string, stop(): Promise<void>};
+
+/**
+ * A speculation mode: each engine's server flags for it (absent or undefined: the engine has no such mode, or not for
+ * this model), and whether its requests carry the reply of `off` as their prediction.
+ */
+type Mode = {
+    name: string,
+    prediction?: boolean,
+    hearth?: (model: BenchModel) => string[] | undefined,
+    llamaServer?: (model: BenchModel) => string[] | undefined
+};
+
+const modes: Mode[] = [
+    {name: "off", hearth: () => ["--speculative", "off"], llamaServer: () => []},
+    // llama-server's n-gram drafting closest to Hearth's: a lookup of the last 3 tokens in the prompt and the reply.
+    {name: "ngram", hearth: () => ["--speculative", "ngram"],
+        llamaServer: () => ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", String(draftMax)]},
+    // OpenAI's Predicted Outputs; llama-server has no counterpart.
+    {name: "prediction", prediction: true, hearth: () => ["--speculative", "auto"]},
+    {name: "auto", hearth: () => ["--speculative", "auto"]},
+    // A draft model (the target's twin from bench:draft-pair). Hearth's flags go here once it loads draft models.
+    {name: "draft", llamaServer: (model) => model.draft == null ? undefined
+        : ["--spec-type", "draft-simple", "--spec-draft-model", model.draft, "--spec-draft-n-max", String(draftMax), "--spec-draft-ngl", "0"]}
 ];
 
-type Measured = {tokensPerSecond: number, tokens: number, accepted?: number, rejected?: number};
+let llamaServerBinary: string | undefined;
+const starters: Record<Engine, (model: BenchModel, flags: string[]) => Promise<Server>> = {
+    hearth: (model, flags) => startHearth(model.path, {backend: "cpu", gpuLayers: 0, parallel: 1, ctxSizePerSlot: model.ctxSize ?? ctxSize, threads,
+        extraArgs: ["--draft-max", String(draftMax), ...flags]}),
+    "llama-server": async (model, flags) => startLlamaServer(llamaServerBinary ??= await ensureLlamaServer(),
+        {model: model.path, alias: "bench", threads, parallel: 1, ctxSizePerSlot: model.ctxSize ?? ctxSize, extraArgs: flags})
+};
 
-async function reply(server: TestServer, model: string, prompt: string, prediction: string | undefined): Promise<Measured & {text: string}> {
-    const started = performance.now();
-    const response = await server.client.completions.create({
-        model, prompt, max_tokens: maxTokens, temperature: 0,
-        ...prediction != null ? {prediction: {type: "content", content: prediction}} : {}
-    } as never) as unknown as {
-        choices: {text: string}[],
-        usage: {completion_tokens: number, completion_tokens_details?: {accepted_prediction_tokens?: number, rejected_prediction_tokens?: number}}
-    };
-    const seconds = (performance.now() - started) / 1000;
-    const details = response.usage.completion_tokens_details;
-    return {
-        text: response.choices[0]!.text, tokens: response.usage.completion_tokens, tokensPerSecond: response.usage.completion_tokens / seconds,
-        ...details?.accepted_prediction_tokens != null ? {accepted: details.accepted_prediction_tokens, rejected: details.rejected_prediction_tokens ?? 0} : {}
-    };
+type Contender = {engine: Engine, mode: Mode, server: Server};
+
+/** One server per engine and distinct flags (prediction and auto share Hearth's auto server). */
+async function startContenders(model: BenchModel): Promise<Contender[]> {
+    const servers = new Map<string, Server>();
+    const contenders: Contender[] = [];
+    for (const mode of modes)
+        for (const engine of ["hearth", "llama-server"] as const) {
+            const flags = (engine === "hearth" ? mode.hearth : mode.llamaServer)?.(model);
+            if (flags == null)
+                continue;
+            const key = `${engine} ${flags.join(" ")}`;
+            if (!servers.has(key))
+                servers.set(key, await starters[engine](model, flags));
+            contenders.push({engine, mode, server: servers.get(key)!});
+        }
+    return contenders;
 }
 
-const rows = [["model", "workload", ...modes.map((mode) => `${mode} tok/s`), ...modes.slice(1).map((mode) => `${mode}/off`), "prediction accepted/rejected"]];
-const results = [];
-for (const model of models) {
-    const servers = new Map<SpeculationMode, TestServer>();
-    for (const mode of modes)
-        servers.set(mode, await startTestServer({modelFiles: [model.file], parallel: 1, ctxSize: 2048, speculation: {mode, draftMax: 16}}));
-    try {
-        for (const workload of workloads) {
-            // The reply itself is the prediction: what an editor that holds the result sends.
-            const prediction = workload.prediction ? (await reply(servers.get("off")!, model.name, workload.prompt, undefined)).text : undefined;
-            // Modes take turns, run after run, so that other work on the machine slows each alike; the best run counts.
-            const measured = new Map<SpeculationMode, Measured[]>(modes.map((mode) => [mode, []]));
-            for (const mode of modes)
-                await reply(servers.get(mode)!, model.name, workload.prompt, prediction);
-            for (let run = 0; run < runs; run++)
-                for (const mode of modes)
-                    measured.get(mode)!.push(await reply(servers.get(mode)!, model.name, workload.prompt, prediction));
-            const figures: Partial<Record<SpeculationMode, Measured>> = {};
-            for (const mode of modes) {
-                const all = measured.get(mode)!;
-                figures[mode] = {...all[0]!, tokensPerSecond: best(all, (entry) => entry.tokensPerSecond).tokensPerSecond};
+const freePrompt = "Once upon a time, in a small town by the sea,";
+
+type Figure = {tokensPerSecond: number, tokens: number, drafted?: number, accepted?: number, sameText: boolean};
+const loads: number[] = [];
+
+/** Draft tokens Hearth has verified so far, and those of them it kept. */
+async function hearthDrafts(server: Server): Promise<{drafted: number, accepted: number}> {
+    const text = await fetch(`${server.url}/metrics`).then((response) => response.text());
+    const count = (outcome: string) => metricValue(text, "hearth_draft_tokens_total", {outcome}) ?? 0;
+    return {drafted: count("accepted") + count("rejected"), accepted: count("accepted")};
+}
+
+async function measureWorkload(contenders: Contender[], prompt: string, reference: string): Promise<Map<Contender, Figure>> {
+    const body = (contender: Contender) => ({model: "bench", prompt, max_tokens: maxTokens, temperature: 0,
+        ...contender.mode.prediction === true ? {prediction: {type: "content", content: reference}} : {}});
+    const measured = new Map<Contender, SpecReply[]>(contenders.map((contender) => [contender, []]));
+    // A first reply fills each server's prompt cache; then contenders take turns, run after run, so that other work on
+    // the machine slows each alike. The best run counts.
+    for (let run = -1; run < runs; run++) {
+        loads.push(os.loadavg()[0]!);
+        for (const contender of contenders) {
+            const drafts = contender.engine === "hearth" ? await hearthDrafts(contender.server) : undefined;
+            const reply = await specReply(contender.server.url, body(contender));
+            // Hearth's usage counts a prediction's drafts; its n-gram drafts are in /metrics.
+            if (drafts != null && reply.drafted == null) {
+                const now = await hearthDrafts(contender.server);
+                Object.assign(reply, {drafted: now.drafted - drafts.drafted, accepted: now.accepted - drafts.accepted});
             }
-            const off = figures.off!.tokensPerSecond;
-            const accepted = figures.ngram?.accepted;
-            results.push({model: model.name, workload: workload.name, figures});
-            rows.push([model.name, workload.name, ...modes.map((mode) => figures[mode]!.tokensPerSecond.toFixed(0)),
-                ...modes.slice(1).map((mode) => `${(figures[mode]!.tokensPerSecond / off).toFixed(2)}x`),
-                accepted != null ? `${accepted}/${figures.ngram!.rejected}` : "-"]);
+            if (run >= 0)
+                measured.get(contender)!.push(reply);
+        }
+    }
+    return new Map(contenders.map((contender) => {
+        const all = measured.get(contender)!;
+        const top = best(all, (reply) => reply.decodeTokensPerSecond);
+        return [contender, {tokensPerSecond: top.decodeTokensPerSecond, tokens: top.tokens, drafted: top.drafted, accepted: top.accepted,
+            sameText: all.every((reply) => reply.text === reference)}];
+    }));
+}
+
+const models: BenchModel[] = [];
+if (!quick) {
+    const pair = await writeDraftPair("bench/results/draft-pair");
+    models.push({name: "draft-pair target (110M F16)", path: pair.target, bound: "memory", draft: pair.draft});
+}
+models.push({name: "synthetic-llama-23M-Q8_0", path: await testModel("synthetic/synthetic-llama-23M-Q8_0.gguf"), bound: "compute"});
+
+const table = [["model", "workload", "mode", "Hearth tok/s", "x off", "llama-server tok/s", "x off", "Hearth / llama-server", "accepted (Hearth)", "accepted (llama-server)", "same text"]];
+const results: unknown[] = [];
+const cell = (value: number | undefined, digits = 0) => value == null || !Number.isFinite(value) ? "-" : value.toFixed(digits);
+for (const model of models) {
+    const contenders = await startContenders(model);
+    try {
+        const off = contenders.find((contender) => contender.engine === "hearth" && contender.mode.name === "off")!;
+        const freeReply = (await specReply(off.server.url, {model: "bench", prompt: freePrompt, max_tokens: maxTokens, temperature: 0})).text;
+        // The code edit: the prompt holds a file (here the model's own reply, the only text a random model repeats) and
+        // asks for it again; the reply mostly repeats it.
+        const editPrompt = `The file:\n\n${freeReply}\n\nThe file after the edit:\n\n${freePrompt}`;
+        const editReply = (await specReply(off.server.url, {model: "bench", prompt: editPrompt, max_tokens: maxTokens, temperature: 0})).text;
+        for (const workload of [
+            {name: "code-edit", prompt: editPrompt, reference: editReply, repeated: repeatedShare(editReply, editPrompt)},
+            {name: "free text", prompt: freePrompt, reference: freeReply, repeated: repeatedShare(freeReply, freePrompt)}
+        ]) {
+            const figures = await measureWorkload(contenders, workload.prompt, workload.reference);
+            const figure = (engine: Engine, name: string) => [...figures].find(([contender]) => contender.engine === engine && contender.mode.name === name)?.[1];
+            const hearthOff = figure("hearth", "off")!.tokensPerSecond;
+            const peerOff = figure("llama-server", "off")!.tokensPerSecond;
+            for (const mode of modes) {
+                const hearth = figure("hearth", mode.name);
+                const peer = figure("llama-server", mode.name);
+                const acceptance = (entry: Figure | undefined) => entry?.drafted == null ? "-" : `${entry.accepted}/${entry.drafted}`;
+                table.push([`${model.name} (${model.bound}-bound)`, workload.name, mode.name,
+                    cell(hearth?.tokensPerSecond), hearth == null ? "-" : `${cell(hearth.tokensPerSecond / hearthOff, 2)}x`,
+                    cell(peer?.tokensPerSecond), peer == null ? "-" : `${cell(peer.tokensPerSecond / peerOff, 2)}x`,
+                    hearth == null || peer == null ? "-" : `${cell(hearth.tokensPerSecond / peer.tokensPerSecond, 2)}x`,
+                    acceptance(hearth), acceptance(peer),
+                    [hearth, peer].filter((entry) => entry != null).map((entry) => entry!.sameText ? "yes" : "no").join("/")]);
+                results.push({model: model.name, bound: model.bound, workload: workload.name, replyRepeatsPrompt: workload.repeated, mode: mode.name, hearth, llamaServer: peer});
+            }
         }
     } finally {
-        for (const server of servers.values())
-            await server.close();
+        for (const server of new Set(contenders.map((contender) => contender.server)))
+            await server.stop();
     }
 }
-printTable(rows);
-await writeResult("spec", {date: new Date().toISOString(), machine: describeMachine(), maxTokens, runs, results});
+printTable(table);
+
+// The interleaved agent, on the compute-bound model (its prompt evaluation is what a cache saves).
+const agentModel = models.at(-1)!;
+const agents: Partial<Record<Engine, AgentTurns>> = {};
+for (const engine of ["hearth", "llama-server"] as const) {
+    // Each engine's defaults otherwise: its prompt cache in RAM is on by default.
+    const server = await starters[engine]({...agentModel, ctxSize: 8192}, []);
+    try {
+        loads.push(os.loadavg()[0]!);
+        agents[engine] = await interleavedAgent(server.url, "bench");
+    } catch (error) {
+        // The speculation figures are kept and written whatever happens here.
+        console.error(`${engine}: the interleaved agent failed: ${(error as Error).message}`);
+    } finally {
+        await server.stop();
+    }
+}
+const agentTable = [["engine (agent, synthetic 23M, 1 slot)", "prompt tokens", "cold TTFT ms", "revisited TTFT ms", "worst revisited / cold", "chats' TTFT ms"]];
+for (const [engine, turns] of Object.entries(agents))
+    agentTable.push([engine, String(turns.promptTokens), cell(turns.coldMs), turns.revisitedMs.map((ms) => cell(ms)).join(", "),
+        `${cell(100 * Math.max(...turns.revisitedMs) / turns.coldMs, 1)}%`, turns.chatsMs.map((ms) => cell(ms)).join(", ")]);
+console.log();
+printTable(agentTable);
+const load = {min: Math.min(...loads), max: Math.max(...loads), mean: loads.reduce((a, b) => a + b, 0) / loads.length};
+console.log(`\nload average (1 min) while measured: ${load.min.toFixed(1)}-${load.max.toFixed(1)}, mean ${load.mean.toFixed(1)}`);
+await writeResult("spec", {date: new Date().toISOString(), machine: describeMachine(), load, threads, ctxSize, draftMax, maxTokens, runs, results, agents});

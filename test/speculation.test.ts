@@ -19,14 +19,14 @@ const javascript = useTestServer({modelFiles: ["stories260K.gguf"], decodeLoop: 
 const drafting: [string, TestServer][] = [["ngram", ngram], ["auto", auto]];
 
 type Details = {reasoning_tokens: number, accepted_prediction_tokens?: number, rejected_prediction_tokens?: number};
-type Reply = {text: string, finish: string | null, details: Details};
+type Reply = {text: string, finish: string | null, tokens: number, details: Details};
 
 async function complete(server: TestServer, body: Record<string, unknown>): Promise<Reply> {
     const response = await server.client.completions.create({model: "stories260K", max_tokens: 120, temperature: 0, ...body} as never) as unknown as {
         choices: {text: string, finish_reason: string | null}[],
-        usage: {completion_tokens_details: Details}
+        usage: {completion_tokens: number, completion_tokens_details: Details}
     };
-    return {text: response.choices[0]!.text, finish: response.choices[0]!.finish_reason, details: response.usage.completion_tokens_details};
+    return {text: response.choices[0]!.text, finish: response.choices[0]!.finish_reason, tokens: response.usage.completion_tokens, details: response.usage.completion_tokens_details};
 }
 
 /** A prediction as Predicted Outputs takes it. */
@@ -99,6 +99,45 @@ describe("speculative decoding", () => {
         const refused = (mode: "ngram" | "auto") => (after[mode].drafted_tokens - after[mode].accepted_tokens) - (before[mode].drafted_tokens - before[mode].accepted_tokens);
         assert.ok(refused("ngram") > 0, JSON.stringify({before, after}));
         assert.ok(refused("auto") < refused("ngram") / 2, JSON.stringify({before, after}));
+    });
+
+    it("shortens n-gram drafts that are refused", async () => {
+        type Ps = {models: {name: string, speculation: {drafted_tokens: number, accepted_tokens: number}}[]};
+        const tally = async () => (await fetch(`${ngram.url}/api/ps`).then((response) => response.json()) as Ps).models
+            .find((entry) => entry.name === "stories260K")!.speculation;
+        const change = async (body: Record<string, unknown>) => {
+            const before = await tally();
+            const reply = await complete(ngram, body);
+            const after = await tally();
+            return {tokens: reply.tokens, accepted: after.accepted_tokens - before.accepted_tokens,
+                refused: (after.drafted_tokens - after.accepted_tokens) - (before.drafted_tokens - before.accepted_tokens)};
+        };
+        // At a temperature an n-gram's continuation is mostly refused after a token or two: a draft verified at full
+        // length each time would refuse many tokens for every one sampled.
+        for (const prompt of prompts) {
+            const sampled = await change({prompt, max_tokens: 200, temperature: 0.9, seed: 3});
+            assert.ok(sampled.refused < sampled.tokens, `${prompt}: ${JSON.stringify(sampled)}`);
+        }
+    });
+
+    it("drafts a reply that repeats a token in runs as long as the draft's maximum", async () => {
+        // Random weights repeat one token over and over. The latest earlier occurrence of the reply's last tokens is
+        // one token back, with one token after it in the history: the draft goes on into itself, else each draft
+        // would hold one token and at most half the reply would be drafted.
+        const name = "synthetic-llama-23M-Q8_0";
+        const server = await startTestServer({modelFiles: [`synthetic/${name}.gguf`], parallel: 1, speculation: {mode: "ngram", draftMax: 16}});
+        try {
+            for (const prompt of ["Once upon a time", "The cat sat. The cat"]) {
+                const before = await fetch(`${server.url}/metrics`).then((response) => response.text());
+                const reply = await complete(server, {model: name, prompt, max_tokens: 100});
+                const after = await fetch(`${server.url}/metrics`).then((response) => response.text());
+                const accepted = (metricValue(after, "hearth_draft_tokens_total", {model: name, outcome: "accepted"}) ?? 0)
+                    - (metricValue(before, "hearth_draft_tokens_total", {model: name, outcome: "accepted"}) ?? 0);
+                assert.ok(accepted >= reply.tokens * 0.75, `${prompt}: ${accepted} of ${reply.tokens} drafted and kept: ${JSON.stringify(reply.text.slice(0, 80))}`);
+            }
+        } finally {
+            await server.close();
+        }
     });
 
     it("drafts from a prediction: the reply is the same and the usage counts what was accepted and rejected", async () => {

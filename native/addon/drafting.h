@@ -68,6 +68,8 @@ private:
     int32_t length_;
     int32_t pause_ = 0;
     int32_t strikes_ = 0;
+    // Ngram: how long the next n-gram draft may be, by how the last ones fared.
+    int32_t ngramLength_;
 };
 
 }  // namespace hearth
