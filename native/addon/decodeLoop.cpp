@@ -50,6 +50,7 @@
 #include "napi.h"
 #include "AddonContext.h"
 #include "AddonModel.h"
+#include "draftModel.h"
 #include "drafting.h"
 #include "projector.h"
 #include "sequenceState.h"
@@ -355,6 +356,7 @@ public:
             InstanceMethod<&DecodeLoop::Close>("close"),
             InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
             InstanceMethod<&DecodeLoop::SetProjector>("setProjector"),
+            InstanceMethod<&DecodeLoop::SetDraftModel>("setDraftModel"),
             InstanceMethod<&DecodeLoop::Info>("info")
         });
     }
@@ -422,6 +424,31 @@ private:
     // The model's projector, set before any generation with images starts.
     std::shared_ptr<hearth::ProjectorState> projector_;
     Napi::ObjectReference projectorRef_;
+    // The draft model's context (--draft-model), set before any generation starts; driven on the loop thread only.
+    std::unique_ptr<hearth::DraftModel> draftModel_;
+    Napi::ObjectReference draftContextRef_;
+    Napi::ObjectReference draftModelRef_;
+
+    // setDraftModel(context, model, expected, minProbability): node-llama-cpp's context and model objects of a draft
+    // model, checked as the target's are, whose sequences mirror the target's. Throws when its vocabulary does not match.
+    Napi::Value SetDraftModel(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsNumber())
+            throw Napi::TypeError::New(env, "setDraftModel(context, model, expected, minProbability)");
+        llama_context* draft = CheckedContextArgs(info);
+        const std::string mismatch = hearth::VocabularyMismatch(vocab_, llama_model_get_vocab(llama_get_model(draft)));
+        if (!mismatch.empty())
+            throw Napi::Error::New(env, "The draft model's vocabulary does not match the model's: " + mismatch);
+        if (llama_n_seq_max(draft) < llama_n_seq_max(ctx_))
+            throw Napi::Error::New(env, "The draft model's context has fewer sequences than the model's");
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (working_ || !running_.empty() || !starts_.empty())
+            throw Napi::Error::New(env, "The draft model can only be set while nothing generates");
+        draftModel_ = std::make_unique<hearth::DraftModel>(draft, vocabSize_, static_cast<float>(info[3].As<Napi::Number>().DoubleValue()));
+        draftContextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+        draftModelRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+        return env.Undefined();
+    }
 
     // setProjector(projector): the projector whose image chunks generations may carry.
     Napi::Value SetProjector(const Napi::CallbackInfo& info) {
@@ -494,7 +521,7 @@ private:
             }
         }
         generation->sampling = CreateSampling(env, options, number);
-        generation->drafter = CreateDrafter(env, options, number);
+        generation->drafter = CreateDrafter(env, options, number, generation->sequence);
 
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -569,9 +596,10 @@ private:
 
     // A drafter when the options ask for drafting (draftMode 1: ngram, 2: auto), the model can drop rejected
     // positions and has no projector: the history it drafts from (draftContext, the reply from draftReplyStart), a
-    // prediction's tokens, and whether n-grams of the history draft too (draftNgram, 0: only the prediction).
+    // prediction's tokens, whether n-grams of the history draft too (draftNgram, 0: only the prediction), and whether
+    // the draft model does (draftModel, 1: where the loop has one).
     template <typename Number>
-    std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number) {
+    std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number, int32_t sequence) {
         const int32_t mode = static_cast<int32_t>(number("draftMode", 0));
         // A model that sees images does not draft: on Mesa's software Vulkan device (lavapipe) the decode of an image
         // after batches with drafts (several logits per sequence) crashed inside the driver, and nothing else showed why.
@@ -596,8 +624,11 @@ private:
         const int32_t max = static_cast<int32_t>(number("draftMax", 16));
         if (max < 1)
             throw Napi::RangeError::New(env, "draftMax must be at least 1");
+        std::unique_ptr<hearth::ModelDrafts> model;
+        if (draftModel_ != nullptr && number("draftModel", 0) != 0)
+            model = std::make_unique<hearth::SequenceDrafts>(*draftModel_, sequence);
         return std::make_unique<hearth::Drafter>(static_cast<hearth::DraftMode>(mode), max, tokens("draftContext"),
-            static_cast<size_t>(std::max(0.0, number("draftReplyStart", 0))), std::move(prediction), number("draftNgram", 1) != 0);
+            static_cast<size_t>(std::max(0.0, number("draftReplyStart", 0))), std::move(prediction), number("draftNgram", 1) != 0, std::move(model));
     }
 
     // stop(id): that generation ends after the batch in flight (nothing happens if it has ended).
@@ -669,11 +700,17 @@ private:
         return env.Undefined();
     }
 
-    // Called with mutex_ held, while no batch runs.
+    // Called with mutex_ held, while no batch runs. A copy or a truncation is mirrored in the draft model's context, so
+    // that a prefix copied from another slot is not decoded there again (a restore is not: the draft model's sequence
+    // drops what differs from the restored tokens before its next draft).
     int32_t ApplyEdit(const Edit& edit) {
         switch (edit.kind) {
-        case EditKind::Copy:
-            return hearth::CopyPrefix(ctx_, edit.sequence, edit.source, edit.keep);
+        case EditKind::Copy: {
+            const int32_t kept = hearth::CopyPrefix(ctx_, edit.sequence, edit.source, edit.keep);
+            if (draftModel_ != nullptr)
+                draftModel_->Copy(edit.sequence, edit.source, kept);
+            return kept;
+        }
         case EditKind::Save:
             return hearth::SaveSequence(ctx_, edit.sequence, *edit.state, edit.maxBytes) ? 1 : 0;
         case EditKind::Restore:
@@ -681,7 +718,10 @@ private:
         case EditKind::Truncate:
             break;
         }
-        return hearth::KeepPrefix(ctx_, edit.sequence, edit.keep);
+        const int32_t kept = hearth::KeepPrefix(ctx_, edit.sequence, edit.keep);
+        if (draftModel_ != nullptr)
+            draftModel_->Keep(edit.sequence, kept);
+        return kept;
     }
 
     // keepAlive(bool): while work is under way, the pending events keep Node.js running.
@@ -734,6 +774,9 @@ private:
         StopThread();
         running_.clear();
         starts_.clear();
+        draftModel_.reset();
+        draftContextRef_.Reset();
+        draftModelRef_.Reset();
         llama_batch_free(batch_);
         events_.Release();
     }
@@ -767,11 +810,13 @@ private:
                 if (event.kind == EventKind::Failed)
                     item.Set("message", Napi::String::New(env, event.message));
                 if (event.drafting) {
-                    Napi::Array drafts = Napi::Array::New(env, 4);
+                    Napi::Array drafts = Napi::Array::New(env, 6);
                     drafts.Set(0u, Napi::Number::New(env, event.drafts.predictionDrafted));
                     drafts.Set(1u, Napi::Number::New(env, event.drafts.predictionAccepted));
                     drafts.Set(2u, Napi::Number::New(env, event.drafts.ngramDrafted));
                     drafts.Set(3u, Napi::Number::New(env, event.drafts.ngramAccepted));
+                    drafts.Set(4u, Napi::Number::New(env, event.drafts.modelDrafted));
+                    drafts.Set(5u, Napi::Number::New(env, event.drafts.modelAccepted));
                     item.Set("drafts", drafts);
                 }
                 list.Set(index++, item);
@@ -1319,6 +1364,16 @@ Napi::Value RestoreSequenceState(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), hearth::RestoreSequence(context, info[3].As<Napi::Number>().Int32Value(), *state, info[5].As<Napi::Number>().Int32Value()));
 }
 
+// vocabularyMismatch(targetModel, draftModel): why the draft model's tokens cannot stand for the target's, or "".
+Napi::Value VocabularyMismatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
+        throw Napi::TypeError::New(env, "vocabularyMismatch(targetModel, draftModel)");
+    const llama_vocab* target = llama_model_get_vocab(ModelOf(env, info[0].As<Napi::Object>()));
+    const llama_vocab* draft = llama_model_get_vocab(ModelOf(env, info[1].As<Napi::Object>()));
+    return Napi::String::New(env, hearth::VocabularyMismatch(target, draft));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hearth::DefineProjector(env, exports);
 #if HEARTH_VISION
@@ -1330,6 +1385,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("saveSequence", Napi::Function::New(env, SaveSequenceState, "saveSequence"));
     exports.Set("restoreSequence", Napi::Function::New(env, RestoreSequenceState, "restoreSequence"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+    exports.Set("vocabularyMismatch", Napi::Function::New(env, VocabularyMismatch, "vocabularyMismatch"));
     exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));
     return exports;
 }

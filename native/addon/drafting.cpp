@@ -39,8 +39,8 @@ bool SameRun(const llama_token* a, const llama_token* b, size_t length) {
 }  // namespace
 
 Drafter::Drafter(DraftMode mode, int32_t max, std::vector<llama_token> history, size_t replyStart, std::vector<llama_token> prediction,
-    bool ngram)
-    : mode_(mode), ngram_(ngram), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
+    bool ngram, std::unique_ptr<ModelDrafts> model)
+    : mode_(mode), ngram_(ngram), model_(std::move(model)), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
       givenSize_(history_.size()), prediction_(std::move(prediction)), rate_(kFirstRate), length_(std::min(max_, kFirstLength)) {
     if (history_.size() == replyStart_ && !prediction_.empty())
         cursor_ = 0;
@@ -168,6 +168,8 @@ DraftSource Drafter::Propose(int32_t limit, std::vector<llama_token>& draft) {
     } else if (ngram_ && NgramStart(start)) {
         source = &history_;
         kind = DraftSource::Ngram;
+    } else if (model_ != nullptr) {
+        return model_->Draft(history_, limit, draft) ? DraftSource::Model : DraftSource::None;
     } else {
         return DraftSource::None;
     }
@@ -186,9 +188,12 @@ void Drafter::Verified(DraftSource source, int32_t drafted, int32_t accepted) {
     if (source == DraftSource::Prediction) {
         counts_.predictionDrafted += drafted;
         counts_.predictionAccepted += accepted;
-    } else {
+    } else if (source == DraftSource::Ngram) {
         counts_.ngramDrafted += drafted;
         counts_.ngramAccepted += accepted;
+    } else {
+        counts_.modelDrafted += drafted;
+        counts_.modelAccepted += accepted;
     }
     if (mode_ != DraftMode::Auto)
         return;
