@@ -3,19 +3,22 @@ import type {TestServer} from "../test/helpers/testServer.js";
 import type {SpeculationMode} from "../native/decode/speculation.js";
 import {describeMachine, printTable, writeResult} from "./report.js";
 import {best} from "./streamClient.js";
+import {DRAFT_PAIR_MODEL, draftPairServer} from "./specDraft.js";
 
 /**
  * `npm run bench:spec`: tokens/s of greedy replies with speculative decoding off, n-gram drafting on every match, and
  * auto, on a free-text reply, a reply that repeats text of the prompt (an edit of a text the prompt holds), and the
  * same free text with a prediction equal to the reply (Predicted Outputs). Each figure is the best of a few runs of one
- * reply (prompt included) on a server of its own, with the acceptance of the prediction's drafts beside it.
+ * reply (prompt included) on a server of its own, with the acceptance of the prediction's drafts beside it. The draft
+ * mode (a draft model) runs on the draft pair's target (bench/specDraft.ts) only; the test models have no draft model.
  */
 
 const models = [
     {file: "stories260K.gguf", name: "stories260K"},
-    {file: "synthetic/synthetic-llama-23M-Q8_0.gguf", name: "synthetic-llama-23M-Q8_0"}
+    {file: "synthetic/synthetic-llama-23M-Q8_0.gguf", name: "synthetic-llama-23M-Q8_0"},
+    DRAFT_PAIR_MODEL
 ];
-const modes: SpeculationMode[] = ["off", "ngram", "auto"];
+const modes: SpeculationMode[] = ["off", "ngram", "auto", "draft"];
 const runs = 5;
 const maxTokens = 400;
 const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. "
@@ -50,29 +53,34 @@ const rows = [["model", "workload", ...modes.map((mode) => `${mode} tok/s`), ...
 const results = [];
 for (const model of models) {
     const servers = new Map<SpeculationMode, TestServer>();
-    for (const mode of modes)
-        servers.set(mode, await startTestServer({modelFiles: [model.file], parallel: 1, ctxSize: 2048, speculation: {mode, draftMax: 16}}));
+    for (const mode of modes) {
+        const server = await draftPairServer(model.file, mode, {parallel: 1, ctxSize: 2048, draftMax: 16})
+            ?? (mode === "draft" ? undefined : await startTestServer({modelFiles: [model.file], parallel: 1, ctxSize: 2048, speculation: {mode, draftMax: 16}}));
+        if (server != null)
+            servers.set(mode, server);
+    }
+    const served = modes.filter((mode) => servers.has(mode));
     try {
         for (const workload of workloads) {
             // The reply itself is the prediction: what an editor that holds the result sends.
             const prediction = workload.prediction ? (await reply(servers.get("off")!, model.name, workload.prompt, undefined)).text : undefined;
             // Modes take turns, run after run, so that other work on the machine slows each alike; the best run counts.
-            const measured = new Map<SpeculationMode, Measured[]>(modes.map((mode) => [mode, []]));
-            for (const mode of modes)
+            const measured = new Map<SpeculationMode, Measured[]>(served.map((mode) => [mode, []]));
+            for (const mode of served)
                 await reply(servers.get(mode)!, model.name, workload.prompt, prediction);
             for (let run = 0; run < runs; run++)
-                for (const mode of modes)
+                for (const mode of served)
                     measured.get(mode)!.push(await reply(servers.get(mode)!, model.name, workload.prompt, prediction));
             const figures: Partial<Record<SpeculationMode, Measured>> = {};
-            for (const mode of modes) {
+            for (const mode of served) {
                 const all = measured.get(mode)!;
                 figures[mode] = {...all[0]!, tokensPerSecond: best(all, (entry) => entry.tokensPerSecond).tokensPerSecond};
             }
             const off = figures.off!.tokensPerSecond;
             const accepted = figures.ngram?.accepted;
             results.push({model: model.name, workload: workload.name, figures});
-            rows.push([model.name, workload.name, ...modes.map((mode) => figures[mode]!.tokensPerSecond.toFixed(0)),
-                ...modes.slice(1).map((mode) => `${(figures[mode]!.tokensPerSecond / off).toFixed(2)}x`),
+            rows.push([model.name, workload.name, ...modes.map((mode) => figures[mode]?.tokensPerSecond.toFixed(0) ?? "-"),
+                ...modes.slice(1).map((mode) => figures[mode] != null ? `${(figures[mode].tokensPerSecond / off).toFixed(2)}x` : "-"),
                 accepted != null ? `${accepted}/${figures.ngram!.rejected}` : "-"]);
         }
     } finally {

@@ -70,7 +70,7 @@ describe("speculative decoding", () => {
         assert.equal(drafting.draft_max, 16);
         assert.ok(drafting.drafted_tokens >= drafting.accepted_tokens && drafting.accepted_tokens >= after.accepted!, JSON.stringify(drafting));
         assert.equal(drafting.acceptance, drafting.accepted_tokens / drafting.drafted_tokens);
-        assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, ngram: true, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
+        assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, ngram: true, draft_model: null, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
         assert.equal((await ps(javascript)).mode, "off", "the JavaScript loop does not draft");
     });
 
