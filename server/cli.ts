@@ -56,6 +56,15 @@ async function checkModels(config: ServeConfig): Promise<void> {
             throw new ConfigError(`${model.path} is not a GGUF model file (${(error as Error).message})`);
         }
     }
+    for (const {draftModel, names} of [...config.models, ...(config.modelNames ?? []).map((spec) => ({draftModel: spec.draftModel, names: [spec.name]}))]) {
+        if (draftModel == null || !isAbsolute(draftModel))
+            continue;
+        try {
+            await LoadedModel.checkFile(draftModel);
+        } catch (error) {
+            throw new ConfigError(`--draft-model ${draftModel} (for ${names[0]}) is not a GGUF model file (${(error as Error).message})`);
+        }
+    }
     // Before any pull, so a wrong --mmproj does not wait for a download to be reported.
     for (const {mmproj, names} of [...config.models, ...(config.modelNames ?? []).map((spec) => ({mmproj: spec.mmproj, names: [spec.name]}))]) {
         const problem = typeof mmproj === "string" ? await visionProjectorProblem(mmproj) : undefined;
