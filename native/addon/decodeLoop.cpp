@@ -22,6 +22,7 @@
 // reports (it decodes with its own loop instead), never a crash.
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
@@ -403,6 +404,7 @@ private:
     std::vector<llama_token_data> candidates_;
     bool canDraft_ = false;
     std::vector<llama_token> draft_;  // the loop thread's scratch for a proposal
+    std::chrono::steady_clock::time_point stepStart_;  // when the step being run began (its drafts included)
 
     Napi::ThreadSafeFunction events_;
     Napi::Env::CleanupHook<void (*)(DecodeLoop*), DecodeLoop> cleanupHook_;
@@ -937,6 +939,7 @@ private:
 
     // One batch: build, decode, sample.
     void Step(Events& events) {
+        stepStart_ = std::chrono::steady_clock::now();
         EvaluateImages(events);
         std::vector<Item> items;
         int32_t room = batchSize_;
@@ -1093,7 +1096,8 @@ private:
             generation.position += items[position].count;
             if (logitIndexes[position] < 0)
                 continue;
-            Verify(generation, logitIndexes[position], events);
+            // A step that decoded only the generation's last token and its draft times what a token costs it.
+            Verify(generation, logitIndexes[position], events, items[position].count == generation.drafted + 1);
         }
         return 0;
     }
@@ -1102,7 +1106,8 @@ private:
     // the input ended with a draft, one token for each drafted position after it, as long as each sampled token is the
     // drafted one (the sampler then saw the same tokens as without the draft). The first token that differs is the
     // next input; the positions after it are dropped from the cache. `lastIndex`: the batch index of the input's end.
-    void Verify(Generation& generation, int32_t lastIndex, Events& events) {
+    void Verify(Generation& generation, int32_t lastIndex, Events& events, bool timed) {
+        const int32_t sampledBefore = generation.sampled;
         const int32_t drafted = generation.drafted;
         const hearth::DraftSource source = generation.draftSource;
         generation.drafted = 0;
@@ -1150,6 +1155,9 @@ private:
         }
         if (generation.drafter != nullptr)
             generation.drafter->Verified(source, drafted, accepted);
+        if (generation.drafter != nullptr && timed && generation.sampled > sampledBefore)
+            generation.drafter->Timed(std::chrono::duration<double>(std::chrono::steady_clock::now() - stepStart_).count(),
+                generation.sampled - sampledBefore, source);
         if (ended) {
             events.push_back(Ended(generation, reason));
             running_.erase(sequence);

@@ -150,6 +150,9 @@ bool DraftModel::Draft(int32_t sequence, const std::vector<llama_token>& history
     // An image's positions (negative) have no tokens the draft model could read.
     if (std::any_of(history.begin(), history.end(), [](llama_token token) { return token < 0; }))
         return false;
+    // A sequence with no room for the draft would fail its decode, and decode the whole history again at the next draft.
+    if (history.size() + static_cast<size_t>(limit) > llama_n_ctx_seq(ctx_))
+        return false;
     if (!CatchUp(sequence, history))
         return false;
     const llama_vocab* vocab = llama_model_get_vocab(llama_get_model(ctx_));

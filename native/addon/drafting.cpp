@@ -22,6 +22,7 @@ constexpr size_t kMostCandidates = 512;
 // per drafted token on a compute-bound backend, so a draft must mostly be right to pay.
 constexpr double kThreshold = 0.5;
 constexpr int32_t kPause = 16;
+constexpr int32_t kModelPause = 32;
 constexpr int32_t kMostStrikes = 5;
 // Auto starts with short drafts and doubles them while they are taken whole; the rate starts just above the
 // threshold, so that a first draft refused outright pauses drafting.
@@ -58,6 +59,33 @@ void Drafter::Append(llama_token token) {
     }
     if (pause_ > 0)
         pause_--;
+    if (modelPause_ > 0)
+        modelPause_--;
+}
+
+void Drafter::Timed(double seconds, int32_t tokens, DraftSource source) {
+    if (mode_ != DraftMode::Auto || model_ == nullptr || tokens <= 0 || source == DraftSource::Prediction || source == DraftSource::Ngram)
+        return;
+    double& cost = source == DraftSource::Model ? modelCost_ : plainCost_;
+    const double perToken = seconds / tokens;
+    cost = cost < 0 ? perToken : (1 - kRateWeight) * cost + kRateWeight * perToken;
+}
+
+// Auto: whether the draft model may draft now. A step without its drafts is timed first; then while its drafts make a
+// token dearer than that, it pauses (kModelPause tokens, twice as long after each further time), and is timed afresh.
+bool Drafter::ModelPays() {
+    if (mode_ != DraftMode::Auto)
+        return true;
+    if (modelPause_ > 0 || plainCost_ < 0)
+        return false;
+    if (modelCost_ > plainCost_) {
+        modelPause_ = kModelPause << std::min(modelStrikes_, kMostStrikes);
+        modelStrikes_++;
+        modelCost_ = -1;
+        plainCost_ = -1;
+        return false;
+    }
+    return true;
 }
 
 // Where to draft from in the prediction: where the reply stands in it, else after the latest tail of the reply found in
@@ -168,7 +196,7 @@ DraftSource Drafter::Propose(int32_t limit, std::vector<llama_token>& draft) {
     } else if (ngram_ && NgramStart(start)) {
         source = &history_;
         kind = DraftSource::Ngram;
-    } else if (model_ != nullptr) {
+    } else if (model_ != nullptr && ModelPays()) {
         return model_->Draft(history_, limit, draft) ? DraftSource::Model : DraftSource::None;
     } else {
         return DraftSource::None;

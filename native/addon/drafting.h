@@ -49,6 +49,8 @@ public:
     void Append(llama_token token);
     // How the last proposal fared: `accepted` of its `drafted` tokens were what the sampler picked.
     void Verified(DraftSource source, int32_t drafted, int32_t accepted);
+    // What a step cost: `seconds` for the `tokens` it sampled, with a draft from `source` (None: without a draft).
+    void Timed(double seconds, int32_t tokens, DraftSource source);
 
     const DraftCounts& Counts() const { return counts_; }
 
@@ -80,6 +82,14 @@ private:
     int32_t length_;
     int32_t pause_ = 0;
     int32_t strikes_ = 0;
+    // Auto with a draft model: moving seconds per token of steps with its drafts and without (< 0: not measured yet),
+    // and tokens to sample before it drafts again. The draft model costs a decode per drafted token, so acceptance
+    // alone does not say whether it pays: its drafts must make a token cheaper than a step without them.
+    double modelCost_ = -1;
+    double plainCost_ = -1;
+    int32_t modelPause_ = 0;
+    int32_t modelStrikes_ = 0;
+    bool ModelPays();
 };
 
 }  // namespace hearth
