@@ -22,8 +22,8 @@
 // reports (it decodes with its own loop instead), never a crash.
 
 #include <algorithm>
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -755,6 +755,8 @@ private:
         Shutdown();
         contextRef_.Reset();
         modelRef_.Reset();
+        draftContextRef_.Reset();
+        draftModelRef_.Reset();
         return info.Env().Undefined();
     }
 
@@ -777,8 +779,6 @@ private:
         running_.clear();
         starts_.clear();
         draftModel_.reset();
-        draftContextRef_.Reset();
-        draftModelRef_.Reset();
         llama_batch_free(batch_);
         events_.Release();
     }
@@ -1372,16 +1372,6 @@ Napi::Value RestoreSequenceState(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), hearth::RestoreSequence(context, info[3].As<Napi::Number>().Int32Value(), *state, info[5].As<Napi::Number>().Int32Value()));
 }
 
-// vocabularyMismatch(targetModel, draftModel): why the draft model's tokens cannot stand for the target's, or "".
-Napi::Value VocabularyMismatch(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
-        throw Napi::TypeError::New(env, "vocabularyMismatch(targetModel, draftModel)");
-    const llama_vocab* target = llama_model_get_vocab(ModelOf(env, info[0].As<Napi::Object>()));
-    const llama_vocab* draft = llama_model_get_vocab(ModelOf(env, info[1].As<Napi::Object>()));
-    return Napi::String::New(env, hearth::VocabularyMismatch(target, draft));
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hearth::DefineProjector(env, exports);
 #if HEARTH_VISION
@@ -1393,7 +1383,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     exports.Set("saveSequence", Napi::Function::New(env, SaveSequenceState, "saveSequence"));
     exports.Set("restoreSequence", Napi::Function::New(env, RestoreSequenceState, "restoreSequence"));
     exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
-    exports.Set("vocabularyMismatch", Napi::Function::New(env, VocabularyMismatch, "vocabularyMismatch"));
     exports.Set("gpuDevices", Napi::Function::New(env, GpuDevices, "gpuDevices"));
     return exports;
 }
