@@ -560,9 +560,9 @@ export class Engine {
     }
 }
 
-/** The shape of a model's draft model (`--draft-model`), which its plan counts; undefined without one. */
+/** The shape of a model's draft model (`--draft-model`), which its plan counts; undefined without one, or with a projector (it is not loaded then). */
 async function draftShapeOf(spec: ModelToLoad): Promise<ModelShape | undefined> {
-    if (spec.draftModelPath == null)
+    if (spec.draftModelPath == null || spec.projectorPath != null)
         return undefined;
     try {
         return await readModelShape(spec.draftModelPath);
