@@ -122,6 +122,11 @@ describe("a draft model", () => {
             startTestServer({models: [{path: stories, names: ["stories260K"], draftModel: pairs.same.draft}], ...speculation("draft")}),
             (error: Error) => error instanceof ConfigError && /draft\.gguf cannot draft for stories260K: its vocabulary does not match the model's \(.+\)/.test(error.message)
         );
+        // A library name is resolved as --model's is: one the library does not have is refused, saying so.
+        await assert.rejects(
+            startTestServer({models: [{path: stories, names: ["stories260K"], draftModel: "tiny-draft"}]}),
+            (error: Error) => error instanceof ConfigError && /^--draft-model tiny-draft: there is no such file, and no model of that name in the library/.test(error.message)
+        );
     });
 
     it("pairs each --draft-model with the --model at its position, as --mmproj does", () => {
