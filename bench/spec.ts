@@ -1,5 +1,5 @@
 import os from "node:os";
-import {metricValue} from "../test/helpers/metrics.js";
+import {metricSum} from "../test/helpers/metrics.js";
 import {testModel} from "../test/helpers/testModels.js";
 import {writeDraftPair} from "./draftPair.js";
 import {ensureLlamaServer, startLlamaServer} from "./llamaServer.js";
@@ -54,9 +54,13 @@ const modes: Mode[] = [
     // OpenAI's Predicted Outputs; llama-server has no counterpart.
     {name: "prediction", prediction: true, hearth: () => ["--speculative", "auto"]},
     {name: "auto", hearth: () => ["--speculative", "auto"]},
-    // A draft model (the target's twin from bench:draft-pair). Hearth's flags go here once it loads draft models.
-    {name: "draft", llamaServer: (model) => model.draft == null ? undefined
-        : ["--spec-type", "draft-simple", "--spec-draft-model", model.draft, "--spec-draft-n-max", String(draftMax), "--spec-draft-ngl", "0"]}
+    // A draft model (the target's twin from bench:draft-pair). Its random weights are never confident, even where the
+    // two models agree, so both engines draft without a probability floor (llama-server's default at this commit).
+    {name: "draft",
+        hearth: (model) => model.draft == null ? undefined : ["--speculative", "draft", "--draft-model", model.draft, "--draft-p-min", "0"],
+        llamaServer: (model) => model.draft == null ? undefined
+            : ["--spec-type", "draft-simple", "--spec-draft-model", model.draft, "--spec-draft-n-max", String(draftMax), "--spec-draft-ngl", "0",
+                "--spec-draft-p-min", "0"]}
 ];
 
 let llamaServerBinary: string | undefined;
@@ -94,7 +98,7 @@ const loads: number[] = [];
 /** Draft tokens Hearth has verified so far, and those of them it kept. */
 async function hearthDrafts(server: Server): Promise<{drafted: number, accepted: number}> {
     const text = await fetch(`${server.url}/metrics`).then((response) => response.text());
-    const count = (outcome: string) => metricValue(text, "hearth_draft_tokens_total", {outcome}) ?? 0;
+    const count = (outcome: string) => metricSum(text, "hearth_draft_tokens_total", {outcome});
     return {drafted: count("accepted") + count("rejected"), accepted: count("accepted")};
 }
 

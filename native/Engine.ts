@@ -262,7 +262,7 @@ export class Engine {
     }
 
     async #loadPinnedWith(entry: Entry, settings: LoadSettings): Promise<void> {
-        const plan = await this.plan(await shapeOf(entry.spec), settings, await this.#projectorLoad(entry.spec));
+        const plan = await this.plan(await shapeOf(entry.spec), settings, await this.#projectorLoad(entry.spec), await draftShapeOf(entry.spec));
         if (!plan.fits)
             throw new ModelTooLargeError(entry.spec.names[0]!, plan.message!);
         const model = await this.#loadModel({...entry, settings}, plan);
@@ -388,10 +388,11 @@ export class Engine {
         const maxLoaded = this.options.maxLoadedModels ?? 3;
         const shape = await shapeOf(entry.spec);
         const projector = await this.#projectorLoad(entry.spec);
+        const draft = await draftShapeOf(entry.spec);
         for (;;) {
             const loaded = [...this.#onDemand.values()].filter((other) => other !== entry && other.model != null);
             const tooMany = loaded.length >= maxLoaded;
-            const plan = await this.plan(shape, entry.settings, projector);
+            const plan = await this.plan(shape, entry.settings, projector, draft);
             if (!tooMany && plan.fits)
                 return plan;
             const idle = loaded.filter((other) => other.users === 0 && other.model!.scheduler.busySlots === 0).sort((a, b) => a.lastUsedMs - b.lastUsedMs)[0];
@@ -423,9 +424,9 @@ export class Engine {
         };
     }
 
-    /** How a model would load on this machine now, with the server's settings unless others are given. */
-    async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}, projector?: ProjectorLoad): Promise<OffloadPlan> {
-        return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable(), projector);
+    /** How a model would load on this machine now, with the server's settings unless others are given (and its draft model's shape, if any). */
+    async plan(shape: ModelShape, settings: Partial<LoadSettings> = {}, projector?: ProjectorLoad, draft?: ModelShape): Promise<OffloadPlan> {
+        return planOffload(shape, {...this.defaultSettings, ...settings}, await this.memoryAvailable(), projector, draft);
     }
 
     /** A projector's bytes where the plan puts it, for a model loaded with one (or `sizeBytes` for a listed model not yet downloaded). */
@@ -444,7 +445,7 @@ export class Engine {
         const spec = this.#pinned.get(name)?.spec ?? this.options.catalog?.find(name);
         if (spec == null)
             throw new ModelNotFoundError(name, this.servedNames);
-        return this.plan(await shapeOf(spec), settings, await this.#projectorLoad(spec));
+        return this.plan(await shapeOf(spec), settings, await this.#projectorLoad(spec), await draftShapeOf(spec));
     }
 
     async #loadModel(entry: Entry, plan: OffloadPlan): Promise<LoadedModel> {
@@ -457,6 +458,8 @@ export class Engine {
             // Where the plan put it: on the GPU when it fits there (and --no-mmproj-offload was not given).
             projectorOnGpu: plan.projectorBytes > 0 ? plan.projectorOnGpu : this.options.mmprojOffload !== false
         });
+        if (model.draftModelUnavailable != null)
+            this.options.log?.("warn", `${entry.spec.names[0]} does not draft with its draft model: ${model.draftModelUnavailable}`);
         const vision = model.vision;
         if (entry.spec.projectorPath != null && !vision.available)
             this.options.log?.("warn", `${entry.spec.names[0]} cannot see images here: ${vision.reason}`);
@@ -557,6 +560,17 @@ export class Engine {
     }
 }
 
+/** The shape of a model's draft model (`--draft-model`), which its plan counts; undefined without one, or with a projector (it is not loaded then). */
+async function draftShapeOf(spec: ModelToLoad): Promise<ModelShape | undefined> {
+    if (spec.draftModelPath == null || spec.projectorPath != null)
+        return undefined;
+    try {
+        return await readModelShape(spec.draftModelPath);
+    } catch (error) {
+        throw new InvalidRequestError(`The draft model of "${spec.names[0]}" cannot be loaded: its GGUF header could not be read (${(error as Error).message}).`, "model", "invalid_model_file");
+    }
+}
+
 async function shapeOf(spec: ModelToLoad): Promise<ModelShape> {
     try {
         return await readModelShape(spec.path);
@@ -610,5 +624,6 @@ function refuseIfInUse(name: string, entry: Entry, settings: Partial<LoadSetting
 
 function describePlan(plan: OffloadPlan): string {
     return `${plan.gpuLayers}/${plan.layersTotal} layers on the GPU, ${plan.contextSize} tokens x ${plan.parallel} slots: ${plan.contextReason}` +
-        (plan.kvCacheType !== "f16" ? `, ${plan.kvCacheType} KV cache` : "");
+        (plan.kvCacheType !== "f16" ? `, ${plan.kvCacheType} KV cache` : "") +
+        (plan.draft != null ? `; draft model ${Math.round((plan.draft.ramBytes + plan.draft.vramBytes) / 2 ** 20)} MiB, ${plan.draft.gpuLayers > 0 ? "on the GPU" : "on the CPU"}` : "");
 }

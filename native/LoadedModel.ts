@@ -14,6 +14,8 @@ import {sequenceStates} from "./decode/sequenceStates.js";
 import {PromptCache} from "./decode/PromptCache.js";
 import type {PrefixSources} from "./decode/reusePrefix.js";
 import {DEFAULT_SPECULATION} from "./decode/speculation.js";
+import {loadDraftModel} from "./decode/loadDraftModel.js";
+import type {LoadedDraftModel} from "./decode/loadDraftModel.js";
 import type {DraftTally, SpeculationSettings} from "./decode/speculation.js";
 import {KvSequence} from "./decode/SlotDecoder.js";
 import type {SlotDecoder} from "./decode/SlotDecoder.js";
@@ -55,7 +57,7 @@ export type LoadModelOptions = {
     flashAttention: FlashAttentionSetting,
     /** `auto`: the native decode loop where it is built. Defaults to `auto`. */
     decodeLoop?: DecodeLoopSetting,
-    /** Speculative decoding without a draft model. Defaults to `auto`, 16 tokens a draft. */
+    /** Speculative decoding. Defaults to `auto`, 16 tokens a draft. */
     speculation?: SpeculationSettings,
     gpuLayers: "auto" | "max" | number,
     maxQueue: number,
@@ -67,6 +69,9 @@ export type LoadModelOptions = {
     projectorPath?: string,
     /** Run the projector on the GPU (when the model runs on one). Defaults to `true`. */
     projectorOnGpu?: boolean,
+    /** A draft model that drafts tokens for it (`--draft-model`, the native loop only), with its layers on the GPU. Defaults to none. */
+    draftModelPath?: string,
+    draftGpuLayers?: number,
     /**
      * Told of every generation that ran to its end, for metrics and the audit log, and of every one that failed once it
      * had started (without `timings`), with the tokens it did produce.
@@ -127,6 +132,10 @@ export class LoadedModel {
     #visionUnavailable: string | undefined;
     #embeddingQueue: Promise<unknown> = Promise.resolve();
     readonly #prefixSources: PrefixSources;
+    /** Its draft model (`--draft-model`), drafting in `draft` and `auto`; undefined without one. */
+    #draftModel: LoadedDraftModel | undefined;
+    /** Why a model given a draft model does not draft with it here (the JavaScript loop, a projector). */
+    draftModelUnavailable: string | undefined;
 
     private constructor(options: LoadModelOptions, model: LlamaModel, context: LlamaContext, chatFormat: ChatFormat) {
         this.names = options.names;
@@ -140,7 +149,7 @@ export class LoadedModel {
         const speculation = options.speculation ?? DEFAULT_SPECULATION;
         // auto drafts n-grams only where every layer runs on a GPU (see SpeculationSettings.ngram).
         const allOnGpu = model.llama.gpu !== false && model.gpuLayers >= model.fileInsights.totalLayers;
-        this.#speculation = {...speculation, ngram: speculation.ngram ?? (speculation.mode !== "auto" || allOnGpu)};
+        this.#speculation = {...speculation, ngram: speculation.ngram ?? (speculation.mode === "auto" ? allOnGpu : speculation.mode !== "draft")};
         this.#onGenerationDone = options.onGenerationDone;
         this.#vocabularySize = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? Number.MAX_SAFE_INTEGER;
         // Hearth keeps the sequences itself (ids 0..parallel-1) and decodes them in its own loop: the native
@@ -175,8 +184,15 @@ export class LoadedModel {
             });
             const chatWrapperType = options.chatTemplate != null ? chatWrapperTypeFor(options.chatTemplate) : undefined;
             const loaded = new LoadedModel(options, model, context, new ChatFormat(model, chatWrapperType));
-            if (options.projectorPath != null)
-                await loaded.#loadProjector(llama, options.projectorPath, options.projectorOnGpu ?? true);
+            try {
+                if (options.projectorPath != null)
+                    await loaded.#loadProjector(llama, options.projectorPath, options.projectorOnGpu ?? true);
+                if (options.draftModelPath != null)
+                    await loaded.#loadDraftModel(llama, options.draftModelPath, options);
+            } catch (error) {
+                await loaded.dispose();
+                throw error;
+            }
             return loaded;
         } catch (error) {
             await model.dispose();
@@ -203,6 +219,20 @@ export class LoadedModel {
         this.#projector = projector;
     }
 
+    /** Loads the draft model where it can draft: on the native loop, for a model that does not see images. */
+    async #loadDraftModel(llama: Llama, path: string, options: LoadModelOptions): Promise<void> {
+        if (!(this.#loop instanceof NativeDecodeLoop))
+            this.draftModelUnavailable = "the JavaScript decode loop does not draft with a draft model";
+        else if (this.#projector != null || options.projectorPath != null)
+            this.draftModelUnavailable = "a model that sees images does not draft";
+        else
+            this.#draftModel = await loadDraftModel(llama, this.#loop, {
+                path, gpuLayers: options.draftGpuLayers ?? 0, ctxSize: options.ctxSize, parallel: options.parallel,
+                batchSize: this.context.batchSize, threads: options.threads, flashAttention: options.flashAttention,
+                ...this.#speculation.draftMinProbability != null ? {minProbability: this.#speculation.draftMinProbability} : {}
+            });
+    }
+
     /** Reads the GGUF header only, to fail fast on a file that is not a model before anything is loaded. */
     static async checkFile(path: string): Promise<void> {
         await readGgufHeader(path);
@@ -216,12 +246,16 @@ export class LoadedModel {
      * How it drafts, and its drafts' tokens so far: drafted and kept. `off` for a model that sees images (see the native
      * loop's CreateDrafter).
      */
-    get speculation(): SpeculationSettings & DraftTally {
+    get speculation(): SpeculationSettings & DraftTally & {draftModelName?: string} {
+        const mode = this.#projector == null ? this.#speculation.mode : "off";
+        // The JavaScript loop drafts from predictions and n-grams only: it has no draft model.
+        const drafting = this.#draftModel != null && this.decodeLoop.kind === "native" && (mode === "draft" || mode === "auto");
         return {
-            mode: this.#projector == null ? this.#speculation.mode : "off",
+            mode,
             draftMax: this.#speculation.draftMax,
             ngram: this.#speculation.ngram,
-            ...this.#drafts
+            ...this.#drafts,
+            ...drafting ? {draftModelName: this.#draftModel!.name} : {}
         };
     }
 
@@ -320,7 +354,10 @@ export class LoadedModel {
             ignoreEos: options.ignoreEos,
             stops: [...prompt.stops, ...options.stop],
             logprobsTop: options.logprobs?.top,
-            ...this.#speculation.mode !== "off" && this.#projector == null ? {speculation: {...this.#speculation, mode: this.#speculation.mode}} : {},
+            ...this.#speculation.mode !== "off" && this.#projector == null ? {speculation: {
+                ...this.#speculation, mode: this.#speculation.mode,
+                ...this.#draftModel != null && this.#speculation.mode !== "ngram" ? {draftModel: true} : {}
+            }} : {},
             ...options.prediction != null ? {prediction: this.model.tokenize(options.prediction, false, "trimLeadingSpace")} : {},
             signal: options.signal,
             deadline: options.deadline,
@@ -473,6 +510,8 @@ export class LoadedModel {
         await this.#loop.close();
         this.#prefixSources.cache.drop(this);
         this.#projector?.close();
+        await this.#draftModel?.dispose();
+        this.#draftModel = undefined;
         await this.context.dispose();
         await this.model.dispose();
     }

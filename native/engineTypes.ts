@@ -49,9 +49,10 @@ export type EngineOptions = {
 
 /**
  * `projectorPath`: the model's multimodal projector (mmproj GGUF), which lets it see images; from `--mmproj`, the library
- * entry, or an `mmproj*.gguf` beside the model file. Undefined: a text-only model.
+ * entry, or an `mmproj*.gguf` beside the model file. Undefined: a text-only model. `draftModelPath`: a small model with the
+ * same vocabulary that drafts tokens for it (`--draft-model`, speculative decoding on the native decode loop).
  */
-export type ModelToLoad = {path: string, names: readonly string[], projectorPath?: string};
+export type ModelToLoad = {path: string, names: readonly string[], projectorPath?: string, draftModelPath?: string};
 
 /** Where models that are not pinned at start come from: the library, which hands over verified paths only. */
 export type ModelCatalog = {
@@ -73,7 +74,7 @@ export type LoadedModelInfo = {
     /** The settings it was loaded with and the memory planned for them. */
     plan: OffloadPlan,
     decodeLoop: DecodeLoopReport,
-    /** How it drafts, and the tokens its replies drafted and kept so far. */
-    speculation: SpeculationSettings & DraftTally
+    /** How it drafts, and the tokens its replies drafted and kept so far; `draftModelName`: its draft model's, when one drafts. */
+    speculation: SpeculationSettings & DraftTally & {draftModelName?: string}
 };
 

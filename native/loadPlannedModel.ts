@@ -32,6 +32,7 @@ export async function loadPlannedModel(llama: Llama, spec: ModelToLoad, settings
             promptCache,
             chatTemplate,
             ...spec.projectorPath != null ? {projectorPath: spec.projectorPath, projectorOnGpu} : {},
+            ...spec.draftModelPath != null ? {draftModelPath: spec.draftModelPath, draftGpuLayers: plan.draft?.gpuLayers ?? 0} : {},
             onGenerationDone
         });
     } catch (error) {

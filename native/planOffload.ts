@@ -58,7 +58,12 @@ export type OffloadPlan = MemoryEstimate & {
     message?: string,
     /** The model's projector (mmproj), counted in `vramBytes` when `projectorOnGpu`, else in `ramBytes`; 0 without one. */
     projectorBytes: number,
-    projectorOnGpu: boolean
+    projectorOnGpu: boolean,
+    /**
+     * The draft model's part (`--draft-model`): its weights, KV cache (the model's context and slots) and buffers, already
+     * counted in `vramBytes` and `ramBytes`. Absent without one.
+     */
+    draft?: MemoryEstimate
 };
 
 /** A model's projector as a plan counts it: its file's bytes, and whether it may go on the GPU (`--no-mmproj-offload`: not). */
@@ -170,7 +175,9 @@ type SizedLoadSettings = LoadSettings & {ctxSize: number};
  * margin), and whether the rest fits in RAM; with an `"auto"` context, see {@link planAutoContext}.
  * A plan that does not fit says what would.
  */
-export function planOffload(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable, projector?: ProjectorLoad): OffloadPlan {
+export function planOffload(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable, projector?: ProjectorLoad, draft?: ModelShape): OffloadPlan {
+    if (draft != null)
+        return planWithDraft(shape, settings, available, projector, draft);
     if (projector == null || projector.sizeBytes <= 0)
         return planModel(shape, settings, available);
     // The projector is placed first, as Ollama reserves it on the GPU before the layers: encoding an image is one large
@@ -190,6 +197,36 @@ export function planOffload(shape: ModelShape, settings: LoadSettings, available
         projectorBytes: bytes,
         projectorOnGpu: onGpu,
         ...plan.message != null ? {message: `${plan.message} Its projector (mmproj) takes ${formatGigabytes(bytes)} more${onGpu ? " on the GPU" : ""}.`} : {}
+    };
+}
+
+/**
+ * A model with a draft model: the draft is placed first, as the projector is, whole on the GPU where it fits there (it
+ * runs once per drafted token, so a draft split between devices would cost more than it saves), else whole in RAM. Its
+ * KV cache has the model's slots and context; with `--ctx-size auto` room is kept for it at the model's largest context,
+ * then it is counted at the context the plan chose.
+ */
+function planWithDraft(shape: ModelShape, settings: LoadSettings, available: MemoryAvailable, projector: ProjectorLoad | undefined, draft: ModelShape): OffloadPlan {
+    const largest = settings.ctxSize !== "auto" ? settings.ctxSize
+        : shape.trainedContextLength != null && shape.trainedContextLength > 0 ? shape.trainedContextLength : AUTO_CONTEXT_FLOOR;
+    const layers = draft.blockCount + 1;
+    const onGpuReserve = estimateMemory(draft, {ctxSize: largest, parallel: settings.parallel, kvCacheType: settings.kvCacheType}, layers);
+    const onGpu = available.vramTotalBytes > 0 && settings.gpuLayers !== 0 && !available.unifiedMemory &&
+        onGpuReserve.vramBytes <= available.vramFreeBytes - safetyMarginBytes(available.vramTotalBytes);
+    const reserve = onGpu ? onGpuReserve : estimateMemory(draft, {ctxSize: largest, parallel: settings.parallel, kvCacheType: settings.kvCacheType}, 0);
+    const plan = planOffload(shape, settings, {
+        ...available,
+        ramFreeBytes: available.ramFreeBytes - reserve.ramBytes,
+        vramFreeBytes: available.vramFreeBytes - reserve.vramBytes
+    }, projector);
+    const estimate = estimateMemory(draft, {ctxSize: plan.contextSize, parallel: plan.parallel, kvCacheType: plan.kvCacheType}, onGpu ? layers : 0);
+    return {
+        ...plan,
+        vramBytes: plan.vramBytes + estimate.vramBytes,
+        ramBytes: plan.ramBytes + estimate.ramBytes,
+        ramWeightsBytes: plan.ramWeightsBytes + estimate.ramWeightsBytes,
+        draft: estimate,
+        ...plan.message != null ? {message: `${plan.message} Its draft model takes ${formatGigabytes(estimate.ramBytes + estimate.vramBytes)} more.`} : {}
     };
 }
 

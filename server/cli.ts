@@ -1,5 +1,6 @@
 import {readFileSync} from "node:fs";
 import {access} from "node:fs/promises";
+import {isAbsolute} from "node:path";
 import {LoadedModel} from "../native/LoadedModel.js";
 import {CHAT_TEMPLATE_NAMES, chatWrapperTypeFor} from "../native/chatTemplates.js";
 import {ConfigError, SERVE_USAGE, parseServeArgs} from "./config.js";
@@ -55,6 +56,15 @@ async function checkModels(config: ServeConfig): Promise<void> {
             throw new ConfigError(`${model.path} is not a GGUF model file (${(error as Error).message})`);
         }
     }
+    for (const {draftModel, names} of [...config.models, ...(config.modelNames ?? []).map((spec) => ({draftModel: spec.draftModel, names: [spec.name]}))]) {
+        if (draftModel == null || !isAbsolute(draftModel))
+            continue;
+        try {
+            await LoadedModel.checkFile(draftModel);
+        } catch (error) {
+            throw new ConfigError(`--draft-model ${draftModel} (for ${names[0]}) is not a GGUF model file (${(error as Error).message})`);
+        }
+    }
     // Before any pull, so a wrong --mmproj does not wait for a download to be reported.
     for (const {mmproj, names} of [...config.models, ...(config.modelNames ?? []).map((spec) => ({mmproj: spec.mmproj, names: [spec.name]}))]) {
         const problem = typeof mmproj === "string" ? await visionProjectorProblem(mmproj) : undefined;
@@ -70,18 +80,25 @@ async function checkModels(config: ServeConfig): Promise<void> {
  */
 async function pullNamedModels(config: ServeConfig): Promise<void> {
     const specs = config.modelNames ?? [];
-    if (specs.length === 0)
+    if (specs.length === 0 && !config.models.some((model) => model.draftModel != null && !isAbsolute(model.draftModel)))
         return;
     const library = await Library.open({home: config.home, hub: new HubClient(config.hub)});
     const controller = new AbortController();
     const cancel = () => controller.abort();
     process.once("SIGINT", cancel);
     try {
-        const toPull = specs.filter((spec) => library.find(spec.name) == null && parseModelName(spec.name).kind === "hub");
-        resolveModelNames(library, {models: config.models, modelNames: specs.filter((spec) => !toPull.includes(spec))});
-        for (const spec of toPull) {
-            console.error(`${spec.name} is not in the library (${config.home}): pulling it first`);
-            await library.pull(spec.name, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
+        const missing = (name: string) => library.find(name) == null && parseModelName(name).kind === "hub";
+        const toPull = specs.filter((spec) => missing(spec.name));
+        // Draft models named on the Hub are pulled too, after the models they draft for.
+        const draftsToPull = [...new Set([...config.models, ...specs].flatMap(({draftModel}) => draftModel != null && !isAbsolute(draftModel) && missing(draftModel) ? [draftModel] : []))];
+        const pulled = (name: string | undefined) => name != null && draftsToPull.includes(name);
+        resolveModelNames(library, {
+            models: config.models.map((model) => pulled(model.draftModel) ? {...model, draftModel: undefined} : model),
+            modelNames: specs.filter((spec) => !toPull.includes(spec)).map((spec) => pulled(spec.draftModel) ? {...spec, draftModel: undefined} : spec)
+        });
+        for (const name of [...toPull.map((spec) => spec.name), ...draftsToPull]) {
+            console.error(`${name} is not in the library (${config.home}): pulling it first`);
+            await library.pull(name, {signal: controller.signal, onProgress: progressPrinter(process.stderr)});
         }
     } finally {
         process.removeListener("SIGINT", cancel);

@@ -26,7 +26,12 @@ export type ModelSpec = {
     /** Names the model is served under: its file name without `.gguf`, then any alias. */
     names: string[],
     /** See {@link ProjectorChoice}. */
-    mmproj?: ProjectorChoice
+    mmproj?: ProjectorChoice,
+    /**
+     * The draft model that drafts tokens for this one (`--draft-model` at the same position): a file's absolute path, or
+     * a library name (`hf.co/…` or a short name), which `resolveModelNames` turns into its file's path.
+     */
+    draftModel?: string
 };
 
 /**
@@ -36,7 +41,7 @@ export type ModelSpec = {
 export type ProjectorChoice = string | false;
 
 /** A `--model` that names a model instead of a file: one in the library, or `hf.co/{owner}/{repo}[:QUANT]`. */
-export type ModelNameSpec = {name: string, alias: string | undefined, mmproj?: ProjectorChoice};
+export type ModelNameSpec = {name: string, alias: string | undefined, mmproj?: ProjectorChoice, draftModel?: string};
 
 export type ServeConfig = {
     models: ModelSpec[],
@@ -277,7 +282,8 @@ const serveOptions = {
     "decode-loop": {type: "string"},
     speculative: {type: "string"},
     "draft-max": {type: "string"},
-    "draft-model": {type: "string"},
+    "draft-model": {type: "string", multiple: true},
+    "draft-p-min": {type: "string"},
     "max-queue": {type: "string"},
     "cache-ram": {type: "string"},
     "chat-template": {type: "string"},
@@ -330,10 +336,16 @@ export const SERVE_USAGE = `Usage: hearth serve [options]
                           CPU, where it is slower, else llama.cpp's choice)   HEARTH_FLASH_ATTN
       --decode-loop L     auto|javascript (default auto: the native loop where it
                           was built, see README)                             HEARTH_DECODE_LOOP
-      --speculative S     auto|off|ngram: draft tokens from n-grams of the prompt and reply
-                          and from a request's prediction, verified in one batch (default
-                          auto: only in slots where drafts are mostly right) HEARTH_SPECULATIVE
+      --speculative S     auto|off|ngram|draft: draft tokens from n-grams of the prompt and
+                          reply, or with the draft model, and from a request's prediction,
+                          verified in one batch (default auto: the draft model where one is
+                          given, only in slots where drafts are mostly right) HEARTH_SPECULATIVE
       --draft-max N       tokens one draft holds at most (default 16)        HEARTH_DRAFT_MAX
+      --draft-model M     a small model with the same vocabulary that drafts tokens for the
+                          --model at the same position (repeatable; a file, a library name or
+                          hf.co/...; none for none)                           HEARTH_DRAFT_MODEL
+      --draft-p-min P     a draft model's draft ends before a token it gives less than this
+                          probability (default 0.75)                          HEARTH_DRAFT_P_MIN
       --max-queue N       requests that may wait for a slot (default 64)        HEARTH_MAX_QUEUE
       --cache-ram SIZE    RAM for slot states other conversations evicted, restored when
                           they come back: 512mb, 4gb, 0 for none (default ${formatByteSize(defaultPromptCacheBytes())},
@@ -399,20 +411,23 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
         throw new ConfigError(`--alias was given ${aliases.length} times but --model only ${modelPaths.length}; each alias names the model at the same position`);
 
     const projectors = parseProjectors(values.mmproj, env.HEARTH_MMPROJ, modelPaths.length, cwd);
+    const draftModels = parseDraftModels(values["draft-model"], env.HEARTH_DRAFT_MODEL, modelPaths.length, cwd);
 
     const models: ModelSpec[] = [];
     const modelNames: ModelNameSpec[] = [];
     modelPaths.forEach((modelPath, index) => {
         const alias = aliases[index];
         const mmproj = projectors[index];
+        const draftModel = draftModels[index];
+        const extras = {...mmproj != null ? {mmproj} : {}, ...draftModel != null ? {draftModel} : {}};
         if (isModelName(modelPath, cwd)) {
-            modelNames.push({name: modelPath, alias, ...mmproj != null ? {mmproj} : {}});
+            modelNames.push({name: modelPath, alias, ...extras});
             return;
         }
         const names = [modelNameFromPath(modelPath)];
         if (alias != null && !names.includes(alias))
             names.push(alias);
-        models.push({path: path.resolve(cwd, modelPath), names, ...mmproj != null ? {mmproj} : {}});
+        models.push({path: path.resolve(cwd, modelPath), names, ...extras});
     });
     const seen = new Set<string>();
     for (const name of models.flatMap((model) => model.names)) {
@@ -441,13 +456,15 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
     if (!(DECODE_LOOP_SETTINGS as readonly string[]).includes(decodeLoop))
         throw new ConfigError(`--decode-loop must be one of ${DECODE_LOOP_SETTINGS.join(", ")}, got "${decodeLoop}"`);
     const speculative = pick(values.speculative, "HEARTH_SPECULATIVE") ?? DEFAULT_SPECULATION.mode;
-    if (DRAFT_MODEL_MODES.includes(speculative))
-        throw new ConfigError(`--speculative ${speculative} needs a draft model (--draft-model), which this version does not load yet; use ${SPECULATION_MODES.join(", ")}`);
     if (!(SPECULATION_MODES as readonly string[]).includes(speculative))
         throw new ConfigError(`--speculative must be one of ${SPECULATION_MODES.join(", ")}, got "${speculative}"`);
+    if (DRAFT_MODEL_MODES.includes(speculative) && !draftModels.some((draftModel) => draftModel != null))
+        throw new ConfigError(`--speculative ${speculative} drafts with a draft model: give one with --draft-model, after the --model it drafts for`);
     const draftMax = pick(values["draft-max"], "HEARTH_DRAFT_MAX");
-    if (pick(values["draft-model"], "HEARTH_DRAFT_MODEL") != null)
-        throw new ConfigError("--draft-model is not supported yet: this version drafts from n-grams and predictions only (--speculative auto|ngram)");
+    const draftPMin = pick(values["draft-p-min"], "HEARTH_DRAFT_P_MIN");
+    const draftMinProbability = draftPMin != null ? Number(draftPMin) : undefined;
+    if (draftMinProbability != null && !(draftPMin!.trim() !== "" && draftMinProbability >= 0 && draftMinProbability <= 1))
+        throw new ConfigError(`--draft-p-min must be a probability from 0 to 1, got "${draftPMin}"`);
     const maxQueue = pick(values["max-queue"], "HEARTH_MAX_QUEUE");
     const cacheRam = pick(values["cache-ram"], "HEARTH_CACHE_RAM");
     const keepAlive = pick(values["keep-alive"], "HEARTH_KEEP_ALIVE");
@@ -506,7 +523,8 @@ export function parseServeArgs(argv: readonly string[], env: Env = process.env, 
             decodeLoop: decodeLoop as DecodeLoopSetting,
             speculation: {
                 mode: speculative as SpeculationMode,
-                draftMax: draftMax != null ? parseInteger("--draft-max", draftMax, 1, 256) : DEFAULT_SPECULATION.draftMax
+                draftMax: draftMax != null ? parseInteger("--draft-max", draftMax, 1, 256) : DEFAULT_SPECULATION.draftMax,
+                ...draftMinProbability != null ? {draftMinProbability} : {}
             },
             maxQueue: maxQueue != null ? parseInteger("--max-queue", maxQueue, 0, 100_000) : 64,
             cacheRamBytes: parseCacheRam(cacheRam),
@@ -551,6 +569,30 @@ function parseProjectors(flags: string[] | undefined, fromEnv: string | undefine
         const file = path.resolve(cwd, value);
         if (!existsSync(file))
             throw new ConfigError(`--mmproj ${value}: there is no such file (${file})`);
+        return file;
+    });
+}
+
+/**
+ * `--draft-model` values by the position of the `--model` each drafts for, as `--mmproj` pairs (an empty value or
+ * `none` skips a position), or `HEARTH_DRAFT_MODEL` for a single model: a file (which must exist), or a library name.
+ */
+function parseDraftModels(flags: string[] | undefined, fromEnv: string | undefined, modelCount: number, cwd: string): (string | undefined)[] {
+    const values = flags ?? (fromEnv ? [fromEnv] : []);
+    if (values.length > 0 && modelCount === 0)
+        throw new ConfigError("--draft-model drafts for the --model at the same position, and no --model is given");
+    if (flags == null && values.length > 0 && modelCount !== 1)
+        throw new ConfigError(`HEARTH_DRAFT_MODEL names the draft model of a single --model, and ${modelCount} are given; use --draft-model once per --model instead`);
+    if (values.length > modelCount)
+        throw new ConfigError(`--draft-model was given ${values.length} times but --model only ${modelCount}; each draft model belongs to the model at the same position`);
+    return values.map((value) => {
+        if (value === "" || value === "none")
+            return undefined;
+        if (isModelName(value, cwd))
+            return value;
+        const file = path.resolve(cwd, value);
+        if (!existsSync(file))
+            throw new ConfigError(`--draft-model ${value}: there is no such file (${file})`);
         return file;
     });
 }

@@ -109,7 +109,8 @@ function formatPlan(model: string, plan: OffloadPlan): string {
         `  layers   ${plan.gpuLayers}/${plan.layersTotal} on the GPU`,
         `  VRAM     ${formatBytes(plan.vramBytes)}`,
         `  RAM      ${formatBytes(plan.ramBytes)}`,
-        ...plan.projectorBytes > 0 ? [`  vision   projector ${formatBytes(plan.projectorBytes)} ${plan.projectorOnGpu ? "on the GPU" : "on the CPU"}`] : []
+        ...plan.projectorBytes > 0 ? [`  vision   projector ${formatBytes(plan.projectorBytes)} ${plan.projectorOnGpu ? "on the GPU" : "on the CPU"}`] : [],
+        ...plan.draft != null ? [`  draft    draft model ${formatBytes(plan.draft.ramBytes + plan.draft.vramBytes)} ${plan.draft.gpuLayers > 0 ? "on the GPU" : "on the CPU"}`] : []
     ];
     if (plan.message != null)
         lines.push(`  ${plan.message}`);

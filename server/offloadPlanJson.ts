@@ -15,6 +15,8 @@ export function offloadPlanJson(plan: OffloadPlan) {
         parallel: plan.parallel,
         projector_bytes: plan.projectorBytes,
         projector_on_gpu: plan.projectorOnGpu,
+        // The draft model's part of ram_bytes and vram_bytes (--draft-model), where it has one.
+        ...plan.draft != null ? {draft_model: {ram_bytes: plan.draft.ramBytes, vram_bytes: plan.draft.vramBytes, gpu_layers: plan.draft.gpuLayers, layers_total: plan.draft.layersTotal}} : {},
         ...plan.message != null ? {message: plan.message} : {}
     };
 }

@@ -9,7 +9,7 @@ import type {ModelSpec} from "./config.js";
  */
 export async function resolveProjectors(models: readonly ModelSpec[]): Promise<ModelToLoad[]> {
     const resolved: ModelToLoad[] = [];
-    for (const {path, names, mmproj} of models) {
+    for (const {path, names, mmproj, draftModel} of models) {
         let projectorPath: string | undefined;
         if (typeof mmproj === "string") {
             const problem = await visionProjectorProblem(mmproj);
@@ -19,7 +19,7 @@ export async function resolveProjectors(models: readonly ModelSpec[]): Promise<M
         } else if (mmproj == null) {
             projectorPath = await findProjectorBeside(path);
         }
-        resolved.push({path, names, ...projectorPath != null ? {projectorPath} : {}});
+        resolved.push({path, names, ...projectorPath != null ? {projectorPath} : {}, ...draftModel != null ? {draftModelPath: draftModel} : {}});
     }
     return resolved;
 }

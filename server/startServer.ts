@@ -17,6 +17,7 @@ import {ConfigError} from "./config.js";
 import type {ServeConfig} from "./config.js";
 import type {LingerLimits} from "./limitRequestBodies.js";
 import {resolveModelNames} from "./resolveModelNames.js";
+import {checkDraftModels} from "./checkDraftModels.js";
 import {resolveProjectors} from "./resolveProjectors.js";
 import {modelCapabilities} from "./modelCapabilities.js";
 
@@ -96,6 +97,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     try {
         host = chooseHost(config, access, (message) => console.warn(`hearth: ${message}`));
         models = await resolveProjectors(resolveModelNames(library, config));
+        await checkDraftModels(models);
     } catch (error) {
         access.close();
         library.close();

@@ -51,7 +51,7 @@ describe("speculative decoding", () => {
     it("drafts from n-grams of the prompt and reply without a prediction, counted in /metrics", async () => {
         const metrics = async (server: TestServer) => {
             const text = await fetch(`${server.url}/metrics`).then((response) => response.text());
-            const value = (outcome: string) => metricValue(text, "hearth_draft_tokens_total", {model: "stories260K", outcome});
+            const value = (outcome: string) => metricValue(text, "hearth_draft_tokens_total", {model: "stories260K", outcome, source: "ngram"});
             return {accepted: value("accepted"), rejected: value("rejected")};
         };
         const before = await metrics(ngram);
@@ -70,7 +70,7 @@ describe("speculative decoding", () => {
         assert.equal(drafting.draft_max, 16);
         assert.ok(drafting.drafted_tokens >= drafting.accepted_tokens && drafting.accepted_tokens >= after.accepted!, JSON.stringify(drafting));
         assert.equal(drafting.acceptance, drafting.accepted_tokens / drafting.drafted_tokens);
-        assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, ngram: true, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
+        assert.deepEqual(await ps(off), {mode: "off", draft_max: 16, ngram: true, draft_model: null, drafted_tokens: 0, accepted_tokens: 0, acceptance: null});
         assert.equal((await ps(javascript)).mode, "ngram", "the JavaScript loop drafts too");
     });
 
@@ -309,12 +309,12 @@ describe("speculative decoding", () => {
         }
     });
 
-    it("reads --speculative and --draft-max, and refuses a draft model it cannot load yet", () => {
+    it("reads --speculative and --draft-max, and refuses draft without a draft model", () => {
         assert.deepEqual(parseServeArgs([], {}, "/work").config.speculation, {mode: "auto", draftMax: 16});
         assert.deepEqual(parseServeArgs(["--speculative", "ngram", "--draft-max", "5"], {}, "/work").config.speculation, {mode: "ngram", draftMax: 5});
         assert.equal(parseServeArgs([], {HEARTH_SPECULATIVE: "off"}, "/work").config.speculation?.mode, "off");
         assert.throws(() => parseServeArgs(["--speculative", "draft"], {}, "/work"), (error: Error) => error instanceof ConfigError && /draft model/.test(error.message));
-        assert.throws(() => parseServeArgs(["--speculative", "sometimes"], {}, "/work"), (error: Error) => error instanceof ConfigError && /auto, off, ngram/.test(error.message));
+        assert.throws(() => parseServeArgs(["--speculative", "sometimes"], {}, "/work"), (error: Error) => error instanceof ConfigError && /auto, off, ngram, draft/.test(error.message));
         assert.throws(() => parseServeArgs(["--draft-max", "0"], {}, "/work"), ConfigError);
         assert.throws(() => parseServeArgs(["--draft-model", "small.gguf"], {}, "/work"), (error: Error) => error instanceof ConfigError && /--draft-model/.test(error.message));
     });

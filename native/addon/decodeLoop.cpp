@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -50,6 +51,7 @@
 #include "napi.h"
 #include "AddonContext.h"
 #include "AddonModel.h"
+#include "draftModel.h"
 #include "drafting.h"
 #include "projector.h"
 #include "sequenceState.h"
@@ -355,6 +357,7 @@ public:
             InstanceMethod<&DecodeLoop::Close>("close"),
             InstanceMethod<&DecodeLoop::KeepAlive>("keepAlive"),
             InstanceMethod<&DecodeLoop::SetProjector>("setProjector"),
+            InstanceMethod<&DecodeLoop::SetDraftModel>("setDraftModel"),
             InstanceMethod<&DecodeLoop::Info>("info")
         });
     }
@@ -401,6 +404,7 @@ private:
     std::vector<llama_token_data> candidates_;
     bool canDraft_ = false;
     std::vector<llama_token> draft_;  // the loop thread's scratch for a proposal
+    std::chrono::steady_clock::time_point stepStart_;  // when the step being run began (its drafts included)
 
     Napi::ThreadSafeFunction events_;
     Napi::Env::CleanupHook<void (*)(DecodeLoop*), DecodeLoop> cleanupHook_;
@@ -422,6 +426,31 @@ private:
     // The model's projector, set before any generation with images starts.
     std::shared_ptr<hearth::ProjectorState> projector_;
     Napi::ObjectReference projectorRef_;
+    // The draft model's context (--draft-model), set before any generation starts; driven on the loop thread only.
+    std::unique_ptr<hearth::DraftModel> draftModel_;
+    Napi::ObjectReference draftContextRef_;
+    Napi::ObjectReference draftModelRef_;
+
+    // setDraftModel(context, model, expected, minProbability): node-llama-cpp's context and model objects of a draft
+    // model, checked as the target's are, whose sequences mirror the target's. Throws when its vocabulary does not match.
+    Napi::Value SetDraftModel(const Napi::CallbackInfo& info) {
+        Napi::Env env = info.Env();
+        if (info.Length() < 4 || !info[0].IsObject() || !info[1].IsObject() || !info[2].IsObject() || !info[3].IsNumber())
+            throw Napi::TypeError::New(env, "setDraftModel(context, model, expected, minProbability)");
+        llama_context* draft = CheckedContextArgs(info);
+        const std::string mismatch = hearth::VocabularyMismatch(vocab_, llama_model_get_vocab(llama_get_model(draft)));
+        if (!mismatch.empty())
+            throw Napi::Error::New(env, "The draft model's vocabulary does not match the model's: " + mismatch);
+        if (llama_n_seq_max(draft) < llama_n_seq_max(ctx_))
+            throw Napi::Error::New(env, "The draft model's context has fewer sequences than the model's");
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (working_ || !running_.empty() || !starts_.empty())
+            throw Napi::Error::New(env, "The draft model can only be set while nothing generates");
+        draftModel_ = std::make_unique<hearth::DraftModel>(draft, vocabSize_, static_cast<float>(info[3].As<Napi::Number>().DoubleValue()));
+        draftContextRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+        draftModelRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+        return env.Undefined();
+    }
 
     // setProjector(projector): the projector whose image chunks generations may carry.
     Napi::Value SetProjector(const Napi::CallbackInfo& info) {
@@ -494,7 +523,7 @@ private:
             }
         }
         generation->sampling = CreateSampling(env, options, number);
-        generation->drafter = CreateDrafter(env, options, number);
+        generation->drafter = CreateDrafter(env, options, number, generation->sequence);
 
         {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -569,9 +598,10 @@ private:
 
     // A drafter when the options ask for drafting (draftMode 1: ngram, 2: auto), the model can drop rejected
     // positions and has no projector: the history it drafts from (draftContext, the reply from draftReplyStart), a
-    // prediction's tokens, and whether n-grams of the history draft too (draftNgram, 0: only the prediction).
+    // prediction's tokens, whether n-grams of the history draft too (draftNgram, 0: only the prediction), and whether
+    // the draft model does (draftModel, 1: where the loop has one).
     template <typename Number>
-    std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number) {
+    std::unique_ptr<hearth::Drafter> CreateDrafter(Napi::Env env, Napi::Object options, Number number, int32_t sequence) {
         const int32_t mode = static_cast<int32_t>(number("draftMode", 0));
         // A model that sees images does not draft: on Mesa's software Vulkan device (lavapipe) the decode of an image
         // after batches with drafts (several logits per sequence) crashed inside the driver, and nothing else showed why.
@@ -596,8 +626,11 @@ private:
         const int32_t max = static_cast<int32_t>(number("draftMax", 16));
         if (max < 1)
             throw Napi::RangeError::New(env, "draftMax must be at least 1");
+        std::unique_ptr<hearth::ModelDrafts> model;
+        if (draftModel_ != nullptr && number("draftModel", 0) != 0)
+            model = std::make_unique<hearth::SequenceDrafts>(*draftModel_, sequence);
         return std::make_unique<hearth::Drafter>(static_cast<hearth::DraftMode>(mode), max, tokens("draftContext"),
-            static_cast<size_t>(std::max(0.0, number("draftReplyStart", 0))), std::move(prediction), number("draftNgram", 1) != 0);
+            static_cast<size_t>(std::max(0.0, number("draftReplyStart", 0))), std::move(prediction), number("draftNgram", 1) != 0, std::move(model));
     }
 
     // stop(id): that generation ends after the batch in flight (nothing happens if it has ended).
@@ -669,11 +702,17 @@ private:
         return env.Undefined();
     }
 
-    // Called with mutex_ held, while no batch runs.
+    // Called with mutex_ held, while no batch runs. A copy or a truncation is mirrored in the draft model's context, so
+    // that a prefix copied from another slot is not decoded there again (a restore is not: the draft model's sequence
+    // drops what differs from the restored tokens before its next draft).
     int32_t ApplyEdit(const Edit& edit) {
         switch (edit.kind) {
-        case EditKind::Copy:
-            return hearth::CopyPrefix(ctx_, edit.sequence, edit.source, edit.keep);
+        case EditKind::Copy: {
+            const int32_t kept = hearth::CopyPrefix(ctx_, edit.sequence, edit.source, edit.keep);
+            if (draftModel_ != nullptr)
+                draftModel_->Copy(edit.sequence, edit.source, kept);
+            return kept;
+        }
         case EditKind::Save:
             return hearth::SaveSequence(ctx_, edit.sequence, *edit.state, edit.maxBytes) ? 1 : 0;
         case EditKind::Restore:
@@ -681,7 +720,10 @@ private:
         case EditKind::Truncate:
             break;
         }
-        return hearth::KeepPrefix(ctx_, edit.sequence, edit.keep);
+        const int32_t kept = hearth::KeepPrefix(ctx_, edit.sequence, edit.keep);
+        if (draftModel_ != nullptr)
+            draftModel_->Keep(edit.sequence, kept);
+        return kept;
     }
 
     // keepAlive(bool): while work is under way, the pending events keep Node.js running.
@@ -713,6 +755,8 @@ private:
         Shutdown();
         contextRef_.Reset();
         modelRef_.Reset();
+        draftContextRef_.Reset();
+        draftModelRef_.Reset();
         return info.Env().Undefined();
     }
 
@@ -734,6 +778,7 @@ private:
         StopThread();
         running_.clear();
         starts_.clear();
+        draftModel_.reset();
         llama_batch_free(batch_);
         events_.Release();
     }
@@ -767,11 +812,13 @@ private:
                 if (event.kind == EventKind::Failed)
                     item.Set("message", Napi::String::New(env, event.message));
                 if (event.drafting) {
-                    Napi::Array drafts = Napi::Array::New(env, 4);
+                    Napi::Array drafts = Napi::Array::New(env, 6);
                     drafts.Set(0u, Napi::Number::New(env, event.drafts.predictionDrafted));
                     drafts.Set(1u, Napi::Number::New(env, event.drafts.predictionAccepted));
                     drafts.Set(2u, Napi::Number::New(env, event.drafts.ngramDrafted));
                     drafts.Set(3u, Napi::Number::New(env, event.drafts.ngramAccepted));
+                    drafts.Set(4u, Napi::Number::New(env, event.drafts.modelDrafted));
+                    drafts.Set(5u, Napi::Number::New(env, event.drafts.modelAccepted));
                     item.Set("drafts", drafts);
                 }
                 list.Set(index++, item);
@@ -892,6 +939,7 @@ private:
 
     // One batch: build, decode, sample.
     void Step(Events& events) {
+        stepStart_ = std::chrono::steady_clock::now();
         EvaluateImages(events);
         std::vector<Item> items;
         int32_t room = batchSize_;
@@ -1048,7 +1096,8 @@ private:
             generation.position += items[position].count;
             if (logitIndexes[position] < 0)
                 continue;
-            Verify(generation, logitIndexes[position], events);
+            // A step that decoded only the generation's last token and its draft times what a token costs it.
+            Verify(generation, logitIndexes[position], events, items[position].count == generation.drafted + 1);
         }
         return 0;
     }
@@ -1057,7 +1106,8 @@ private:
     // the input ended with a draft, one token for each drafted position after it, as long as each sampled token is the
     // drafted one (the sampler then saw the same tokens as without the draft). The first token that differs is the
     // next input; the positions after it are dropped from the cache. `lastIndex`: the batch index of the input's end.
-    void Verify(Generation& generation, int32_t lastIndex, Events& events) {
+    void Verify(Generation& generation, int32_t lastIndex, Events& events, bool timed) {
+        const int32_t sampledBefore = generation.sampled;
         const int32_t drafted = generation.drafted;
         const hearth::DraftSource source = generation.draftSource;
         generation.drafted = 0;
@@ -1105,6 +1155,9 @@ private:
         }
         if (generation.drafter != nullptr)
             generation.drafter->Verified(source, drafted, accepted);
+        if (generation.drafter != nullptr && timed && generation.sampled > sampledBefore)
+            generation.drafter->Timed(std::chrono::duration<double>(std::chrono::steady_clock::now() - stepStart_).count(),
+                generation.sampled - sampledBefore, source);
         if (ended) {
             events.push_back(Ended(generation, reason));
             running_.erase(sequence);

@@ -22,6 +22,7 @@ constexpr size_t kMostCandidates = 512;
 // per drafted token on a compute-bound backend, so a draft must mostly be right to pay.
 constexpr double kThreshold = 0.5;
 constexpr int32_t kPause = 16;
+constexpr int32_t kModelPause = 32;
 constexpr int32_t kMostStrikes = 5;
 // Auto starts with short drafts and doubles them while they are taken whole; the rate starts just above the
 // threshold, so that a first draft refused outright pauses drafting.
@@ -39,8 +40,8 @@ bool SameRun(const llama_token* a, const llama_token* b, size_t length) {
 }  // namespace
 
 Drafter::Drafter(DraftMode mode, int32_t max, std::vector<llama_token> history, size_t replyStart, std::vector<llama_token> prediction,
-    bool ngram)
-    : mode_(mode), ngram_(ngram), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
+    bool ngram, std::unique_ptr<ModelDrafts> model)
+    : mode_(mode), ngram_(ngram), model_(std::move(model)), max_(std::max(1, max)), history_(std::move(history)), replyStart_(std::min(replyStart, history_.size())),
       givenSize_(history_.size()), prediction_(std::move(prediction)), rate_(kFirstRate), length_(std::min(max_, kFirstLength)),
       ngramLength_(std::min(max_, kFirstLength)) {
     if (history_.size() == replyStart_ && !prediction_.empty())
@@ -59,6 +60,33 @@ void Drafter::Append(llama_token token) {
     }
     if (pause_ > 0)
         pause_--;
+    if (modelPause_ > 0)
+        modelPause_--;
+}
+
+void Drafter::Timed(double seconds, int32_t tokens, DraftSource source) {
+    if (mode_ != DraftMode::Auto || model_ == nullptr || tokens <= 0 || source == DraftSource::Prediction || source == DraftSource::Ngram)
+        return;
+    double& cost = source == DraftSource::Model ? modelCost_ : plainCost_;
+    const double perToken = seconds / tokens;
+    cost = cost < 0 ? perToken : (1 - kRateWeight) * cost + kRateWeight * perToken;
+}
+
+// Auto: whether the draft model may draft now. A step without its drafts is timed first; then while its drafts make a
+// token dearer than that, it pauses (kModelPause tokens, twice as long after each further time), and is timed afresh.
+bool Drafter::ModelPays() {
+    if (mode_ != DraftMode::Auto)
+        return true;
+    if (modelPause_ > 0 || plainCost_ < 0)
+        return false;
+    if (modelCost_ > plainCost_) {
+        modelPause_ = kModelPause << std::min(modelStrikes_, kMostStrikes);
+        modelStrikes_++;
+        modelCost_ = -1;
+        plainCost_ = -1;
+        return false;
+    }
+    return true;
 }
 
 // Where to draft from in the prediction: where the reply stands in it, else after the latest tail of the reply found in
@@ -172,6 +200,8 @@ DraftSource Drafter::Propose(int32_t limit, std::vector<llama_token>& draft) {
         // Ngram: an n-gram draft is as long as the last ones were taken (see Verified); a prediction's is not cut.
         if (mode_ == DraftMode::Ngram)
             limit = std::min(limit, ngramLength_);
+    } else if (model_ != nullptr && ModelPays()) {
+        return model_->Draft(history_, limit, draft) ? DraftSource::Model : DraftSource::None;
     } else {
         return DraftSource::None;
     }
@@ -197,9 +227,12 @@ void Drafter::Verified(DraftSource source, int32_t drafted, int32_t accepted) {
     if (source == DraftSource::Prediction) {
         counts_.predictionDrafted += drafted;
         counts_.predictionAccepted += accepted;
-    } else {
+    } else if (source == DraftSource::Ngram) {
         counts_.ngramDrafted += drafted;
         counts_.ngramAccepted += accepted;
+    } else {
+        counts_.modelDrafted += drafted;
+        counts_.modelAccepted += accepted;
     }
     if (mode_ != DraftMode::Auto) {
         // Every refused token of a draft costs a verified position. Where the history goes on as it did before (an

@@ -56,6 +56,8 @@ export class Drafter {
     #length: number;
     #pause = 0;
     #strikes = 0;
+    /** Not auto: how long the next n-gram draft may be, by how the last ones fared. */
+    #ngramLength: number;
 
     constructor(request: DraftRequest) {
         this.#auto = request.mode === "auto";
@@ -66,6 +68,7 @@ export class Drafter {
         this.#givenSize = this.#history.length;
         this.#prediction = request.prediction ?? [];
         this.#length = Math.min(this.#max, firstLength);
+        this.#ngramLength = this.#length;
         if (this.#history.length === this.#replyStart && this.#prediction.length > 0)
             this.#cursor = 0;
     }
@@ -102,12 +105,20 @@ export class Drafter {
             start = this.#ngramStart();
             source = "ngram";
             from = this.#history;
+            // Not auto: an n-gram draft is as long as the last ones were taken (see verified); a prediction's is not cut.
+            if (!this.#auto)
+                limit = Math.min(limit, this.#ngramLength);
         }
         if (start == null)
             return undefined;
         const tokens: Token[] = [];
-        for (let position = start; position < from.length && tokens.length < limit; position++) {
-            const token = from[position]!;
+        // An n-gram's continuation goes on into the draft itself where it reaches the end of the history (an
+        // overlapping copy): the latest match of a reply that repeats itself is usually a period back.
+        const size = from.length;
+        for (let position = start; tokens.length < limit; position++) {
+            if (position >= size && source !== "ngram")
+                break;
+            const token = position < size ? from[position]! : tokens[position - size]!;
             if (token < 0)
                 break;
             tokens.push(token);
@@ -126,8 +137,13 @@ export class Drafter {
             this.counts.ngramDrafted += drafted;
             this.counts.ngramAccepted += accepted;
         }
-        if (!this.#auto)
+        if (!this.#auto) {
+            // Every refused token costs a verified position: n-gram drafts grow while taken whole and shrink to what
+            // was taken after a refusal, as the addon's drafter does (drafting.cpp).
+            if (source === "ngram")
+                this.#ngramLength = accepted === drafted ? Math.min(this.#max, this.#ngramLength * 2) : Math.max(1, accepted + 1);
             return;
+        }
         this.#rate = (1 - rateWeight) * this.#rate + rateWeight * accepted / drafted;
         // A draft taken whole may grow; one cut short is as long as what was taken of it next time (and one more).
         this.#length = accepted === drafted ? Math.min(this.#max, this.#length * 2) : Math.max(1, accepted + 1);

@@ -7,6 +7,7 @@ import type {AddonManifest} from "../addon/addonPath.js";
 import {nativeBindingsOf, nativeDecodeLoopTarget} from "../addonAccess.js";
 import {TokenQueue, penaltyWindow} from "./SlotDecoder.js";
 import type {GenerateRequest, KvSequence, ProjectorBinding, SavedSequence, SlotDecoder, TokenStream} from "./SlotDecoder.js";
+import {DRAFT_MIN_PROBABILITY} from "./speculation.js";
 import type {DraftRequest} from "./speculation.js";
 
 /** The addon's loop (native/addon/decodeLoop.cpp). */
@@ -28,6 +29,8 @@ type AddonLoop = {
     keepAlive(alive: boolean): void,
     /** The projector whose image chunks generations may carry (`images` in start's options). */
     setProjector(projector: AddonProjector): void,
+    /** A draft model's context whose sequences mirror this one's (native/addon/draftModel.h); throws when its vocabulary does not match. */
+    setDraftModel?(context: object, model: object, expected: ContextExpectation, minProbability: number): void,
     close(): void,
     info(): {sequences: number, batchSize: number}
 };
@@ -64,7 +67,10 @@ export type SequenceStateAddon = {
     restoreSequence(context: object, model: object, expected: ContextExpectation, sequence: number, state: AddonSequenceState, keep: number): number
 };
 
-/** `drafts` (the end of a generation that drafted): tokens drafted from a prediction, of them accepted, then the same for n-grams. */
+/**
+ * `drafts` (the end of a generation that drafted): tokens drafted from a prediction, of them accepted, then the same for
+ * n-grams and for the draft model.
+ */
 type AddonEvent = {kind: number, sequence: number, value: number, count: number, logprob?: number, top?: number[], message?: string, drafts?: number[]};
 
 /** What JavaScript knows of a context; the addon refuses a context whose own numbers differ. */
@@ -372,6 +378,17 @@ export class NativeDecodeLoop implements SlotDecoder {
         this.#loop.setProjector(projector.native);
     }
 
+    /**
+     * Lets a draft model's context draft for this loop's generations (those started with `draft.model`): its sequences
+     * mirror this context's. Throws when its vocabulary does not match, or this build of the addon cannot draft with one.
+     */
+    setDraftModel(model: LlamaModel, context: LlamaContext, minProbability = DRAFT_MIN_PROBABILITY): void {
+        if (this.#loop.setDraftModel == null)
+            throw new Error("this build of Hearth's native addon cannot draft with a draft model (run npm run build)");
+        const draft = nativeDecodeLoopTarget(model, context);
+        this.#loop.setDraftModel(draft.context, draft.model, draft.expected, minProbability);
+    }
+
     get sharesState(): boolean {
         return this.#addon.SequenceState != null && this.#loop.copy != null;
     }
@@ -490,8 +507,8 @@ export class NativeDecodeLoop implements SlotDecoder {
             } else if (event.kind === EventKind.end) {
                 this.#running.delete(event.sequence);
                 if (event.drafts != null) {
-                    const [predictionDrafted = 0, predictionAccepted = 0, ngramDrafted = 0, ngramAccepted = 0] = event.drafts;
-                    running.queue.drafts = {predictionDrafted, predictionAccepted, ngramDrafted, ngramAccepted};
+                    const [predictionDrafted = 0, predictionAccepted = 0, ngramDrafted = 0, ngramAccepted = 0, modelDrafted = 0, modelAccepted = 0] = event.drafts;
+                    running.queue.drafts = {predictionDrafted, predictionAccepted, ngramDrafted, ngramAccepted, modelDrafted, modelAccepted};
                 }
                 // The cache holds the input and the sampled tokens that were fed back, in order.
                 running.sequence.contextTokens.push(...running.tokens.slice(0, event.count));
@@ -510,11 +527,13 @@ export class NativeDecodeLoop implements SlotDecoder {
 /** The addon's drafting options; tokens outside the vocabulary (an image's positions) become ones that match nothing. */
 function draftOptions(draft: DraftRequest): Record<string, unknown> {
     return {
-        draftMode: draft.mode === "ngram" ? 1 : 2,
+        // auto adapts its drafts' length and pauses where they fail; ngram and draft draft as much as they can each time.
+        draftMode: draft.mode === "auto" ? 2 : 1,
         draftMax: draft.max,
         draftContext: Uint32Array.from(draft.context, (token) => token < 0 ? 0xFFFFFFFF : token),
         draftReplyStart: draft.replyStart,
         draftNgram: draft.ngram === false ? 0 : 1,
+        draftModel: draft.model === true ? 1 : 0,
         ...draft.prediction != null ? {prediction: Uint32Array.from(draft.prediction)} : {}
     };
 }

@@ -8,6 +8,7 @@ import {RequestAbortedError} from "../errors.js";
 import type {SlotLease} from "./SlotScheduler.js";
 import {penaltyWindow} from "./SlotDecoder.js";
 import type {SlotDecoder} from "./SlotDecoder.js";
+import {addDraftCounts} from "./speculation.js";
 import type {DraftTally, SpeculationMode, SpeculationSettings} from "./speculation.js";
 import {stopTriggerStrings} from "./stopTriggerStrings.js";
 import {TokenTextDecoder} from "./TokenTextDecoder.js";
@@ -199,7 +200,8 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
                 context: committed,
                 replyStart: Math.min(prompt.length, committed.length),
                 ...job.speculation.ngram === false ? {ngram: false} : {},
-                ...job.prediction != null ? {prediction: job.prediction} : {}
+                ...job.prediction != null ? {prediction: job.prediction} : {},
+                ...job.speculation.draftModel === true ? {model: true} : {}
             }} : {}
         });
         const sampled: {token: Token, end: number}[] = [];
@@ -242,8 +244,7 @@ export async function* generateOnSlot(model: LlamaModel, loop: SlotDecoder, leas
             await stream.finished;
             const counts = stream.drafts;
             if (counts != null) {
-                drafts.drafted += counts.predictionDrafted + counts.ngramDrafted;
-                drafts.accepted += counts.predictionAccepted + counts.ngramAccepted;
+                addDraftCounts(drafts, counts);
                 if (usage.acceptedPredictionTokens != null && usage.rejectedPredictionTokens != null) {
                     usage.acceptedPredictionTokens += counts.predictionAccepted;
                     usage.rejectedPredictionTokens += counts.predictionDrafted - counts.predictionAccepted;

@@ -26,8 +26,8 @@ export class ServerMetrics {
     });
     readonly #generatedTokens = new Counter({name: "hearth_generated_tokens_total", help: "Tokens generated", labelNames: ["model"], registers: [this.registry]});
     readonly #draftTokens = new Counter({
-        name: "hearth_draft_tokens_total", help: "Tokens drafted by speculative decoding, by whether the sampler kept them",
-        labelNames: ["model", "outcome"], registers: [this.registry]
+        name: "hearth_draft_tokens_total", help: "Tokens drafted by speculative decoding, by whether the sampler kept them and where they came from (prediction, ngram, draft: the draft model)",
+        labelNames: ["model", "outcome", "source"], registers: [this.registry]
     });
     readonly #promptTokens = new Counter({name: "hearth_prompt_tokens_total", help: "Prompt tokens of generations (cached ones included)", labelNames: ["model"], registers: [this.registry]});
     readonly #tokensPerSecond = new Histogram({
@@ -81,9 +81,9 @@ export class ServerMetrics {
 
     generationDone({model, usage, timings, drafts}: GenerationReport): void {
         this.#generatedTokens.inc({model}, usage.completionTokens);
-        if (drafts != null) {
-            this.#draftTokens.inc({model, outcome: "accepted"}, drafts.accepted);
-            this.#draftTokens.inc({model, outcome: "rejected"}, drafts.drafted - drafts.accepted);
+        for (const [source, counts] of Object.entries(drafts?.bySource ?? {})) {
+            this.#draftTokens.inc({model, outcome: "accepted", source}, counts.accepted);
+            this.#draftTokens.inc({model, outcome: "rejected", source}, counts.drafted - counts.accepted);
         }
         this.#promptTokens.inc({model}, usage.promptTokens);
         // A generation that failed counts its tokens, and nothing in the timing histograms.

@@ -247,6 +247,7 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
                 // Hearth's own: how it drafts tokens (speculative decoding), and how many of its drafted tokens were kept.
                 speculation: {
                     mode: loaded.speculation.mode, draft_max: loaded.speculation.draftMax, ngram: loaded.speculation.ngram !== false,
+                    draft_model: loaded.speculation.draftModelName ?? null,
                     drafted_tokens: loaded.speculation.drafted, accepted_tokens: loaded.speculation.accepted,
                     acceptance: loaded.speculation.drafted > 0 ? loaded.speculation.accepted / loaded.speculation.drafted : null
                 },
