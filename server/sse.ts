@@ -57,9 +57,28 @@ export class EventStream {
         await writeDrained(this.#reply.raw, this.#format.frame(chunk));
     }
 
-    end(): void {
+    /**
+     * Sends chunks that are ready together in one write: each write of a chunked reply is framed and goes through
+     * the socket's buffering on its own, and an event makes several chunks at once (a delta and its usage, the
+     * first token after the role's delta). None waits for another: they are all ready now.
+     */
+    async sendAll(chunks: readonly unknown[]): Promise<void> {
+        if (this.closed || chunks.length === 0)
+            return;
+        await writeDrained(this.#reply.raw, this.#frames(chunks));
+    }
+
+    /** Ends the stream, the last chunks and the format's trailer in the same write as the end of the reply. */
+    end(chunks: readonly unknown[] = []): void {
         if (!this.closed)
-            this.#reply.raw.end(this.#format.trailer ?? "");
+            this.#reply.raw.end(this.#frames(chunks) + (this.#format.trailer ?? ""));
+    }
+
+    #frames(chunks: readonly unknown[]): string {
+        let text = "";
+        for (const chunk of chunks)
+            text += this.#format.frame(chunk);
+        return text;
     }
 }
 

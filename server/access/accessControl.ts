@@ -43,7 +43,14 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
     app.decorateRequest("keyId", undefined);
     const lan = !isLoopback(host);
 
-    app.addHook("onRequest", async (request, reply) => {
+    // A callback hook, not an async one: Fastify would wait a promise's turn before the next hook, on every request.
+    // A refusal has sent the reply, and then the request goes no further.
+    app.addHook("onRequest", (request, reply, done) => {
+        if (check(request, reply) == null)
+            done();
+    });
+
+    function check(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
         const path = request.url.split("?")[0]!;
         if (!hostAllowed(request.headers.host, allowedHosts)) {
             const name = hostName(request.headers.host!);
@@ -92,5 +99,6 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
                 return refuse(request, reply, 429, `Rate limit reached: at most ${rateLimiter.perMinute} generation requests a minute. Retry in ${result.retryAfterSeconds} s.`, "rate_limit_exceeded", "rate_limit_error");
             }
         }
-    });
+        return undefined;
+    }
 }

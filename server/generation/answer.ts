@@ -82,27 +82,25 @@ export async function collectRun(run: Run): Promise<FinishedReply[]> {
  */
 export async function streamRun(run: Run, reply: FastifyReply, encoder: StreamEncoder): Promise<FastifyReply> {
     const stream = new EventStream(reply, encoder.format);
-    const send = async (chunks: readonly unknown[]) => {
-        for (const chunk of chunks)
-            await stream.send(chunk);
-    };
     const abandon = () => {
         encoder.abandoned?.();
         reply.raw.destroy();
         return reply;
     };
     try {
-        await send(encoder.start?.() ?? []);
+        // The start goes out at once, headers with it, so a client sees the request taken during a long prompt.
+        await stream.sendAll(encoder.start?.() ?? []);
         for await (const {index, event} of run.events()) {
-            await send(encoder.event(index, event, run.replies[index]!));
+            // An event's chunks are one write: they are ready together, and each write is a frame of its own.
+            await stream.sendAll(encoder.event(index, event, run.replies[index]!));
             if (stream.closed)
                 break;
         }
         const replies = run.replies.filter(isFinished);
         if (stream.closed || replies.length !== run.replies.length)
             return abandon();
-        await send(encoder.end(replies));
-        stream.end();
+        // The last chunks, the format's trailer and the end of the reply in one write.
+        stream.end(encoder.end(replies));
     } catch (error) {
         if (error instanceof RequestAbortedError || stream.closed)
             return abandon();
@@ -111,8 +109,7 @@ export async function streamRun(run: Run, reply: FastifyReply, encoder: StreamEn
             reply.log.error({err: error}, "stream failed");
         // The status line said 200: the request's log line and audit entry say how it really ended.
         reply.request.record.error = failureOf(error, errorReply);
-        await send(encoder.error(errorReply));
-        stream.end();
+        stream.end(encoder.error(errorReply));
     } finally {
         run.release();
     }

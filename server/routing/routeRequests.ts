@@ -28,7 +28,13 @@ export function isShadowCopy(request: FastifyRequest, router: Router): boolean {
  * shadow also sends the request, not streamed, to the shadow model in the background, and compares the replies.
  */
 export function routeRequests(app: FastifyInstance, {router, pool, isLocal, draining}: RoutingOptions): void {
-    app.addHook("preValidation", async (request, reply) => {
+    // A callback hook: an async one would cost every request a promise's turn before the next hook.
+    app.addHook("preValidation", (request, reply, done) => {
+        routeRequest(request, reply);
+        done();
+    });
+
+    function routeRequest(request: FastifyRequest, reply: FastifyReply): void {
         const config = routeConfigOf(request);
         if (config.runsModel !== true || isShadowCopy(request, router))
             return;
@@ -48,7 +54,7 @@ export function routeRequests(app: FastifyInstance, {router, pool, isLocal, drai
         void reply.header("x-hearth-model", model);
         if (route.shadow != null && !draining() && router.admitShadow(name))
             shadow(app, router, request, reply, {route: name, shadowModel: route.shadow, body: original!});
-    });
+    }
 }
 
 /** The conversation a request belongs to, when the client says: `user` in the body, or an `x-session-id` header. */
