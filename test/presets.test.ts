@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import {copyFile, mkdtemp, rm} from "node:fs/promises";
+import {copyFile, mkdtemp, rm, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {after, before, describe, it} from "node:test";
@@ -8,6 +8,7 @@ import {Ollama} from "ollama";
 import OpenAI from "openai";
 import {Registry} from "../models/Registry.js";
 import {testModel} from "./helpers/testModels.js";
+import {spawnHearth} from "./helpers/spawnHearth.js";
 import {useTestServer} from "./helpers/testServer.js";
 
 const plain = "stories260K";
@@ -202,6 +203,37 @@ describe("presets on the OpenAI and Anthropic APIs", () => {
         assert.equal(message.usage.output_tokens, 4);
         // Anthropic counts the prompt's cached part apart.
         assert.equal(message.usage.input_tokens + (message.usage.cache_read_input_tokens ?? 0), direct.usage?.prompt_tokens);
+    });
+});
+
+describe("hearth create", () => {
+    it("makes a preset from a Modelfile in the running server's library, which serves it; ls, show and rm know presets", async () => {
+        const folder = await mkdtemp(path.join(os.tmpdir(), "hearth-modelfile-"));
+        try {
+            await copyFile(await testModel("stories260K.gguf"), path.join(folder, "tiny.gguf"));
+            const modelfile = path.join(folder, "Modelfile");
+            await writeFile(modelfile, "FROM ./tiny.gguf\nPARAMETER num_predict 4\nPARAMETER temperature 0\nSYSTEM Be brief.\n");
+            const env = {HEARTH_HOME: server.library.home};
+            const created = await spawnHearth(["create", "cli-preset", "-f", modelfile], env).exited;
+            assert.equal(created.code, 0, created.stderr);
+            assert.match(created.stdout, /created the preset cli-preset \(from tiny\)/);
+            assert.equal((await client().generate({model: "cli-preset", prompt: "Once upon a time"})).eval_count, 4, "the running server serves it");
+            const listed = await spawnHearth(["ls"], env).exited;
+            assert.match(listed.stdout, /cli-preset\s+preset of tiny/);
+            const shown = await spawnHearth(["show", "cli-preset"], env).exited;
+            assert.match(shown.stdout, /^PARAMETER num_predict 4$/m);
+            const removed = await spawnHearth(["rm", "cli-preset"], env).exited;
+            assert.equal(removed.code, 0, removed.stderr);
+            assert.ok(server.library.find("tiny") != null, "its base stays");
+            const bad = await spawnHearth(["create", "bad", "-f", modelfile + "-missing"], env).exited;
+            assert.equal(bad.code, 2);
+            await writeFile(modelfile, "FROM tiny\nPARAMETER flavour 3\n");
+            const unknown = await spawnHearth(["create", "bad", "-f", modelfile], env).exited;
+            assert.equal(unknown.code, 2);
+            assert.match(unknown.stderr, /line 2: unknown parameter "flavour"/);
+        } finally {
+            await rm(folder, {recursive: true, force: true});
+        }
     });
 });
 
