@@ -206,6 +206,23 @@ describe("presets on the OpenAI and Anthropic APIs", () => {
     });
 });
 
+describe("presets with an API key", () => {
+    const keyed = useTestServer({apiKeys: ["preset-key"]});
+
+    it("creating, copying and deleting a preset need the key, as pulling and deleting models do", async () => {
+        const send = (route: string, method: string, body: unknown, key?: string) => fetch(`${keyed.url}${route}`, {
+            method, body: JSON.stringify(body), headers: {"content-type": "application/json", ...key != null ? {authorization: `Bearer ${key}`} : {}}
+        });
+        const refused = await send("/api/create", "POST", {model: "keyed", from: plain, stream: false});
+        assert.equal(refused.status, 401);
+        assert.ok(typeof (await refused.json() as {error: unknown}).error === "string");
+        assert.equal((await send("/api/create", "POST", {model: "keyed", from: plain, stream: false}, "preset-key")).status, 200);
+        assert.equal((await send("/api/copy", "POST", {source: "keyed", destination: "keyed2"})).status, 401);
+        assert.equal((await send("/api/delete", "DELETE", {model: "keyed"})).status, 401);
+        assert.equal((await send("/api/delete", "DELETE", {model: "keyed"}, "preset-key")).status, 200);
+    });
+});
+
 describe("hearth create", () => {
     it("makes a preset from a Modelfile in the running server's library, which serves it; ls, show and rm know presets", async () => {
         const folder = await mkdtemp(path.join(os.tmpdir(), "hearth-modelfile-"));
