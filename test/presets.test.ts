@@ -13,7 +13,8 @@ import {useTestServer} from "./helpers/testServer.js";
 
 const plain = "stories260K";
 const chatml = "stories260K-chatml";
-const server = useTestServer({modelFiles: ["stories260K.gguf", "derived/stories260K-chatml.gguf"]});
+const scripted = "llama3.1-script";
+const server = useTestServer({modelFiles: ["stories260K.gguf", "derived/stories260K-chatml.gguf", "scripted/llama3.1-script.gguf"]});
 const client = () => new Ollama({host: server.url});
 
 async function post(route: string, body: unknown) {
@@ -62,6 +63,18 @@ describe("presets through the ollama client", () => {
         const own = await client().chat({model: "teller", messages: [{role: "system", content: "Hi"}, story], options: {num_predict: 3}});
         assert.equal(own.eval_count, 3);
         assert.ok(own.prompt_eval_count < viaPreset.prompt_eval_count);
+    });
+
+    it("renders a preset's system turn in a real chat template (Llama 3.1's)", async () => {
+        await client().create({model: "llama-preset", from: scripted, system: "You are a helpful assistant named Hearth."});
+        const shown = await client().show({model: "llama-preset"});
+        assert.match(shown.template, /start_header_id/, "the base's own template");
+        const viaPreset = await client().chat({model: "llama-preset", messages: [{role: "user", content: "Hi"}], options: {temperature: 0}});
+        const bySystem = await client().chat({model: scripted, messages: [{role: "system", content: "You are a helpful assistant named Hearth."}, {role: "user", content: "Hi"}], options: {temperature: 0}});
+        const bare = await client().chat({model: scripted, messages: [{role: "user", content: "Hi"}], options: {temperature: 0}});
+        assert.equal(viaPreset.message.content, "Hello from Llama.");
+        assert.equal(viaPreset.prompt_eval_count, bySystem.prompt_eval_count);
+        assert.ok(viaPreset.prompt_eval_count > bare.prompt_eval_count, `${viaPreset.prompt_eval_count} > ${bare.prompt_eval_count}`);
     });
 
     it("applies the preset on /api/generate, with seed and stop", async () => {
