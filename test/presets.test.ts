@@ -100,6 +100,7 @@ describe("presets through the ollama client", () => {
         const shown = await client().show({model: "copied"});
         assert.equal(shown.system, "Be brief.");
         assert.match(shown.parameters, /num_predict\s+4/);
+        await assert.rejects(client().copy({source: "no-such-thing", destination: "copied-nothing"}), /"no-such-thing" does not exist/);
         await client().copy({source: plain, destination: "plain-copy"});
         assert.equal((await client().show({model: "plain-copy"})).details.parent_model, plain);
 

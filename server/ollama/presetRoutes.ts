@@ -3,7 +3,7 @@ import Type from "typebox";
 import type {Static} from "typebox";
 import type {Library, PresetMessage} from "../../models/index.js";
 import type {Engine} from "../../native/Engine.js";
-import {InvalidRequestError} from "../../native/errors.js";
+import {InvalidRequestError, ModelNotFoundError} from "../../native/errors.js";
 import {createPreset} from "../presets/createPreset.js";
 import type {PresetRequest} from "../presets/createPreset.js";
 import {parseModelfile} from "../presets/parseModelfile.js";
@@ -100,6 +100,8 @@ export async function presetRoutes(app: FastifyInstance, {engine, library}: {eng
     app.post<{Body: CopyRequest}>("/api/copy", {schema: {body: CopyRequest}}, async (request) => {
         const {source, destination} = request.body;
         const preset = library.presets.get(source);
+        if (preset == null && library.find(source) == null && engine.pathOf(source) == null)
+            throw new ModelNotFoundError(source, engine.servedNames);
         await createPreset(library, preset != null
             ? {name: destination, from: preset.base, parameters: preset.parameters, messages: preset.messages,
                 ...preset.system != null ? {system: preset.system} : {}, ...preset.template != null ? {template: preset.template} : {}}

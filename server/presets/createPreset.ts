@@ -16,7 +16,7 @@ export type PresetRequest = {
 };
 
 /** Whether a Modelfile's `FROM` names a file rather than a model: a path, or a `.gguf` file's name. */
-function isPath(from: string): boolean {
+export function isPath(from: string): boolean {
     return /^(\/|\.{1,2}[\\/]|~|[A-Za-z]:[\\/])/.test(from) || /\.gguf$/i.test(from);
 }
 

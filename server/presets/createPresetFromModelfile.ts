@@ -2,7 +2,7 @@ import {readFile} from "node:fs/promises";
 import path from "node:path";
 import type {Library, Preset} from "../../models/index.js";
 import {ConfigError} from "../config.js";
-import {createPreset} from "./createPreset.js";
+import {createPreset, isPath} from "./createPreset.js";
 import {parseModelfile} from "./parseModelfile.js";
 
 /**
@@ -19,7 +19,7 @@ export async function createPresetFromModelfile(library: Library, name: string, 
     }
     const draft = parseModelfile(text);
     let from = draft.from;
-    if (/^(\/|\.{1,2}[\\/]|[A-Za-z]:[\\/])/.test(from) || /\.gguf$/i.test(from)) {
+    if (isPath(from)) {
         const absolute = path.resolve(path.dirname(path.resolve(file)), from);
         const owner = library.list().find((model) => library.filePaths(model).includes(absolute));
         from = owner?.name ?? (absolute.startsWith(library.home + path.sep) ? absolute : (await library.import(absolute)).name);
