@@ -217,6 +217,9 @@ describe("presets on the OpenAI and Anthropic APIs", () => {
         assert.equal(message.usage.output_tokens, 4);
         // Anthropic counts the prompt's cached part apart.
         assert.equal(message.usage.input_tokens + (message.usage.cache_read_input_tokens ?? 0), direct.usage?.prompt_tokens);
+        const counted = await fetch(`${server.url}/v1/messages/count_tokens`, {method: "POST", headers: {"content-type": "application/json"},
+            body: JSON.stringify({model: "oa-preset", messages: [{role: "user", content: "Once upon a time"}]})});
+        assert.equal((await counted.json() as {input_tokens: number}).input_tokens, direct.usage?.prompt_tokens, "count_tokens counts the preset's system prompt");
     });
 });
 
