@@ -47,6 +47,7 @@ describe("presets through the ollama client", () => {
         assert.equal(listed.details.parent_model, chatml);
         const openaiModels = await server.client.models.list();
         assert.ok(openaiModels.data.some((model) => model.id === "teller"), "listed by /v1/models");
+        assert.equal((await server.client.models.retrieve("teller")).id, "teller");
 
         // num_predict from the preset limits the reply; the system prompt adds its tokens to the prompt.
         const viaPreset = await client().chat({model: "teller", messages: [story]});
