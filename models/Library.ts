@@ -15,6 +15,7 @@ import {readRemoteModelShape} from "./readModelShape.js";
 import {ProgressMeter} from "./ProgressMeter.js";
 import {Registry} from "./Registry.js";
 import type {LibraryFile, LibraryModel} from "./Registry.js";
+import type {Presets} from "./Presets.js";
 
 export type PullProgress =
     | {status: "resolving", name: string}
@@ -87,6 +88,11 @@ export class Library {
 
     list(): LibraryModel[] {
         return this.#registry.list();
+    }
+
+    /** Models with their settings under a name; see `Preset`. */
+    get presets(): Presets {
+        return this.#registry.presets;
     }
 
     /**

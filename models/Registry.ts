@@ -1,6 +1,7 @@
 import type Database from "better-sqlite3";
 import type {ModelShape} from "./modelShape.js";
 import {openDatabase} from "./openDatabase.js";
+import {PRESETS_MIGRATION, Presets} from "./Presets.js";
 import type {GgufSummary} from "./readGgufSummary.js";
 
 /** A file of a library model, with its path relative to the data folder. */
@@ -66,7 +67,9 @@ const MIGRATIONS = [
     `CREATE TABLE refused_projectors (
         sha256 TEXT PRIMARY KEY,
         reason TEXT NOT NULL
-    ) STRICT`
+    ) STRICT`,
+    // Models with their settings under a name (Modelfiles).
+    PRESETS_MIGRATION
 ];
 
 /** The library's rows, in SQLite (WAL, so a CLI and a running server can share it). */
@@ -74,10 +77,12 @@ export class Registry {
     readonly #db: Database.Database;
     /** Prepared once: every request that names a model looks it up here (preparing costs more than the lookup). */
     readonly #byName: Database.Statement;
+    readonly presets: Presets;
 
     constructor(path: string) {
         this.#db = openDatabase(path, MIGRATIONS, "The library");
         this.#byName = this.#db.prepare("SELECT * FROM models WHERE name = ? COLLATE NOCASE");
+        this.presets = new Presets(this.#db);
     }
 
     list(): LibraryModel[] {

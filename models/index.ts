@@ -13,3 +13,4 @@ export {modelShapeOf} from "./modelShape.js";
 export type {ModelShape} from "./modelShape.js";
 export {readModelShape} from "./readModelShape.js";
 export {sha256Of} from "./sha256Of.js";
+export type {Preset, PresetMessage, PresetParameters, Presets} from "./Presets.js";

@@ -34,6 +34,8 @@ import type {ResponseStore} from "./openai/ResponseStore.js";
 import {ollamaChatRoutes} from "./ollama/chat.js";
 import {engineRoutes} from "./ollama/engineRoutes.js";
 import {ollamaLibraryRoutes} from "./ollama/library.js";
+import {presetRoutes} from "./ollama/presetRoutes.js";
+import {resolvePreset} from "./presets/resolvePreset.js";
 import {QUIET} from "./routeConfig.js";
 import {forwardToUpstreams, upstreamRoutes} from "./upstreams/index.js";
 import type {UpstreamPool} from "./upstreams/index.js";
@@ -123,7 +125,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     // Every route that generates shares one pipeline: its runs end early at the request timeout or on shutdown.
     // Routes that translate their API serve the upstreams' models too, asked for as OpenAI chat completions.
     const generation: GenerationContext = {engine, shutdown, requestTimeoutMs, upstreams: {pool: upstreams, isLocal}, contextWarnings: new ContextWarnings(),
-        images: new ImageReader({allowRemote: allowRemoteImages})};
+        images: new ImageReader({allowRemote: allowRemoteImages}), presets: (name) => resolvePreset(library, name)};
     const options = {engine, library, generation};
     await app.register(modelsRoutes, {...options, upstreams, router});
     await app.register(chatCompletionsRoutes, options);
@@ -132,6 +134,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     await app.register(completionsRoutes, options);
     await app.register(embeddingsRoutes, options);
     await app.register(ollamaLibraryRoutes, options);
+    await app.register(presetRoutes, options);
     await app.register(ollamaChatRoutes, options);
     await app.register(engineRoutes, options);
     await app.register(conversationRoutes, {generation, conversations});

@@ -161,6 +161,7 @@ async function main(argv: string[]): Promise<void> {
         case "rm":
         case "show":
         case "import":
+        case "create":
             return runLibraryCommand(command, rest);
         case "keys":
             return runKeysCommand(rest);

@@ -5,6 +5,9 @@ import {ConfigError, hubConfig, resolveHome} from "./config.js";
 import {defaultQuantization} from "../models/quantization.js";
 import {runChat} from "./chatCli.js";
 import {modelDetails} from "./ollama/library.js";
+import {createPresetFromModelfile} from "./presets/createPresetFromModelfile.js";
+import {modelfileText} from "./presets/modelfileText.js";
+import {resolvePreset} from "./presets/resolvePreset.js";
 
 /** `hearth pull | ls | rm | show | import`: the library from a terminal, without a server. */
 
@@ -17,6 +20,8 @@ export const LIBRARY_USAGE = `Library commands (all take --home DIR; HEARTH_HOME
   show NAME           what a model's GGUF header says
   rm NAME             delete a model and its files
   import FILE [NAME]  add a local .gguf file to the library (for a split model, its first part)
+  create NAME [-f FILE]  make a preset from a Modelfile (default ./Modelfile): FROM a model, preset or
+                      .gguf file, SYSTEM, PARAMETER, MESSAGE, TEMPLATE; served under NAME by every API
   run NAME [PROMPT]   chat with a model in the terminal: one answer to PROMPT, or a conversation
                       read line by line until an empty line; --image FILE (repeatable) shows a model
                       that can see an image (PNG, JPEG, WebP, GIF, BMP) with the first message`;
@@ -34,7 +39,7 @@ async function withLibrary<T>(home: string | undefined, use: (library: Library) 
 function parse(argv: readonly string[], positionals: number) {
     let parsed;
     try {
-        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}, threads: {type: "string"}, image: {type: "string", multiple: true}}, allowPositionals: true, strict: true});
+        parsed = parseArgs({args: [...argv], options: {home: {type: "string"}, threads: {type: "string"}, image: {type: "string", multiple: true}, file: {type: "string", short: "f"}}, allowPositionals: true, strict: true});
     } catch (error) {
         throw new ConfigError((error as Error).message);
     }
@@ -43,7 +48,7 @@ function parse(argv: readonly string[], positionals: number) {
     const threads = parsed.values.threads != null ? Number(parsed.values.threads) : undefined;
     if (threads != null && !(Number.isInteger(threads) && threads > 0))
         throw new ConfigError(`--threads must be a whole number above 0, got "${parsed.values.threads}"`);
-    return {home: parsed.values.home, threads, images: parsed.values.image ?? [], args: parsed.positionals};
+    return {home: parsed.values.home, threads, images: parsed.values.image ?? [], file: parsed.values.file, args: parsed.positionals};
 }
 
 export function table(rows: string[][]): string {
@@ -90,7 +95,7 @@ export function progressPrinter(stream: NodeJS.WriteStream): (progress: PullProg
 }
 
 /** The library commands, each with its number of required arguments. */
-const COMMANDS: Record<string, {required: number, run(library: Library, args: string[]): Promise<void> | void}> = {
+const COMMANDS: Record<string, {required: number, run(library: Library, args: string[], file: string | undefined): Promise<void> | void}> = {
     search: {required: 1, run: async (library, args) => {
         const models = await library.hub.search(args.join(" "));
         if (models.length === 0) {
@@ -117,16 +122,22 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
     }},
     ls: {required: 0, run: (library) => {
         const models = library.list();
-        if (models.length === 0) {
+        const presets = library.presets.list();
+        if (models.length === 0 && presets.length === 0) {
             console.log("The library is empty. Pull a model with: hearth pull hf.co/{owner}/{repo}:{QUANT}");
             return;
         }
         console.log(table([["NAME", "SIZE", "PARAMS", "QUANT", "ARCH", "ADDED"], ...models.map((model) => {
             const details = modelDetails(model);
             return [model.name, formatBytes(model.sizeBytes), details.parameter_size, details.quantization_level, details.family, model.createdAt.slice(0, 10)];
-        })]));
+        }), ...presets.map((preset) => [preset.name, `preset of ${preset.base}`, "", "", "", preset.createdAt.slice(0, 10)])]));
     }},
     show: {required: 1, run: (library, args) => {
+        const preset = resolvePreset(library, args[0]!);
+        if (preset != null) {
+            process.stdout.write(modelfileText(preset, library.presets.get(args[0]!)!.base));
+            return;
+        }
         const model = library.get(args[0]!);
         console.log(table([
             ["name", model.name],
@@ -145,10 +156,19 @@ const COMMANDS: Record<string, {required: number, run(library: Library, args: st
         ]));
     }},
     rm: {required: 1, run: async (library, args) => {
+        // A preset goes alone; its base model stays.
+        if (library.presets.remove(args[0]!)) {
+            console.log(`deleted the preset ${args[0]}`);
+            return;
+        }
         console.log(`deleted ${(await library.remove(args[0]!)).name}`);
     }},
     import: {required: 1, run: async (library, args) => {
         console.log(`imported ${args[0]} as ${(await library.import(args[0]!, args[1])).name}`);
+    }},
+    create: {required: 1, run: async (library, args, file) => {
+        const preset = await createPresetFromModelfile(library, args[0]!, file ?? "Modelfile");
+        console.log(`created the preset ${preset.name} (from ${preset.base})`);
     }}
 };
 
@@ -161,8 +181,10 @@ export async function runLibraryCommand(command: string, argv: readonly string[]
     const spec = COMMANDS[command === "list" ? "ls" : command];
     if (spec == null)
         throw new ConfigError(`unknown command "${command}"`);
-    const {home, images, args} = parse(argv, spec.required);
+    const {home, images, file, args} = parse(argv, spec.required);
     if (images.length > 0)
         throw new ConfigError(`--image is for run; ${command} takes no images`);
-    await withLibrary(home, (library) => spec.run(library, args));
+    if (file != null && command !== "create")
+        throw new ConfigError(`-f is for create; ${command} takes no file`);
+    await withLibrary(home, (library) => spec.run(library, args, file));
 }

@@ -19,6 +19,7 @@ import type {LingerLimits} from "./limitRequestBodies.js";
 import {resolveModelNames} from "./resolveModelNames.js";
 import {checkDraftModels} from "./checkDraftModels.js";
 import {resolveProjectors} from "./resolveProjectors.js";
+import {resolvePreset} from "./presets/resolvePreset.js";
 import {modelCapabilities} from "./modelCapabilities.js";
 
 export type RunningServer = {
@@ -42,16 +43,24 @@ export type RunningServer = {
 };
 
 /** The library as the engine sees it: names to verified file paths. */
-export function libraryCatalog(library: Library): ModelCatalog {
+export function libraryCatalog(library: Library, pinned: readonly ModelToLoad[] = []): ModelCatalog {
+    const model = (name: string): ModelToLoad | undefined => {
+        const found = library.find(name);
+        if (found == null)
+            return undefined;
+        const projectorPath = library.projectorPath(found);
+        return {path: library.filePaths(found)[0]!, names: [found.name], ...projectorPath != null ? {projectorPath} : {}};
+    };
     return {
+        // A preset loads its model: a library model's file, or a --model file (which the engine finds pinned by its path).
         find: (name) => {
-            const model = library.find(name);
-            if (model == null)
-                return undefined;
-            const projectorPath = library.projectorPath(model);
-            return {path: library.filePaths(model)[0]!, names: [model.name], ...projectorPath != null ? {projectorPath} : {}};
+            const direct = model(name);
+            if (direct != null)
+                return direct;
+            const base = resolvePreset(library, name)?.model;
+            return base != null ? model(base) ?? pinned.find((spec) => spec.names.includes(base)) : undefined;
         },
-        names: () => library.list().map((model) => model.name)
+        names: () => [...library.list().map((entry) => entry.name), ...library.presets.list().map((preset) => preset.name)]
     };
 }
 
@@ -121,7 +130,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         chatTemplate: config.chatTemplate,
         keepAliveMs: config.keepAliveMs,
         maxLoadedModels: config.maxLoadedModels,
-        catalog: libraryCatalog(library),
+        catalog: libraryCatalog(library, models),
         log: (level, message) => app.log[level](message),
         onGenerationDone: (report) => metrics.generationDone(report)
     }, models);

@@ -99,6 +99,10 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
             {method: "POST", path: "/api/show", valid: {model: MODEL}},
             {method: "DELETE", path: "/api/delete", valid: {model: "nothing-here"}},
             {method: "POST", path: "/api/pull", valid: {model: absent, stream: false}},
+            {method: "POST", path: "/api/create", valid: {model: "fuzz-preset", from: MODEL, system: "Be brief.", parameters: {temperature: 0, num_predict: 3, stop: ["x"]},
+                messages: [{role: "user", content: "Hi"}, {role: "assistant", content: "Hello"}], stream: false}},
+            {method: "POST", path: "/api/create", valid: {name: "fuzz-modelfile", modelfile: `FROM ${MODEL}\nSYSTEM """Be\nbrief."""\nPARAMETER top_k 4\nMESSAGE user Hi`, stream: false}},
+            {method: "POST", path: "/api/copy", valid: {source: MODEL, destination: "fuzz-copy"}},
             {method: "POST", path: "/api/load", valid: {model: "nothing-here"}},
             {method: "POST", path: "/api/unload", valid: {model: "nothing-here"}},
             {method: "POST", path: "/api/conversations", valid: {title: "t"}},
@@ -198,6 +202,16 @@ describe("a fuzzer over every JSON route", {timeout: 15 * 60_000}, () => {
         assert.doesNotMatch(showPasswd.reply, /root:/);
         const pullOutside = await send("POST", "/api/pull", JSON.stringify({model: "hf.co/../../../tmp/x:Q4_0", stream: false}));
         assert.equal(pullOutside.status, 400);
+        const modelfiles = fc.oneof(segment, fc.constantFrom("/etc/passwd", "../../../../etc/passwd", "~/.ssh/id_rsa", "./../x.gguf", "/proc/self/environ"));
+        await fc.assert(fc.asyncProperty(modelfiles, async (from) => {
+            const {status, reply} = await send("POST", "/api/create", JSON.stringify({model: "fuzz-from", modelfile: `FROM ${from}`, stream: false}));
+            if (status >= 500 || (status >= 400 && !explained("/api/create", reply)) || /root:|PRIVATE KEY/.test(reply))
+                failures.push({route: "POST /api/create", body: from, status, reply: reply.slice(0, 300)});
+            return true;
+        }), {numRuns: RUNS * 4});
+        const createOutside = await send("POST", "/api/create", JSON.stringify({model: "fuzz-from", modelfile: "FROM /etc/passwd", stream: false}));
+        assert.equal(createOutside.status, 400);
+        assert.match(createOutside.reply, /only inside Hearth's data folder/);
         assert.deepEqual(failures.slice(0, 5), []);
     });
 

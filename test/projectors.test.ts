@@ -188,7 +188,7 @@ describe("projectors in the library", () => {
         // The registry as the schema before projectors left it, and the library without the projector's file.
         const db = new Database(path.join(home, "library.db"));
         db.exec("ALTER TABLE models DROP COLUMN projector_path; ALTER TABLE models DROP COLUMN projector_size_bytes; ALTER TABLE models DROP COLUMN projector_sha256; " +
-            "DROP TABLE refused_projectors");
+            "DROP TABLE refused_projectors; DROP TABLE presets");
         db.pragma("user_version = 2");
         db.close();
         await rm(projectorPath);

@@ -1,6 +1,7 @@
 import type {FastifyInstance} from "fastify";
 import type {Engine} from "../../native/Engine.js";
 import {acquireModel} from "../acquireModel.js";
+import {withPreset} from "../presets/applyPreset.js";
 import {answer, collectRun, requireProjector} from "../generation/index.js";
 import type {GenerationContext} from "../generation/index.js";
 import {clientAbortSignal} from "../sse.js";
@@ -77,7 +78,10 @@ export async function anthropicMessagesRoutes(app: FastifyInstance, {engine, gen
         }
         if (images.size > 0)
             requireProjector(engine, body.model, "messages");
-        const model = await acquireModel(engine, reply, body.model);
+        // The engine loads a preset's model by the preset's name; the preset's turns count as they will be sent.
+        const preset = generation.presets?.(body.model);
+        const loaded = await acquireModel(engine, reply, body.model);
+        const model = preset != null ? withPreset(loaded, preset) : loaded;
         const count = tokenCounter(model, body.system, options, images);
         const edited = await applyContextEdits(body.messages, body.context_management, count);
         // As Anthropic answers: the edited prompt's length, and with context management the length before the edits.

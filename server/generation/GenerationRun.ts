@@ -6,6 +6,8 @@ import type {Generation, GenerationReport, LoadedModel, Prompt} from "../../nati
 import type {GenerationEvent} from "../../native/types.js";
 import type {ImageReader} from "../images/index.js";
 import {recordGeneration} from "../observability/requestContext.js";
+import {presetOptions, withPreset} from "../presets/applyPreset.js";
+import type {ResolvedPreset} from "../presets/resolvePreset.js";
 import type {UpstreamsHere} from "../upstreams/upstreamServing.js";
 import type {Run} from "./answer.js";
 import type {ContextWarnings} from "./ContextWarnings.js";
@@ -48,7 +50,9 @@ export type GenerationContext = {
     /** Where a prompt that did not fit its slot is told of, once per model. */
     contextWarnings?: ContextWarnings,
     /** Reads the images requests send (base64, data URIs, and remote URLs where the server allows them). */
-    images: ImageReader
+    images: ImageReader,
+    /** The preset a model name stands for, resolved to its model; undefined for a name that is no preset. */
+    presets?: (name: string) => ResolvedPreset | undefined
 };
 
 /**
@@ -104,13 +108,17 @@ export class GenerationRun implements Run {
     }
 
     async #start(request: RunRequest): Promise<void> {
+        // A preset runs on its model, with its prompt and its settings as defaults; the routes know nothing of it.
+        const preset = this.#context.presets?.(request.model);
+        const name = preset?.model ?? request.model;
         if (request.imagesParam != null)
-            requireProjector(this.#context.engine, request.model, request.imagesParam);
-        this.#lease = await this.#context.engine.acquire(request.model, {keepAliveMs: request.keepAliveMs});
+            requireProjector(this.#context.engine, name, request.imagesParam);
+        this.#lease = await this.#context.engine.acquire(name, {keepAliveMs: request.keepAliveMs});
         this.loadMs = performance.now() - this.startedMs;
         this.#throwIfReleased();
         const model = this.#lease.model;
-        const inputs = await request.inputs(model);
+        const asked = await request.inputs(preset != null ? withPreset(model, preset) : model);
+        const inputs = preset != null ? asked.map((input) => ({...input, options: presetOptions(preset, input.options)})) : asked;
         this.#throwIfReleased();
         const record = this.#reply.request.record;
         // Each generation's tokens count in the request's log line and audit entry.

@@ -20,6 +20,9 @@ import {useOllamaConventions} from "./ollamaConventions.js";
 import {modelCapabilities} from "../modelCapabilities.js";
 import type {Capability} from "../modelCapabilities.js";
 import {QUIET} from "../routeConfig.js";
+import {modelfileText} from "../presets/modelfileText.js";
+import {parametersText} from "../presets/presetParameters.js";
+import {resolvePreset} from "../presets/resolvePreset.js";
 
 /** Ollama's model-management API over the library, and the Hub lookups the UI uses. */
 
@@ -126,11 +129,50 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
 
     app.get("/api/tags", QUIET, async () => {
         const local = await Promise.all(library.list().map(async (model) => tagEntry(model, await modelCapabilities(engine, model.name))));
-        return {models: [...local, ...upstreamModels().map(upstreamTagEntry)]};
+        return {models: [...local, ...await presetTagEntries(), ...upstreamModels().map(upstreamTagEntry)]};
     });
+
+    /** Presets listed as Ollama lists a model made with a Modelfile: its base's size and details, `parent_model` its base. */
+    async function presetTagEntries() {
+        const entries = [];
+        for (const preset of library.presets.list()) {
+            const resolved = resolvePreset(library, preset.name);
+            const model = resolved != null ? library.find(resolved.model) : undefined;
+            const path = resolved != null ? engine.pathOf(resolved.model) : undefined;
+            const gguf = model?.gguf ?? (path != null ? await pinnedHeader(path) : undefined);
+            entries.push({
+                name: preset.name, model: preset.name, modified_at: preset.createdAt, size: model?.sizeBytes ?? 0, digest: "",
+                details: {...gguf != null ? modelDetails({gguf, quantization: model?.quantization}) : UNKNOWN_DETAILS, parent_model: preset.base},
+                context_length: gguf?.contextLength ?? null, capabilities: await modelCapabilities(engine, preset.name)
+            });
+        }
+        return entries;
+    }
+
+    /** `/api/show` for a preset: its Modelfile, parameters and system prompt, and its model's details. */
+    async function showPreset(name: string) {
+        const resolved = resolvePreset(library, name)!;
+        const preset = library.presets.get(name)!;
+        const model = library.find(resolved.model);
+        const path = engine.pathOf(resolved.model);
+        const gguf = model?.gguf ?? (path != null ? await pinnedHeader(path) : undefined);
+        return {
+            modelfile: modelfileText(resolved, preset.base),
+            parameters: parametersText(resolved.parameters),
+            ...resolved.system != null ? {system: resolved.system} : {},
+            template: resolved.template ?? gguf?.chatTemplate ?? "",
+            details: {...gguf != null ? modelDetails({gguf, quantization: model?.quantization}) : UNKNOWN_DETAILS, parent_model: preset.base},
+            model_info: gguf?.modelInfo ?? {},
+            messages: resolved.messages,
+            capabilities: await modelCapabilities(engine, name),
+            modified_at: preset.createdAt
+        };
+    }
 
     app.post<{Body: ModelRequest}>("/api/show", {schema: {body: ModelRequest}}, async (request) => {
         const name = modelOf(request.body);
+        if (library.presets.get(name) != null)
+            return showPreset(name);
         const upstream = upstreamServing(generation.upstreams, name)?.models().find((model) => model.id === name);
         if (upstream != null)
             return showUpstream(upstream);
@@ -185,6 +227,9 @@ export async function ollamaLibraryRoutes(app: FastifyInstance, {engine, library
     }
 
     app.delete<{Body: ModelRequest}>("/api/delete", {schema: {body: ModelRequest}}, async (request) => {
+        // A preset goes alone: its base model stays, loaded or not.
+        if (library.presets.remove(modelOf(request.body)))
+            return {};
         const model = library.get(modelOf(request.body));
         await engine.unload(model.name);
         await library.remove(model.name);
