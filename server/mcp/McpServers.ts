@@ -21,6 +21,8 @@ class Connection {
     private client: Client | undefined;
     private transport: StdioClientTransport | undefined;
     private closing = false;
+    /** Every client made, connected or not: a failed SSE client would otherwise keep retrying, and a close during a start must reach it. */
+    private readonly made: Client[] = [];
     readonly started: Promise<void>;
 
     constructor(readonly name: string, readonly config: McpServerConfig) {
@@ -46,14 +48,17 @@ class Connection {
             this.tools = tools;
             this.state = "ready";
         } catch (error) {
-            if (!this.closing)
+            if (!this.closing) {
                 this.fail(`It did not start: ${(error as Error).message}`);
+                // A stdio server that started but did not answer is not left running.
+                await Promise.all(this.made.map((client) => client.close().catch(() => undefined)));
+            }
         }
     }
 
     private async connect(): Promise<Client> {
         const config = this.config;
-        const client = new Client({name: "hearth", version: "1"});
+        const client = this.newClient();
         // A server that exits or drops the connection by itself is shown as failed; its tools are no longer offered.
         client.onclose = () => {
             if (!this.closing && this.state !== "failed")
@@ -72,15 +77,25 @@ class Connection {
             return client;
         } catch (error) {
             // Servers written before Streamable HTTP speak the older HTTP+SSE transport at the same URL.
-            const fallback = new Client({name: "hearth", version: "1"});
+            await client.close().catch(() => undefined);
+            if (this.closing)
+                throw error;
+            const fallback = this.newClient();
             fallback.onclose = client.onclose;
             try {
                 await fallback.connect(new SSEClientTransport(url, {requestInit}), {timeout: CONNECT_TIMEOUT_MS});
             } catch {
+                await fallback.close().catch(() => undefined);
                 throw error;
             }
             return fallback;
         }
+    }
+
+    private newClient(): Client {
+        const client = new Client({name: "hearth", version: "1"});
+        this.made.push(client);
+        return client;
     }
 
     private fail(message: string): void {
@@ -116,7 +131,7 @@ class Connection {
         this.state = "stopped";
         this.tools = [];
         // The SDK's close ends the child's stdin, then sends SIGTERM and SIGKILL to one that stays.
-        await this.client?.close().catch(() => undefined);
+        await Promise.all(this.made.map((client) => client.close().catch(() => undefined)));
         await this.transport?.close().catch(() => undefined);
     }
 }
