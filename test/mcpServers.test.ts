@@ -136,6 +136,7 @@ describe("MCP servers in mcp.json", () => {
         for (const [method, url] of [["PUT", "/api/mcp/servers/evil"], ["DELETE", "/api/mcp/servers/weather"], ["POST", "/api/mcp/import"]] as const) {
             const remote = await server.app.inject({method, url, remoteAddress: "192.168.1.20", headers, payload: {mcpServers: {}, command: "touch"}});
             assert.equal(remote.statusCode, 403, url);
+            assert.match((remote.json() as {error: string}).error, /MCP servers can be changed only on the machine Hearth runs on/);
         }
         assert.ok(!(await listed()).some((entry) => entry.name === "evil"));
     });
