@@ -44,6 +44,8 @@ import type {Router} from "./routing/index.js";
 import {ContextWarnings} from "./generation/index.js";
 import type {GenerationContext} from "./generation/index.js";
 import {ImageReader} from "./images/index.js";
+import {mcpRoutes} from "./mcp/mcpRoutes.js";
+import type {McpServers} from "./mcp/McpServers.js";
 
 export type AppOptions = {
     engine: Engine,
@@ -60,6 +62,8 @@ export type AppOptions = {
     upstreams: UpstreamPool,
     /** Route names: weighted choices among models, and shadows. */
     router: Router,
+    /** The MCP servers of `mcp.json`. */
+    mcpServers: McpServers,
     /** Set to draining when the server starts to shut down. */
     lifecycle: Lifecycle,
     /** Fires when the server starts to shut down: running generations end early but properly. */
@@ -84,7 +88,7 @@ export type AppOptions = {
 };
 
 /** The HTTP API: routes translate requests for the engine and its results back; nothing more. */
-export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown, requestTimeoutMs = 0,
+export async function buildApp({engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, mcpServers, lifecycle, shutdown, requestTimeoutMs = 0,
     host, allowedHosts = [], allowedOrigins = [], rateLimitPerMinute = 0, logger = false, bodyLimitBytes = DEFAULT_MAX_BODY_BYTES, linger, allowRemoteImages = false}: AppOptions): Promise<FastifyInstance> {
     const app = Fastify({
         logger,
@@ -144,6 +148,7 @@ export async function buildApp({engine, library, conversations, responses, bench
     await app.register(accessRoutes, {store: access, host, startupOrigins: allowedOrigins});
     await app.register(upstreamRoutes, {pool: upstreams});
     await app.register(routeRoutes, {router});
+    await app.register(mcpRoutes, {servers: mcpServers});
     await app.register(rendererRoutes);
     return app;
 }

@@ -8,6 +8,7 @@ import type {ServeConfig} from "./config.js";
 import {BENCH_USAGE, runBenchCommand} from "./benchCli.js";
 import {HARDWARE_USAGE, runHardwareCommand} from "./hardwareCli.js";
 import {KEYS_USAGE, runKeysCommand} from "./access/keysCli.js";
+import {MCP_USAGE, runMcpCommand} from "./mcp/mcpCli.js";
 import {LIBRARY_USAGE, progressPrinter, runLibraryCommand} from "./libraryCli.js";
 import {resolveModelNames} from "./resolveModelNames.js";
 import {startServer} from "./startServer.js";
@@ -28,7 +29,9 @@ ${HARDWARE_USAGE}
 
 ${BENCH_USAGE}
 
-${KEYS_USAGE}`;
+${KEYS_USAGE}
+
+${MCP_USAGE}`;
 
 function version(): string {
     const packageJson = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {version: string};
@@ -165,6 +168,8 @@ async function main(argv: string[]): Promise<void> {
             return runLibraryCommand(command, rest);
         case "keys":
             return runKeysCommand(rest);
+        case "mcp":
+            return runMcpCommand(rest);
         case "system":
         case "estimate":
             return runHardwareCommand(command, rest);

@@ -23,7 +23,7 @@ declare module "fastify" {
          * (`upstreams/UpstreamRun`).
          */
         upstream?: "forward" | "translate",
-        /** Changes API keys or access settings: only a client on this machine may call it, never a LAN client with a key. */
+        /** Changes API keys, access settings or MCP servers: only a client on this machine may call it, never a LAN client with a key. */
         localOnly?: boolean,
         /**
          * The error shape of the route's API, for refusals sent before its plugin's error handler could (a missing

@@ -21,6 +21,7 @@ import {checkDraftModels} from "./checkDraftModels.js";
 import {resolveProjectors} from "./resolveProjectors.js";
 import {resolvePreset} from "./presets/resolvePreset.js";
 import {modelCapabilities} from "./modelCapabilities.js";
+import {McpServers} from "./mcp/McpServers.js";
 
 export type RunningServer = {
     app: FastifyInstance,
@@ -29,6 +30,8 @@ export type RunningServer = {
     conversations: ConversationStore,
     downloads: DownloadManager,
     access: AccessStore,
+    /** The MCP servers of `mcp.json`: what tools in a chat and the Responses `mcp` tool call. */
+    mcpServers: McpServers,
     /** The address listened on. */
     host: string,
     /** `http://host:port`, with the port actually bound. */
@@ -147,12 +150,13 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     });
     const routeStore = new RouteStore(library.home);
     const router = new Router({registry: metrics.registry, startup: config.routes, store: routeStore});
+    const mcpServers = new McpServers(library.home);
     const lifecycle = {draining: false};
     const shutdown = new AbortController();
     // Every generation request in flight listens for shutdown (and stops listening when it ends): no limit applies.
     setMaxListeners(0, shutdown.signal);
     const app = await buildApp({
-        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
+        engine, library, conversations, responses, benchmarks, downloads, access, metrics, audit, upstreams, router, mcpServers, lifecycle, shutdown: shutdown.signal, requestTimeoutMs: config.requestTimeoutMs, host,
         allowedHosts: config.allowedHosts, allowedOrigins: config.allowedOrigins, rateLimitPerMinute: config.rateLimitPerMinute,
         logger: options.logger, allowRemoteImages: config.allowRemoteImages, bodyLimitBytes: config.maxBodyBytes, linger: options.linger
     });
@@ -181,6 +185,8 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
     ready.catch(() => undefined);
     // Upstreams are read in the background: their models are served as soon as each one answers.
     void upstreams.start();
+    // MCP servers start in the background too: a broken one is shown as failed and never delays the rest.
+    mcpServers.refresh().catch((error: unknown) => app.log.warn(`MCP servers: ${(error as Error).message}`));
     let closing: Promise<void> | undefined;
     return {
         app,
@@ -189,6 +195,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
         conversations,
         downloads,
         access,
+        mcpServers,
         host,
         url,
         ready,
@@ -208,6 +215,7 @@ export async function startServer(config: ServeConfig, options: StartOptions = {
                 clearTimeout(lastResort);
                 shutdown.abort();
                 upstreams.dispose();
+                await mcpServers.dispose();
                 await engine.dispose();
                 conversations.close();
                 responses.close();

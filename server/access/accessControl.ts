@@ -78,7 +78,7 @@ export function accessControl(app: FastifyInstance, {store, host, allowedHosts, 
 
         const local = isLoopbackClient(request.socket.remoteAddress);
         if (routeConfigOf(request).localOnly === true && !local)
-            return refuse(request, reply, 403, "API keys and access settings can be changed only on the machine Hearth runs on.", "forbidden");
+            return refuse(request, reply, 403, "API keys, access settings and MCP servers can be changed only on the machine Hearth runs on.", "forbidden");
 
         if (needsKey(path) && (store.hasKeys() || (lan && !local))) {
             const key = presentedKey(request.headers as {authorization?: string, "x-api-key"?: string});
