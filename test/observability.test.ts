@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {mkdtempSync, rmSync} from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import {Writable} from "node:stream";
-import {setTimeout as sleep} from "node:timers/promises";
-import Database from "better-sqlite3";
-import {AuditLog} from "../server/observability/AuditLog.js";
 import {after, before, describe, test} from "node:test";
 import OpenAI from "openai";
 import {metricValue} from "./helpers/metrics.js";
@@ -115,44 +109,6 @@ describe("the audit log with --audit-prompts", () => {
         assert.equal(audit.prompts_kept, true);
         const entry = audit.entries.find((item) => item.path === "/v1/completions");
         assert.match(entry?.request_body ?? "", /a kept prompt/);
-    });
-});
-
-describe("the audit log's batched writes", () => {
-    const entry = {key_id: null, client: "127.0.0.1", method: "POST", path: "/v1/completions", model: "m", status: 200,
-        prompt_tokens: 3, completion_tokens: 2, duration_ms: 1, error_status: null, error: null};
-    const rowsIn = (home: string) => {
-        const db = new Database(path.join(home, "audit.db"), {readonly: true});
-        try {
-            return (db.prepare("SELECT request_id FROM audit ORDER BY id").all() as {request_id: string}[]).map((row) => row.request_id);
-        } finally {
-            db.close();
-        }
-    };
-
-    test("entries reach audit.db together shortly after they are recorded, and at once when the log is read or closed", async () => {
-        const home = mkdtempSync(path.join(os.tmpdir(), "hearth-audit-"));
-        try {
-            const log = new AuditLog(home);
-            log.record({...entry, request_id: "first"}, undefined);
-            log.record({...entry, request_id: "second"}, undefined);
-            // Written in one transaction a moment later, not one each as they come.
-            assert.deepEqual(rowsIn(home), []);
-            await sleep(400);
-            assert.deepEqual(rowsIn(home), ["first", "second"]);
-
-            log.record({...entry, request_id: "read"}, undefined);
-            assert.deepEqual(log.list().map((item) => item.request_id), ["read", "second", "first"]);
-            log.record({...entry, request_id: "closed"}, undefined);
-            log.close();
-            assert.deepEqual(rowsIn(home), ["first", "second", "read", "closed"]);
-            // A connection that closes after the log did (a server shutting down) is not written, and breaks nothing.
-            log.record({...entry, request_id: "late"}, undefined);
-            await sleep(300);
-            assert.deepEqual(rowsIn(home), ["first", "second", "read", "closed"]);
-        } finally {
-            rmSync(home, {recursive: true, force: true});
-        }
     });
 });
 

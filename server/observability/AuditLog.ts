@@ -63,29 +63,13 @@ export function auditedBody(body: unknown): string {
 }
 
 /**
- * How long an entry may wait to be written with the ones after it. One transaction per entry cost each request about
- * 35 us of CPU and 90 us of the event loop (the commit's write to the WAL); fifty in one cost each about 4 and 10.
- */
-const FLUSH_DELAY_MS = 200;
-/** Entries written at once at most, whatever the delay. */
-const FLUSH_ENTRIES = 256;
-
-type PendingEntry = Omit<AuditEntry, "id">;
-
-/**
  * Who called what: one row per API request in `audit.db` in the data folder — key id, client address,
  * route, model, token counts, status and time. Prompts are kept only when the operator asks for them.
- *
- * Entries are written in batches, one transaction each, at most {@link FLUSH_DELAY_MS} after they were recorded;
- * reading the log and closing it write what is pending first.
  */
 export class AuditLog {
     readonly keepsBodies: boolean;
     readonly #db: Database.Database;
     readonly #insert: Database.Statement;
-    readonly #insertAll: (entries: readonly PendingEntry[]) => void;
-    #pending: PendingEntry[] = [];
-    #flushTimer: NodeJS.Timeout | undefined;
     #insertsSincePrune = 0;
 
     constructor(home: string, {keepBodies = false}: {keepBodies?: boolean} = {}) {
@@ -93,36 +77,12 @@ export class AuditLog {
         this.#db = openDatabase(path.join(home, "audit.db"), MIGRATIONS, "The audit log");
         this.#insert = this.#db.prepare(`INSERT INTO audit (at, request_id, key_id, client, method, path, model, status, prompt_tokens, completion_tokens, duration_ms, request_body, error_status, error)
             VALUES (@at, @request_id, @key_id, @client, @method, @path, @model, @status, @prompt_tokens, @completion_tokens, @duration_ms, @request_body, @error_status, @error)`);
-        this.#insertAll = this.#db.transaction((entries: readonly PendingEntry[]) => {
-            for (const entry of entries)
-                this.#insert.run(entry);
-        });
     }
 
     record(entry: Omit<AuditEntry, "id" | "at" | "request_body">, body: unknown): void {
-        // A connection that closes while the server shuts down, after the log was closed, has nowhere to go.
-        if (!this.#db.open)
-            return;
         const request_body = this.keepsBodies && body !== undefined ? auditedBody(body) : null;
-        this.#pending.push({...entry, at: new Date().toISOString(), request_body});
-        if (this.#pending.length >= FLUSH_ENTRIES)
-            this.flush();
-        else
-            // The timer does not keep the process alive: closing the log writes what is pending.
-            this.#flushTimer ??= setTimeout(() => this.flush(), FLUSH_DELAY_MS).unref();
-    }
-
-    /** Writes the entries recorded since the last write, in one transaction. */
-    flush(): void {
-        clearTimeout(this.#flushTimer);
-        this.#flushTimer = undefined;
-        if (this.#pending.length === 0 || !this.#db.open)
-            return;
-        const entries = this.#pending;
-        this.#pending = [];
-        this.#insertAll(entries);
-        this.#insertsSincePrune += entries.length;
-        if (this.#insertsSincePrune >= 1000) {
+        this.#insert.run({...entry, at: new Date().toISOString(), request_body});
+        if (++this.#insertsSincePrune >= 1000) {
             this.#insertsSincePrune = 0;
             this.#db.prepare("DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?").run(KEPT_ENTRIES);
         }
@@ -130,12 +90,10 @@ export class AuditLog {
 
     /** The newest entries first, `limit` of them, older than `beforeId` when given. */
     list({limit = 100, beforeId}: {limit?: number, beforeId?: number} = {}): AuditEntry[] {
-        this.flush();
         return this.#db.prepare("SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?").all(beforeId ?? Number.MAX_SAFE_INTEGER, limit) as AuditEntry[];
     }
 
     close(): void {
-        this.flush();
         this.#db.close();
     }
 }
